@@ -1,0 +1,3 @@
+from flowrun._cli import console_main
+
+console_main()

@@ -1,0 +1,82 @@
+"""The ``flowrun`` command line: ``main(argv) -> exit code``.
+
+Each sub-command lives in its own module and registers itself through ``register(subparsers)``;
+this module only dispatches and turns flowrun errors into one-line messages and exit codes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from flowrun._cli._output import Console
+from flowrun._errors import FlowrunError, UsageError
+from flowrun._version import __version__
+
+# Sub-command modules, imported lazily so that `flowrun run` does not pay for `keystore` or `demo`.
+_COMMANDS: dict[str, tuple[str, str]] = {
+    "keystore": ("flowrun._cli._keystore", "inspect Java keystores, PKCS12 and PEM files offline"),
+}
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UsageError(f"{self.prog}: {message}", hint=f"see `{self.prog} --help`")
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="flowrun",
+        description="Run REST and SOAP integration steps through Connection & Credential aliases, "
+        "with mutual TLS from JKS, JCEKS, PKCS12 and PEM keystores.",
+        epilog="Exit codes: 0 success, 1 a step or assertion failed, 2 bad usage or definitions.",
+    )
+    parser.add_argument("--version", action="version", version=f"flowrun {__version__}")
+    parser.add_argument("--no-color", action="store_true", help="never colour the output")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    import importlib
+
+    for name, (module_name, summary) in _COMMANDS.items():
+        if command is not None and name != command:
+            subparsers.add_parser(name, help=summary)
+            continue
+        module = importlib.import_module(module_name)
+        module.register(subparsers, name, summary)
+    return parser
+
+
+def _first_command(argv: Sequence[str]) -> str | None:
+    for arg in argv:
+        if arg in _COMMANDS:
+            return arg
+        if not arg.startswith("-"):
+            return None
+    return None
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    console = Console.for_stream(sys.stdout, no_color="--no-color" in args_list)
+    err_console = Console.for_stream(sys.stderr, no_color="--no-color" in args_list)
+    try:
+        parser = build_parser(_first_command(args_list))
+        try:
+            args = parser.parse_args(args_list)
+        except SystemExit as exit_:  # --help and --version
+            return int(exit_.code or 0)
+        handler = getattr(args, "handler", None)
+        if handler is None:
+            parser.print_help()
+            return 2
+        return int(handler(args, console))
+    except FlowrunError as error:
+        err_console.print_error(error)
+        return error.exit_code
+    except KeyboardInterrupt:
+        err_console.print("interrupted")
+        return 130
+
+
+def console_main() -> None:
+    sys.exit(main())

@@ -1,0 +1,355 @@
+"""Every exception flowrun raises, in one tree.
+
+::
+
+    FlowrunError                          exit 2 unless noted
+    ├── UsageError                        bad command line
+    ├── DefinitionError                   a file the user wrote is wrong (file + JSON pointer + line)
+    │   ├── JsonSyntaxError
+    │   ├── SchemaError                   unknown field, wrong type, missing field, bad value
+    │   ├── DuplicateNameError
+    │   ├── UnknownReferenceError         with "did you mean"
+    │   └── SecretUnavailableError        {"env": ...} unset, {"file": ...} unreadable
+    ├── KeyMaterialError                  a keystore or trust store cert cannot be used
+    │   ├── KeystoreNotFoundError         missing file, a directory, unreadable
+    │   ├── KeystoreFormatError           empty, unknown format, type given does not match content
+    │   ├── KeystoreCorruptError          truncated or damaged content
+    │   ├── KeystorePasswordError         wrong store password
+    │   ├── KeyPasswordError              wrong key password
+    │   ├── KeyAliasError                 key_alias missing, or several keys and none chosen
+    │   ├── NoPrivateKeyError             only trusted certificates (the trustedCertEntry gotcha)
+    │   ├── KeyMismatchError              private key does not belong to the leaf certificate
+    │   ├── IncompleteChainError
+    │   ├── CertificateExpiredError
+    │   └── TrustCertError                a trust store cert file cannot be read
+    ├── DataPillError                     {{ expression }} invalid or names a missing value
+    └── StepFailure                       exit 1: a step ran and failed
+        ├── TransportError
+        │   ├── ConnectRefusedError
+        │   ├── RequestTimeoutError
+        │   ├── ConnectionLostError       reset / closed mid-exchange
+        │   ├── ProtocolError             the server broke HTTP
+        │   └── TlsError                  never retried
+        │       ├── ServerCertUntrustedError
+        │       ├── HostnameMismatchError
+        │       ├── ClientCertRejectedError
+        │       ├── ClientCertNotSentError
+        │       ├── ClientCertExpiredError
+        │       ├── ProtocolVersionError
+        │       └── PlainHttpPortError
+        ├── UnexpectedStatusError
+        ├── ResponseTooLargeError
+        ├── ResponseParseError
+        ├── UnsafeXmlError
+        ├── SoapFaultError
+        ├── CaptureError
+        └── AssertionFailedError
+
+Each class has a stable ``code`` (shown to users and written to reports), an exit code, and a
+default hint saying what to do. Messages never contain secrets: callers pass names of secrets
+(the env variable, the file), never their values.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, ClassVar, TypedDict
+
+
+class Location(TypedDict, total=False):
+    """Keyword arguments that place an error: ``raise SchemaError(msg, **origin.location())``."""
+
+    file: str | Path | None
+    pointer: str | None
+    line: int | None
+
+
+class FlowrunError(Exception):
+    """Base of every flowrun error. ``str(err)`` is one line: location, then message."""
+
+    code: ClassVar[str] = "error"
+    exit_code: ClassVar[int] = 2
+    default_hint: ClassVar[str] = ""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        hint: str | None = None,
+        file: str | Path | None = None,
+        pointer: str | None = None,
+        line: int | None = None,
+        step: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = self.default_hint if hint is None else hint
+        self.file = str(file) if file is not None else None
+        self.pointer = pointer
+        self.line = line
+        self.step = step
+
+    @property
+    def location(self) -> str:
+        parts: list[str] = []
+        if self.file is not None:
+            parts.append(f"{self.file}:{self.line}" if self.line is not None else self.file)
+        if self.pointer:
+            parts.append(f"at {self.pointer}")
+        if self.step is not None:
+            parts.append(f"step '{self.step}'")
+        return " ".join(parts)
+
+    def __str__(self) -> str:
+        where = self.location
+        return f"{where}: {self.message}" if where else self.message
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.code!r}, {str(self)!r})"
+
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"code": self.code, "message": str(self)}
+        if self.hint:
+            data["hint"] = self.hint
+        for key in ("file", "pointer", "line", "step"):
+            value = getattr(self, key)
+            if value is not None:
+                data[key] = value
+        return data
+
+
+class UsageError(FlowrunError):
+    code = "usage"
+
+
+# --- definitions -------------------------------------------------------------------------
+
+
+class DefinitionError(FlowrunError):
+    code = "definition"
+
+
+class JsonSyntaxError(DefinitionError):
+    code = "definition.json_syntax"
+    default_hint = "fix the JSON syntax at the line shown (a missing comma or quote is the usual cause)"
+
+
+class SchemaError(DefinitionError):
+    code = "definition.schema"
+    default_hint = "see `flowrun schema` for the fields each record accepts"
+
+
+class DuplicateNameError(DefinitionError):
+    code = "definition.duplicate_name"
+    default_hint = "names are unique per kind across the whole alias directory: rename one of them"
+
+
+class UnknownReferenceError(DefinitionError):
+    code = "definition.unknown_reference"
+
+
+class SecretUnavailableError(DefinitionError):
+    code = "definition.secret_unavailable"
+
+
+# --- key material -------------------------------------------------------------------------
+
+
+class KeyMaterialError(FlowrunError):
+    code = "keystore"
+
+
+class KeystoreNotFoundError(KeyMaterialError):
+    code = "keystore.not_found"
+    default_hint = "check the path; relative paths are resolved from the file that names them"
+
+
+class KeystoreFormatError(KeyMaterialError):
+    code = "keystore.format"
+    default_hint = "flowrun reads JKS, JCEKS, PKCS12 (.p12/.pfx) and PEM; check the file is one of them"
+
+
+class KeystoreCorruptError(KeyMaterialError):
+    code = "keystore.corrupt"
+    default_hint = "the file is truncated or damaged: copy it again in binary mode, or export it again"
+
+
+class KeystorePasswordError(KeyMaterialError):
+    code = "keystore.wrong_password"
+    default_hint = "check the store password (keytool -list -keystore FILE asks for the same one)"
+
+
+class KeyPasswordError(KeyMaterialError):
+    code = "keystore.wrong_key_password"
+    default_hint = "the key has its own password: set key_password (keytool's -keypass)"
+
+
+class KeyAliasError(KeyMaterialError):
+    code = "keystore.key_alias"
+
+
+class NoPrivateKeyError(KeyMaterialError):
+    code = "keystore.no_private_key"
+    default_hint = (
+        "the store holds only trusted certificates; import the signed certificate under the alias "
+        "of the key pair made by keytool -genkeypair, so that the entry is a PrivateKeyEntry"
+    )
+
+
+class KeyMismatchError(KeyMaterialError):
+    code = "keystore.key_mismatch"
+    default_hint = "import the certificate signed for this key's CSR under the key's alias"
+
+
+class IncompleteChainError(KeyMaterialError):
+    code = "keystore.incomplete_chain"
+    default_hint = (
+        "import root and intermediate with keytool -importcert -trustcacerts, "
+        "then the signed certificate under the key's alias"
+    )
+
+
+class CertificateExpiredError(KeyMaterialError):
+    code = "keystore.expired"
+    default_hint = "renew the certificate and import the new one under the key's alias"
+
+
+class TrustCertError(KeyMaterialError):
+    code = "trust_cert.unreadable"
+    default_hint = "a trust store cert is a PEM file (one or several certificates) or a DER file"
+
+
+# --- evaluation ---------------------------------------------------------------------------
+
+
+class DataPillError(FlowrunError):
+    code = "data_pill"
+    default_hint = "a data pill reads inputs.*, steps.<id>.* or env.* (declared in the flow)"
+
+
+# --- step failures ------------------------------------------------------------------------
+
+
+class StepFailure(FlowrunError):
+    code = "step"
+    exit_code = 1
+
+
+class TransportError(StepFailure):
+    code = "transport"
+
+
+class ConnectRefusedError(TransportError):
+    code = "transport.connect_refused"
+    default_hint = "nothing listens on that host and port: check host, port and the port rule of the alias"
+
+
+class RequestTimeoutError(TransportError):
+    code = "transport.timeout"
+    default_hint = "the partner did not answer in time: raise timeout_s or check the network path"
+
+
+class ConnectionLostError(TransportError):
+    code = "transport.connection_lost"
+    default_hint = "the partner closed the connection mid-exchange"
+
+
+class ProtocolError(TransportError):
+    code = "transport.protocol"
+    default_hint = "the partner's reply is not valid HTTP"
+
+
+class TlsError(TransportError):
+    code = "tls"
+
+
+class ServerCertUntrustedError(TlsError):
+    code = "tls.server_untrusted"
+    default_hint = "add the partner's root (or its certificate) as a trust_store_cert on the protocol profile"
+
+
+class HostnameMismatchError(TlsError):
+    code = "tls.hostname_mismatch"
+    default_hint = "connect with a host name that the partner's certificate lists in its subjectAltName"
+
+
+class ClientCertRejectedError(TlsError):
+    code = "tls.client_cert_rejected"
+    default_hint = (
+        "the partner does not trust our certificate: send them the chain (keystore inspect shows it) "
+        "and check the keystore holds root and intermediate"
+    )
+
+
+class ClientCertNotSentError(TlsError):
+    code = "tls.client_cert_not_sent"
+    default_hint = "the partner requires a client certificate: enable mutual_authentication with a protocol profile"
+
+
+class ClientCertExpiredError(TlsError):
+    code = "tls.client_cert_expired"
+    default_hint = "renew the client certificate and import it under the key's alias"
+
+
+class ProtocolVersionError(TlsError):
+    code = "tls.protocol_version"
+    default_hint = "the two sides share no TLS version: check tls_versions on the protocol profile"
+
+
+class PlainHttpPortError(TlsError):
+    code = "tls.plain_http_port"
+    default_hint = "the port speaks plain HTTP: use the partner's HTTPS port or an http:// URL"
+
+
+class UnexpectedStatusError(StepFailure):
+    code = "http.unexpected_status"
+    default_hint = "the status is not in expect_status"
+
+
+class ResponseTooLargeError(StepFailure):
+    code = "http.response_too_large"
+    default_hint = "raise max_response_bytes on the step, or stream the body with save_to"
+
+
+class ResponseParseError(StepFailure):
+    code = "http.response_parse"
+
+
+class UnsafeXmlError(StepFailure):
+    code = "xml.unsafe"
+    default_hint = "DTDs and entities are refused in WSDLs, schemas and responses"
+
+
+class SoapFaultError(StepFailure):
+    code = "soap.fault"
+
+    def __init__(self, message: str, *, faultcode: str | None = None, faultstring: str | None = None,
+                 detail: Any = None, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.faultcode = faultcode
+        self.faultstring = faultstring
+        self.detail = detail
+
+    def to_dict(self) -> dict[str, Any]:
+        data = super().to_dict()
+        data["fault"] = {"code": self.faultcode, "string": self.faultstring, "detail": self.detail}
+        return data
+
+
+class CaptureError(StepFailure):
+    code = "capture"
+
+
+class AssertionFailedError(StepFailure):
+    code = "assertion"
+
+    def __init__(self, message: str, *, expression: str | None = None, expected: Any = None,
+                 actual: Any = None, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.expression = expression
+        self.expected = expected
+        self.actual = actual
+
+
+__all__ = [name for name, value in list(globals().items())
+           if isinstance(value, type) and issubclass(value, FlowrunError)]

@@ -1,0 +1,184 @@
+"""Alias directory -> records. Each ``*.json`` file holds one record or a list of records."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from flowrun._errors import DefinitionError, DuplicateNameError, SchemaError
+from flowrun._load._json import JsonDocument, read_json_file
+from flowrun._load._schema import check, describe_type
+from flowrun._models._aliases import (
+    Alias,
+    Connection,
+    Credential,
+    Keystore,
+    ProtocolProfile,
+    RetryPolicy,
+    TrustStoreCert,
+)
+from flowrun._models._origin import Origin
+from flowrun._models._secret import SecretRef
+
+Record = Keystore | TrustStoreCert | ProtocolProfile | Credential | Alias
+KINDS: dict[str, type[Record]] = {
+    "keystore": Keystore,
+    "trust_store_cert": TrustStoreCert,
+    "protocol_profile": ProtocolProfile,
+    "credential": Credential,
+    "alias": Alias,
+}
+
+
+@attrs.frozen
+class AliasRecords:
+    """Every record of an alias directory, by kind and name."""
+
+    keystores: Mapping[str, Keystore]
+    trust_store_certs: Mapping[str, TrustStoreCert]
+    protocol_profiles: Mapping[str, ProtocolProfile]
+    credentials: Mapping[str, Credential]
+    aliases: Mapping[str, Alias]
+    files: tuple[Path, ...] = ()
+
+    def of_kind(self, kind: str) -> Mapping[str, Any]:
+        return {
+            "keystore": self.keystores, "trust_store_cert": self.trust_store_certs,
+            "protocol_profile": self.protocol_profiles, "credential": self.credentials, "alias": self.aliases,
+        }[kind]
+
+
+def alias_files(directory: Path) -> list[Path]:
+    if not directory.exists():
+        raise DefinitionError(f"alias directory {directory} does not exist",
+                              hint="pass --aliases DIR or set FLOWRUN_ALIASES")
+    if directory.is_file():
+        return [directory]
+    return sorted(p for p in directory.rglob("*.json") if p.is_file())
+
+
+def load_alias_records(paths: Iterable[Path]) -> AliasRecords:
+    by_kind: dict[str, dict[str, Record]] = {kind: {} for kind in KINDS}
+    files: list[Path] = []
+    for path in paths:
+        files.append(path)
+        for record in records_from_document(read_json_file(path)):
+            kind = _kind_of(record)
+            existing = by_kind[kind].get(record.name)
+            if existing is not None:
+                first = existing.origin
+                raise DuplicateNameError(
+                    f"{kind.replace('_', ' ')} '{record.name}' is defined twice "
+                    f"(first at {first.file}:{first.line})",
+                    **record.origin.location(),
+                )
+            by_kind[kind][record.name] = record
+    return AliasRecords(
+        keystores=by_kind["keystore"],  # type: ignore[arg-type]
+        trust_store_certs=by_kind["trust_store_cert"],  # type: ignore[arg-type]
+        protocol_profiles=by_kind["protocol_profile"],  # type: ignore[arg-type]
+        credentials=by_kind["credential"],  # type: ignore[arg-type]
+        aliases=by_kind["alias"],  # type: ignore[arg-type]
+        files=tuple(files),
+    )
+
+
+def _kind_of(record: Record) -> str:
+    for kind, cls in KINDS.items():
+        if isinstance(record, cls):
+            return kind
+    raise AssertionError(record)
+
+
+def records_from_document(document: JsonDocument) -> list[Record]:
+    data = document.data
+    if isinstance(data, dict):
+        items: list[tuple[str, Any]] = [("", data)]
+    elif isinstance(data, list):
+        items = [(f"/{i}", item) for i, item in enumerate(data)]
+    else:
+        raise SchemaError(f"expected a record or a list of records, found {describe_type(data)}",
+                          file=document.path, line=1)
+    records = []
+    for pointer, item in items:
+        check(item, document, schema_name="aliases", definition="record", pointer=pointer)
+        origin = Origin(document.path, pointer, document.line(pointer))
+        records.append(_build(item, origin, document))
+    return records
+
+
+def _build(item: dict[str, Any], origin: Origin, document: JsonDocument) -> Record:
+    base = origin.directory
+    fields = {k: v for k, v in item.items() if k != "kind"}
+    kind = item["kind"]
+
+    def secret(key: str) -> SecretRef | None:
+        raw = fields.get(key)
+        if raw is None:
+            return None
+        sub = origin.child(key)
+        sub = attrs.evolve(sub, line=document.line(sub.pointer))
+        if isinstance(raw, str):
+            return SecretRef(literal=raw, origin=sub)
+        if "env" in raw:
+            return SecretRef(env=raw["env"], origin=sub)
+        return SecretRef(file=_path(base, raw["file"]), origin=sub)
+
+    if kind == "keystore":
+        return Keystore(
+            name=fields["name"], file=_path(base, fields["file"]), type=fields.get("type"),
+            password=secret("password"), key_alias=fields.get("key_alias"),
+            key_password=secret("key_password"),
+            key_file=_path(base, fields["key_file"]) if "key_file" in fields else None, origin=origin,
+        )
+    if kind == "trust_store_cert":
+        return TrustStoreCert(
+            name=fields["name"], format=fields.get("format", "pem"),
+            file=_path(base, fields["file"]) if "file" in fields else None, pem=fields.get("pem"), origin=origin,
+        )
+    if kind == "protocol_profile":
+        return ProtocolProfile(
+            name=fields["name"], keystore=fields.get("keystore"), port=fields.get("port", 443),
+            trust_store_certs=tuple(fields.get("trust_store_certs", ())),
+            use_system_trust=fields.get("use_system_trust", True),
+            tls_versions=tuple(sorted(fields.get("tls_versions", ("1.2", "1.3")))),
+            insecure_skip_verify=fields.get("insecure_skip_verify", False), origin=origin,
+        )
+    if kind == "credential":
+        plain = {k: v for k, v in fields.items() if k not in ("password", "token", "key", "client_secret",
+                                                              "description")}
+        return Credential(
+            **plain, password=secret("password"), token=secret("token"), key=secret("key"),
+            client_secret=secret("client_secret"), origin=origin,
+        )
+    connections: dict[str, Connection] = {}
+    if "connection" in fields:
+        connections[Alias.SINGLE] = _connection(fields["connection"], origin.child("connection"), document)
+    for env, raw in fields.get("connections", {}).items():
+        connections[env] = _connection(raw, origin.child("connections", env), document)
+    retry = fields.get("retry_policy")
+    return Alias(
+        name=fields["name"], connections=connections, default_env=fields.get("default_env"),
+        retry_policy=retry_policy_from(retry) if retry is not None else RetryPolicy(),
+        description=fields.get("description", ""), origin=origin,
+    )
+
+
+def retry_policy_from(raw: Mapping[str, Any]) -> RetryPolicy:
+    values = dict(raw)
+    if "on_status" in values:
+        values["on_status"] = tuple(values["on_status"])
+    return RetryPolicy(**values)
+
+
+def _connection(raw: dict[str, Any], origin: Origin, document: JsonDocument) -> Connection:
+    origin = attrs.evolve(origin, line=document.line(origin.pointer))
+    return Connection(**raw, origin=origin)
+
+
+def _path(base: Path, value: str) -> Path:
+    path = Path(value).expanduser()
+    return path if path.is_absolute() else (base / path).resolve()

@@ -1,0 +1,157 @@
+"""JSON Schema validation with messages written for people.
+
+The schemas in ``schemas/`` are the single description of every file format: editors use them
+for completion and the loaders validate with them. jsonschema's own messages are generic; here
+each error becomes one sentence naming the field, with "did you mean" for typos.
+"""
+
+from __future__ import annotations
+
+import difflib
+import functools
+import json
+from importlib import resources
+from typing import TYPE_CHECKING, Any
+
+from flowrun._errors import SchemaError
+from flowrun._load._json import JsonDocument, escape_token
+
+if TYPE_CHECKING:
+    from jsonschema import Draft202012Validator
+    from jsonschema.exceptions import ValidationError
+
+SCHEMA_NAMES = ("aliases", "flow", "step")
+
+_JSON_TYPES = {
+    dict: "an object", list: "an array", str: "a string", bool: "a boolean",
+    int: "an integer", float: "a number", type(None): "null",
+}
+_TYPE_WORDS = {
+    "object": "an object", "array": "an array", "string": "a string", "boolean": "a boolean",
+    "integer": "an integer", "number": "a number", "null": "null",
+}
+_PATTERN_WORDS: dict[str, str] = {
+    "^[A-Za-z_][A-Za-z0-9_.-]*$": "a name of letters, digits, '_', '.' or '-' that starts with a letter or '_'",
+    "^[hH][tT][tT][pP][sS]?://": "a URL starting with https:// or http://",
+}
+
+
+def schema_text(name: str) -> str:
+    return resources.files("flowrun._load").joinpath(f"schemas/{name}.schema.json").read_text("utf-8")
+
+
+@functools.cache
+def schema(name: str) -> dict[str, Any]:
+    result: dict[str, Any] = json.loads(schema_text(name))
+    return result
+
+
+@functools.cache
+def _validator(name: str, definition: str | None) -> Draft202012Validator:
+    from jsonschema import Draft202012Validator
+
+    root = schema(name)
+    target = root if definition is None else {"$ref": f"#/$defs/{definition}", "$defs": root["$defs"]}
+    return Draft202012Validator(target)
+
+
+def did_you_mean(word: str, choices: Any) -> str:
+    close = difflib.get_close_matches(str(word), [str(c) for c in choices], n=1, cutoff=0.6)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+def describe_type(value: Any) -> str:
+    return _JSON_TYPES.get(type(value), type(value).__name__)
+
+
+def check(instance: Any, document: JsonDocument, *, schema_name: str, definition: str | None = None,
+          pointer: str = "") -> None:
+    """Raise a SchemaError for the first (most relevant) problem of ``instance``."""
+    errors = list(iter_schema_errors(instance, document, schema_name=schema_name, definition=definition,
+                                     pointer=pointer))
+    if errors:
+        raise errors[0]
+
+
+def iter_schema_errors(instance: Any, document: JsonDocument, *, schema_name: str,
+                       definition: str | None = None, pointer: str = "") -> list[SchemaError]:
+    from jsonschema.exceptions import relevance
+
+    raw = sorted(_validator(schema_name, definition).iter_errors(instance), key=relevance)
+    results: list[SchemaError] = []
+    seen: set[str] = set()
+    for error in raw:
+        converted = _convert(error, document, pointer)
+        key = f"{converted.pointer}|{converted.message}"
+        if key not in seen:
+            seen.add(key)
+            results.append(converted)
+    # Deeper (more specific) errors first: the user fixes the innermost field.
+    results.sort(key=lambda e: -(e.pointer or "").count("/"))
+    return results
+
+
+def _convert(error: ValidationError, document: JsonDocument, base: str) -> SchemaError:
+    # Descend into oneOf/anyOf alternatives only when exactly one alternative fits the data's type.
+    if error.validator in ("oneOf", "anyOf") and error.context:
+        deeper = [e for e in error.context if e.validator not in ("type", "required", "const", "oneOf")]
+        if len(deeper) == 1:
+            return _convert(deeper[0], document, base)
+    pointer = base + "".join(f"/{escape_token(p)}" for p in error.absolute_path)
+    field = f"'{error.absolute_path[-1]}'" if error.absolute_path else "the value"
+    instance: Any = error.instance
+    validator: Any = error.validator
+    value: Any = error.validator_value
+    node: dict[str, Any] = dict(error.schema) if isinstance(error.schema, dict) else {}
+    hint: str | None = None
+    if validator == "additionalProperties" and isinstance(instance, dict):
+        known = list(node.get("properties", {}))
+        extras = [k for k in instance if k not in known]
+        name = extras[0] if extras else "?"
+        pointer = f"{pointer}/{escape_token(name)}"
+        message = f"unknown field '{name}'{did_you_mean(name, known)}"
+        hint = "allowed fields here: " + ", ".join(known)
+    elif validator == "required" and isinstance(instance, dict):
+        missing = [k for k in value if k not in instance]
+        message = f"missing required field '{missing[0]}'" if missing else error.message
+    elif validator == "type":
+        wanted = value if isinstance(value, list) else [value]
+        words = " or ".join(_TYPE_WORDS.get(str(w), str(w)) for w in wanted)
+        message = f"{field} must be {words}, not {describe_type(instance)}"
+    elif validator == "enum":
+        choices = ", ".join(json.dumps(v) for v in value)
+        message = f"{field} must be one of {choices}; got {json.dumps(instance)}{did_you_mean(instance, value)}"
+    elif validator == "const":
+        message = f"{field} must be {json.dumps(value)}; got {json.dumps(instance)}"
+    elif validator == "pattern":
+        message = f"{field} must be {_PATTERN_WORDS.get(str(value), 'matching ' + str(value))}; got {json.dumps(instance)}"
+    elif validator == "oneOf" and isinstance(instance, dict) and _is_exclusive_choice(node):
+        options = [r for alt in node["oneOf"] for r in alt["required"]]
+        present = [o for o in options if o in instance]
+        message = (f"give exactly one of {', '.join(repr(o) for o in options)}"
+                   + (f"; found {', '.join(repr(p) for p in present)}" if present else ""))
+    elif validator == "oneOf" and _is_secret(node):
+        message = f'{field} must be a secret: {{"env": "NAME"}}, {{"file": "path"}} or a string'
+        hint = "keep secrets out of shared files: use an environment variable or a file"
+    elif validator in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
+        words = {"minimum": "at least", "maximum": "at most",
+                 "exclusiveMinimum": "greater than", "exclusiveMaximum": "less than"}[str(validator)]
+        message = f"{field} must be {words} {value}; got {json.dumps(instance)}"
+    elif validator == "minLength":
+        message = f"{field} must not be empty"
+    elif validator == "uniqueItems":
+        message = f"{field} lists the same item twice"
+    else:
+        message = f"{field}: {error.message}"
+    return SchemaError(message, hint=hint, file=document.path, pointer=pointer or "/",
+                       line=document.line(pointer))
+
+
+def _is_exclusive_choice(node: dict[str, Any]) -> bool:
+    alternatives = node.get("oneOf", [])
+    return bool(alternatives) and all(set(a) == {"required"} for a in alternatives)
+
+
+def _is_secret(node: dict[str, Any]) -> bool:
+    alternatives = node.get("oneOf", [])
+    return any("env" in a.get("properties", {}) for a in alternatives)

@@ -1,0 +1,197 @@
+"""Alias records: keystore, trust store cert, protocol profile, credential, connection, alias.
+
+Frozen attrs records, checked on construction (what a JSON Schema cannot say: cross-field rules),
+no I/O. Paths are absolute by the time a record exists: the loader resolves them against the
+file that named them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Literal
+
+import attrs
+
+from flowrun._errors import SchemaError
+from flowrun._models._origin import NOWHERE, Origin
+from flowrun._models._secret import SecretRef
+
+KeystoreType = Literal["jks", "jceks", "pkcs12", "pem"]
+TlsVersion = Literal["1.2", "1.3"]
+RetryStrategy = Literal["none", "fixed", "exponential", "retry_after"]
+RESERVED_PROFILE_NAMES = frozenset({"http", "https"})
+
+
+def _fail(origin: Origin, message: str, hint: str | None = None) -> SchemaError:
+    return SchemaError(message, hint=hint, **origin.location())
+
+
+@attrs.frozen
+class Keystore:
+    """Our identity: a private key and its CA-signed chain."""
+
+    name: str
+    file: Path
+    type: KeystoreType | None = None
+    password: SecretRef | None = None
+    key_alias: str | None = None
+    key_password: SecretRef | None = None
+    key_file: Path | None = None
+    origin: Origin = attrs.field(default=NOWHERE, eq=False, repr=False)
+
+
+@attrs.frozen
+class TrustStoreCert:
+    """A certificate (or PEM bundle) we trust for a partner."""
+
+    name: str
+    format: Literal["pem", "der"] = "pem"
+    file: Path | None = None
+    pem: str | None = attrs.field(default=None, repr=False)
+    origin: Origin = attrs.field(default=NOWHERE, eq=False, repr=False)
+
+    def __attrs_post_init__(self) -> None:
+        if (self.file is None) == (self.pem is None):
+            raise _fail(self.origin, f"trust_store_cert '{self.name}' needs exactly one of file or pem")
+
+
+@attrs.frozen
+class ProtocolProfile:
+    """Binds a keystore (and the partner's trust certs) to a named protocol."""
+
+    name: str
+    keystore: str | None
+    port: int = 443
+    trust_store_certs: tuple[str, ...] = ()
+    use_system_trust: bool = True
+    tls_versions: tuple[TlsVersion, ...] = ("1.2", "1.3")
+    insecure_skip_verify: bool = False
+    origin: Origin = attrs.field(default=NOWHERE, eq=False, repr=False)
+
+    def __attrs_post_init__(self) -> None:
+        if self.name.lower() in RESERVED_PROFILE_NAMES:
+            raise _fail(self.origin, f"a protocol profile cannot be named '{self.name}'",
+                        "pick a unique name such as 'bankMTLS'; http and https are the plain protocols")
+        if not self.use_system_trust and not self.trust_store_certs and not self.insecure_skip_verify:
+            raise _fail(self.origin, f"protocol profile '{self.name}' trusts nothing: use_system_trust is false "
+                        "and trust_store_certs is empty", "add the partner's root as a trust_store_cert")
+
+
+@attrs.frozen
+class Credential:
+    """How requests authenticate. Fields other than ``name`` and ``type`` depend on the type."""
+
+    name: str
+    type: Literal["none", "basic", "bearer", "api_key", "oauth2_client_credentials", "wsse_username_token"]
+    username: str | None = None
+    password: SecretRef | None = None
+    token: SecretRef | None = None
+    key: SecretRef | None = None
+    header: str | None = None
+    query: str | None = None
+    prefix: str = ""
+    token_url: str | None = None
+    client_id: str | None = None
+    client_secret: SecretRef | None = None
+    scope: str | None = None
+    audience: str | None = None
+    client_auth: Literal["basic", "body"] = "basic"
+    refresh_margin_s: float = 30.0
+    digest: bool = False
+    origin: Origin = attrs.field(default=NOWHERE, eq=False, repr=False)
+
+    def __attrs_post_init__(self) -> None:
+        if self.type == "api_key" and (self.header is None) == (self.query is None):
+            raise _fail(self.origin, f"api_key credential '{self.name}' needs exactly one of header or query",
+                        'e.g. "header": "X-API-Key" or "query": "api_key"')
+
+    def secrets(self) -> tuple[SecretRef, ...]:
+        return tuple(s for s in (self.password, self.token, self.key, self.client_secret) if s is not None)
+
+
+@attrs.frozen
+class Connection:
+    """Where requests go: a full ``url``, or the URL builder's protocol/host/port/base_path."""
+
+    url: str | None = None
+    url_builder: bool = False
+    protocol: Literal["https", "http"] = "https"
+    host: str | None = None
+    port: int | None = None
+    base_path: str = ""
+    mutual_authentication: bool = False
+    protocol_profile: str | None = None
+    credential: str | None = None
+    timeout_s: float = 30.0
+    connect_timeout_s: float | None = None
+    headers: Mapping[str, str] = attrs.field(factory=dict)
+    origin: Origin = attrs.field(default=NOWHERE, eq=False, repr=False)
+
+    def __attrs_post_init__(self) -> None:
+        if self.url_builder:
+            if self.url is not None:
+                raise _fail(self.origin, "url_builder is on: give host (and port, base_path), not url")
+            if not self.host:
+                raise _fail(self.origin, "url_builder is on but host is missing")
+        else:
+            if self.url is None:
+                raise _fail(self.origin, "a connection needs a url, or url_builder: true with a host")
+            for field in ("host", "port"):
+                if getattr(self, field) is not None:
+                    raise _fail(self.origin, f"'{field}' is a URL builder field",
+                                'set "url_builder": true, or put it into "url"')
+        if self.mutual_authentication and not self.protocol_profile:
+            raise _fail(self.origin, "mutual_authentication is on but no protocol_profile is named",
+                        "name the protocol profile that holds the keystore")
+        if self.protocol_profile and not self.mutual_authentication:
+            raise _fail(self.origin,
+                        f"protocol_profile '{self.protocol_profile}' is set but mutual_authentication is off: "
+                        "the client certificate would not be sent",
+                        'set "mutual_authentication": true (or remove protocol_profile)')
+
+
+@attrs.frozen
+class RetryPolicy:
+    strategy: RetryStrategy = "none"
+    count: int = 0
+    interval_s: float = 1.0
+    max_interval_s: float = 30.0
+    max_elapsed_s: float = 120.0
+    jitter: bool = True
+    on_status: tuple[int, ...] = (429, 502, 503, 504)
+    on_transport_errors: bool = True
+    retry_non_idempotent: bool = False
+
+    @property
+    def attempts(self) -> int:
+        return 1 if self.strategy == "none" else 1 + self.count
+
+
+NO_RETRY = RetryPolicy()
+
+
+@attrs.frozen
+class Alias:
+    """A Connection & Credential alias: one connection, or one per environment."""
+
+    name: str
+    connections: Mapping[str, Connection]
+    default_env: str | None = None
+    retry_policy: RetryPolicy = NO_RETRY
+    description: str = ""
+    origin: Origin = attrs.field(default=NOWHERE, eq=False, repr=False)
+
+    # The key under which a single ``connection`` is stored.
+    SINGLE = ""
+
+    def __attrs_post_init__(self) -> None:
+        if not self.connections:
+            raise _fail(self.origin, f"alias '{self.name}' has no connection")
+        if self.default_env is not None and self.default_env not in self.connections:
+            raise _fail(self.origin, f"default_env '{self.default_env}' is not one of the connections: "
+                        + ", ".join(sorted(self.connections)))
+
+    @property
+    def environments(self) -> tuple[str, ...]:
+        return tuple(k for k in self.connections if k != self.SINGLE)

@@ -1,0 +1,126 @@
+"""Results are data: a StepResult holds its errors; ``raise_for_failure()`` gives exceptions."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal
+
+import attrs
+
+from flowrun._errors import FlowrunError
+
+StepStatus = Literal["passed", "failed", "skipped"]
+REDACTED = "***"
+SENSITIVE_HEADERS = frozenset({
+    "authorization", "proxy-authorization", "cookie", "set-cookie", "x-api-key", "api-key", "x-auth-token",
+})
+
+
+def redact_headers(headers: Sequence[tuple[str, str]], extra: frozenset[str] = frozenset()) -> list[list[str]]:
+    return [[k, REDACTED if k.lower() in SENSITIVE_HEADERS or k.lower() in extra else v] for k, v in headers]
+
+
+@attrs.frozen
+class Attempt:
+    number: int
+    started_at: float
+    duration_ms: float
+    status: int | None = None
+    error: FlowrunError | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"number": self.number, "duration_ms": round(self.duration_ms, 3)}
+        if self.status is not None:
+            data["status"] = self.status
+        if self.error is not None:
+            data["error"] = {"code": self.error.code, "message": str(self.error)}
+        return data
+
+
+@attrs.frozen
+class TlsInfo:
+    version: str | None
+    cipher: str | None
+    client_cert_sha256: str | None = None
+    client_cert_subject: str | None = None
+    server_cert_subject: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return attrs.asdict(self)
+
+
+@attrs.frozen
+class AssertionOutcome:
+    passed: bool
+    expression: str
+    op: str
+    expected: Any
+    actual: Any
+    message: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"that": self.expression, "op": self.op, "expected": self.expected, "actual": self.actual,
+                "passed": self.passed, "message": self.message}
+
+
+@attrs.frozen
+class RequestInfo:
+    method: str
+    url: str
+    headers: tuple[tuple[str, str], ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"method": self.method, "url": self.url, "headers": redact_headers(self.headers)}
+
+
+@attrs.frozen(kw_only=True)
+class StepResult:
+    step_id: str
+    kind: str
+    status: StepStatus
+    http_status: int | None = None
+    headers: tuple[tuple[str, str], ...] = ()
+    body: Any = None
+    outputs: Mapping[str, Any] = attrs.field(factory=dict)
+    attempts: tuple[Attempt, ...] = ()
+    duration_ms: float = 0.0
+    tls: TlsInfo | None = None
+    request: RequestInfo | None = None
+    assertions: tuple[AssertionOutcome, ...] = ()
+    error: FlowrunError | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status != "failed"
+
+    def raise_for_failure(self) -> StepResult:
+        if self.error is not None:
+            raise self.error
+        return self
+
+    def context_entry(self) -> dict[str, Any]:
+        """What later steps see as ``steps.<id>`` in data pills."""
+        return {"status": self.http_status, "headers": dict(self.headers), "body": self.body,
+                "outputs": dict(self.outputs), "result": self.status}
+
+    def to_dict(self, *, include_body: bool = False) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "id": self.step_id, "type": self.kind, "status": self.status, "http_status": self.http_status,
+            "attempts": len(self.attempts), "duration_ms": round(self.duration_ms, 3),
+            "outputs": dict(self.outputs),
+            "error": {"code": self.error.code, "message": str(self.error)} if self.error else None,
+        }
+        if self.assertions:
+            data["assertions"] = [a.to_dict() for a in self.assertions]
+        if self.tls is not None:
+            data["tls"] = self.tls.to_dict()
+        if self.attempts:
+            data["attempt_log"] = [a.to_dict() for a in self.attempts]
+        if include_body:
+            body = self.body
+            if isinstance(body, bytes):
+                body = {"base64": base64.b64encode(body).decode("ascii")}
+            data["body"] = body
+            data["headers"] = redact_headers(self.headers)
+        return data

@@ -1,0 +1,75 @@
+"""Secret references: ``{"env": "NAME"}``, ``{"file": "path"}`` or (discouraged) a literal.
+
+A ``SecretRef`` never shows its value: not in ``repr``, not in errors. ``reveal()`` reads it at
+the moment it is needed, so that a rotated secret file is picked up without a restart.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+import attrs
+
+from flowrun._errors import SecretUnavailableError
+from flowrun._models._origin import NOWHERE, Origin
+
+
+@attrs.frozen
+class SecretRef:
+    env: str | None = None
+    file: Path | None = None
+    literal: str | None = attrs.field(default=None, repr=lambda _: "'***'")
+    origin: Origin = attrs.field(default=NOWHERE, eq=False, repr=False)
+
+    def __attrs_post_init__(self) -> None:
+        given = [x for x in (self.env, self.file, self.literal) if x is not None]
+        if len(given) != 1:
+            raise ValueError("a secret is exactly one of env, file or a literal value")
+
+    @classmethod
+    def from_env(cls, name: str) -> SecretRef:
+        return cls(env=name)
+
+    @classmethod
+    def from_value(cls, value: str) -> SecretRef:
+        return cls(literal=value)
+
+    @property
+    def is_literal(self) -> bool:
+        return self.literal is not None
+
+    def describe(self) -> str:
+        if self.env is not None:
+            return f"environment variable {self.env}"
+        if self.file is not None:
+            return f"file {self.file}"
+        return "a literal value"
+
+    def reveal(self, environ: Mapping[str, str] | None = None) -> str:
+        if self.literal is not None:
+            return self.literal
+        if self.env is not None:
+            value = (os.environ if environ is None else environ).get(self.env)
+            if value is None:
+                raise SecretUnavailableError(
+                    f"environment variable {self.env} is not set",
+                    hint=f"export {self.env}=... before running, or point the secret at a file",
+                    **self.origin.location(),
+                )
+            return value
+        assert self.file is not None
+        try:
+            # Secret files usually end with a newline that is not part of the secret.
+            return self.file.read_text(encoding="utf-8").rstrip("\r\n")
+        except OSError as exc:
+            raise SecretUnavailableError(
+                f"cannot read secret file {self.file}: {exc.strerror or exc}",
+                hint="check the path (relative to the file that names it) and its permissions",
+                **self.origin.location(),
+            ) from None
+        except UnicodeDecodeError:
+            raise SecretUnavailableError(
+                f"secret file {self.file} is not UTF-8 text", **self.origin.location()
+            ) from None

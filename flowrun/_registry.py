@@ -1,0 +1,234 @@
+"""Alias resolution: alias -> connection -> URL, credential, protocol profile -> SSL context.
+
+``Registry.load(dir)`` reads and cross-checks every record (no I/O beyond the JSON files);
+``registry.resolve(name, env)`` reads key material (cached by content) and returns a
+``ResolvedConnection`` that the transports use as is.
+"""
+
+from __future__ import annotations
+
+import os
+import ssl
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+import attrs
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+
+from flowrun._errors import DefinitionError, UnknownReferenceError
+from flowrun._load._aliases import AliasRecords, alias_files, load_alias_records
+from flowrun._load._schema import did_you_mean
+from flowrun._models._aliases import Alias, Connection, Credential, ProtocolProfile, RetryPolicy
+from flowrun._models._origin import Origin
+from flowrun._tls._cache import TLS_CACHE, TlsCache
+from flowrun._tls._context import TlsSettings
+from flowrun._tls._material import identity_for, trust_for
+from flowrun._tls._model import ClientIdentity
+
+DEFAULT_ALIAS_DIR = "aliases"
+ALIASES_ENV = "FLOWRUN_ALIASES"
+_DEFAULT_PORTS = {"https": 443, "http": 80}
+
+
+@attrs.frozen(eq=False)
+class ResolvedConnection:
+    """Everything a transport needs to talk to a partner through an alias."""
+
+    alias: str
+    env: str | None
+    scheme: str
+    host: str
+    port: int
+    base_path: str
+    ssl_context: ssl.SSLContext | None = attrs.field(repr=False)
+    credential: Credential | None
+    retry_policy: RetryPolicy
+    connect_timeout_s: float
+    read_timeout_s: float
+    headers: Mapping[str, str] = attrs.field(factory=dict)
+    profile: ProtocolProfile | None = None
+    client_chain: tuple[x509.Certificate, ...] = attrs.field(default=(), repr=False)
+    insecure: bool = False
+
+    @property
+    def base_url(self) -> str:
+        default = _DEFAULT_PORTS.get(self.scheme)
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        netloc = host if self.port == default else f"{host}:{self.port}"
+        return f"{self.scheme}://{netloc}{self.base_path}"
+
+    @property
+    def origin_key(self) -> tuple[str, str, int]:
+        return (self.scheme, self.host.lower(), self.port)
+
+    @property
+    def client_certificate(self) -> x509.Certificate | None:
+        return self.client_chain[0] if self.client_chain else None
+
+    @property
+    def client_cert_sha256(self) -> str | None:
+        leaf = self.client_certificate
+        return leaf.fingerprint(_SHA256).hex() if leaf is not None else None
+
+
+_SHA256 = hashes.SHA256()
+
+
+def _unknown(kind: str, name: str, defined: Iterable[str], origin: Origin, field: str) -> UnknownReferenceError:
+    known = sorted(defined)
+    listing = ", ".join(known) if known else "none are defined"
+    return UnknownReferenceError(
+        f"{field} names {kind} '{name}', which is not defined{did_you_mean(name, known)}",
+        hint=f"{kind}s defined: {listing}",
+        **origin.location(),
+    )
+
+
+class Registry:
+    """The records of an alias directory, cross-checked, and their resolution."""
+
+    def __init__(self, records: AliasRecords, *, cache: TlsCache = TLS_CACHE) -> None:
+        self.records = records
+        self._cache = cache
+        self._check_references()
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str] | None = None) -> Registry:
+        directory = Path(path) if path is not None else Path(os.environ.get(ALIASES_ENV, DEFAULT_ALIAS_DIR))
+        return cls(load_alias_records(alias_files(directory)))
+
+    @classmethod
+    def empty(cls) -> Registry:
+        return cls(AliasRecords({}, {}, {}, {}, {}))
+
+    # --- lookup ---------------------------------------------------------------------------
+
+    def alias_names(self) -> list[str]:
+        return sorted(self.records.aliases)
+
+    def alias(self, name: str) -> Alias:
+        alias = self.records.aliases.get(name)
+        if alias is None:
+            known = sorted(self.records.aliases)
+            listing = ", ".join(known) if known else "none (is --aliases pointing at the right directory?)"
+            raise UnknownReferenceError(f"no alias named '{name}'{did_you_mean(name, known)}",
+                                        hint=f"aliases defined: {listing}")
+        return alias
+
+    def connection(self, name: str, env: str | None = None) -> tuple[Alias, Connection, str | None]:
+        alias = self.alias(name)
+        if alias.SINGLE in alias.connections:
+            return alias, alias.connections[alias.SINGLE], None
+        chosen = env or alias.default_env
+        if chosen is None:
+            raise DefinitionError(
+                f"alias '{name}' has one connection per environment ({', '.join(alias.environments)}) "
+                "and no environment was chosen",
+                hint="pass --env NAME, or set default_env on the alias", **alias.origin.location(),
+            )
+        if chosen not in alias.connections:
+            raise DefinitionError(
+                f"alias '{name}' has no connection for environment '{chosen}'"
+                f"{did_you_mean(chosen, alias.environments)}",
+                hint=f"environments: {', '.join(alias.environments)}", **alias.origin.location(),
+            )
+        return alias, alias.connections[chosen], chosen
+
+    # --- resolution -----------------------------------------------------------------------
+
+    def resolve(self, name: str, env: str | None = None) -> ResolvedConnection:
+        alias, connection, chosen = self.connection(name, env)
+        profile = (self.records.protocol_profiles[connection.protocol_profile]
+                   if connection.mutual_authentication and connection.protocol_profile else None)
+        scheme, host, port, base_path = self.endpoint(connection, profile)
+        credential = self.records.credentials.get(connection.credential) if connection.credential else None
+        context: ssl.SSLContext | None = None
+        chain: tuple[x509.Certificate, ...] = ()
+        if scheme == "https":
+            context, chain = self.ssl_context(profile)
+        return ResolvedConnection(
+            alias=alias.name, env=chosen, scheme=scheme, host=host, port=port, base_path=base_path,
+            ssl_context=context, credential=credential, retry_policy=alias.retry_policy,
+            connect_timeout_s=connection.connect_timeout_s or min(connection.timeout_s, 10.0),
+            read_timeout_s=connection.timeout_s, headers=dict(connection.headers), profile=profile,
+            client_chain=chain, insecure=bool(profile and profile.insecure_skip_verify),
+        )
+
+    @staticmethod
+    def endpoint(connection: Connection, profile: ProtocolProfile | None) -> tuple[str, str, int, str]:
+        """The port rule: an explicit connection port wins; else, with mutual authentication,
+        the protocol profile's port; else the scheme's default."""
+        if connection.url_builder:
+            scheme: str = connection.protocol
+            host = connection.host or ""
+            explicit = connection.port
+            base_path = connection.base_path
+        else:
+            import urllib.parse
+
+            parts = urllib.parse.urlsplit(connection.url or "")
+            scheme = parts.scheme.lower()
+            host = parts.hostname or ""
+            try:
+                explicit = parts.port
+            except ValueError:
+                raise DefinitionError(f"invalid port in url {connection.url!r}",
+                                      **connection.origin.location()) from None
+            base_path = parts.path
+            if not host:
+                raise DefinitionError(f"url {connection.url!r} has no host", **connection.origin.location())
+        if explicit is not None:
+            port = explicit
+        elif profile is not None:
+            port = profile.port
+        else:
+            port = _DEFAULT_PORTS[scheme]
+        base_path = "/" + base_path.strip("/") if base_path.strip("/") else ""
+        return scheme, host, port, base_path
+
+    def ssl_context(self, profile: ProtocolProfile | None) -> tuple[ssl.SSLContext, tuple[x509.Certificate, ...]]:
+        """The context for a profile (or the default one for plain https), built once per content."""
+        if profile is None:
+            return self._cache.context(None, None, (), tuple, TlsSettings()), ()
+        settings = TlsSettings(versions=profile.tls_versions, use_system_trust=profile.use_system_trust,
+                               verify=not profile.insecure_skip_verify)
+        identity_key, identity = (identity_for(self.records.keystores[profile.keystore], self._cache)
+                                  if profile.keystore is not None else (None, None))
+        trust_digests, trust = trust_for(
+            [self.records.trust_store_certs[name] for name in profile.trust_store_certs], self._cache)
+        context = self._cache.context(identity_key, identity, trust_digests, trust, settings)
+        chain = identity().chain if identity is not None else ()
+        return context, chain
+
+    def identity(self, keystore_name: str) -> ClientIdentity:
+        _, load = identity_for(self.records.keystores[keystore_name], self._cache)
+        return load()
+
+    def trust_certificates(self, profile: ProtocolProfile) -> tuple[x509.Certificate, ...]:
+        _, load = trust_for([self.records.trust_store_certs[n] for n in profile.trust_store_certs], self._cache)
+        return load()
+
+    # --- cross-checks ---------------------------------------------------------------------
+
+    def _check_references(self) -> None:
+        records = self.records
+        for profile in records.protocol_profiles.values():
+            if profile.keystore is not None and profile.keystore not in records.keystores:
+                raise _unknown("keystore", profile.keystore, records.keystores, profile.origin.child("keystore"),
+                               "keystore")
+            for index, name in enumerate(profile.trust_store_certs):
+                if name not in records.trust_store_certs:
+                    raise _unknown("trust_store_cert", name, records.trust_store_certs,
+                                   profile.origin.child("trust_store_certs", index), "trust_store_certs")
+        for alias in records.aliases.values():
+            for connection in alias.connections.values():
+                if connection.protocol_profile and connection.protocol_profile not in records.protocol_profiles:
+                    raise _unknown("protocol_profile", connection.protocol_profile, records.protocol_profiles,
+                                   connection.origin.child("protocol_profile"), "protocol_profile")
+                if connection.credential and connection.credential not in records.credentials:
+                    raise _unknown("credential", connection.credential, records.credentials,
+                                   connection.origin.child("credential"), "credential")
+                if connection.mutual_authentication and connection.protocol == "http" and connection.url_builder:
+                    raise DefinitionError("mutual_authentication needs protocol https",
+                                          **connection.origin.location())

@@ -1,0 +1,98 @@
+"""Key material named by alias records, read through the content caches.
+
+``identity_for(keystore)`` and ``trust_for(records)`` return a cache key and a loader; the SSL
+context cache combines them, so nothing is decoded twice and a renewed file is noticed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from cryptography import x509
+
+from flowrun._errors import FlowrunError, KeystoreNotFoundError, TrustCertError
+from flowrun._models._aliases import Keystore, TrustStoreCert
+from flowrun._models._origin import Origin
+from flowrun._tls._cache import TLS_CACHE, IdentityKey, TlsCache, secret_fingerprint
+from flowrun._tls._model import ClientIdentity
+
+
+def place(error: FlowrunError, origin: Origin) -> FlowrunError:
+    """Point an error about key material at the record that named it, when it has no place yet."""
+    if error.file is None or error.pointer is None:
+        location = origin.location()
+        if error.file is None:
+            error.file = str(location.get("file")) if location.get("file") is not None else None
+            error.line = location.get("line")
+        error.pointer = error.pointer or location.get("pointer")
+    return error
+
+
+def identity_for(keystore: Keystore, cache: TlsCache = TLS_CACHE) -> tuple[IdentityKey, Callable[[], ClientIdentity]]:
+    from flowrun._tls._read import read_keystore, read_pem, select_identity
+
+    try:
+        content = cache.files.read(keystore.file, error=KeystoreNotFoundError)
+        key_content = (cache.files.read(keystore.key_file, error=KeystoreNotFoundError)
+                       if keystore.key_file is not None else None)
+        password = keystore.password.reveal() if keystore.password is not None else None
+        key_password = keystore.key_password.reveal() if keystore.key_password is not None else None
+    except FlowrunError as error:
+        raise place(error, keystore.origin) from None
+    key = IdentityKey(
+        content.digest, key_content.digest if key_content else None, keystore.type,
+        keystore.key_alias.lower() if keystore.key_alias else None,
+        secret_fingerprint(password), secret_fingerprint(key_password),
+    )
+
+    def decode() -> ClientIdentity:
+        if key_content is not None:
+            contents = read_pem(content.data, key_data=key_content.data, password=key_password or password,
+                                source=str(keystore.file))
+        else:
+            contents = read_keystore(content.data, password=password, type=keystore.type,
+                                     source=str(keystore.file))
+        return select_identity(contents, key_alias=keystore.key_alias, key_password=key_password,
+                               store_password=password)
+
+    def load() -> ClientIdentity:
+        try:
+            identity: ClientIdentity = cache.identities.get(key, decode)
+            return identity
+        except FlowrunError as error:
+            raise place(error, keystore.origin) from None
+
+    return key, load
+
+
+def trust_for(records: Sequence[TrustStoreCert], cache: TlsCache = TLS_CACHE,
+              ) -> tuple[tuple[str, ...], Callable[[], tuple[x509.Certificate, ...]]]:
+    from flowrun._tls._read import read_trust_certs
+
+    sources: list[tuple[TrustStoreCert, bytes, str]] = []
+    for record in records:
+        try:
+            if record.file is not None:
+                content = cache.files.read(record.file, error=TrustCertError)
+                sources.append((record, content.data, content.digest))
+            else:
+                import hashlib
+
+                data = (record.pem or "").encode("utf-8")
+                sources.append((record, data, hashlib.sha256(data).hexdigest()))
+        except FlowrunError as error:
+            raise place(error, record.origin) from None
+
+    def load() -> tuple[x509.Certificate, ...]:
+        certificates: list[x509.Certificate] = []
+        for record, data, digest in sources:
+            def decode(record: TrustStoreCert = record, data: bytes = data) -> tuple[x509.Certificate, ...]:
+                return read_trust_certs(data, format=record.format, source=str(record.file or record.name))
+
+            try:
+                certificates.extend(cache.identities.get(("trust", digest, record.format), decode))
+            except FlowrunError as error:
+                raise place(error, record.origin) from None
+        return tuple(certificates)
+
+    return tuple(digest for _, _, digest in sources), load
