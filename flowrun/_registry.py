@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import ssl
+import urllib.parse
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
@@ -19,7 +20,7 @@ from cryptography.hazmat.primitives import hashes
 from flowrun._errors import DefinitionError, UnknownReferenceError
 from flowrun._load._aliases import AliasRecords, alias_files, load_alias_records
 from flowrun._load._schema import did_you_mean
-from flowrun._models._aliases import Alias, Connection, Credential, ProtocolProfile, RetryPolicy
+from flowrun._models._aliases import NO_RETRY, Alias, Connection, Credential, ProtocolProfile, RetryPolicy
 from flowrun._models._origin import Origin
 from flowrun._tls._cache import TLS_CACHE, TlsCache
 from flowrun._tls._context import TlsSettings
@@ -50,13 +51,13 @@ class ResolvedConnection:
     profile: ProtocolProfile | None = None
     client_chain: tuple[x509.Certificate, ...] = attrs.field(default=(), repr=False)
     insecure: bool = False
+    # Where to open the TCP connection instead of host:port (like curl's --connect-to);
+    # TLS SNI, certificate checks and the Host header still use host.
+    connect_to: Mapping[tuple[str, int], tuple[str, int]] = attrs.field(factory=dict)
 
     @property
     def base_url(self) -> str:
-        default = _DEFAULT_PORTS.get(self.scheme)
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        netloc = host if self.port == default else f"{host}:{self.port}"
-        return f"{self.scheme}://{netloc}{self.base_path}"
+        return base_url(self.scheme, self.host, self.port, self.base_path)
 
     @property
     def origin_key(self) -> tuple[str, str, int]:
@@ -75,6 +76,14 @@ class ResolvedConnection:
 _SHA256 = hashes.SHA256()
 
 
+def base_url(scheme: str, host: str, port: int, base_path: str) -> str:
+    """The URL requests are relative to; the port is left out when it is the scheme's default."""
+    netloc = f"[{host}]" if ":" in host else host
+    if port != _DEFAULT_PORTS.get(scheme):
+        netloc = f"{netloc}:{port}"
+    return f"{scheme}://{netloc}{base_path}"
+
+
 def _unknown(kind: str, name: str, defined: Iterable[str], origin: Origin, field: str) -> UnknownReferenceError:
     known = sorted(defined)
     listing = ", ".join(known) if known else "none are defined"
@@ -88,15 +97,22 @@ def _unknown(kind: str, name: str, defined: Iterable[str], origin: Origin, field
 class Registry:
     """The records of an alias directory, cross-checked, and their resolution."""
 
-    def __init__(self, records: AliasRecords, *, cache: TlsCache = TLS_CACHE) -> None:
+    def __init__(self, records: AliasRecords, *, cache: TlsCache = TLS_CACHE,
+                 connect_to: Mapping[tuple[str, int], tuple[str, int]] | None = None) -> None:
         self.records = records
         self._cache = cache
+        self.connect_to = {(host.lower(), port): target for (host, port), target in (connect_to or {}).items()}
         self._check_references()
 
     @classmethod
-    def load(cls, path: str | os.PathLike[str] | None = None) -> Registry:
+    def load(cls, path: str | os.PathLike[str] | None = None, *,
+             connect_to: Mapping[tuple[str, int], tuple[str, int]] | None = None) -> Registry:
+        """Read an alias directory (default: $FLOWRUN_ALIASES, else ./aliases).
+
+        ``connect_to`` maps (host, port) to the address actually dialled, for testing against a
+        local or staging copy of a partner without editing its alias."""
         directory = Path(path) if path is not None else Path(os.environ.get(ALIASES_ENV, DEFAULT_ALIAS_DIR))
-        return cls(load_alias_records(alias_files(directory)))
+        return cls(load_alias_records(alias_files(directory)), connect_to=connect_to)
 
     @classmethod
     def empty(cls) -> Registry:
@@ -139,42 +155,50 @@ class Registry:
 
     def resolve(self, name: str, env: str | None = None) -> ResolvedConnection:
         alias, connection, chosen = self.connection(name, env)
-        profile = (self.records.protocol_profiles[connection.protocol_profile]
+        return self.resolve_connection(connection, alias=alias.name, env=chosen, retry_policy=alias.retry_policy)
+
+    def resolve_connection(self, connection: Connection, *, alias: str = "", env: str | None = None,
+                           retry_policy: RetryPolicy = NO_RETRY) -> ResolvedConnection:
+        """Resolve a connection that is not (or not yet) an alias: a step's inline connection.
+        Its protocol_profile and credential are looked up in this registry."""
+        records = self.records
+        if connection.protocol_profile and connection.protocol_profile not in records.protocol_profiles:
+            raise _unknown("protocol_profile", connection.protocol_profile, records.protocol_profiles,
+                           connection.origin.child("protocol_profile"), "protocol_profile")
+        if connection.credential and connection.credential not in records.credentials:
+            raise _unknown("credential", connection.credential, records.credentials,
+                           connection.origin.child("credential"), "credential")
+        chosen = env
+        profile = (records.protocol_profiles[connection.protocol_profile]
                    if connection.mutual_authentication and connection.protocol_profile else None)
         scheme, host, port, base_path = self.endpoint(connection, profile)
-        credential = self.records.credentials.get(connection.credential) if connection.credential else None
+        credential = records.credentials.get(connection.credential) if connection.credential else None
         context: ssl.SSLContext | None = None
         chain: tuple[x509.Certificate, ...] = ()
         if scheme == "https":
             context, chain = self.ssl_context(profile)
         return ResolvedConnection(
-            alias=alias.name, env=chosen, scheme=scheme, host=host, port=port, base_path=base_path,
-            ssl_context=context, credential=credential, retry_policy=alias.retry_policy,
+            alias=alias, env=chosen, scheme=scheme, host=host, port=port, base_path=base_path,
+            ssl_context=context, credential=credential, retry_policy=retry_policy,
             connect_timeout_s=connection.connect_timeout_s or min(connection.timeout_s, 10.0),
             read_timeout_s=connection.timeout_s, headers=dict(connection.headers), profile=profile,
             client_chain=chain, insecure=bool(profile and profile.insecure_skip_verify),
+            connect_to=self.connect_to,
         )
 
     @staticmethod
     def endpoint(connection: Connection, profile: ProtocolProfile | None) -> tuple[str, str, int, str]:
         """The port rule: an explicit connection port wins; else, with mutual authentication,
         the protocol profile's port; else the scheme's default."""
+        explicit = Registry.explicit_port(connection)
         if connection.url_builder:
             scheme: str = connection.protocol
             host = connection.host or ""
-            explicit = connection.port
             base_path = connection.base_path
         else:
-            import urllib.parse
-
             parts = urllib.parse.urlsplit(connection.url or "")
             scheme = parts.scheme.lower()
             host = parts.hostname or ""
-            try:
-                explicit = parts.port
-            except ValueError:
-                raise DefinitionError(f"invalid port in url {connection.url!r}",
-                                      **connection.origin.location()) from None
             base_path = parts.path
             if not host:
                 raise DefinitionError(f"url {connection.url!r} has no host", **connection.origin.location())
@@ -186,6 +210,17 @@ class Registry:
             port = _DEFAULT_PORTS[scheme]
         base_path = "/" + base_path.strip("/") if base_path.strip("/") else ""
         return scheme, host, port, base_path
+
+    @staticmethod
+    def explicit_port(connection: Connection) -> int | None:
+        """The port the connection itself names ("override default port"), if any."""
+        if connection.url_builder:
+            return connection.port
+        try:
+            return urllib.parse.urlsplit(connection.url or "").port
+        except ValueError:
+            raise DefinitionError(f"invalid port in url {connection.url!r}",
+                                  **connection.origin.location()) from None
 
     def ssl_context(self, profile: ProtocolProfile | None) -> tuple[ssl.SSLContext, tuple[x509.Certificate, ...]]:
         """The context for a profile (or the default one for plain https), built once per content."""
@@ -201,12 +236,28 @@ class Registry:
         chain = identity().chain if identity is not None else ()
         return context, chain
 
+    def anonymous_ssl_context(self, profile: ProtocolProfile | None) -> ssl.SSLContext:
+        """The profile's trust and TLS settings without its keystore: for requests that must not
+        present our client certificate (a redirect to another origin)."""
+        if profile is None or profile.keystore is None:
+            return self.ssl_context(profile)[0]
+        settings = TlsSettings(versions=profile.tls_versions, use_system_trust=profile.use_system_trust,
+                               verify=not profile.insecure_skip_verify)
+        trust_digests, trust = trust_for(
+            [self.records.trust_store_certs[name] for name in profile.trust_store_certs], self._cache)
+        return self._cache.context(None, None, trust_digests, trust, settings)
+
     def identity(self, keystore_name: str) -> ClientIdentity:
         _, load = identity_for(self.records.keystores[keystore_name], self._cache)
         return load()
 
     def trust_certificates(self, profile: ProtocolProfile) -> tuple[x509.Certificate, ...]:
         _, load = trust_for([self.records.trust_store_certs[n] for n in profile.trust_store_certs], self._cache)
+        return load()
+
+    def trust_store_cert(self, name: str) -> tuple[x509.Certificate, ...]:
+        """The certificates of one trust store cert record."""
+        _, load = trust_for([self.records.trust_store_certs[name]], self._cache)
         return load()
 
     # --- cross-checks ---------------------------------------------------------------------
