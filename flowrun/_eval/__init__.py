@@ -1,1 +1,51 @@
-"""."""
+"""Data pills, captures and assertions: pure functions over plain data, no I/O."""
+
+from flowrun._eval._assertions import (
+    OPERATORS,
+    TYPE_NAMES,
+    AssertionOutcome,
+    evaluate_assertion,
+    json_equal,
+    raise_for,
+    validate_assertion_spec,
+)
+from flowrun._eval._capture import CaptureKind, capture, capture_json, capture_xpath, check_capture
+from flowrun._eval._template import (
+    check_pill,
+    check_pills,
+    find_pills,
+    format_path,
+    json_type,
+    pill_roots,
+    render,
+    value_to_text,
+)
+from flowrun._eval._xml import element_value, local_name, parse_xml, strip_namespaces, xml_to_data
+
+__all__ = [
+    "OPERATORS",
+    "TYPE_NAMES",
+    "AssertionOutcome",
+    "CaptureKind",
+    "capture",
+    "capture_json",
+    "capture_xpath",
+    "check_capture",
+    "check_pill",
+    "check_pills",
+    "element_value",
+    "evaluate_assertion",
+    "find_pills",
+    "format_path",
+    "json_equal",
+    "json_type",
+    "local_name",
+    "parse_xml",
+    "pill_roots",
+    "raise_for",
+    "render",
+    "strip_namespaces",
+    "validate_assertion_spec",
+    "value_to_text",
+    "xml_to_data",
+]

@@ -1,0 +1,311 @@
+"""Assertions: ``{"that": "<JMESPath>", "<operator>": expected}``.
+
+``that`` is a JMESPath expression, written without braces, evaluated over the context the caller
+passes (for a step, the runner puts the step's own ``status``, ``headers``, ``body`` and
+``outputs`` next to ``inputs``, ``steps`` and ``env``). ``expected`` may hold data pills, rendered
+over the same context first.
+
+=============  ==============================================================================
+operator       passes when
+=============  ==============================================================================
+equals         actual equals expected as JSON (``1 == 1.0``; ``true`` is not ``1``; ``"1"`` is not ``1``)
+not_equals     the opposite
+gt gte lt lte  both numbers, or both strings (compared by code point, fine for ISO dates)
+contains       a string holds the substring, an array holds an equal item, an object has the key
+matches        Python ``re.search`` finds the pattern in a string (numbers are read as their text)
+exists         ``true``: the value is there and not null; ``false``: it is missing or null
+type           string, number, integer (``2.0`` counts), boolean, object, array or null
+=============  ==============================================================================
+
+A plain path (``outputs.balance``) that names a missing value fails every operator except
+``exists: false``, with the same "did you mean" detail as data pills. Values of the wrong type
+fail with a message that says so; nothing here raises ``TypeError``.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import operator
+import re
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import attrs
+
+from flowrun._errors import AssertionFailedError, SchemaError
+from flowrun._eval._template import (
+    OPEN,
+    InvalidExpressionError,
+    UnresolvedError,
+    check_pills,
+    compile_expression,
+    find_pills,
+    is_array,
+    json_type,
+    json_type_article,
+    render,
+    suggest,
+    value_to_text,
+)
+
+OPERATORS: tuple[str, ...] = (
+    "equals", "not_equals", "gt", "gte", "lt", "lte", "contains", "matches", "exists", "type",
+)
+TYPE_NAMES: tuple[str, ...] = ("string", "number", "integer", "boolean", "object", "array", "null")
+
+_SHOWN_CHARS = 120
+_EXAMPLE = '{"that": "outputs.balance", "gt": 0}'
+
+
+@attrs.frozen
+class AssertionOutcome:
+    """The result of one assertion; ``message`` reads like ``outputs.balance gt 0: actual -5``."""
+
+    passed: bool
+    expression: str
+    op: str
+    expected: Any
+    actual: Any
+    message: str
+    step: str | None = None
+    pointer: str | None = None
+
+
+def validate_assertion_spec(spec: Any, pointer: str = "") -> None:
+    """Static check: ``that`` parses, exactly one known operator, an ``expected`` that fits it.
+
+    Raises ``SchemaError`` (``DataPillError`` for a broken pill in ``expected``).
+    """
+    where = pointer or None
+    if not isinstance(spec, Mapping):
+        raise SchemaError(f"an assertion is an object such as {_EXAMPLE}, got {json_type_article(spec)}",
+                          pointer=where)
+    for key in spec:
+        if key != "that" and key not in OPERATORS:
+            guess = suggest(str(key), ("that", *OPERATORS))
+            hint = f"did you mean '{guess}'? " if guess else ""
+            raise SchemaError(f"unknown assertion key '{key}' ({hint}operators: {', '.join(OPERATORS)})",
+                              pointer=f"{pointer}/{key}")
+    if "that" not in spec:
+        raise SchemaError(f"an assertion needs 'that', the expression to test, as in {_EXAMPLE}", pointer=where)
+    that = spec["that"]
+    that_pointer = f"{pointer}/that"
+    if not isinstance(that, str) or not that.strip():
+        raise SchemaError("'that' is a JMESPath expression such as \"outputs.balance\"", pointer=that_pointer)
+    if OPEN in that:
+        raise SchemaError("'that' is an expression already: write it without {{ }}, e.g. \"outputs.balance\"",
+                          pointer=that_pointer)
+    try:
+        compile_expression(that)
+    except InvalidExpressionError as err:
+        raise SchemaError(f"invalid expression '{err.expression}': {err.reason}", pointer=that_pointer,
+                          hint="'that' is JMESPath: see https://jmespath.org") from None
+    operators = [key for key in spec if key in OPERATORS]
+    if not operators:
+        raise SchemaError(f"an assertion needs one operator: {', '.join(OPERATORS)}", pointer=where)
+    if len(operators) > 1:
+        raise SchemaError(
+            f"an assertion has one operator, this one has {len(operators)} ({', '.join(operators)}): "
+            "write one assertion per check",
+            pointer=where,
+        )
+    op = operators[0]
+    op_pointer = f"{pointer}/{op}"
+    if find_pills(spec[op], op_pointer):
+        check_pills(spec[op], pointer=op_pointer)
+        return  # the value's type is known only once the pills are rendered
+    _check_expected(op, spec[op], op_pointer, static=True)
+
+
+def evaluate_assertion(
+    spec: Mapping[str, Any],
+    context: Mapping[str, Any],
+    *,
+    step: str | None = None,
+    pointer: str = "",
+) -> AssertionOutcome:
+    """Check one assertion. A failure is an outcome, not an exception (see ``raise_for``).
+
+    Raises ``SchemaError`` or ``DataPillError`` only when the assertion itself is wrong.
+    """
+    validate_assertion_spec(spec, pointer)
+    op = next(key for key in spec if key in OPERATORS)
+    that = str(spec["that"]).strip()
+    op_pointer = f"{pointer}/{op}"
+    expected = render(spec[op], context, step=step, pointer=op_pointer)
+    _check_expected(op, expected, op_pointer, static=False)
+    expression = compile_expression(that)
+    problem: UnresolvedError | None = None
+    try:
+        actual = expression.evaluate(context)
+    except UnresolvedError as err:
+        actual, problem = None, err
+    passed, note = _judge(op, actual, expected, problem, op_pointer)
+    head = f"{that} {op} {_show(expected)}"
+    if problem is not None:
+        state = "missing" if problem.missing else "cannot be evaluated"
+        message = f"{head}: actual {state}: {problem.reason}"
+    else:
+        message = f"{head}: actual {_show(actual)}" + (f" ({note})" if note and not passed else "")
+    return AssertionOutcome(passed=passed, expression=that, op=op, expected=expected, actual=actual,
+                            message=message, step=step, pointer=pointer or None)
+
+
+def raise_for(outcome: AssertionOutcome) -> None:
+    """Raise ``AssertionFailedError`` for a failed outcome; do nothing for a passed one."""
+    if outcome.passed:
+        return
+    raise AssertionFailedError(
+        outcome.message,
+        expression=outcome.expression,
+        expected=outcome.expected,
+        actual=outcome.actual,
+        step=outcome.step,
+        pointer=outcome.pointer,
+    )
+
+
+# --- operators ------------------------------------------------------------------------------
+
+_Verdict = tuple[bool, str | None]
+
+
+def _judge(op: str, actual: Any, expected: Any, problem: UnresolvedError | None, pointer: str) -> _Verdict:
+    if problem is not None:
+        if op == "exists" and problem.missing:
+            return expected is False, None
+        return False, None
+    if op == "matches":
+        return _matches(actual, _regex(expected, pointer))
+    return _CHECKS[op](actual, expected)
+
+
+def _equals(actual: Any, expected: Any) -> _Verdict:
+    if json_equal(actual, expected):
+        return True, None
+    if json_type(actual) != json_type(expected):
+        return False, f"{json_type_article(actual)}, expected {json_type_article(expected)}"
+    return False, None
+
+
+def _not_equals(actual: Any, expected: Any) -> _Verdict:
+    return not json_equal(actual, expected), None
+
+
+def _ordering(test: Callable[[Any, Any], bool]) -> Callable[[Any, Any], _Verdict]:
+    def check(actual: Any, expected: Any) -> _Verdict:
+        if (_is_number(actual) and _is_number(expected)) or (isinstance(actual, str) and isinstance(expected, str)):
+            return test(actual, expected), None
+        return False, f"cannot compare {json_type_article(actual)} with {json_type_article(expected)}"
+
+    return check
+
+
+def _contains(actual: Any, expected: Any) -> _Verdict:
+    if isinstance(actual, str):
+        if isinstance(expected, str):
+            return expected in actual, None
+        return False, f"a string contains text, and expected is {json_type_article(expected)}"
+    if isinstance(actual, Mapping):
+        if isinstance(expected, str):
+            return expected in actual, None
+        return False, f"an object contains keys (strings), and expected is {json_type_article(expected)}"
+    if is_array(actual):
+        return any(json_equal(item, expected) for item in actual), None
+    return False, f"contains needs a string, an array or an object, not {json_type_article(actual)}"
+
+
+def _matches(actual: Any, pattern: re.Pattern[str]) -> _Verdict:
+    if isinstance(actual, str) or _is_number(actual):
+        return pattern.search(value_to_text(actual)) is not None, None
+    return False, f"matches needs a string or a number, not {json_type_article(actual)}"
+
+
+def _exists(actual: Any, expected: Any) -> _Verdict:
+    return (actual is not None) is expected, None
+
+
+def _type(actual: Any, expected: Any) -> _Verdict:
+    if expected == "integer":
+        passed = (isinstance(actual, int) and not isinstance(actual, bool)) or (
+            isinstance(actual, float) and actual.is_integer()
+        )
+    else:
+        passed = json_type(actual) == expected
+    return passed, None if passed else f"it is {json_type_article(actual)}"
+
+
+_CHECKS: dict[str, Callable[[Any, Any], _Verdict]] = {
+    "equals": _equals,
+    "not_equals": _not_equals,
+    "gt": _ordering(operator.gt),
+    "gte": _ordering(operator.ge),
+    "lt": _ordering(operator.lt),
+    "lte": _ordering(operator.le),
+    "contains": _contains,
+    "exists": _exists,
+    "type": _type,
+}
+
+
+def json_equal(left: Any, right: Any) -> bool:
+    """Equality as JSON sees it: booleans are not numbers, ``1 == 1.0``, arrays and tuples alike."""
+    if isinstance(left, bool) or isinstance(right, bool):
+        return isinstance(left, bool) and isinstance(right, bool) and left is right
+    if _is_number(left) and _is_number(right):
+        return bool(left == right)
+    if isinstance(left, Mapping) and isinstance(right, Mapping):
+        return left.keys() == right.keys() and all(json_equal(left[key], right[key]) for key in left)
+    if is_array(left) and is_array(right):
+        return len(left) == len(right) and all(json_equal(a, b) for a, b in zip(left, right, strict=True))
+    return bool(left == right)
+
+
+# --- expected values ----------------------------------------------------------------------
+
+
+def _check_expected(op: str, expected: Any, pointer: str, *, static: bool) -> None:
+    if op in ("gt", "gte", "lt", "lte") and static:
+        if not (_is_number(expected) or isinstance(expected, str)):
+            raise SchemaError(f"'{op}' compares with a number or a string, not {json_type_article(expected)}",
+                              pointer=pointer)
+    elif op == "matches":
+        if not isinstance(expected, str):
+            raise SchemaError(f"'matches' takes a regular expression (a string), not {json_type_article(expected)}",
+                              pointer=pointer)
+        _regex(expected, pointer)
+    elif op == "exists":
+        if not isinstance(expected, bool):
+            raise SchemaError(f"'exists' is true or false, not {_show(expected)}", pointer=pointer)
+    elif op == "type" and expected not in TYPE_NAMES:
+        guess = suggest(str(expected), TYPE_NAMES) if isinstance(expected, str) else None
+        hint = f"did you mean '{guess}'? " if guess else ""
+        raise SchemaError(f"unknown type {_show(expected)} ({hint}types: {', '.join(TYPE_NAMES)})",
+                          pointer=pointer)
+
+
+def _regex(pattern: str, pointer: str) -> re.Pattern[str]:
+    try:
+        return _compile_regex(pattern)
+    except re.error as err:
+        where = f" at character {err.pos + 1}" if err.pos is not None else ""
+        raise SchemaError(f"invalid regular expression {_show(pattern)}: {err.msg}{where}", pointer=pointer,
+                          hint="'matches' uses Python regular expressions (re.search)") from None
+
+
+@functools.lru_cache(maxsize=1024)
+def _compile_regex(pattern: str) -> re.Pattern[str]:
+    return re.compile(pattern)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _show(value: Any) -> str:
+    try:
+        text = json.dumps(value, ensure_ascii=False, default=str)
+    except (TypeError, ValueError):
+        text = repr(value)
+    return text if len(text) <= _SHOWN_CHARS else text[: _SHOWN_CHARS - 3] + "..."

@@ -1,0 +1,179 @@
+"""Captures: pull values out of a response with JMESPath (JSON) or XPath (XML).
+
+JSON: the expression runs over ``{"status": 200, "headers": {...}, "body": ...}`` (the caller
+builds that document), with JMESPath semantics: a missing value is null.
+
+XML: XPath 1.0 over the parsed tree (``parse_xml``). The result is plain data:
+
+* no match -> ``None``; one match -> that value; several -> a list of values;
+* an element without child elements -> its text (``""`` when empty); an element with child
+  elements -> the object ``element_value`` builds (children by local name); attributes and
+  text nodes -> their text; ``count()``/``sum()`` -> a number (an ``int`` when whole);
+  ``boolean()`` -> ``True``/``False``.
+
+Namespaces: prefixes in the expression need ``namespaces={"b": "urn:bank"}``, and XPath 1.0 has
+no default namespace, so ``//balance`` does not match ``<balance xmlns="urn:bank">``. Two
+namespace-agnostic ways:
+
+* ``ignore_namespaces=True`` evaluates on a copy of the tree where every name is its local name:
+  ``//Body/GetBalanceResponse/balance`` then matches whatever the prefixes and namespaces are;
+* ``local-name()`` in plain XPath: ``//*[local-name()='balance']``.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Mapping
+from typing import Any, Literal
+
+from lxml import etree
+
+from flowrun._errors import CaptureError, SchemaError
+from flowrun._eval._template import InvalidExpressionError, UnresolvedError, compile_expression
+from flowrun._eval._xml import element_value, is_element, parse_xml, strip_namespaces
+
+CaptureKind = Literal["json", "xml"]
+
+
+def capture_json(expression: str, document: Any) -> Any:
+    """Evaluate a JMESPath expression over ``document``; raise ``CaptureError``."""
+    try:
+        compiled = compile_expression(expression)
+    except InvalidExpressionError as err:
+        raise CaptureError(f"invalid JMESPath expression '{expression.strip()}': {err.reason}") from None
+    try:
+        return compiled.search(document)
+    except UnresolvedError as err:
+        raise CaptureError(f"'{compiled.source}' {err.reason}") from None
+
+
+def capture_xpath(
+    expression: str,
+    root: etree._Element,
+    namespaces: Mapping[str, str] | None = None,
+    *,
+    ignore_namespaces: bool = False,
+) -> Any:
+    """Evaluate an XPath 1.0 expression on an XML tree; raise ``CaptureError``.
+
+    See the module docstring for the shape of the result and the namespace options.
+    """
+    compiled = _compile_xpath_or_raise(expression, namespaces)
+    target = strip_namespaces(root) if ignore_namespaces else root
+    try:
+        result = compiled(target)
+    except etree.XPathError as err:
+        raise CaptureError(
+            f"XPath '{expression}' cannot be evaluated: {err}",
+            hint=_namespace_hint(root, namespaces),
+        ) from None
+    return _plain(result)
+
+
+def capture(
+    spec: str,
+    document: Any,
+    *,
+    kind: CaptureKind,
+    namespaces: Mapping[str, str] | None = None,
+    ignore_namespaces: bool = False,
+) -> Any:
+    """Capture with JMESPath (``kind="json"``) or XPath (``kind="xml"``).
+
+    For XML, ``document`` is a parsed element or the raw bytes (parsed safely here).
+    """
+    if kind == "json":
+        return capture_json(spec, document)
+    if kind == "xml":
+        if isinstance(document, bytes | bytearray):
+            document = parse_xml(bytes(document))
+        if not isinstance(document, etree._Element):
+            raise CaptureError(f"XPath '{spec}' needs an XML document, got {type(document).__name__}")
+        return capture_xpath(spec, document, namespaces, ignore_namespaces=ignore_namespaces)
+    raise ValueError(f"unknown capture kind {kind!r}: use 'json' or 'xml'")
+
+
+def check_capture(
+    expression: str,
+    *,
+    kind: CaptureKind,
+    namespaces: Mapping[str, str] | None = None,
+    pointer: str = "",
+) -> None:
+    """Static check of a capture expression; raise ``SchemaError`` at ``pointer``.
+
+    For XPath this also finds prefixes that ``namespaces`` does not declare.
+    """
+    if kind == "json":
+        try:
+            compile_expression(expression)
+        except InvalidExpressionError as err:
+            raise SchemaError(f"invalid JMESPath expression '{expression.strip()}': {err.reason}",
+                              pointer=pointer or None, hint="see https://jmespath.org for the syntax") from None
+        return
+    try:
+        compiled = _compile_xpath_or_raise(expression, namespaces)
+        # Prefixes are resolved at evaluation: evaluating on an empty element finds undeclared ones.
+        compiled(etree.Element("empty"))
+    except (CaptureError, etree.XPathError) as err:
+        message = err.message if isinstance(err, CaptureError) else f"XPath '{expression}': {err}"
+        raise SchemaError(message, pointer=pointer or None,
+                          hint="declare every prefix the expression uses in namespaces") from None
+
+
+def _compile_xpath_or_raise(expression: str, namespaces: Mapping[str, str] | None) -> etree.XPath:
+    frozen = tuple(sorted((namespaces or {}).items()))
+    try:
+        return _compile_xpath(expression, frozen)
+    except etree.XPathSyntaxError as err:
+        raise CaptureError(f"invalid XPath '{expression}': {err}") from None
+    except (etree.XPathError, TypeError, ValueError) as err:
+        raise CaptureError(f"XPath '{expression}' cannot be used: {err}") from None
+
+
+@functools.lru_cache(maxsize=1024)
+def _compile_xpath(expression: str, namespaces: tuple[tuple[str, str], ...]) -> etree.XPath:
+    # Compiled XPath objects lock around evaluation, so one may serve several threads.
+    return etree.XPath(expression, namespaces=dict(namespaces), smart_strings=False)
+
+
+def _plain(result: Any) -> Any:
+    if isinstance(result, list):
+        values = [_plain_item(item) for item in result]
+        if not values:
+            return None
+        return values[0] if len(values) == 1 else values
+    return _plain_item(result)
+
+
+def _plain_item(item: Any) -> Any:
+    if isinstance(item, bool):
+        return item
+    if isinstance(item, float):
+        if not math.isfinite(item):
+            return None
+        return int(item) if item.is_integer() else item
+    if isinstance(item, etree._Element):
+        if not is_element(item):  # comment or processing instruction
+            return item.text or ""
+        if any(is_element(child) for child in item):
+            return element_value(item)
+        return item.text or ""
+    if isinstance(item, tuple):  # namespace nodes come back as (prefix, uri)
+        return [str(part) for part in item]
+    return str(item)
+
+
+def _namespace_hint(root: etree._Element, namespaces: Mapping[str, str] | None) -> str:
+    used: dict[str, str] = {}
+    for element in root.iter():
+        if is_element(element):
+            for prefix, uri in element.nsmap.items():
+                used.setdefault(prefix or "(default)", uri)
+    declared = ", ".join(sorted(namespaces or {})) or "none"
+    present = ", ".join(f"{prefix}={uri}" for prefix, uri in sorted(used.items())) or "none"
+    return (
+        f"prefixes declared: {declared}; namespaces in the document: {present}. Declare the prefix in "
+        "namespaces, or match by local name (//*[local-name()='balance']), or set ignore_namespaces"
+    )
