@@ -3,7 +3,6 @@
 from flowrun._eval._assertions import (
     OPERATORS,
     TYPE_NAMES,
-    AssertionOutcome,
     evaluate_assertion,
     json_equal,
     raise_for,
@@ -21,6 +20,7 @@ from flowrun._eval._template import (
     value_to_text,
 )
 from flowrun._eval._xml import element_value, local_name, parse_xml, strip_namespaces, xml_to_data
+from flowrun._models._results import AssertionOutcome
 
 __all__ = [
     "OPERATORS",

@@ -31,8 +31,6 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
-import attrs
-
 from flowrun._errors import AssertionFailedError, SchemaError
 from flowrun._eval._template import (
     OPEN,
@@ -48,6 +46,7 @@ from flowrun._eval._template import (
     suggest,
     value_to_text,
 )
+from flowrun._models._results import AssertionOutcome
 
 OPERATORS: tuple[str, ...] = (
     "equals", "not_equals", "gt", "gte", "lt", "lte", "contains", "matches", "exists", "type",
@@ -56,20 +55,6 @@ TYPE_NAMES: tuple[str, ...] = ("string", "number", "integer", "boolean", "object
 
 _SHOWN_CHARS = 120
 _EXAMPLE = '{"that": "outputs.balance", "gt": 0}'
-
-
-@attrs.frozen
-class AssertionOutcome:
-    """The result of one assertion; ``message`` reads like ``outputs.balance gt 0: actual -5``."""
-
-    passed: bool
-    expression: str
-    op: str
-    expected: Any
-    actual: Any
-    message: str
-    step: str | None = None
-    pointer: str | None = None
 
 
 def validate_assertion_spec(spec: Any, pointer: str = "") -> None:

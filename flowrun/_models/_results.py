@@ -58,6 +58,8 @@ class AssertionOutcome:
     expected: Any
     actual: Any
     message: str
+    step: str | None = None
+    pointer: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {"that": self.expression, "op": self.op, "expected": self.expected, "actual": self.actual,
