@@ -1,0 +1,213 @@
+"""``flowrun keystore inspect``: what a keystore holds and whether it works as a client identity.
+
+Offline: reads the file, lists entries the way ``keytool -list -v`` does, then runs the
+diagnostics and prints a verdict. ``--json`` prints the stable shape documented in
+``docs/keystore-inspect.md``. Exit 0 usable, 1 any error finding, 2 unreadable input or bad usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+
+from flowrun._cli._output import Console
+from flowrun._cli._passwords import (
+    add_key_password_options,
+    add_store_password_options,
+    key_password,
+    store_password,
+)
+from flowrun._errors import KeystoreNotFoundError, TrustCertError, UsageError
+from flowrun._tls._diagnose import describe_public_key, diagnose, is_usable
+from flowrun._tls._model import Finding, KeystoreContents, KeystoreEntry, KeystoreType
+from flowrun._tls._read import detect_type, read_file_bytes, read_keystore, read_trust_certs
+
+__all__ = ["inspect_json", "register", "run_inspect"]
+
+_TYPES: tuple[KeystoreType, ...] = ("jks", "jceks", "pkcs12", "pem")
+# Java stores keep their integrity only under the store password: reading them without it
+# would show certificates nobody vouched for.
+_PASSWORD_REQUIRED = frozenset({"jks", "jceks"})
+_KIND_LABELS = {"private_key": "PrivateKeyEntry", "trusted_cert": "trustedCertEntry",
+                "secret_key": "SecretKeyEntry"}
+_SEVERITY_ORDER = (("error", "Errors", "red"), ("warning", "Warnings", "yellow"), ("info", "Info", "blue"))
+
+
+def register(subparsers: Any, name: str, summary: str) -> None:
+    parser: argparse.ArgumentParser = subparsers.add_parser(name, help=summary, description=summary)
+    commands = parser.add_subparsers(dest="keystore_command", metavar="SUBCOMMAND",
+                                     parser_class=type(parser))
+    inspect = commands.add_parser(
+        "inspect",
+        help="list a keystore's entries and diagnose it as a client identity (offline)",
+        description="List the entries of a JKS, JCEKS, PKCS12 or PEM keystore like keytool -list -v, "
+        "then check it as a client identity: private key entry, chain up to a root, key match, "
+        "clientAuth usage, validity, key strength. Nothing is sent over the network.",
+        epilog="Exit codes: 0 usable as a client identity, 1 a finding of severity error, "
+        "2 unreadable input or bad usage. Passwords are never taken on the command line.",
+    )
+    inspect.add_argument("path", type=Path, metavar="PATH", help="the keystore file")
+    inspect.add_argument("--type", type=str.lower, choices=_TYPES,
+                         help="the store type (default: detected from the content, not the file name)")
+    add_store_password_options(inspect)
+    inspect.add_argument("--key-alias", metavar="ALIAS",
+                         help="the private key entry to check (needed when the store holds several)")
+    add_key_password_options(inspect)
+    inspect.add_argument("--trust-cert", metavar="FILE", type=Path, action="append", default=[],
+                         help="a PEM or DER certificate that may complete the chain and is checked for "
+                         "expiry (repeatable)")
+    inspect.add_argument("--within", metavar="DAYS", type=_days, default=30,
+                         help="warn about certificates that expire within DAYS days (default 30)")
+    inspect.add_argument("--json", action="store_true", help="print the stable JSON shape")
+    inspect.set_defaults(handler=run_inspect)
+
+    def missing_subcommand(args: argparse.Namespace, console: Console) -> int:
+        raise UsageError(f"flowrun {name}: choose a sub-command", hint=f"see `flowrun {name} --help`")
+
+    parser.set_defaults(handler=missing_subcommand)
+
+
+def _days(text: str) -> int:
+    try:
+        days = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number of days: {text!r}") from None
+    if days < 0:
+        raise argparse.ArgumentTypeError("days cannot be negative")
+    return days
+
+
+def run_inspect(args: argparse.Namespace, console: Console) -> int:
+    password = store_password(args)
+    key_pass = key_password(args)
+    path: Path = args.path
+    data = read_file_bytes(path)
+    found = detect_type(data, source=str(path))
+    if password is None and found in _PASSWORD_REQUIRED:
+        raise UsageError(
+            f"{path}: a {found.upper()} keystore is read only with its store password, which checks "
+            "its integrity",
+            hint="pass it with --password-env VAR, --password-file FILE or --password-stdin",
+        )
+    contents = read_keystore(data, password=password, type=args.type, source=str(path))
+    trust = _load_trust_certs(args.trust_cert)
+    findings = diagnose(contents, key_alias=args.key_alias, key_password=key_pass,
+                        store_password=password, trust_certs=trust, within_days=args.within)
+    if args.json:
+        console.print_json(inspect_json(contents, findings))
+    else:
+        _print_report(console, path, contents, findings)
+    return 0 if is_usable(findings) else 1
+
+
+def _load_trust_certs(paths: Sequence[Path]) -> list[x509.Certificate]:
+    certs: list[x509.Certificate] = []
+    for path in paths:
+        try:
+            data = read_file_bytes(path, what="trust store cert")
+        except KeystoreNotFoundError as error:
+            raise TrustCertError(error.message, file=path) from None
+        certs.extend(read_trust_certs(data, format=None, source=str(path)))
+    return certs
+
+
+# --- JSON ----------------------------------------------------------------------------------
+
+
+def inspect_json(contents: KeystoreContents, findings: Sequence[Finding]) -> dict[str, Any]:
+    """The documented shape: {"type", "entries": [...], "findings": [...]}."""
+    return {
+        "type": contents.type,
+        "entries": [
+            {"alias": entry.alias, "kind": entry.kind, "chain": [_cert_json(c) for c in entry.certificates]}
+            for entry in contents.entries
+        ],
+        "findings": [{"code": f.code, "severity": f.severity, "message": f.message} for f in findings],
+    }
+
+
+def _cert_json(cert: x509.Certificate) -> dict[str, str]:
+    return {
+        "subject": cert.subject.rfc4514_string(),
+        "issuer": cert.issuer.rfc4514_string(),
+        "serial": f"{cert.serial_number:x}",
+        "not_before": _iso(cert.not_valid_before_utc),
+        "not_after": _iso(cert.not_valid_after_utc),
+        "sha256": cert.fingerprint(hashes.SHA256()).hex(),
+    }
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+# --- text ----------------------------------------------------------------------------------
+
+
+def _print_report(console: Console, path: Path, contents: KeystoreContents, findings: Sequence[Finding]) -> None:
+    count = len(contents.entries)
+    console.print(f"{console.style('Keystore:', 'bold')} {path}")
+    console.print(f"Type: {contents.type.upper()}, {count} entr{'y' if count == 1 else 'ies'}")
+    for entry in contents.entries:
+        console.print()
+        _print_entry(console, entry)
+    console.print()
+    _print_findings(console, findings)
+    console.print()
+    console.print(_verdict(console, findings))
+
+
+def _print_entry(console: Console, entry: KeystoreEntry) -> None:
+    console.print(f"{console.style('Alias:', 'bold')} {entry.alias}")
+    console.print(f"  Kind: {_KIND_LABELS[entry.kind]}")
+    if entry.kind == "secret_key":
+        if entry.secret_key_algorithm:
+            console.print(f"  Algorithm: {entry.secret_key_algorithm}")
+        return
+    if entry.kind == "private_key":
+        console.print(f"  Chain length: {len(entry.certificates)}")
+    for number, cert in enumerate(entry.certificates, start=1):
+        label = f"Certificate [{number}]" if entry.kind == "private_key" else "Certificate"
+        console.print(f"  {label}:")
+        for line in _cert_lines(cert):
+            console.print(f"    {line}")
+
+
+def _cert_lines(cert: x509.Certificate) -> list[str]:
+    fingerprint = cert.fingerprint(hashes.SHA256()).hex(":").upper()
+    return [
+        f"Subject:   {cert.subject.rfc4514_string()}",
+        f"Issuer:    {cert.issuer.rfc4514_string()}",
+        f"Serial:    {cert.serial_number:x}",
+        f"Valid:     {_iso(cert.not_valid_before_utc)} until {_iso(cert.not_valid_after_utc)}",
+        f"SHA-256:   {fingerprint}",
+        f"Key:       {describe_public_key(cert.public_key())}",
+    ]
+
+
+def _print_findings(console: Console, findings: Sequence[Finding]) -> None:
+    console.print(console.style("Findings:", "bold"))
+    if not findings:
+        console.print("  none")
+    for severity, title, colour in _SEVERITY_ORDER:
+        group = [f for f in findings if f.severity == severity]
+        if not group:
+            continue
+        console.print(f"  {console.style(f'{title} ({len(group)})', colour, 'bold')}")
+        for finding in group:
+            console.print(f"    {console.style(finding.code, colour)}: {finding.message}")
+
+
+def _verdict(console: Console, findings: Sequence[Finding]) -> str:
+    errors = sum(1 for f in findings if f.severity == "error")
+    warnings = sum(1 for f in findings if f.severity == "warning")
+    if errors:
+        return console.style(f"NOT usable: {errors} error{'s' if errors != 1 else ''}", "red", "bold")
+    tail = f" ({warnings} warning{'s' if warnings != 1 else ''})" if warnings else ""
+    return console.style(f"usable as a client identity{tail}", "green", "bold")
