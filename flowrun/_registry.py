@@ -88,7 +88,7 @@ def _unknown(kind: str, name: str, defined: Iterable[str], origin: Origin, field
     known = sorted(defined)
     listing = ", ".join(known) if known else "none are defined"
     return UnknownReferenceError(
-        f"{field} names {kind} '{name}', which is not defined{did_you_mean(name, known)}",
+        f"'{field}' names {kind.replace('_', ' ')} '{name}', which is not defined{did_you_mean(name, known)}",
         hint=f"{kind}s defined: {listing}",
         **origin.location(),
     )
@@ -280,6 +280,10 @@ class Registry:
                 if connection.credential and connection.credential not in records.credentials:
                     raise _unknown("credential", connection.credential, records.credentials,
                                    connection.origin.child("credential"), "credential")
-                if connection.mutual_authentication and connection.protocol == "http" and connection.url_builder:
-                    raise DefinitionError("mutual_authentication needs protocol https",
+                scheme = (connection.protocol if connection.url_builder
+                          else urllib.parse.urlsplit(connection.url or "").scheme.lower())
+                if connection.mutual_authentication and scheme != "https":
+                    # Plain http has no handshake: the client certificate would silently not be sent.
+                    raise DefinitionError("mutual_authentication needs https: over http no client certificate "
+                                          "is sent", hint="use an https:// URL (or protocol https)",
                                           **connection.origin.location())

@@ -16,12 +16,24 @@ from flowrun._version import __version__
 
 # Sub-command modules, imported lazily so that `flowrun run` does not pay for `keystore` or `demo`.
 _COMMANDS: dict[str, tuple[str, str]] = {
+    "run": ("flowrun._cli._run", "run a flow file (once, per data row, or N times) and report"),
+    "validate": ("flowrun._cli._validate", "check flow files offline: schema, data pills, aliases, keystores"),
+    "test": ("flowrun._cli._test", "run many flows (files or directories) with JUnit XML and JSON reports"),
     "keystore": ("flowrun._cli._keystore", "inspect Java keystores, PKCS12 and PEM files offline"),
+    "alias": ("flowrun._cli._alias", "list, show and test Connection & Credential aliases"),
+    "certs": ("flowrun._cli._certs", "check when the certificates of keystores and trust store certs expire"),
+    "schema": ("flowrun._cli._schema", "print the JSON Schema of alias records, flows or steps"),
+    "demo": ("flowrun._cli._demo", "run the sample flows against an embedded partner that requires mutual TLS"),
 }
 
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # type: ignore[override]
+        # argparse echoes unrecognised arguments; one of them may be a password typed by mistake.
+        if message.startswith("unrecognized arguments:"):
+            words = message.split(":", 1)[1].split()
+            shown = [w if w.startswith("-") else "..." for w in words]
+            message = "unrecognized arguments: " + " ".join(shown)
         raise UsageError(f"{self.prog}: {message}", hint=f"see `{self.prog} --help`")
 
 

@@ -69,11 +69,13 @@ def parse_json(text: str, path: Path | None = None) -> JsonDocument:
     except json.JSONDecodeError as exc:
         raise JsonSyntaxError(f"invalid JSON: {exc.msg} (column {exc.colno})", file=path, line=exc.lineno) from None
     except _DuplicateKey as dup:
-        lines = _scan_lines(text, duplicates_of=dup.key)
+        found: list[str] = []
+        lines = _scan_lines(text, duplicates_of=dup.key, found=found)
         raise SchemaError(
             f"key '{dup.key}' appears twice in one object",
             hint="JSON keeps only the last of duplicate keys: remove one",
             file=path,
+            pointer=found[0] if found else None,
             line=lines.get("#duplicate"),
         ) from None
     except ValueError as exc:  # NaN / Infinity
@@ -104,9 +106,10 @@ def read_json_file(path: Path) -> JsonDocument:
     return parse_json(text, path)
 
 
-def _scan_lines(text: str, duplicates_of: str | None = None) -> dict[str, int]:
+def _scan_lines(text: str, duplicates_of: str | None = None, found: list[str] | None = None) -> dict[str, int]:
     """Map each JSON pointer to the line of its value. Assumes ``text`` is valid JSON
-    (apart from a duplicate key, whose line is stored under ``#duplicate``)."""
+    (apart from a duplicate key, whose line is stored under ``#duplicate`` and whose pointer is
+    appended to ``found``)."""
     lines: dict[str, int] = {}
     newlines = [m.start() for m in re.finditer("\n", text)]
 
@@ -132,6 +135,8 @@ def _scan_lines(text: str, duplicates_of: str | None = None) -> dict[str, int]:
                 key, pos = scanstring(text, skip(pos) + 1)
                 if key == duplicates_of and key in seen and "#duplicate" not in lines:
                     lines["#duplicate"] = line_at(pos)
+                    if found is not None:
+                        found.append(f"{pointer}/{escape_token(key)}")
                 seen.add(key)
                 pos = skip(pos)
                 pos = value(pos + 1, f"{pointer}/{escape_token(key)}", depth + 1)

@@ -33,6 +33,7 @@ _TYPE_WORDS = {
 _PATTERN_WORDS: dict[str, str] = {
     "^[A-Za-z_][A-Za-z0-9_.-]*$": "a name of letters, digits, '_', '.' or '-' that starts with a letter or '_'",
     "^[hH][tT][tT][pP][sS]?://": "a URL starting with https:// or http://",
+    "^[A-Za-z_][A-Za-z0-9_]*$": "a name of letters, digits and '_' that starts with a letter or '_'",
 }
 
 
@@ -67,6 +68,12 @@ def describe_type(value: Any) -> str:
 def check(instance: Any, document: JsonDocument, *, schema_name: str, definition: str | None = None,
           pointer: str = "") -> None:
     """Raise a SchemaError for the first (most relevant) problem of ``instance``."""
+    from flowrun._load._fast_schema import accepts
+
+    # Valid files need no jsonschema (a costly import on the run path); problems get its messages.
+    root = schema(schema_name)
+    if accepts(instance, root if definition is None else {"$ref": f"#/$defs/{definition}"}, root):
+        return
     errors = list(iter_schema_errors(instance, document, schema_name=schema_name, definition=definition,
                                      pointer=pointer))
     if errors:
@@ -124,7 +131,8 @@ def _convert(error: ValidationError, document: JsonDocument, base: str) -> Schem
     elif validator == "const":
         message = f"{field} must be {json.dumps(value)}; got {json.dumps(instance)}"
     elif validator == "pattern":
-        message = f"{field} must be {_PATTERN_WORDS.get(str(value), 'matching ' + str(value))}; got {json.dumps(instance)}"
+        wanted = _PATTERN_WORDS.get(str(value), f"matching {value}")
+        message = f"{field} must be {wanted}; got {json.dumps(instance)}"
     elif validator == "oneOf" and isinstance(instance, dict) and _is_exclusive_choice(node):
         options = [r for alt in node["oneOf"] for r in alt["required"]]
         present = [o for o in options if o in instance]

@@ -137,10 +137,18 @@ class Connection:
         else:
             if self.url is None:
                 raise _fail(self.origin, "a connection needs a url, or url_builder: true with a host")
+            # Without the URL builder these fields would be ignored: refuse them rather than
+            # send requests somewhere else than the user meant.
             for field in ("host", "port"):
                 if getattr(self, field) is not None:
                     raise _fail(self.origin, f"'{field}' is a URL builder field",
                                 'set "url_builder": true, or put it into "url"')
+            if self.base_path:
+                raise _fail(self.origin, "'base_path' is a URL builder field",
+                            'put the path into "url", or set "url_builder": true')
+            if self.protocol != "https":
+                raise _fail(self.origin, "'protocol' is a URL builder field",
+                            'the scheme of "url" says it; or set "url_builder": true')
         if self.mutual_authentication and not self.protocol_profile:
             raise _fail(self.origin, "mutual_authentication is on but no protocol_profile is named",
                         "name the protocol profile that holds the keystore")

@@ -21,6 +21,19 @@ def redact_headers(headers: Sequence[tuple[str, str]], extra: frozenset[str] = f
     return [[k, REDACTED if k.lower() in SENSITIVE_HEADERS or k.lower() in extra else v] for k, v in headers]
 
 
+def _headers_repr(headers: Sequence[tuple[str, str]]) -> str:
+    return repr(tuple(tuple(pair) for pair in redact_headers(headers)))
+
+
+def _body_repr(body: Any) -> str:
+    # A body can echo anything, secrets included: reprs show its shape only.
+    if body is None:
+        return "None"
+    size = f", {len(body)} items" if isinstance(body, dict | list) else (
+        f", {len(body)} chars" if isinstance(body, str) else f", {len(body)} bytes" if isinstance(body, bytes) else "")
+    return f"<{type(body).__name__}{size}>"
+
+
 @attrs.frozen
 class Attempt:
     number: int
@@ -70,7 +83,7 @@ class AssertionOutcome:
 class RequestInfo:
     method: str
     url: str
-    headers: tuple[tuple[str, str], ...] = ()
+    headers: tuple[tuple[str, str], ...] = attrs.field(default=(), repr=_headers_repr)
 
     def to_dict(self) -> dict[str, Any]:
         return {"method": self.method, "url": self.url, "headers": redact_headers(self.headers)}
@@ -82,8 +95,8 @@ class StepResult:
     kind: str
     status: StepStatus
     http_status: int | None = None
-    headers: tuple[tuple[str, str], ...] = ()
-    body: Any = None
+    headers: tuple[tuple[str, str], ...] = attrs.field(default=(), repr=_headers_repr)
+    body: Any = attrs.field(default=None, repr=_body_repr)
     outputs: Mapping[str, Any] = attrs.field(factory=dict)
     attempts: tuple[Attempt, ...] = ()
     duration_ms: float = 0.0

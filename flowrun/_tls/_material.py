@@ -17,14 +17,26 @@ from flowrun._tls._cache import TLS_CACHE, IdentityKey, TlsCache, secret_fingerp
 from flowrun._tls._model import ClientIdentity
 
 
-def place(error: FlowrunError, origin: Origin) -> FlowrunError:
-    """Point an error about key material at the record that named it, when it has no place yet."""
-    if error.file is None or error.pointer is None:
-        location = origin.location()
-        if error.file is None:
-            error.file = str(location.get("file")) if location.get("file") is not None else None
-            error.line = location.get("line")
-        error.pointer = error.pointer or location.get("pointer")
+def place(error: FlowrunError, origin: Origin, record: str) -> FlowrunError:
+    """Point an error about key material at the record that named it.
+
+    Readers place their errors at the key material file; the user fixes the record (path,
+    password, type) in the alias file, so the location becomes the record's and the message
+    keeps the key material file. Errors already placed in a definition file (a secret that
+    cannot be read) are left as they are.
+    """
+    if error.pointer is not None:
+        return error
+    detail = error.message
+    if error.file is not None and error.file not in detail:
+        detail = f"{error.file}: {detail}"
+    error.message = f"{record}: {detail}"
+    error.args = (error.message,)
+    location = origin.location()
+    file = location.get("file")
+    error.file = str(file) if file is not None else None
+    error.pointer = location.get("pointer")
+    error.line = location.get("line")
     return error
 
 
@@ -38,7 +50,7 @@ def identity_for(keystore: Keystore, cache: TlsCache = TLS_CACHE) -> tuple[Ident
         password = keystore.password.reveal() if keystore.password is not None else None
         key_password = keystore.key_password.reveal() if keystore.key_password is not None else None
     except FlowrunError as error:
-        raise place(error, keystore.origin) from None
+        raise place(error, keystore.origin, f"keystore '{keystore.name}'") from None
     key = IdentityKey(
         content.digest, key_content.digest if key_content else None, keystore.type,
         keystore.key_alias.lower() if keystore.key_alias else None,
@@ -60,7 +72,7 @@ def identity_for(keystore: Keystore, cache: TlsCache = TLS_CACHE) -> tuple[Ident
             identity: ClientIdentity = cache.identities.get(key, decode)
             return identity
         except FlowrunError as error:
-            raise place(error, keystore.origin) from None
+            raise place(error, keystore.origin, f"keystore '{keystore.name}'") from None
 
     return key, load
 
@@ -81,7 +93,7 @@ def trust_for(records: Sequence[TrustStoreCert], cache: TlsCache = TLS_CACHE,
                 data = (record.pem or "").encode("utf-8")
                 sources.append((record, data, hashlib.sha256(data).hexdigest()))
         except FlowrunError as error:
-            raise place(error, record.origin) from None
+            raise place(error, record.origin, f"trust_store_cert '{record.name}'") from None
 
     def load() -> tuple[x509.Certificate, ...]:
         certificates: list[x509.Certificate] = []
@@ -92,7 +104,7 @@ def trust_for(records: Sequence[TrustStoreCert], cache: TlsCache = TLS_CACHE,
             try:
                 certificates.extend(cache.identities.get(("trust", digest, record.format), decode))
             except FlowrunError as error:
-                raise place(error, record.origin) from None
+                raise place(error, record.origin, f"trust_store_cert '{record.name}'") from None
         return tuple(certificates)
 
     return tuple(digest for _, _, digest in sources), load
