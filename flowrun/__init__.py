@@ -26,12 +26,33 @@ from flowrun._models._steps import Body, FilePart, ResponseSpec, RestStep, SoapS
 from flowrun._version import __version__
 
 if TYPE_CHECKING:
+    from flowrun._flows import AsyncFlowRunner, FlowRunner, run_flow, run_flow_async
+    from flowrun._load._flows import load_flow
+    from flowrun._models._flow import Flow, FlowEnvVar, FlowInput, FlowStep, StepDefinition
+    from flowrun._models._flow_results import FlowResult
     from flowrun._registry import Registry, ResolvedConnection
+    from flowrun._rest import AsyncRestExecutor, RestExecutor
+    from flowrun._soap import AsyncSoapExecutor, SoapExecutor
 
 # name -> module, imported on first attribute access.
 _LAZY = {
     "Registry": "flowrun._registry",
     "ResolvedConnection": "flowrun._registry",
+    "Flow": "flowrun._models._flow",
+    "FlowInput": "flowrun._models._flow",
+    "FlowEnvVar": "flowrun._models._flow",
+    "FlowStep": "flowrun._models._flow",
+    "StepDefinition": "flowrun._models._flow",
+    "FlowResult": "flowrun._models._flow_results",
+    "load_flow": "flowrun._load._flows",
+    "run_flow": "flowrun._flows",
+    "run_flow_async": "flowrun._flows",
+    "RestExecutor": "flowrun._rest",
+    "AsyncRestExecutor": "flowrun._rest",
+    "SoapExecutor": "flowrun._soap",
+    "AsyncSoapExecutor": "flowrun._soap",
+    "FlowRunner": "flowrun._flows",
+    "AsyncFlowRunner": "flowrun._flows",
 }
 
 
@@ -52,8 +73,12 @@ __all__ = [  # grouped by topic
     # steps and results
     "RestStep", "SoapStep", "Body", "FilePart", "ResponseSpec",
     "StepResult", "Attempt", "TlsInfo", "RequestInfo", "AssertionOutcome",
-    # resolution
+    # resolution and executors
     "Registry", "ResolvedConnection",
+    "RestExecutor", "AsyncRestExecutor", "SoapExecutor", "AsyncSoapExecutor",
+    # flows
+    "Flow", "FlowInput", "FlowEnvVar", "FlowStep", "StepDefinition", "FlowResult",
+    "load_flow", "run_flow", "run_flow_async", "FlowRunner", "AsyncFlowRunner",
     # errors: the whole tree of flowrun._errors
 ]
 __all__ += _error_names

@@ -37,11 +37,14 @@
         │       ├── ClientCertExpiredError
         │       ├── ProtocolVersionError
         │       └── PlainHttpPortError
+        ├── AuthenticationError           the token endpoint refused our client credentials
+        ├── RedirectRefusedError          https->http downgrade, too many redirects
         ├── UnexpectedStatusError
         ├── ResponseTooLargeError
         ├── ResponseParseError
         ├── UnsafeXmlError
         ├── SoapFaultError
+        ├── WsdlError                     a WSDL or its schemas cannot be fetched or used
         ├── CaptureError
         └── AssertionFailedError
 
@@ -301,14 +304,43 @@ class PlainHttpPortError(TlsError):
     default_hint = "the port speaks plain HTTP: use the partner's HTTPS port or an http:// URL"
 
 
+class AuthenticationError(StepFailure):
+    """The credential could not be turned into a request credential (e.g. the OAuth2 token
+    endpoint refused us). Carries the endpoint's ``error``/``error_description``, never a secret."""
+
+    code = "auth"
+    default_hint = "check client_id, client_secret, scope and token_url of the credential"
+
+
+class RedirectRefusedError(StepFailure):
+    code = "http.redirect_refused"
+    default_hint = "point the alias or the step at the final URL, or raise max_redirects"
+
+
 class UnexpectedStatusError(StepFailure):
     code = "http.unexpected_status"
     default_hint = "the status is not in expect_status"
 
+    def __init__(self, message: str, *, status: int | None = None, body_excerpt: str | None = None,
+                 content_type: str | None = None, headers: tuple[tuple[str, str], ...] = (),
+                 **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.status = status
+        self.body_excerpt = body_excerpt
+        self.content_type = content_type
+        self.headers = headers
+
+    def to_dict(self) -> dict[str, Any]:
+        data = super().to_dict()
+        data["http_status"] = self.status
+        data["content_type"] = self.content_type
+        data["body_excerpt"] = self.body_excerpt
+        return data
+
 
 class ResponseTooLargeError(StepFailure):
     code = "http.response_too_large"
-    default_hint = "raise max_response_bytes on the step, or stream the body with save_to"
+    default_hint = "raise response.max_bytes on the step, or stream the body to a file with response.save_to"
 
 
 class ResponseParseError(StepFailure):
@@ -334,6 +366,14 @@ class SoapFaultError(StepFailure):
         data = super().to_dict()
         data["fault"] = {"code": self.faultcode, "string": self.faultstring, "detail": self.detail}
         return data
+
+
+class WsdlError(StepFailure):
+    code = "soap.wsdl"
+    default_hint = (
+        "check the step's wsdl location and that the WSDL and its schemas are valid; a partner whose "
+        "WSDL is broken can still be called with a raw envelope step"
+    )
 
 
 class CaptureError(StepFailure):

@@ -131,8 +131,8 @@ def _convert(error: ValidationError, document: JsonDocument, base: str) -> Schem
     elif validator == "const":
         message = f"{field} must be {json.dumps(value)}; got {json.dumps(instance)}"
     elif validator == "pattern":
-        wanted = _PATTERN_WORDS.get(str(value), f"matching {value}")
-        message = f"{field} must be {wanted}; got {json.dumps(instance)}"
+        shape = _PATTERN_WORDS.get(str(value), f"matching {value}")
+        message = f"{field} must be {shape}; got {json.dumps(instance)}"
     elif validator == "oneOf" and isinstance(instance, dict) and _is_exclusive_choice(node):
         options = [r for alt in node["oneOf"] for r in alt["required"]]
         present = [o for o in options if o in instance]

@@ -1,0 +1,107 @@
+"""``flowrun demo [--keep DIR]``: the samples against an embedded mutual-TLS partner."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+from typing import Any
+
+from flowrun._cli._output import Console
+
+
+def register(subparsers: Any, name: str, summary: str) -> None:
+    parser = subparsers.add_parser(
+        name, help=summary, description=(
+            "Make a throwaway PKI, write our client identity as a JKS keystore, start a partner on "
+            "127.0.0.1 that requires a client certificate (REST and SOAP), run the sample flows "
+            "through the shipped aliases against it, and show who presented what."),
+    )
+    parser.add_argument("--keep", metavar="DIR", type=Path,
+                        help="leave the PKI, keystore, aliases and samples in DIR to try them yourself")
+    parser.add_argument("--json", action="store_true", help="print the flow results as JSON")
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace, console: Console) -> int:
+    from flowrun import _demo
+    from flowrun._flows import run_flow
+    from flowrun._registry import Registry
+    from flowrun._report._text import render_flow_result
+    from flowrun.testing import PartnerServer, make_pki
+
+    started = time.perf_counter()
+    pki = make_pki(hostnames=(_demo.PARTNER_HOST, "localhost", "127.0.0.1"))
+    with _demo.work_directory(args.keep) as directory:
+        setup = _demo.prepare(directory, pki)
+        client_id, client_secret = _demo.OAUTH_CLIENT
+        with PartnerServer(pki, api_keys={_demo.API_KEY}, oauth_clients={client_id: client_secret}) as partner, \
+                _demo.environment(setup.environment):
+            registry = Registry.load(directory / "aliases", connect_to={
+                (_demo.PARTNER_HOST, _demo.PARTNER_PORT): ("127.0.0.1", partner.port)})
+            flows = sorted((directory / "samples" / "flows").glob("*.json"))
+            if not args.json:
+                _print_setup(console, pki, partner, directory, registry, args.keep is not None)
+            results = [run_flow(flow, registry=registry) for flow in flows]
+            handshakes = partner.handshakes
+            seen = set(partner.client_certs)
+            requests = len(partner.requests)
+        if args.json:
+            console.print_json({
+                "status": "passed" if all(r.ok for r in results) else "failed",
+                "flows": [r.to_dict() for r in results],
+                "partner": {"handshakes": handshakes, "requests": requests, "client_certs_seen": sorted(seen)},
+            })
+        else:
+            for result in results:
+                console.print(render_flow_result(result, console))
+            _print_tls_facts(console, pki, results, handshakes, requests, seen)
+            passed = sum(1 for r in results if r.ok)
+            elapsed = time.perf_counter() - started
+            verdict = console.style(f"{passed} of {len(results)} flows passed", "green" if passed == len(results)
+                                    else "red", "bold")
+            console.print(f"{verdict} in {elapsed:.2f} s.")
+            if args.keep is not None:
+                env_file = _demo.write_env_file(setup)
+                console.print(f"Files kept in {directory}. Try: . {env_file} && flowrun keystore inspect "
+                              f"{setup.keystore} --password-env BANK_KEYSTORE_PASSWORD")
+            else:
+                console.print("Keep the files to try them yourself: flowrun demo --keep DIR")
+    return 0 if all(r.ok for r in results) else 1
+
+
+def _print_setup(console: Console, pki: Any, partner: Any, directory: Path, registry: Any, kept: bool) -> None:
+    def row(label: str, text: str) -> None:
+        console.print(f"  {console.style(label.ljust(10), 'dim')} {text}")
+
+    console.print(console.style("flowrun demo: a local partner that requires a client certificate", "bold"))
+    row("PKI", f"{_cn(pki.root.certificate)} -> {_cn(pki.intermediate.certificate)} -> partner "
+        f"{_cn(pki.server.certificate)}; our client {_cn(pki.client.certificate)}")
+    row("keystore", "keystores/client.jks (JKS, alias 'client', chain of 3; password from BANK_KEYSTORE_PASSWORD)")
+    row("partner", f"https://api.bank.example:8443 dialled at 127.0.0.1:{partner.port} "
+        "(client certificate required, TLS 1.2-1.3)")
+    row("aliases", ", ".join(registry.alias_names()) + (f"  ({directory / 'aliases'})" if kept else ""))
+    console.print()
+
+
+def _print_tls_facts(console: Console, pki: Any, results: list[Any], handshakes: int, requests: int,
+                     seen: set[str]) -> None:
+    from flowrun.testing import certificate_sha256
+
+    ours = certificate_sha256(pki.client.certificate)
+    tls = next((s.tls for r in results for s in r.steps if s.tls is not None and s.tls.version), None)
+    console.print(console.style("TLS facts", "bold"))
+    console.print(f"  partner presented  {_cn(pki.server.certificate)}, issued by {_cn(pki.intermediate.certificate)}")
+    console.print(f"  we presented       {_cn(pki.client.certificate)} (sha256 {ours[:16]}...)")
+    matched = "only that certificate" if seen == {ours} else f"{len(seen)} distinct certificates"
+    console.print(f"  partner saw        {matched} on {handshakes} TLS handshakes for {requests} requests")
+    if tls is not None:
+        console.print(f"  negotiated         {tls.version} {tls.cipher or ''}".rstrip())
+    console.print()
+
+
+def _cn(certificate: Any) -> str:
+    from cryptography.x509.oid import NameOID
+
+    names = certificate.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    return f"'{names[0].value}'" if names else certificate.subject.rfc4514_string()

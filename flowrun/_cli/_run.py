@@ -1,0 +1,190 @@
+"""``flowrun run FLOW``: run one flow (once, per data row, or N times) and report.
+
+Inputs come from ``--inputs-file`` (a JSON object), then ``-i name=value`` (text, converted to the
+declared type), then each ``--data`` row (CSV columns or JSON object keys; an empty CSV cell
+counts as not given). ``--iterations N`` repeats the whole set of rows N times. The flow file is
+read once and the executors live for the whole command, so iterations share connections.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from flowrun._cli._common import add_aliases_option, add_env_option
+from flowrun._cli._flow_options import (
+    add_connect_to_option,
+    add_steps_option,
+    connect_to_mapping,
+    exit_code,
+)
+from flowrun._cli._output import Console
+from flowrun._errors import DefinitionError, FlowrunError, UsageError
+from flowrun._models._flow import FlowStep
+from flowrun._models._flow_results import FlowResult
+from flowrun._models._results import StepResult
+
+__all__ = ["data_rows", "parse_input_options", "register", "run_command"]
+
+_MAX_ITERATIONS = 1_000_000
+
+
+def register(subparsers: Any, name: str, summary: str) -> None:
+    parser: argparse.ArgumentParser = subparsers.add_parser(
+        name, help=summary,
+        description="Run a flow file: its steps in order through the aliases, then print a summary "
+        "(or JSON with --json).",
+        epilog="Exit codes: 0 every step and assertion passed, 1 a step or assertion failed, "
+        "2 bad usage or definitions (flow, aliases, keystores, inputs). "
+        "Example: flowrun run samples/flows/balance.json --aliases aliases -i account=7",
+    )
+    parser.add_argument("flow", type=Path, metavar="FLOW", help="the flow file (JSON)")
+    parser.add_argument("-i", "--input", dest="inputs", metavar="NAME=VALUE", action="append", default=[],
+                        help="an input value, converted to the input's declared type (repeatable)")
+    parser.add_argument("--inputs-file", metavar="FILE", type=Path,
+                        help="a JSON object of input values (-i wins over it)")
+    add_aliases_option(parser)
+    add_steps_option(parser)
+    add_env_option(parser)
+    parser.add_argument("--json", action="store_true", help="print the result as JSON instead of a summary")
+    parser.add_argument("--report", metavar="FILE", type=Path, help="also write a JUnit XML report to FILE")
+    parser.add_argument("--data", metavar="FILE", type=Path,
+                        help="run once per row of a CSV (header row = input names) or a JSON array of objects")
+    parser.add_argument("--iterations", metavar="N", type=int, default=1,
+                        help="run N times (with --data: every row N times)")
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="show each request (method, URL, headers with secrets redacted) and each attempt "
+                        "on standard error")
+    add_connect_to_option(parser)
+    parser.set_defaults(handler=run_command)
+
+
+def parse_input_options(values: list[str]) -> dict[str, str]:
+    inputs: dict[str, str] = {}
+    for value in values:
+        name, sep, text = value.partition("=")
+        if not sep or not name.strip():
+            raise UsageError(f"-i {value!r}: expected NAME=VALUE", hint="e.g. -i account=7")
+        inputs[name.strip()] = text
+    return inputs
+
+
+def _inputs_file(path: Path) -> dict[str, Any]:
+    from flowrun._load._json import read_json_file
+
+    document = read_json_file(path)
+    if not isinstance(document.data, dict):
+        raise DefinitionError("an inputs file holds one JSON object of input values", file=path, line=1)
+    return dict(document.data)
+
+
+def data_rows(path: Path) -> list[dict[str, Any]]:
+    """The rows of a ``--data`` file: CSV with a header row, or a JSON array of objects."""
+    if path.suffix.lower() == ".json":
+        from flowrun._load._json import read_json_file
+
+        document = read_json_file(path)
+        data = document.data
+        if not isinstance(data, list) or not all(isinstance(row, dict) for row in data):
+            raise DefinitionError("a JSON data file holds an array of objects (one per iteration)",
+                                  file=path, line=1)
+        return [dict(row) for row in data]
+    try:
+        with path.open(encoding="utf-8-sig", newline="") as handle:
+            reader = csv.DictReader(handle)
+            rows: list[dict[str, Any]] = []
+            for row in reader:
+                if None in row:
+                    raise DefinitionError(f"row {reader.line_num} has more cells than the header",
+                                          file=path, line=reader.line_num)
+                rows.append({key.strip(): value for key, value in row.items() if value not in (None, "")})
+            if reader.fieldnames is None:
+                raise DefinitionError("the CSV data file is empty (the first row names the inputs)", file=path)
+            return rows
+    except FileNotFoundError:
+        raise DefinitionError("data file not found", file=path) from None
+    except (OSError, UnicodeDecodeError, csv.Error) as error:
+        raise DefinitionError(f"cannot read the CSV data file: {error}", file=path) from None
+
+
+def _runs(base: Mapping[str, Any], rows: list[dict[str, Any]] | None, iterations: int,
+          ) -> Iterator[tuple[int, int | None, dict[str, Any]]]:
+    number = 0
+    for _ in range(iterations):
+        for index, row in enumerate(rows if rows is not None else [{}]):
+            number += 1
+            yield number, (index + 1 if rows is not None else None), {**base, **row}
+
+
+def run_command(args: argparse.Namespace, console: Console) -> int:
+    from flowrun._flows import FlowRunner
+    from flowrun._load._flows import load_flow
+    from flowrun._report._text import render_flow, render_request, render_summary
+
+    if not 1 <= args.iterations <= _MAX_ITERATIONS:
+        raise UsageError(f"--iterations must be between 1 and {_MAX_ITERATIONS}")
+    connect_to = connect_to_mapping(args.connect_to)
+    base: dict[str, Any] = _inputs_file(args.inputs_file) if args.inputs_file is not None else {}
+    base.update(parse_input_options(args.inputs))
+    rows = data_rows(args.data) if args.data is not None else None
+    if rows is not None and not rows:
+        raise DefinitionError("the data file has no rows", file=args.data)
+    flow = load_flow(args.flow, steps_dirs=args.steps)
+    err = Console.for_stream(sys.stderr, no_color=not console.color)
+
+    def show_request(entry: FlowStep, result: StepResult) -> None:
+        lines = render_request(result)
+        if lines:
+            err.print(err.style(f"* step {entry.id}", "dim"))
+            for line in lines:
+                err.print(line)
+
+    total = args.iterations * (len(rows) if rows is not None else 1)
+    many = total > 1
+    results: list[FlowResult] = []
+    with FlowRunner(aliases=args.aliases, env=args.env, steps_dirs=args.steps, connect_to=connect_to,
+                    on_step=show_request if args.verbose else None) as runner:
+        runner.registry_for(flow)  # a missing or broken alias directory stops here, not once per iteration
+        for number, row, inputs in _runs(base, rows, args.iterations):
+            try:
+                result = runner.run(flow, inputs, iteration=number if many else None)
+            except FlowrunError as error:
+                if row is not None and args.data is not None:
+                    error.message = f"data row {row}: {error.message}"
+                    error.file = error.file or str(args.data)
+                raise
+            results.append(result)
+            if not args.json:
+                _print_result(console, result, many, render_flow)
+    if args.report is not None:
+        from flowrun._report._junit import write_junit
+
+        write_junit(args.report, results)
+    if args.json:
+        from flowrun._report._json import run_report
+
+        console.print_json(run_report(results))
+    elif many:
+        console.print(render_summary(results, console))
+    return exit_code(results)
+
+
+def _print_result(console: Console, result: FlowResult, many: bool, render: Any) -> None:
+    if many and result.ok:
+        console.print(f"{console.style('ok', 'green')}   iteration {result.iteration}  "
+                      f"{result.duration_ms:.1f} ms" + _outputs_text(result.outputs))
+        return
+    for line in render(result, console):
+        console.print(line)
+
+
+def _outputs_text(outputs: Mapping[str, Any]) -> str:
+    if not outputs:
+        return ""
+    return "  " + " ".join(f"{key}={json.dumps(value, ensure_ascii=False, default=str)}"
+                           for key, value in outputs.items())

@@ -1,0 +1,140 @@
+"""``flowrun validate FLOW...``: every problem of the flows, offline, with file:line and pointer.
+
+Checks, in order: JSON and schema; ``uses`` definitions found; data pills, conditions,
+assertions and outputs; aliases exist and resolve (keystores opened with their passwords when
+the environment holds them, else a warning); alias records with literal secrets (warnings).
+Nothing is sent over the network. Exit 2 when any error is found, else 0 (warnings included).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from flowrun._cli._common import add_aliases_option, add_env_option, aliases_dir
+from flowrun._cli._flow_files import flow_files
+from flowrun._cli._flow_options import add_steps_option
+from flowrun._cli._output import Console
+from flowrun._errors import FlowrunError
+from flowrun._flow_checks import Problem, check_flow, check_literal_secrets, check_references
+from flowrun._models._flow import Flow
+
+__all__ = ["register", "validate_command", "validate_paths"]
+
+
+def register(subparsers: Any, name: str, summary: str) -> None:
+    parser: argparse.ArgumentParser = subparsers.add_parser(
+        name, help=summary,
+        description="Check flow files without running them: schema, step definitions, data pills "
+        "(syntax, inputs, earlier steps, declared env variables), assertions, and the aliases they use "
+        "(resolvable offline; keystores are opened when their passwords are in the environment). "
+        "Every problem is reported with file:line, JSON pointer and a hint.",
+        epilog="Exit codes: 0 no errors (warnings may be shown), 2 at least one error.",
+    )
+    parser.add_argument("paths", nargs="+", type=Path, metavar="FLOW",
+                        help="flow files, or directories searched for flow files")
+    add_aliases_option(parser)
+    add_steps_option(parser)
+    add_env_option(parser)
+    parser.add_argument("--json", action="store_true", help="print the problems as JSON")
+    parser.set_defaults(handler=validate_command)
+
+
+def validate_paths(paths: list[Path], *, aliases: Path | None, steps_dirs: list[Path],
+                   env: str | None = None) -> tuple[list[Path], list[Problem]]:
+    """The flow files found and every problem, errors and warnings, sorted by file and line."""
+    from flowrun._load._flows import FlowLoader
+
+    files = flow_files(paths)
+    loader = FlowLoader(steps_dirs=steps_dirs, collect=True)
+    flows: list[Flow] = []
+    problems: list[Problem] = []
+    for file in files:
+        flow = loader.load(file)
+        if flow is not None:
+            flows.append(flow)
+            problems.extend(check_flow(flow))
+    problems.extend(Problem("error", error) for error in loader.problems)
+    if aliases is not None or any(flow.alias_names for flow in flows):
+        registry = _registry(aliases if aliases is not None else _default_aliases(), problems)
+        if registry is not None:
+            problems.extend(check_references(flows, registry, env))
+            problems.extend(check_literal_secrets(registry))
+    return files, _sorted(problems)
+
+
+def _default_aliases() -> Path:
+    return aliases_dir(argparse.Namespace(aliases=None))
+
+
+def _registry(directory: Path, problems: list[Problem]) -> Any:
+    """The registry of ``directory``, with the problems of each alias file collected."""
+    from flowrun._load._aliases import alias_files, load_alias_records, records_from_document
+    from flowrun._load._json import read_json_file
+    from flowrun._registry import Registry
+
+    try:
+        files = alias_files(directory)
+    except FlowrunError as error:
+        problems.append(Problem("error", error))
+        return None
+    readable: list[Path] = []
+    for file in files:
+        try:
+            records_from_document(read_json_file(file))
+        except FlowrunError as error:
+            problems.append(Problem("error", error))
+        else:
+            readable.append(file)
+    try:
+        return Registry(load_alias_records(readable))
+    except FlowrunError as error:
+        problems.append(Problem("error", error))
+        return None
+
+
+def _sorted(problems: list[Problem]) -> list[Problem]:
+    unique: dict[str, Problem] = {}
+    for problem in problems:
+        unique.setdefault(f"{problem.severity}|{problem.error}", problem)
+    return sorted(unique.values(), key=lambda p: (p.error.file or "", p.error.line or 0, p.error.pointer or ""))
+
+
+def validate_command(args: argparse.Namespace, console: Console) -> int:
+    files, problems = validate_paths(list(args.paths), aliases=args.aliases, steps_dirs=list(args.steps),
+                                     env=args.env)
+    errors = [p for p in problems if p.is_error]
+    warnings = [p for p in problems if not p.is_error]
+    if args.json:
+        console.print_json({
+            "status": "failed" if errors else "passed",
+            "files": [str(f) for f in files],
+            "problems": [{"severity": p.severity, **p.error.to_dict()} for p in problems],
+        })
+        return 2 if errors else 0
+    for problem in problems:
+        _print_problem(console, problem)
+    failing = {p.error.file for p in errors}
+    for file in files:
+        if str(file) not in failing and str(file.resolve()) not in failing:
+            console.print(f"{console.style('ok', 'green')}  {file}")
+    summary = (f"{_count(len(files), 'flow file')} checked: {_count(len(errors), 'error')}, "
+               f"{_count(len(warnings), 'warning')}")
+    console.print(console.style(summary, "red" if errors else "green", "bold"))
+    return 2 if errors else 0
+
+
+def _print_problem(console: Console, problem: Problem) -> None:
+    error = problem.error
+    if problem.is_error:
+        console.print_error(error)
+        return
+    label = console.style(f"warning[{error.code}]", "yellow", "bold")
+    console.print(f"{label}: {error}")
+    if error.hint:
+        console.print(f"  {console.style('hint', 'cyan')}: {error.hint}")
+
+
+def _count(number: int, word: str) -> str:
+    return f"{number} {word}" if number == 1 else f"{number} {word}s"

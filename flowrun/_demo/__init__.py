@@ -1,0 +1,109 @@
+"""``flowrun demo``: the sample flows against an embedded partner that requires client certificates.
+
+Everything is made on the spot: a throwaway PKI (root, intermediate, the partner's server
+certificate, our client identity written as a JKS keystore), the alias directory and sample
+flows shipped in the package (the same files as the repository's ``aliases/``, ``samples/`` and
+``steps/``), and the partner on 127.0.0.1. The aliases name ``api.bank.example:8443`` as
+written; the registry's ``connect_to`` dials the local partner instead, so SNI, hostname checks
+and the Host header are those of the real partner.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import shutil
+import tempfile
+from collections.abc import Iterator
+from importlib import resources
+from pathlib import Path
+
+import attrs
+
+PARTNER_HOST = "api.bank.example"
+PARTNER_PORT = 8443
+API_KEY = "demo-api-key"
+OAUTH_CLIENT = ("demo-client", "demo-secret")
+DEMO_FOLDERS = ("aliases", "samples", "steps")
+
+
+@attrs.frozen
+class DemoSetup:
+    directory: Path
+    keystore: Path
+    environment: dict[str, str] = attrs.field(repr=False)
+
+
+def copy_demo_files(directory: Path) -> None:
+    """Copy the shipped aliases, sample flows and step files into ``directory``."""
+    root = resources.files("flowrun._demo").joinpath("files")
+    for folder in DEMO_FOLDERS:
+        _copy_tree(root.joinpath(folder), directory / folder)
+
+
+def _copy_tree(source: resources.abc.Traversable, target: Path) -> None:
+    target.mkdir(parents=True, exist_ok=True)
+    for entry in source.iterdir():
+        if entry.name.startswith(("_", ".")):
+            continue
+        if entry.is_dir():
+            _copy_tree(entry, target / entry.name)
+        else:
+            (target / entry.name).write_bytes(entry.read_bytes())
+
+
+def prepare(directory: Path, pki: object) -> DemoSetup:
+    """Write key material and demo files; return the environment the aliases' secrets read."""
+    from flowrun.testing import Pki
+
+    assert isinstance(pki, Pki)
+    password = secrets.token_urlsafe(18)
+    files = pki.write(directory / ".pki", keystore_password=password)
+    (directory / "keystores").mkdir(parents=True, exist_ok=True)
+    (directory / "certs").mkdir(parents=True, exist_ok=True)
+    keystore = directory / "keystores" / "client.jks"
+    shutil.copyfile(files.client.jks, keystore)
+    shutil.copyfile(files.root_pem, directory / "certs" / "bank-root.pem")
+    keystore.chmod(0o600)
+    copy_demo_files(directory)
+    environment = {
+        "BANK_KEYSTORE_PASSWORD": password,
+        "BANK_API_KEY": API_KEY,
+        "PARTNER_OAUTH_SECRET": OAUTH_CLIENT[1],
+    }
+    return DemoSetup(directory, keystore, environment)
+
+
+def write_env_file(setup: DemoSetup) -> Path:
+    """For ``--keep``: the exports a user sources to run the kept aliases themselves."""
+    path = setup.directory / "demo.env"
+    lines = [f"export {name}='{value}'" for name, value in setup.environment.items()]
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write("\n".join(lines) + "\n")
+    return path
+
+
+@contextlib.contextmanager
+def environment(values: dict[str, str]) -> Iterator[None]:
+    saved = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+@contextlib.contextmanager
+def work_directory(keep: Path | None) -> Iterator[Path]:
+    if keep is not None:
+        keep.mkdir(parents=True, exist_ok=True)
+        yield keep.resolve()
+        return
+    with tempfile.TemporaryDirectory(prefix="flowrun-demo-") as name:
+        yield Path(name)

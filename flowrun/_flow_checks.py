@@ -1,0 +1,367 @@
+"""Static checks of flows, without network: what ``flowrun validate`` reports after the schema.
+
+* data pills: syntax, and the names they read: declared inputs, steps that run before, declared
+  env variables (a reusable step definition reads only its own inputs and env);
+* ``when`` expressions, ``with`` arguments of ``uses`` entries, assertions, response outputs;
+* references: every alias exists and resolves (keystores are read with their passwords when the
+  environment provides them; otherwise a warning says what could not be checked);
+* alias records with literal secrets (warnings).
+
+Every problem is a ``FlowrunError`` with file, JSON pointer and line; warnings are the same
+errors, marked as warnings.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import attrs
+
+from flowrun._errors import (
+    DataPillError,
+    DefinitionError,
+    FlowrunError,
+    SecretUnavailableError,
+    UnknownReferenceError,
+)
+from flowrun._load._schema import did_you_mean
+from flowrun._models._flow import Flow, FlowStep, StepDefinition
+from flowrun._models._steps import RestStep, SoapStep, Step
+
+Severity = Literal["error", "warning"]
+_FLOW_ROOTS = ("inputs", "steps", "env")
+_DEFINITION_ROOTS = ("inputs", "env")
+_RESULT_ROOTS = ("status", "headers", "body", "outputs")
+
+
+@attrs.frozen
+class Problem:
+    severity: Severity
+    error: FlowrunError
+
+    @property
+    def is_error(self) -> bool:
+        return self.severity == "error"
+
+
+@attrs.frozen
+class _Scope:
+    """What the pills of one place may read."""
+
+    roots: tuple[str, ...]
+    inputs: Mapping[str, Any]
+    env: Mapping[str, Any]
+    before: tuple[str, ...] = ()
+    after: tuple[str, ...] = ()
+    current: str | None = None
+    definition: str | None = None
+
+
+class _Lines:
+    """Line numbers for pointers, read once per file (problems only: not on the run path)."""
+
+    def __init__(self) -> None:
+        self._lines: dict[Path, Any] = {}
+
+    def place(self, error: FlowrunError, file: Path | None) -> FlowrunError:
+        if error.file is None and file is not None:
+            error.file = str(file)
+        if error.line is None and error.file is not None and error.pointer:
+            error.line = self.line(Path(error.file), error.pointer)
+        return error
+
+    def line(self, file: Path, pointer: str) -> int | None:
+        if file not in self._lines:
+            from flowrun._load._json import read_json_file
+
+            try:
+                self._lines[file] = read_json_file(file)
+            except FlowrunError:
+                self._lines[file] = None
+        document = self._lines[file]
+        return document.line(pointer) if document is not None else None
+
+
+def check_flow(flow: Flow) -> list[Problem]:
+    """Pills, conditions, assertions and arguments of every step, and the flow's outputs."""
+    lines = _Lines()
+    problems: list[Problem] = []
+    env = flow.declared_env
+    ids = [entry.id for entry in flow.steps]
+    checked_definitions: set[str] = set()
+
+    def report(error: FlowrunError, file: Path | None) -> None:
+        problems.append(Problem("error", lines.place(error, file)))
+
+    for index, entry in enumerate(flow.steps):
+        scope = _Scope(_FLOW_ROOTS, flow.inputs, env, before=tuple(ids[:index]), after=tuple(ids[index + 1:]),
+                       current=entry.id)
+        base = entry.origin.pointer
+        file = flow.origin.file if entry.uses is not None else entry.step.origin.file
+        if entry.when is not None:
+            for error in _expression_problems(entry.when, scope, f"{base}/when", entry.id, strip_pill=True):
+                report(error, file)
+        if entry.uses is None:
+            for error in _step_problems(entry.step, scope, base, entry.id):
+                report(error, file)
+            continue
+        definition = entry.uses
+        for error in _with_problems(entry, definition, scope):
+            report(error, flow.origin.file)
+        for error in _assertion_problems(entry.assertions, scope, f"{base}/assert", entry.id):
+            report(error, flow.origin.file)
+        key = str(definition.origin.file)
+        if key not in checked_definitions:
+            checked_definitions.add(key)
+            own = _Scope(_DEFINITION_ROOTS, definition.inputs, env, definition=definition.name)
+            for error in _step_problems(definition.step, own, "", entry.id):
+                report(error, definition.origin.file)
+    outputs_scope = _Scope(_FLOW_ROOTS, flow.inputs, env, before=tuple(ids))
+    for error in _pill_problems(flow.outputs, outputs_scope, "/outputs", None):
+        report(error, flow.origin.file)
+    return problems
+
+
+def _step_problems(step: Step, scope: _Scope, base: str, step_id: str) -> Iterator[FlowrunError]:
+    for pointer, value in _templated_fields(step, base):
+        yield from _pill_problems(value, scope, pointer, step_id)
+    result_scope = attrs.evolve(scope, roots=(*scope.roots, *_RESULT_ROOTS))
+    yield from _assertion_problems(step.assertions, result_scope, f"{base}/assert", step_id)
+    yield from _output_problems(step, base, step_id)
+
+
+def _templated_fields(step: Step, base: str) -> Iterator[tuple[str, Any]]:
+    """The values an executor renders, with the JSON pointer they were written at."""
+    if isinstance(step, RestStep):
+        yield f"{base}/path", step.path
+        yield f"{base}/query", _pairs_value(step.query)
+        yield f"{base}/headers", _pairs_value(step.headers)
+        if step.body is not None and step.body.kind != "file":
+            key = step.body.kind
+            yield f"{base}/body/{key}", step.body.value
+    elif isinstance(step, SoapStep):
+        for name in ("wsdl", "operation", "soap_action", "envelope", "path"):
+            value = getattr(step, name)
+            if value is not None:
+                yield f"{base}/{name}", value
+        yield f"{base}/args", dict(step.args)
+        yield f"{base}/soap_headers", dict(step.soap_headers)
+        yield f"{base}/headers", _pairs_value(step.headers)
+
+
+def _pairs_value(pairs: Sequence[tuple[str, Any]]) -> Any:
+    """Pairs as they were most likely written: an object when names are unique (pointers then
+    name the header or parameter), else the list of values."""
+    names = [name for name, _ in pairs]
+    if len(set(names)) == len(names):
+        return dict(pairs)
+    return [value for _, value in pairs]
+
+
+def _pill_problems(value: Any, scope: _Scope, pointer: str, step_id: str | None) -> Iterator[FlowrunError]:
+    from flowrun._eval._template import find_pills
+
+    try:
+        pills = find_pills(value, pointer)
+    except DataPillError as error:
+        error.step = error.step or step_id
+        yield error
+        return
+    for where, expression in pills:
+        yield from _expression_problems(expression, scope, where, step_id)
+
+
+def _expression_problems(expression: str, scope: _Scope, pointer: str, step_id: str | None, *,
+                         strip_pill: bool = False) -> Iterator[FlowrunError]:
+    from flowrun._eval._template import pill_roots
+
+    text = expression.strip()
+    if strip_pill and text.startswith("{{") and text.endswith("}}") and text.count("{{") == 1:
+        text = text[2:-2].strip()
+    try:
+        roots = pill_roots(text)
+    except DataPillError as error:
+        error.pointer = pointer
+        error.step = step_id
+        yield error
+        return
+    for root in sorted(roots):
+        name, _, key = root.partition(".")
+        problem = _root_problem(name, key, scope, text)
+        if problem is not None:
+            message, hint = problem
+            yield DataPillError(f"{{{{ {text} }}}}: {message}", hint=hint, pointer=pointer, step=step_id)
+
+
+def _root_problem(name: str, key: str, scope: _Scope, expression: str) -> tuple[str, str] | None:
+    if name not in scope.roots:
+        if key:
+            return None  # reported once, for the bare name
+        if scope.definition is not None and name == "steps":
+            return (f"step definition '{scope.definition}' cannot read other steps",
+                    "a reusable step reads only its inputs and env: pass values with 'with' in the flow")
+        return (f"'{name}' is not something a data pill can read{did_you_mean(name, scope.roots)}",
+                f"data pills here read {', '.join(scope.roots)}")
+    if not key:
+        return None
+    if name == "inputs" and key not in scope.inputs:
+        known = sorted(scope.inputs)
+        owner = f"step definition '{scope.definition}'" if scope.definition else "the flow"
+        return (f"input '{key}' is not declared by {owner}{did_you_mean(key, known)}",
+                f"declared inputs: {', '.join(known) if known else 'none'}; declare it in 'inputs'")
+    if name == "env" and key not in scope.env:
+        known = sorted(scope.env)
+        return (f"environment variable '{key}' is not declared{did_you_mean(key, known)}",
+                f"declare it in the flow's 'env' (declared: {', '.join(known) if known else 'none'}); "
+                "undeclared variables are invisible to data pills")
+    if name == "steps":
+        if key in scope.before:
+            return None
+        if key == scope.current:
+            return (f"step '{key}' reads its own result",
+                    "a step's request can read only earlier steps; its assertions read status, body and outputs "
+                    "directly")
+        if key in scope.after:
+            return (f"step '{key}' runs after this point",
+                    "a step can read only the steps before it: move this step after it")
+        known = [*scope.before, *scope.after]
+        return (f"there is no step '{key}'{did_you_mean(key, known)}",
+                f"steps before this point: {', '.join(scope.before) if scope.before else 'none'}")
+    return None
+
+
+def _assertion_problems(assertions: Sequence[Mapping[str, Any]], scope: _Scope, base: str,
+                        step_id: str) -> Iterator[FlowrunError]:
+    from flowrun._eval._assertions import OPERATORS, validate_assertion_spec
+
+    result_scope = attrs.evolve(scope, roots=tuple(dict.fromkeys((*scope.roots, *_RESULT_ROOTS))))
+    for index, spec in enumerate(assertions):
+        pointer = f"{base}/{index}"
+        try:
+            validate_assertion_spec(spec, pointer)
+        except FlowrunError as error:
+            error.step = error.step or step_id
+            yield error
+            continue
+        yield from _expression_problems(str(spec["that"]), result_scope, f"{pointer}/that", step_id)
+        for op in OPERATORS:
+            if op in spec:
+                yield from _pill_problems(spec[op], scope, f"{pointer}/{op}", step_id)
+
+
+def _output_problems(step: Step, base: str, step_id: str) -> Iterator[FlowrunError]:
+    from flowrun._eval._capture import check_capture
+
+    spec = step.response
+    for name, expression in spec.outputs.items():
+        xpath = expression.startswith("xpath:")
+        try:
+            check_capture(expression.removeprefix("xpath:") if xpath else expression,
+                          kind="xml" if xpath else "json", namespaces=spec.namespaces,
+                          pointer=f"{base}/response/outputs/{name}")
+        except FlowrunError as error:
+            error.step = error.step or step_id
+            yield error
+
+
+def _with_problems(entry: FlowStep, definition: StepDefinition, scope: _Scope) -> Iterator[FlowrunError]:
+    base = f"{entry.origin.pointer}/with"
+    for name in entry.arguments:
+        if name not in definition.inputs:
+            known = sorted(definition.inputs)
+            yield DefinitionError(
+                f"step definition '{definition.name}' has no input '{name}'{did_you_mean(name, known)}",
+                hint=f"its inputs: {', '.join(known) if known else 'none'}", pointer=f"{base}/{name}", step=entry.id)
+    for name, spec in definition.inputs.items():
+        if spec.is_required and name not in entry.arguments:
+            yield DefinitionError(f"step definition '{definition.name}' needs input '{name}'",
+                                  hint=f"add it to 'with'{': ' + spec.description if spec.description else ''}",
+                                  pointer=base if entry.arguments else entry.origin.pointer, step=entry.id)
+    yield from _pill_problems(dict(entry.arguments), scope, base, entry.id)
+
+
+# --- references ---------------------------------------------------------------------------------
+
+
+def check_references(flows: Iterable[Flow], registry: Any, env: str | None = None) -> list[Problem]:
+    """Aliases exist and resolve (key material read offline); missing secrets are warnings."""
+    problems: list[Problem] = []
+    lines = _Lines()
+    resolved: dict[tuple[str, str | None], list[Problem]] = {}
+    for flow in flows:
+        for entry in flow.steps:
+            name = entry.step.alias
+            if name is None:
+                continue
+            origin = entry.step.origin
+            pointer = f"{origin.pointer}/alias"
+            try:
+                alias = registry.alias(name)
+            except UnknownReferenceError as error:
+                error.pointer, error.step = pointer, entry.id
+                problems.append(Problem("error", lines.place(error, origin.file)))
+                continue
+            environments = [env] if env is not None else (list(alias.environments) or [None])
+            for chosen in environments:
+                key = (name, chosen)
+                if key not in resolved:
+                    resolved[key] = _resolve_problem(registry, name, chosen)
+                problems.extend(resolved[key])
+    # The same alias problem is reported once, not once per step that uses the alias.
+    unique: list[Problem] = []
+    seen: set[str] = set()
+    for problem in problems:
+        text = f"{problem.severity}|{problem.error}"
+        if text not in seen:
+            seen.add(text)
+            unique.append(problem)
+    return unique
+
+
+def _resolve_problem(registry: Any, name: str, env: str | None) -> list[Problem]:
+    problems: list[Problem] = []
+    try:
+        _, connection, _ = registry.connection(name, env)
+    except FlowrunError as error:
+        return [Problem("error", error)]
+    try:
+        registry.resolve(name, env)
+    except SecretUnavailableError as error:
+        problems.append(Problem("warning", _explain_unchecked(error, name)))
+    except FlowrunError as error:  # keystores, trust certs, environments
+        problems.append(Problem("error", error))
+        return problems
+    credential = registry.records.credentials.get(connection.credential) if connection.credential else None
+    for secret in credential.secrets() if credential is not None else ():
+        try:
+            secret.reveal()
+        except SecretUnavailableError as error:
+            problems.append(Problem("warning", _explain_unchecked(error, name)))
+    return problems
+
+
+def _explain_unchecked(error: SecretUnavailableError, alias: str) -> SecretUnavailableError:
+    error.message = f"alias '{alias}' not fully checked: {error.message}"
+    error.hint = "set it to let `flowrun validate` check everything the alias needs; a run needs it too"
+    return error
+
+
+def check_literal_secrets(registry: Any) -> list[Problem]:
+    """Alias records that hold a secret as a literal string: it would be shared with the files."""
+    problems: list[Problem] = []
+    records = registry.records
+    holders: list[tuple[str, str, Any]] = []
+    for keystore in records.keystores.values():
+        holders.extend(("keystore", keystore.name, s) for s in (keystore.password, keystore.key_password) if s)
+    for credential in records.credentials.values():
+        holders.extend(("credential", credential.name, s) for s in credential.secrets())
+    for kind, name, secret in holders:
+        if secret.is_literal:
+            location = secret.origin.location()
+            problems.append(Problem("warning", DefinitionError(
+                f"{kind} '{name}' holds a literal secret",
+                hint='use {"env": "NAME"} or {"file": "path"}: alias files are shared, secrets are not',
+                **location)))
+    return problems

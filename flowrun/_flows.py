@@ -1,0 +1,540 @@
+"""Running flows: inputs -> steps in order (``when``, ``on_error``) -> outputs -> ``FlowResult``.
+
+``run_flow`` runs one flow once. ``FlowRunner`` keeps one executor per step kind (REST, SOAP)
+for as many flows and iterations as it runs, so that connections stay alive, SSL contexts and
+parsed WSDLs are built once. The SOAP executor (and zeep) is imported only when a SOAP step runs.
+
+The context data pills read::
+
+    {"inputs": {...}, "steps": {"<id>": StepResult.context_entry()}, "env": {declared variables}}
+
+A ``uses`` step sees ``{"inputs": <its with values>, "steps": {}, "env": ...}``: a reusable
+definition depends on what it is given, never on the flow around it.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import os
+import re
+import time
+from collections.abc import Callable, Generator, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+import attrs
+
+from flowrun._errors import AssertionFailedError, DataPillError, DefinitionError, FlowrunError
+from flowrun._load._schema import did_you_mean
+from flowrun._models._flow import Flow, FlowInput, FlowStep, matches_type
+from flowrun._models._flow_results import FlowResult
+from flowrun._models._results import AssertionOutcome, StepResult
+from flowrun._models._steps import Step
+
+if TYPE_CHECKING:
+    from flowrun._registry import Registry
+
+__all__ = [
+    "AsyncFlowRunner",
+    "FlowRunner",
+    "StepCallback",
+    "environment_values",
+    "parse_input_text",
+    "prepare_inputs",
+    "run_flow",
+    "run_flow_async",
+]
+
+StepCallback = Callable[[FlowStep, StepResult], None]
+_FALSY: tuple[Any, ...] = (False, None, "", [], {})
+_INTEGER_TEXT = re.compile(r"[-+]?\d+\Z")
+_TRUE_WORDS = frozenset({"true", "yes", "on", "1"})
+_FALSE_WORDS = frozenset({"false", "no", "off", "0"})
+
+
+# --- inputs and env -------------------------------------------------------------------------
+
+
+def parse_input_text(text: str, type_name: str, name: str) -> Any:
+    """Convert a value given as text (``-i name=value``, a CSV cell) to the declared type."""
+    stripped = text.strip()
+    if type_name == "string":
+        return text
+    if type_name == "integer":
+        if _INTEGER_TEXT.match(stripped):
+            return int(stripped)
+        raise _bad_input(name, type_name, text)
+    if type_name == "number":
+        if _INTEGER_TEXT.match(stripped):
+            return int(stripped)
+        try:
+            number = float(stripped)
+        except ValueError:
+            raise _bad_input(name, type_name, text) from None
+        if not math.isfinite(number):
+            raise _bad_input(name, type_name, text)
+        return number
+    if type_name == "boolean":
+        word = stripped.lower()
+        if word in _TRUE_WORDS:
+            return True
+        if word in _FALSE_WORDS:
+            return False
+        raise _bad_input(name, type_name, text, "write true or false")
+    try:
+        value = json.loads(stripped)
+    except ValueError:
+        raise _bad_input(name, type_name, text, f"write the {type_name} as JSON") from None
+    if not matches_type(value, type_name):
+        raise _bad_input(name, type_name, text, f"write the {type_name} as JSON")
+    return value
+
+
+def _bad_input(name: str, type_name: str, given: Any, hint: str | None = None) -> DefinitionError:
+    shown = given if isinstance(given, str) else json.dumps(given, default=str)
+    article = "an" if type_name[0] in "aeiou" else "a"
+    return DefinitionError(f"input '{name}' must be {article} {type_name}; got {shown!r}"[:300], hint=hint)
+
+
+def prepare_inputs(declared: Mapping[str, FlowInput], given: Mapping[str, Any] | None, *,
+                   owner: str = "") -> dict[str, Any]:
+    """Check ``given`` against the declared inputs: unknown names and missing required inputs are
+    errors, defaults fill the gaps, and text is converted to the declared type."""
+    given = dict(given or {})
+    for name in given:
+        if name not in declared:
+            known = sorted(declared)
+            listing = ", ".join(known) if known else "none"
+            raise DefinitionError(f"unknown input '{name}'{owner}{did_you_mean(name, known)}",
+                                  hint=f"declared inputs: {listing}")
+    values: dict[str, Any] = {}
+    for name, spec in declared.items():
+        if name in given:
+            value = given[name]
+            if isinstance(value, str) and spec.type != "string":
+                value = parse_input_text(value, spec.type, name)
+            elif value is not None and not matches_type(value, spec.type):
+                raise _bad_input(name, spec.type, value)
+            elif value is None and spec.is_required:
+                raise DefinitionError(f"input '{name}'{owner} is required and cannot be null",
+                                      **spec.origin.location())
+            values[name] = value
+        elif spec.has_default:
+            values[name] = copy.deepcopy(spec.default)
+        elif spec.is_required:
+            hint = f"add '{name}' to 'with'" if owner else f"pass it with -i {name}=VALUE"
+            if spec.description:
+                hint += f" ({spec.description})"
+            raise DefinitionError(f"missing required input '{name}'{owner}", hint=hint, **spec.origin.location())
+        else:
+            values[name] = None
+    return values
+
+
+def environment_values(flow: Flow, environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """The declared environment variables, and only those (secrets of others stay invisible)."""
+    source = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    for name, var in flow.declared_env.items():
+        value = source.get(name)
+        if value is None:
+            value = var.default
+        if value is None and var.required:
+            raise DefinitionError(
+                f"environment variable {name} is not set (the flow declares it in 'env')",
+                hint=f"export {name}=... before running, or give it a default in the flow",
+                **var.origin.location(),
+            )
+        values[name] = value
+    return values
+
+
+def is_truthy(value: Any) -> bool:
+    """JMESPath truthiness: false, null, "", [] and {} are false; everything else (0 too) is true."""
+    return not any(value is falsy or (type(value) is type(falsy) and value == falsy) for falsy in _FALSY)
+
+
+# --- one run of a flow, as a generator of step calls ----------------------------------------
+
+
+@attrs.frozen
+class _Call:
+    entry: FlowStep
+    step: Step
+    context: Mapping[str, Any]
+
+
+_Plan = Generator[_Call, StepResult, FlowResult]
+
+
+def _plan(flow: Flow, inputs: Mapping[str, Any], env_values: Mapping[str, Any], iteration: int | None,
+          on_step: StepCallback | None) -> _Plan:
+    """Yields each step to execute and receives its result; returns the FlowResult."""
+    started = time.perf_counter()
+    steps_context: dict[str, Any] = {}
+    context: dict[str, Any] = {"inputs": dict(inputs), "steps": steps_context, "env": dict(env_values)}
+    results: list[StepResult] = []
+    first_error: FlowrunError | None = None
+    stopped = False
+    for entry in flow.steps:
+        result = _before(entry, context)
+        if result is None:
+            try:
+                call = _call(entry, context)
+            except FlowrunError as error:
+                result = _failed(entry, error)
+            else:
+                result = yield call
+                if entry.assertions and result.status == "passed":
+                    result = _extra_assertions(entry, result, context)
+        if result.error is not None:
+            _locate(result.error, entry)
+        results.append(result)
+        steps_context[entry.id] = result.context_entry()
+        if on_step is not None:
+            on_step(entry, result)
+        if result.status == "failed":
+            first_error = first_error or result.error
+            if entry.on_error == "stop":
+                stopped = True
+                break
+    outputs: dict[str, Any] = {}
+    if not stopped:
+        for name, template in flow.outputs.items():
+            try:
+                outputs[name] = _render(template, context, None, f"/outputs/{name}")
+            except FlowrunError as error:
+                error.message = f"output '{name}': {error.message}"
+                if error.file is None and flow.origin.file is not None:
+                    error.file = str(flow.origin.file)
+                    error.line = _line_of(flow.origin.file, error.pointer or "")
+                first_error = first_error or error
+    failed = first_error is not None
+    return FlowResult(
+        name=flow.name, status="failed" if failed else "passed", outputs=outputs, steps=tuple(results),
+        duration_ms=(time.perf_counter() - started) * 1000, iteration=iteration, inputs=dict(inputs),
+        error=first_error, file=flow.origin.file,
+    )
+
+
+def _before(entry: FlowStep, context: Mapping[str, Any]) -> StepResult | None:
+    """A skipped (or failed) result when ``when`` says not to run the step, else None."""
+    if entry.when is None:
+        return None
+    try:
+        value = _condition(entry.when, context, entry)
+    except FlowrunError as error:
+        return _failed(entry, error)
+    if is_truthy(value):
+        return None
+    return StepResult(step_id=entry.id, kind=entry.kind, status="skipped")
+
+
+def _condition(expression: str, context: Mapping[str, Any], entry: FlowStep) -> Any:
+    from flowrun._eval._template import InvalidExpressionError, UnresolvedError, compile_expression
+
+    text = expression.strip()
+    if text.startswith("{{") and text.endswith("}}") and text.count("{{") == 1:
+        text = text[2:-2]
+    pointer = f"{entry.origin.pointer}/when"
+    try:
+        # JMESPath semantics on purpose: a condition over a value that is absent is simply false.
+        return compile_expression(text).search(context)
+    except InvalidExpressionError as error:
+        raise DataPillError(f"'when' is not a valid expression: {error.reason}", pointer=pointer,
+                            file=entry.origin.file, step=entry.id,
+                            hint="'when' is JMESPath over inputs, steps and env, e.g. steps.balance.status == `200`",
+                            ) from None
+    except UnresolvedError as error:
+        raise DataPillError(f"'when' cannot be evaluated: {error.reason}", pointer=pointer,
+                            file=entry.origin.file, step=entry.id) from None
+
+
+def _call(entry: FlowStep, context: Mapping[str, Any]) -> _Call:
+    if entry.uses is None:
+        return _Call(entry, entry.step, context)
+    pointer = f"{entry.origin.pointer}/with"
+    arguments = _render(entry.arguments, context, entry, pointer)
+    try:
+        inputs = prepare_inputs(entry.uses.inputs, arguments, owner=f" of step definition '{entry.uses.name}'")
+    except DefinitionError as error:
+        raise DefinitionError(error.message, hint=error.hint, file=entry.origin.file, pointer=pointer,
+                              line=entry.origin.line, step=entry.id) from None
+    return _Call(entry, entry.step, {"inputs": inputs, "steps": {}, "env": context["env"]})
+
+
+def _render(value: Any, context: Mapping[str, Any], entry: FlowStep | None, pointer: str) -> Any:
+    from flowrun._eval._template import render
+
+    try:
+        return render(value, context, step=entry.id if entry else None, pointer=pointer)
+    except DataPillError as error:
+        if entry is not None and error.file is None:
+            error.file = str(entry.origin.file) if entry.origin.file is not None else None
+        raise
+
+
+def _extra_assertions(entry: FlowStep, result: StepResult, context: Mapping[str, Any]) -> StepResult:
+    """The ``assert`` of a ``uses`` entry, over the flow's context and the step's response."""
+    from flowrun._eval._assertions import evaluate_assertion
+
+    subject = {**context, "status": result.http_status, "headers": dict(result.headers), "body": result.body,
+               "outputs": dict(result.outputs)}
+    outcomes = list(result.assertions)
+    error: FlowrunError | None = None
+    for index, spec in enumerate(entry.assertions):
+        pointer = f"{entry.origin.pointer}/assert/{index}"
+        try:
+            outcome = evaluate_assertion(spec, subject, step=entry.id, pointer=pointer)
+        except FlowrunError as problem:
+            problem.file = problem.file or (str(entry.origin.file) if entry.origin.file else None)
+            error = error or problem
+            continue
+        outcomes.append(AssertionOutcome(passed=outcome.passed, expression=outcome.expression, op=outcome.op,
+                                         expected=outcome.expected, actual=outcome.actual,
+                                         message=outcome.message))
+        if not outcome.passed and error is None:
+            error = AssertionFailedError(
+                outcome.message, expression=outcome.expression, expected=outcome.expected, actual=outcome.actual,
+                step=entry.id, pointer=pointer, file=entry.origin.file,
+            )
+    if error is None:
+        return attrs.evolve(result, assertions=tuple(outcomes))
+    return attrs.evolve(result, assertions=tuple(outcomes), status="failed", error=error)
+
+
+def _locate(error: FlowrunError, entry: FlowStep) -> None:
+    """Place an error from an executor in the file: its pointer is relative to the step."""
+    if error.step is None:
+        error.step = entry.id
+    if error.file is not None:
+        return
+    origin = entry.step.origin
+    if origin.file is None:
+        return
+    error.file = str(origin.file)
+    if error.pointer:
+        error.pointer = origin.pointer + error.pointer
+        error.line = _line_of(origin.file, error.pointer)
+    elif error.line is None:
+        error.line = origin.line
+
+
+def _line_of(path: Path, pointer: str) -> int | None:
+    from flowrun._load._json import read_json_file
+
+    try:
+        return read_json_file(path).line(pointer)
+    except FlowrunError:
+        return None
+
+
+def _failed(entry: FlowStep, error: FlowrunError) -> StepResult:
+    if error.step is None:
+        error.step = entry.id
+    return StepResult(step_id=entry.id, kind=entry.kind, status="failed", error=error)
+
+
+# --- executors --------------------------------------------------------------------------------
+
+
+class _Executor(Protocol):
+    def run(self, step: Any, context: Mapping[str, Any]) -> StepResult: ...
+
+
+class _AsyncExecutor(Protocol):
+    async def run(self, step: Any, context: Mapping[str, Any]) -> StepResult: ...
+
+
+def _flow_of(source: Flow | str | os.PathLike[str], steps_dirs: tuple[Path, ...]) -> Flow:
+    if isinstance(source, Flow):
+        return source
+    from flowrun._load._flows import load_flow
+
+    return load_flow(Path(source), steps_dirs=steps_dirs)
+
+
+def _needs_records(flow: Flow) -> bool:
+    for entry in flow.steps:
+        connection = entry.step.connection
+        if entry.step.alias is not None or (
+                connection is not None and (connection.protocol_profile or connection.credential)):
+            return True
+    return False
+
+
+class _RunnerBase:
+    def __init__(self, *, registry: Registry | None = None, aliases: str | os.PathLike[str] | None = None,
+                 env: str | None = None, environ: Mapping[str, str] | None = None,
+                 steps_dirs: tuple[Path, ...] | list[Path] = (), on_step: StepCallback | None = None,
+                 connect_to: Mapping[tuple[str, int], tuple[str, int]] | None = None) -> None:
+        self._registry = registry
+        self._aliases = aliases
+        self.env = env
+        self.environ = environ
+        self.steps_dirs = tuple(Path(d) for d in steps_dirs)
+        self.on_step = on_step
+        self._connect_to = connect_to
+        self._empty_registry: Registry | None = None
+
+    def registry_for(self, flow: Flow) -> Registry:
+        from flowrun._registry import Registry
+
+        if self._registry is not None:
+            return self._registry
+        if self._aliases is None and not _needs_records(flow):
+            # Inline connections without named records: no alias directory is needed.
+            if self._empty_registry is None:
+                self._empty_registry = Registry.empty()
+            return self._empty_registry
+        self._registry = Registry.load(self._aliases, connect_to=self._connect_to)
+        return self._registry
+
+    def load(self, source: Flow | str | os.PathLike[str]) -> Flow:
+        return _flow_of(source, self.steps_dirs)
+
+    def _start(self, flow: Flow, inputs: Mapping[str, Any] | None, iteration: int | None) -> _Plan:
+        prepared = prepare_inputs(flow.inputs, inputs)
+        env_values = environment_values(flow, self.environ)
+        return _plan(flow, prepared, env_values, iteration, self.on_step)
+
+
+class FlowRunner(_RunnerBase):
+    """Runs flows synchronously; one executor per step kind for the runner's whole life.
+
+    Use as a context manager (or call ``close()``) so that pooled connections are closed.
+    """
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        self._executors: dict[tuple[int, str], Any] = {}
+
+    def run(self, source: Flow | str | os.PathLike[str], inputs: Mapping[str, Any] | None = None, *,
+            iteration: int | None = None) -> FlowResult:
+        """Run a flow (a model or a file) once. Raises ``DefinitionError`` for bad inputs or a bad
+        file; every failure after the first step started is data in the result."""
+        flow = self.load(source)
+        plan = self._start(flow, inputs, iteration)
+        try:
+            call = next(plan)
+            while True:
+                call = plan.send(self._execute(flow, call))
+        except StopIteration as done:
+            result: FlowResult = done.value
+            return result
+
+    def _execute(self, flow: Flow, call: _Call) -> StepResult:
+        try:
+            return self._executor(flow, call.step.kind).run(call.step, call.context)
+        except FlowrunError as error:
+            return _failed(call.entry, error)
+
+    def _executor(self, flow: Flow, kind: str) -> _Executor:
+        registry = self.registry_for(flow)
+        key = (id(registry), kind)
+        executor = self._executors.get(key)
+        if executor is None:
+            if kind == "soap":
+                from flowrun._soap import SoapExecutor
+
+                executor = SoapExecutor(registry, env=self.env)
+            else:
+                from flowrun._rest import RestExecutor
+
+                executor = RestExecutor(registry, env=self.env)
+            self._executors[key] = executor
+        return executor
+
+    def close(self) -> None:
+        executors, self._executors = list(self._executors.values()), {}
+        for executor in executors:
+            executor.close()
+
+    def __enter__(self) -> FlowRunner:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+class AsyncFlowRunner(_RunnerBase):
+    """The asyncio twin of ``FlowRunner`` (async executors, ``await runner.aclose()``)."""
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        self._executors: dict[tuple[int, str], Any] = {}
+
+    async def run(self, source: Flow | str | os.PathLike[str], inputs: Mapping[str, Any] | None = None, *,
+                  iteration: int | None = None) -> FlowResult:
+        flow = self.load(source)
+        plan = self._start(flow, inputs, iteration)
+        try:
+            call = next(plan)
+            while True:
+                call = plan.send(await self._execute(flow, call))
+        except StopIteration as done:
+            result: FlowResult = done.value
+            return result
+
+    async def _execute(self, flow: Flow, call: _Call) -> StepResult:
+        try:
+            return await self._executor(flow, call.step.kind).run(call.step, call.context)
+        except FlowrunError as error:
+            return _failed(call.entry, error)
+
+    def _executor(self, flow: Flow, kind: str) -> _AsyncExecutor:
+        registry = self.registry_for(flow)
+        key = (id(registry), kind)
+        executor = self._executors.get(key)
+        if executor is None:
+            if kind == "soap":
+                from flowrun._soap import AsyncSoapExecutor
+
+                executor = AsyncSoapExecutor(registry, env=self.env)
+            else:
+                from flowrun._rest import AsyncRestExecutor
+
+                executor = AsyncRestExecutor(registry, env=self.env)
+            self._executors[key] = executor
+        return executor
+
+    async def aclose(self) -> None:
+        executors, self._executors = list(self._executors.values()), {}
+        for executor in executors:
+            await executor.aclose()
+
+    async def __aenter__(self) -> AsyncFlowRunner:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+
+# --- public one-shot API ------------------------------------------------------------------------
+
+
+def run_flow(path_or_model: Flow | str | os.PathLike[str], inputs: Mapping[str, Any] | None = None, *,
+             registry: Registry | None = None, env: str | None = None,
+             aliases: str | os.PathLike[str] | None = None, steps_dirs: tuple[Path, ...] | list[Path] = (),
+             environ: Mapping[str, str] | None = None) -> FlowResult:
+    """Run a flow once and return its ``FlowResult`` (``result.raise_for_failure()`` for exceptions).
+
+    ``registry`` (or the alias directory ``aliases``, default ``$FLOWRUN_ALIASES`` or ``./aliases``)
+    resolves the steps' aliases; ``env`` picks the connection of per-environment aliases;
+    ``environ`` replaces ``os.environ`` for the flow's declared ``env`` variables.
+    """
+    with FlowRunner(registry=registry, aliases=aliases, env=env, environ=environ, steps_dirs=steps_dirs) as runner:
+        return runner.run(path_or_model, inputs)
+
+
+async def run_flow_async(path_or_model: Flow | str | os.PathLike[str], inputs: Mapping[str, Any] | None = None,
+                         *, registry: Registry | None = None, env: str | None = None,
+                         aliases: str | os.PathLike[str] | None = None,
+                         steps_dirs: tuple[Path, ...] | list[Path] = (),
+                         environ: Mapping[str, str] | None = None) -> FlowResult:
+    """The asyncio twin of ``run_flow``."""
+    async with AsyncFlowRunner(registry=registry, aliases=aliases, env=env, environ=environ,
+                               steps_dirs=steps_dirs) as runner:
+        return await runner.run(path_or_model, inputs)

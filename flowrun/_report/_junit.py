@@ -1,0 +1,162 @@
+"""JUnit XML: a ``testsuite`` per flow run, a ``testcase`` per step and per assertion.
+
+CI systems (GitLab, Jenkins, GitHub reporters) read this shape::
+
+    <testsuites name="flowrun" tests= failures= errors= skipped= time=>
+      <testsuite name="balance_check" tests= failures= errors= skipped= time= timestamp=>
+        <testcase classname="balance_check" name="balance" time=>
+        <testcase classname="balance_check.balance" name="assert outputs.balance gt 0" time="0">
+          <failure message="..." type="assertion">expression / expected / actual</failure>
+
+A step that failed for a reason other than its assertions is a ``failure`` when the partner
+answered wrongly (status, fault, TLS...), an ``error`` when the definition is wrong (exit code 2
+errors: bad alias, keystore, data pill). A failed assertion fails its own testcase only.
+xml.etree escapes text and attributes; characters XML cannot hold are replaced first.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import socket
+import time
+import xml.etree.ElementTree as ET
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from flowrun._errors import AssertionFailedError, FlowrunError
+from flowrun._models._flow_results import FlowResult
+from flowrun._models._results import AssertionOutcome, StepResult
+
+# XML 1.0 forbids most control characters even when escaped.
+_INVALID_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+_MAX_TEXT = 4000
+
+
+def junit_xml(results: Sequence[FlowResult], *, name: str = "flowrun",
+              load_errors: Sequence[FlowrunError] = ()) -> str:
+    """The JUnit XML document for ``results`` (and flows that could not be loaded)."""
+    root = ET.Element("testsuites", name=name)
+    totals = {"tests": 0, "failures": 0, "errors": 0, "skipped": 0}
+    total_time = 0.0
+    hostname = _clean(socket.gethostname())
+    for result in results:
+        suite = _suite(result, hostname)
+        root.append(suite)
+        for key in totals:
+            totals[key] += int(suite.get(key, "0"))
+        total_time += result.duration_ms / 1000
+    for error in load_errors:
+        suite = ET.SubElement(root, "testsuite", name=_clean(error.file or "flow"), tests="1", failures="0",
+                              errors="1", skipped="0", time="0")
+        case = ET.SubElement(suite, "testcase", classname=_clean(error.file or "flow"), name="load", time="0")
+        _problem(case, "error", error)
+        totals["tests"] += 1
+        totals["errors"] += 1
+    for key, value in totals.items():
+        root.set(key, str(value))
+    root.set("time", f"{total_time:.3f}")
+    ET.indent(root)
+    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
+
+
+def write_junit(path: Path, results: Sequence[FlowResult], *, load_errors: Sequence[FlowrunError] = ()) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(junit_xml(results, load_errors=load_errors), encoding="utf-8")
+
+
+def _suite(result: FlowResult, hostname: str) -> ET.Element:
+    name = result.name if result.iteration is None else f"{result.name} [iteration {result.iteration}]"
+    suite = ET.Element("testsuite", name=_clean(name), hostname=hostname,
+                       timestamp=time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime()),
+                       time=f"{result.duration_ms / 1000:.3f}")
+    if result.file is not None:
+        suite.set("file", _clean(str(result.file)))
+    counts = {"tests": 0, "failures": 0, "errors": 0, "skipped": 0}
+    for step in result.steps:
+        for kind in _step_cases(suite, result.name, step):
+            counts["tests"] += 1
+            if kind:
+                counts[kind] += 1
+    flow_error = result.error
+    if flow_error is not None and not any(step.error is flow_error for step in result.steps):
+        case = ET.SubElement(suite, "testcase", classname=_clean(result.name), name="outputs", time="0")
+        kind = _problem(case, _kind_of(flow_error), flow_error)
+        counts["tests"] += 1
+        counts[kind] += 1
+    if result.inputs:
+        properties = ET.Element("properties")
+        for key, value in result.inputs.items():
+            ET.SubElement(properties, "property", name=_clean(f"input.{key}"), value=_clean(_text(value)))
+        suite.insert(0, properties)
+    for key, value in counts.items():
+        suite.set(key, str(value))
+    return suite
+
+
+def _step_cases(suite: ET.Element, flow_name: str, step: StepResult) -> list[str | None]:
+    """Adds the step's testcase and its assertions' testcases; returns their outcome kinds."""
+    kinds: list[str | None] = []
+    case = ET.SubElement(suite, "testcase", classname=_clean(flow_name), name=_clean(step.step_id),
+                         time=f"{step.duration_ms / 1000:.3f}")
+    error = step.error
+    if step.status == "skipped":
+        ET.SubElement(case, "skipped", message="'when' is false")
+        kinds.append("skipped")
+    elif error is not None and not (isinstance(error, AssertionFailedError) and step.assertions):
+        kinds.append(_problem(case, _kind_of(error), error))
+    else:
+        kinds.append(None)
+    details = [f"type: {step.kind}", f"http_status: {step.http_status}", f"attempts: {len(step.attempts)}"]
+    if step.request is not None:
+        details.append(f"request: {step.request.method} {step.request.url}")
+    if step.tls is not None:
+        from flowrun._report._text import tls_facts
+
+        details.append(f"tls: {tls_facts(step.tls)}")
+    ET.SubElement(case, "system-out").text = _clean("\n".join(details))
+    for index, outcome in enumerate(step.assertions):
+        kinds.append(_assertion_case(suite, flow_name, step.step_id, index, outcome))
+    return kinds
+
+
+def _assertion_case(suite: ET.Element, flow_name: str, step_id: str, index: int,
+                    outcome: AssertionOutcome) -> str | None:
+    label = f"assert[{index}] {outcome.expression} {outcome.op} {_text(outcome.expected)}"
+    case = ET.SubElement(suite, "testcase", classname=_clean(f"{flow_name}.{step_id}"), name=_clean(label),
+                         time="0")
+    if outcome.passed:
+        return None
+    failure = ET.SubElement(case, "failure", message=_clean(outcome.message or label), type="assertion")
+    failure.text = _clean(f"step: {step_id}\nexpression: {outcome.expression}\n"
+                          f"expected: {outcome.op} {_text(outcome.expected)}\nactual: {_text(outcome.actual)}")
+    return "failures"
+
+
+def _kind_of(error: FlowrunError) -> str:
+    return "failures" if error.exit_code == 1 else "errors"
+
+
+def _problem(case: ET.Element, kind: str, error: FlowrunError) -> str:
+    tag = "failure" if kind == "failures" else "error"
+    element = ET.SubElement(case, tag, message=_clean(str(error)), type=error.code)
+    body = [str(error)]
+    if error.hint:
+        body.append(f"hint: {error.hint}")
+    element.text = _clean("\n".join(body))
+    return kind
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    try:
+        return json.dumps(value, ensure_ascii=False, default=str)
+    except (TypeError, ValueError):
+        return repr(value)
+
+
+def _clean(text: str) -> str:
+    text = _INVALID_XML.sub("\ufffd", text)
+    return text if len(text) <= _MAX_TEXT else text[: _MAX_TEXT - 3] + "..."

@@ -1,0 +1,171 @@
+"""A readable summary of flow results: one line per step, then errors, failed assertions, TLS facts.
+
+::
+
+    flow balance_check  passed  2 steps  41.2 ms
+      ok    balance  rest  200  1 attempt   12.3 ms
+            tls: TLSv1.3 TLS_AES_256_GCM_SHA384; sent CN=client (sha256 1a2b3c4d...); server CN=localhost
+      FAIL  ledger   soap  500  1 attempt   20.1 ms
+            error[soap.fault]: ...
+            hint: ...
+    outputs:
+      balance = 1234.5
+
+Only results are read; colour comes from the Console (none when piped).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from typing import Any, Protocol
+
+from flowrun._errors import AssertionFailedError, FlowrunError
+from flowrun._models._flow_results import FlowResult, summarize
+from flowrun._models._results import AssertionOutcome, StepResult, TlsInfo
+
+_SHOWN = 200
+_STATUS_LABELS = {"passed": ("ok", "green"), "failed": ("FAIL", "red"), "skipped": ("skip", "yellow")}
+
+
+class Styler(Protocol):
+    def style(self, text: str, *styles: str) -> str: ...
+
+
+class _Plain:
+    def style(self, text: str, *styles: str) -> str:
+        return text
+
+
+def render_flow(result: FlowResult, styler: Styler | None = None, *, title: str | None = None,
+                all_assertions: bool = False) -> list[str]:
+    """The lines that summarize one run of a flow."""
+    s = styler or _Plain()
+    status = s.style("passed", "green", "bold") if result.ok else s.style("FAILED", "red", "bold")
+    name = title or result.name
+    if result.iteration is not None:
+        name += f" [iteration {result.iteration}]"
+    lines = [f"{s.style('flow', 'dim')} {s.style(name, 'bold')}  {status}  "
+             f"{_count(len(result.steps), 'step')}  {_ms(result.duration_ms)}"]
+    width = max((len(step.step_id) for step in result.steps), default=0)
+    shown_tls: TlsInfo | None = None
+    for step in result.steps:
+        # Kept-alive connections repeat the same TLS facts: show them when they change.
+        lines.extend(render_step(step, s, width=width, show_tls=step.tls != shown_tls,
+                                 all_assertions=all_assertions))
+        shown_tls = step.tls or shown_tls
+    if result.error is not None and not any(step.error is result.error for step in result.steps):
+        lines.extend(f"  {line}" for line in render_error(result.error, s))
+    if result.outputs:
+        lines.append(s.style("outputs:", "dim"))
+        lines.extend(f"  {key} = {_show(value)}" for key, value in result.outputs.items())
+    return lines
+
+
+def render_flow_result(result: FlowResult, styler: Styler | None = None) -> str:
+    """``render_flow`` as one block of text."""
+    return "\n".join(render_flow(result, styler))
+
+
+def render_step(step: StepResult, styler: Styler | None = None, *, width: int = 0, show_tls: bool = True,
+                all_assertions: bool = False) -> list[str]:
+    s = styler or _Plain()
+    label, colour = _STATUS_LABELS.get(step.status, (step.status, "dim"))
+    http = str(step.http_status) if step.http_status is not None else "-"
+    attempts = _count(len(step.attempts), "attempt") if step.attempts else ""
+    columns = [s.style(label.ljust(4), colour, "bold"), step.step_id.ljust(width), step.kind.ljust(4), http.ljust(3)]
+    if step.status != "skipped":
+        columns += [attempts.ljust(10), _ms(step.duration_ms)]
+    lines = ["  " + "  ".join(columns).rstrip()]
+    indent = " " * 8
+    if step.tls is not None and show_tls:
+        lines.append(indent + s.style("tls: " + tls_facts(step.tls), "dim"))
+    if all_assertions:
+        lines.extend(indent + s.style("ok", "green") + f"    assert {outcome.expression} {outcome.op} "
+                     f"{_show(outcome.expected)}" for outcome in step.assertions if outcome.passed)
+    failed = [outcome for outcome in step.assertions if not outcome.passed]
+    for outcome in failed:
+        lines.extend(indent + line for line in render_assertion(outcome, s))
+    if step.error is not None and not (failed and isinstance(step.error, AssertionFailedError)):
+        lines.extend(indent + line for line in render_error(step.error, s))
+    return lines
+
+
+def render_assertion(outcome: AssertionOutcome, styler: Styler | None = None) -> list[str]:
+    s = styler or _Plain()
+    headline = outcome.message or f"{outcome.expression} {outcome.op} {_show(outcome.expected)}"
+    return [
+        f"{s.style('assertion failed', 'red')}: {headline}",
+        f"  expression: {outcome.expression}",
+        f"  expected:   {outcome.op} {_show(outcome.expected)}",
+        f"  actual:     {_show(outcome.actual)}",
+    ]
+
+
+def render_error(error: FlowrunError, styler: Styler | None = None) -> list[str]:
+    s = styler or _Plain()
+    lines = [f"{s.style(f'error[{error.code}]', 'red')}: {error}"]
+    if isinstance(error, AssertionFailedError) and error.expression is not None:
+        lines.append(f"  expression: {error.expression}")
+        lines.append(f"  expected:   {_show(error.expected)}")
+        lines.append(f"  actual:     {_show(error.actual)}")
+    if error.hint:
+        lines.append(f"{s.style('hint', 'cyan')}: {error.hint}")
+    return lines
+
+
+def tls_facts(tls: TlsInfo) -> str:
+    """``TLSv1.3 TLS_AES_256_GCM_SHA384; sent CN=client (sha256 1a2b...); server CN=localhost``."""
+    parts = [" ".join(p for p in (tls.version, tls.cipher) if p) or "TLS"]
+    if tls.client_cert_subject or tls.client_cert_sha256:
+        digest = f" (sha256 {tls.client_cert_sha256[:16]}...)" if tls.client_cert_sha256 else ""
+        parts.append(f"sent {tls.client_cert_subject or 'a client certificate'}{digest}")
+    else:
+        parts.append("no client certificate sent")
+    if tls.server_cert_subject:
+        parts.append(f"server {tls.server_cert_subject}")
+    return "; ".join(parts)
+
+
+def render_request(step: StepResult) -> list[str]:
+    """``-v``: the request a step sent (headers redacted) and each attempt's outcome."""
+    lines: list[str] = []
+    if step.request is not None:
+        data = step.request.to_dict()
+        lines.append(f"> {data['method']} {data['url']}")
+        lines.extend(f"> {name}: {value}" for name, value in data["headers"])
+    for attempt in step.attempts:
+        outcome = str(attempt.status) if attempt.status is not None else (
+            attempt.error.code if attempt.error is not None else "-")
+        lines.append(f"< attempt {attempt.number}: {outcome} in {_ms(attempt.duration_ms)}")
+    return lines
+
+
+def render_summary(results: Sequence[FlowResult], styler: Styler | None = None) -> str:
+    s = styler or _Plain()
+    counts = summarize(list(results))
+    flows = f"{counts['flows_passed']} passed, {counts['flows_failed']} failed"
+    text = (f"{_count(counts['flows'], 'flow')}: {flows}; {_count(counts['steps'], 'step')} "
+            f"({counts['steps_failed']} failed, {counts['steps_skipped']} skipped); "
+            f"{_count(counts['assertions'], 'assertion')} ({counts['assertions_failed']} failed)")
+    return s.style(text, "red" if counts["flows_failed"] else "green", "bold")
+
+
+def _count(number: int, word: str) -> str:
+    return f"{number} {word}" if number == 1 else f"{number} {word}s"
+
+
+def _ms(value: float) -> str:
+    return f"{value:.1f} ms" if value < 10_000 else f"{value / 1000:.2f} s"
+
+
+def _show(value: Any) -> str:
+    try:
+        text = json.dumps(value, ensure_ascii=False, default=str)
+    except (TypeError, ValueError):
+        text = repr(value)
+    return text if len(text) <= _SHOWN else text[: _SHOWN - 3] + "..."
+
+
+def lines_to_text(lines: Iterable[str]) -> str:
+    return "\n".join(lines)

@@ -1,0 +1,329 @@
+"""SOAP steps: ``SoapExecutor`` (sync) and ``AsyncSoapExecutor`` (asyncio).
+
+::
+
+    from flowrun import Registry, ResponseSpec, SoapExecutor, SoapStep
+
+    with SoapExecutor(Registry.load("aliases")) as soap:
+        step = SoapStep(alias="ledger", wsdl="steps/ledger.wsdl", operation="GetBalance",
+                        args={"account": "42"}, response=ResponseSpec(outputs={"balance": "body.balance"}))
+        print(soap.run(step).raise_for_failure().outputs["balance"])
+
+A SOAP step uses the same alias, pooled client, SSL context, credential and retry policy as a
+REST step; only the body is an envelope. Two modes:
+
+* **operation**: ``wsdl`` (a local path, or an http(s) URL fetched through the alias's client
+  with its TLS identity, schema imports included) + ``operation`` + ``args``. The WSDL is parsed
+  once per process (``flowrun._transport._wsdl.WSDL_CACHE``). The call goes to the alias's base
+  URL plus the step's ``path``: the WSDL's ``soap:address`` is never used, since a WSDL published
+  by a partner routinely names an internal host or the production one. ``body`` is the
+  operation's result as plain data (decimals as numbers when exact, see
+  ``flowrun._transport._soap_data.to_plain``); ``xpath:`` outputs read the reply envelope.
+* **raw envelope**: ``envelope`` text is POSTed as written, with ``soap_action``; the SOAP
+  version comes from the envelope's namespace. ``body`` is the reply as ``xml_to_data`` gives it,
+  and outputs may use ``xpath:``. Data pill values inside the envelope are XML-escaped; an
+  envelope that is one single pill is inserted as is.
+
+Either way a SOAP Fault (with HTTP 500 or 200) fails the step with ``SoapFaultError`` carrying
+faultcode, faultstring and detail, and the result's body is ``{"fault": {...}}``. A
+``wsse_username_token`` credential adds a WS-Security UsernameToken header; ``basic``,
+``bearer``, ``api_key`` and ``oauth2_client_credentials`` authenticate the HTTP request as in REST.
+
+zeep loads only when a SOAP step runs: ``import flowrun`` and REST-only runs never import it.
+
+``AsyncSoapExecutor`` runs the sync path in a worker thread. zeep's ``AsyncTransport`` would need
+a second client pool (an ``httpx.AsyncClient`` per alias beside the sync client zeep still uses
+for WSDLs), overwrites the client's headers, and parses WSDLs synchronously on the event loop
+anyway; one pool and one code path are worth more than saving a thread per concurrent call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Hashable, Mapping
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote, urlsplit
+from xml.sax.saxutils import escape
+
+import attrs
+
+from flowrun._errors import DefinitionError, FlowrunError, SoapFaultError
+from flowrun._eval import _template, render, value_to_text
+from flowrun._models._results import REDACTED, SENSITIVE_HEADERS, RequestInfo, StepResult
+from flowrun._models._steps import SoapStep
+from flowrun._registry import Registry, ResolvedConnection
+from flowrun._runner import Received, charset, excerpt, failure, finish
+from flowrun._transport._auth import auth_header, build_auth
+from flowrun._transport._http import ClientPool, TlsInfoReader
+from flowrun._transport._request import encode_path, join_url, render_path
+
+if TYPE_CHECKING:
+    import httpx
+
+    from flowrun._transport import _soap as soap_transport
+    from flowrun._transport import _wsdl as wsdl_transport
+
+_XML_ESCAPES = {'"': "&quot;", "'": "&apos;"}
+
+
+@attrs.define(eq=False)
+class _Route:
+    """A resolved connection with its pooled client and credential."""
+
+    key: Hashable
+    resolved: ResolvedConnection
+    client: httpx.Client
+    auth: httpx.Auth | None
+    auth_header: str | None
+    tls: TlsInfoReader
+
+
+def render_envelope(template: str, context: Mapping[str, Any], *, step: str | None = None) -> str:
+    """Render data pills in an envelope, XML-escaping each pill's value (a value cannot add
+    markup). An envelope that is exactly one pill is the value's text as is."""
+    if _template.OPEN not in template:
+        return template
+    pointer = "/envelope"
+    try:
+        parts = _template._parse(template)
+    except _template._TemplateError:
+        render(template, context, step=step, pointer=pointer)  # raises the DataPillError
+        raise
+    if len(parts) == 1 and not isinstance(parts[0], str):
+        return value_to_text(_template._evaluate_pill(parts[0], context, step, pointer))
+    return "".join(
+        part if isinstance(part, str)
+        else escape(value_to_text(_template._evaluate_pill(part, context, step, pointer)), _XML_ESCAPES)
+        for part in parts
+    )
+
+
+def wsdl_source(step: SoapStep, location: str) -> wsdl_transport.WsdlSource:
+    """Where the step's WSDL is: an http(s) URL, or a local path (relative to the step's file)."""
+    from flowrun._transport._wsdl import WsdlSource
+
+    parts = urlsplit(location)
+    scheme = parts.scheme.lower()
+    if scheme in ("http", "https"):
+        return WsdlSource(location, local=False)
+    if scheme == "file":
+        path = Path(unquote(parts.path))
+    elif scheme and len(scheme) > 1:
+        raise DefinitionError(f"wsdl {location!r}: use an https or http URL, or a local file path",
+                              step=step.id, **_where(step))
+    else:
+        path = Path(location)
+    if not path.is_absolute():
+        path = (step.base_dir or Path.cwd()) / path
+    return WsdlSource(str(path.resolve()), local=True)
+
+
+def _where(step: SoapStep) -> dict[str, Any]:
+    location = dict(step.origin.location())
+    location.pop("step", None)
+    return location
+
+
+class _SoapCore:
+    """Resolution and one run; shared by the sync executor and (in a thread) the async one."""
+
+    def __init__(self, registry: Registry | None = None, *, env: str | None = None) -> None:
+        self._registry = registry
+        self.env = env
+        self._pool = ClientPool()
+        self._routes: dict[Hashable, _Route] = {}
+        self._lock = threading.Lock()
+
+    @property
+    def registry(self) -> Registry:
+        """The registry given, or the alias directory of ``FLOWRUN_ALIASES`` (default ``./aliases``),
+        loaded on first use."""
+        if self._registry is None:
+            self._registry = Registry.load()
+        return self._registry
+
+    def close(self) -> None:
+        self._pool.close()
+
+    # --- resolution -------------------------------------------------------------------------
+
+    def _route(self, step: SoapStep) -> _Route:
+        # An inline connection is keyed by its repr: every field, no secret (credentials are names).
+        key: Hashable = (("alias", step.alias, self.env) if step.connection is None
+                         else ("inline", repr(step.connection), self.env))
+        route = self._routes.get(key)
+        if route is None:
+            with self._lock:
+                route = self._routes.get(key)
+                if route is None:
+                    route = self._routes[key] = self._make_route(key, self._resolve(step))
+        return route
+
+    def _resolve(self, step: SoapStep) -> ResolvedConnection:
+        if step.connection is not None:
+            return (self._registry or Registry.empty()).resolve_connection(step.connection, env=self.env)
+        assert step.alias is not None
+        return self.registry.resolve(step.alias, self.env)
+
+    def _make_route(self, key: Hashable, resolved: ResolvedConnection) -> _Route:
+        context = resolved.ssl_context or (self._registry or Registry.empty()).ssl_context(None)[0]
+        client = self._pool.get((resolved.alias, resolved.env, id(context)), context)
+        credential = resolved.credential
+        wsse = credential is not None and credential.type == "wsse_username_token"
+        auth = None if wsse else build_auth(credential, resolved=resolved, client=client)
+        leaf = resolved.client_certificate
+        reader = TlsInfoReader(resolved.client_cert_sha256, leaf.subject.rfc4514_string() if leaf else None)
+        return _Route(key, resolved, client, auth, None if wsse else auth_header(credential), reader)
+
+    # --- one run ----------------------------------------------------------------------------
+
+    def run(self, step: SoapStep, context: Mapping[str, Any] | None = None) -> StepResult:
+        """Run one SOAP step; failures are returned in the result, not raised."""
+        started = time.perf_counter()
+        try:
+            route = self._route(step)
+        except FlowrunError as error:
+            return failure(step, error, started=started)
+        # zeep loads here, on the first SOAP step, and never for REST-only runs.
+        from flowrun._transport import _soap as soap
+        from flowrun._transport._soap_data import fault_body
+
+        resolved = route.resolved
+        exchanger = soap.Exchanger(
+            route.client, resolved=resolved, auth=route.auth, timeout=soap.timeout_for(resolved, step.timeout_s),
+            max_bytes=step.response.max_bytes, retry_policy=step.retry_policy or resolved.retry_policy,
+            tls_reader=route.tls)
+        try:
+            reply = self._call(step, route, exchanger, context)
+        except SoapFaultError as fault:
+            last = exchanger.last_reply
+            received = self._received(last, fault_body(fault), None) if last is not None else None
+            return failure(step, fault, attempts=tuple(exchanger.attempts), started=started,
+                           tls=last.tls if last else None, request=self._request_info(route, exchanger),
+                           received=received)
+        except FlowrunError as error:
+            last = exchanger.last_reply
+            shown = excerpt(last.content, charset(last.content_type or None)) if last is not None else None
+            return failure(step, error, attempts=tuple(exchanger.attempts), started=started,
+                           tls=last.tls if last else None, request=self._request_info(route, exchanger),
+                           received=self._received(last, shown, None) if last is not None else None)
+        received = self._received(reply.reply, reply.body, reply.root)
+        return finish(step, received, context=context, attempts=tuple(exchanger.attempts), started=started,
+                      tls=reply.reply.tls, request=self._request_info(route, exchanger))
+
+    def _call(self, step: SoapStep, route: _Route, exchanger: soap_transport.Exchanger,
+              context: Mapping[str, Any] | None) -> soap_transport.SoapReply:
+        from flowrun._transport import _soap as soap
+
+        resolved = route.resolved
+        path = step.path or ""
+        path = render_path(path, context, step=step.id) if context is not None else encode_path(path)
+        address = join_url(resolved.base_url, path)
+        headers = (render(list(step.headers), context, step=step.id, pointer="/headers")
+                   if context is not None else step.headers)
+        step_headers = {name: value_to_text(value) for name, value in headers if value is not None}
+        wsse = soap.wsse_token(resolved.credential)
+        if step.envelope is not None:
+            if step.soap_headers:
+                raise DefinitionError("soap_headers apply to operation steps; write the headers into the envelope",
+                                      step=step.id, **_where(step))
+            text = render_envelope(step.envelope, context, step=step.id) if context is not None else step.envelope
+            return soap.call_raw(exchanger, address=address, text=text, source=f"the envelope of step '{step.id}'",
+                                 soap_action=step.soap_action, base_headers=resolved.headers,
+                                 step_headers=step_headers, wsse=wsse)
+        document, chosen = self._binding(step, route, exchanger, context)
+        transport = soap.CallTransport(exchanger, base_headers=resolved.headers, step_headers=step_headers,
+                                       soap_action=step.soap_action)
+        args = render(dict(step.args), context, step=step.id, pointer="/args") if context is not None else step.args
+        soap_headers = (render(dict(step.soap_headers), context, step=step.id, pointer="/soap_headers")
+                        if context is not None else step.soap_headers)
+        assert step.operation is not None
+        return soap.call_operation(document, chosen, transport, address=address, operation=step.operation,
+                                   args=args, soap_headers=soap_headers, wsse=wsse, step_id=step.id)
+
+    @staticmethod
+    def _binding(step: SoapStep, route: _Route, exchanger: soap_transport.Exchanger,
+                 context: Mapping[str, Any] | None) -> tuple[Any, wsdl_transport.ChosenBinding]:
+        """The parsed WSDL (fetched over the alias's client when it is a URL) and the binding to call."""
+        from flowrun._transport import _wsdl as wsdl
+
+        assert step.wsdl is not None
+        location = render(step.wsdl, context, step=step.id, pointer="/wsdl") if context is not None else step.wsdl
+        source = wsdl_source(step, str(location))
+        origins = {route.resolved.origin_key}
+        wsdl_origin = None if source.local else wsdl.origin_of(source.location)
+        if wsdl_origin is not None:
+            origins.add(wsdl_origin)
+        policy = wsdl.LoadPolicy(frozenset(origins), source.local_root)
+        document = wsdl.WSDL_CACHE.document(source, policy, exchanger, fetch_key=route.key)
+        chosen = wsdl.choose_binding(document, service=step.service, port=step.port,
+                                     soap_version=step.soap_version, wsdl=source.location)
+        return document, chosen
+
+    @staticmethod
+    def _received(reply: soap_transport.Reply, body: Any, root: Any) -> Received:
+        content_type = reply.content_type or None
+        shown = "" if 200 <= reply.status_code < 300 else excerpt(reply.content, charset(content_type))
+        return Received(reply.status_code, tuple(reply.header_pairs()), body, content_type, shown, root, reply.url)
+
+    @staticmethod
+    def _request_info(route: _Route, exchanger: soap_transport.Exchanger) -> RequestInfo | None:
+        sent = exchanger.last_request
+        if sent is None:
+            return None
+        method, url, headers = sent
+        shown = [(k, REDACTED if k.lower() in SENSITIVE_HEADERS else v) for k, v in headers]
+        if route.auth_header is not None:
+            shown.append((route.auth_header, REDACTED))
+        return RequestInfo(method, url, tuple(shown))
+
+
+class SoapExecutor(_SoapCore):
+    """Runs SOAP steps synchronously; thread-safe. Close it (or use ``with``) to end connections."""
+
+    def __enter__(self) -> SoapExecutor:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 traceback: TracebackType | None) -> None:
+        self.close()
+
+
+class AsyncSoapExecutor:
+    """Runs SOAP steps on asyncio: each ``run`` is the sync path in a worker thread (see the
+    module docstring for why), so many may be awaited concurrently."""
+
+    def __init__(self, registry: Registry | None = None, *, env: str | None = None) -> None:
+        self._sync = SoapExecutor(registry, env=env)
+
+    @property
+    def env(self) -> str | None:
+        return self._sync.env
+
+    @property
+    def registry(self) -> Registry:
+        return self._sync.registry
+
+    async def run(self, step: SoapStep, context: Mapping[str, Any] | None = None) -> StepResult:
+        """Run one SOAP step; failures are returned in the result, not raised."""
+        return await asyncio.to_thread(self._sync.run, step, context)
+
+    async def aclose(self) -> None:
+        await asyncio.to_thread(self._sync.close)
+
+    def close(self) -> None:
+        self._sync.close()
+
+    async def __aenter__(self) -> AsyncSoapExecutor:
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                        traceback: TracebackType | None) -> None:
+        await self.aclose()
+
+
+__all__ = ["AsyncSoapExecutor", "SoapExecutor"]

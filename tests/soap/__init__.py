@@ -1,0 +1,1 @@
+"""The SOAP executor against the Ledger partner service over mutual TLS."""
