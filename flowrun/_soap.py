@@ -171,7 +171,7 @@ class _SoapCore:
 
     def _make_route(self, key: Hashable, resolved: ResolvedConnection) -> _Route:
         context = resolved.ssl_context or (self._registry or Registry.empty()).ssl_context(None)[0]
-        client = self._pool.get((resolved.alias, resolved.env, id(context)), context)
+        client = self._pool.get((resolved.alias, resolved.env, id(context)), context, resolved.connect_to)
         credential = resolved.credential
         wsse = credential is not None and credential.type == "wsse_username_token"
         auth = None if wsse else build_auth(credential, resolved=resolved, client=client)

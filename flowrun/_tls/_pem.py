@@ -1,0 +1,172 @@
+"""PEM identities: a certificate chain and a private key, in one file or with the key apart.
+
+Keys: unencrypted and encrypted PKCS#8 (``PRIVATE KEY``, ``ENCRYPTED PRIVATE KEY``) and
+traditional RSA/EC keys, including OpenSSL's encrypted form (``Proc-Type: 4,ENCRYPTED``).
+The key is decrypted on demand, like keystore keys. The chain is put leaf first whatever the
+order in the file; certificates that are not part of it become trusted-cert entries.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import re
+from collections.abc import Callable
+
+import attrs
+from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
+
+from flowrun._errors import KeyMaterialError, KeyPasswordError, KeystoreCorruptError, KeystoreFormatError
+from flowrun._tls import _der
+from flowrun._tls._chain import complete_chain, find_issuer, load_pem_certificate, unique
+from flowrun._tls._model import KeystoreContents, KeystoreEntry
+
+PEM_KEY_ALIAS = "key"
+_BLOCK = re.compile(rb"-----BEGIN ([A-Z0-9 ]+)-----\r?\n(.*?)-----END \1-----", re.DOTALL)
+_BEGIN = re.compile(rb"-----BEGIN ([A-Z0-9 ]+)-----")
+_CERT_LABELS = {b"CERTIFICATE", b"X509 CERTIFICATE"}
+_KEY_LABELS = {b"PRIVATE KEY", b"ENCRYPTED PRIVATE KEY", b"RSA PRIVATE KEY", b"EC PRIVATE KEY",
+               b"DSA PRIVATE KEY"}
+_IGNORED_LABELS = {b"EC PARAMETERS", b"DH PARAMETERS"}
+
+
+def _where(source: str) -> str | None:
+    return None if source == "<memory>" else source
+
+
+@attrs.frozen
+class PemBlock:
+    label: str
+    text: bytes  # the whole block, BEGIN to END line
+
+
+def pem_blocks(
+    data: bytes, *, source: str = "<memory>", error: type[KeyMaterialError] = KeystoreCorruptError,
+) -> list[PemBlock]:
+    """All complete PEM blocks; a BEGIN line without its END line is an error."""
+    blocks = [PemBlock(m.group(1).decode("ascii"), m.group(0)) for m in _BLOCK.finditer(data)]
+    if len(_BEGIN.findall(data)) != len(blocks):
+        raise error(f"a PEM block in {source} has no matching END line: the file is truncated or damaged",
+                    file=_where(source))
+    return blocks
+
+
+def is_certificate_block(block: PemBlock) -> bool:
+    return block.label.encode() in _CERT_LABELS
+
+
+def load_pem_certificates(
+    blocks: list[PemBlock], source: str, error: type[KeyMaterialError] = KeystoreCorruptError,
+) -> list[x509.Certificate]:
+    certs: list[x509.Certificate] = []
+    for number, block in enumerate(b for b in blocks if is_certificate_block(b)):
+        try:
+            text = block.text.replace(b"X509 CERTIFICATE", b"CERTIFICATE")
+            certs.append(load_pem_certificate(text))
+        except (ValueError, UnsupportedAlgorithm):
+            raise error(f"certificate {number + 1} in {source} cannot be decoded", file=_where(source)) from None
+    return certs
+
+
+def _key_is_encrypted(block: PemBlock) -> bool:
+    if block.label == "ENCRYPTED PRIVATE KEY":
+        return True
+    return b"Proc-Type: 4,ENCRYPTED" in block.text
+
+
+def _key_structure_is_sound(block: PemBlock) -> bool:
+    """Whether an encrypted key's envelope parses, so that a decryption failure means a wrong password."""
+    if block.label != "ENCRYPTED PRIVATE KEY":
+        return b"DEK-Info:" in block.text
+    body = b"".join(line for line in block.text.splitlines()[1:-1] if b":" not in line)
+    try:
+        info = _der.parse(base64.b64decode(body, validate=False)).expect(_der.SEQUENCE).children()
+        return len(info) == 2 and info[1].tag == _der.OCTET_STRING
+    except (_der.DerError, binascii.Error):
+        return False
+
+
+def _make_key_decryptor(
+    block: PemBlock, store_password: str | None, source: str,
+) -> Callable[[str | None], PrivateKeyTypes]:
+    cache: dict[bytes, PrivateKeyTypes] = {}
+    where = _where(source)
+    encrypted = _key_is_encrypted(block)
+
+    def decrypt_key(key_password: str | None) -> PrivateKeyTypes:
+        password = store_password if key_password is None else key_password
+        if encrypted and password is None:
+            raise KeyPasswordError(
+                f"the private key in {source} is encrypted: give its password", file=where,
+            )
+        # A password given for an unencrypted key is not an error: the key is simply not protected.
+        secret = password.encode("utf-8", "surrogatepass") if encrypted and password is not None else None
+        cache_key = hashlib.sha256(secret or b"").digest()
+        if cache_key not in cache:
+            try:
+                cache[cache_key] = serialization.load_pem_private_key(block.text, secret)
+            except (ValueError, TypeError, UnsupportedAlgorithm):
+                if encrypted and _key_is_encrypted(block) and _key_structure_is_sound(block):
+                    raise KeyPasswordError(f"wrong password for the private key in {source}", file=where) from None
+                raise KeystoreCorruptError(f"the private key in {source} cannot be decoded", file=where) from None
+        return cache[cache_key]
+
+    return decrypt_key
+
+
+def _order_chain(certs: list[x509.Certificate]) -> tuple[tuple[x509.Certificate, ...], list[x509.Certificate]]:
+    """(chain leaf first, the certificates left over). The leaf is the certificate that issued
+    none of the others; with several, the first in file order."""
+    if not certs:
+        return (), []
+    issuers = {id(find_issuer(c, certs)) for c in certs}
+    leaves = [c for c in certs if id(c) not in issuers]
+    leaf = leaves[0] if leaves else certs[0]
+    chain = complete_chain((leaf,), certs)
+    return chain, [c for c in certs if c not in chain]
+
+
+def read_pem(
+    data: bytes, key_data: bytes | None = None, *, password: str | None,
+    source: str = "<memory>", key_source: str | None = None,
+) -> KeystoreContents:
+    """Read a PEM identity. ``key_data`` is a separate key file (it may hold certificates too).
+    ``password`` decrypts an encrypted key unless ``decrypt_key`` gets its own."""
+    where = _where(source)
+    blocks = pem_blocks(data, source=source)
+    key_blocks_from = key_source or source
+    key_blocks = [(b, source) for b in blocks if b.label.encode() in _KEY_LABELS]
+    if key_data is not None:
+        extra = pem_blocks(key_data, source=key_blocks_from)
+        key_blocks += [(b, key_blocks_from) for b in extra if b.label.encode() in _KEY_LABELS]
+        blocks = blocks + [b for b in extra if b.label.encode() in _CERT_LABELS]
+    certs = unique(load_pem_certificates(blocks, source))
+    if not certs and not key_blocks:
+        found = sorted({b.label for b in blocks})
+        what = f"only {', '.join(found)}" if found else "no PEM blocks"
+        raise KeystoreFormatError(f"{source} holds no certificate or private key ({what})", file=where)
+    if len(key_blocks) > 1:
+        raise KeystoreFormatError(
+            f"{source} holds {len(key_blocks)} private keys; a PEM identity has one", file=where,
+        )
+    unknown = sorted({b.label for b in blocks} - {lbl.decode() for lbl in _CERT_LABELS | _KEY_LABELS | _IGNORED_LABELS})
+    if unknown and not certs:
+        raise KeystoreFormatError(f"{source} holds {', '.join(unknown)} blocks, which are not read", file=where)
+
+    entries: list[KeystoreEntry] = []
+    if key_blocks:
+        key_block, key_from = key_blocks[0]
+        chain, rest = _order_chain(certs)
+        entries.append(KeystoreEntry(
+            alias=PEM_KEY_ALIAS, kind="private_key", certificates=chain,
+            decrypt_key=_make_key_decryptor(key_block, password, key_from),
+        ))
+    else:
+        rest = certs
+    entries += [KeystoreEntry(alias=f"cert-{n}", kind="trusted_cert", certificates=(c,))
+                for n, c in enumerate(rest, start=1)]
+    return KeystoreContents(type="pem", entries=tuple(entries), source=source)

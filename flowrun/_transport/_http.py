@@ -1,0 +1,144 @@
+"""Pooled httpx clients, one per (alias, environment, SSL context, connect-to mapping).
+
+A client keeps its connections alive, so N sequential calls to one partner cost one TLS
+handshake. Every client is HTTP/1.1 only, never retries by itself (``retries=0``: httpx would
+otherwise retry certificate failures too), never follows redirects by itself (the executor
+decides, see ``flowrun._rest``) and ignores the environment (``trust_env=False``): proxies and
+``SSL_CERT_FILE`` never apply, the SSL context is always ours.
+"""
+
+from __future__ import annotations
+
+import ssl
+import threading
+from collections.abc import Hashable, Mapping
+from typing import Any
+
+import httpx
+from cryptography import x509
+
+from flowrun._models._results import TlsInfo
+from flowrun._transport._connect_to import Address, apply_connect_to
+from flowrun._transport._connect_to import Address, apply_connect_to
+from flowrun._version import __version__
+
+USER_AGENT = f"flowrun/{__version__}"
+LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=20, keepalive_expiry=30.0)
+_DEFAULT_HEADERS = {"User-Agent": USER_AGENT}
+
+
+def new_client(ssl_context: ssl.SSLContext, *, connect_to: Mapping[Address, Address] | None = None) -> httpx.Client:
+    """A client on ``ssl_context``; ``connect_to`` dials other addresses for some host:port
+    (see ``_connect_to``)."""
+    transport = httpx.HTTPTransport(verify=ssl_context, http1=True, http2=False, retries=0,
+                                    limits=LIMITS, trust_env=False)
+    apply_connect_to(transport, connect_to or {})
+    return httpx.Client(transport=transport, trust_env=False, follow_redirects=False,
+                        headers=_DEFAULT_HEADERS)
+
+
+def new_async_client(ssl_context: ssl.SSLContext, *,
+                     connect_to: Mapping[Address, Address] | None = None) -> httpx.AsyncClient:
+    transport = httpx.AsyncHTTPTransport(verify=ssl_context, http1=True, http2=False, retries=0,
+                                         limits=LIMITS, trust_env=False)
+    apply_connect_to(transport, connect_to or {})
+    return httpx.AsyncClient(transport=transport, trust_env=False, follow_redirects=False,
+                             headers=_DEFAULT_HEADERS)
+
+
+class ClientPool:
+    """Sync clients by key. The key must identify the SSL context (``id(ctx)``): the client
+    holds the context, so the id stays valid for as long as the entry exists."""
+
+    def __init__(self) -> None:
+        self._clients: dict[Hashable, httpx.Client] = {}
+        self._lock = threading.Lock()
+        self._closed = False
+
+    def get(self, key: Hashable, ssl_context: ssl.SSLContext,
+            connect_to: Mapping[Address, Address] | None = None) -> httpx.Client:
+        client = self._clients.get(key)
+        if client is not None:
+            return client
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("the executor is closed")
+            client = self._clients.get(key)
+            if client is None:
+                client = self._clients[key] = new_client(ssl_context, connect_to=connect_to)
+            return client
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            clients, self._clients = list(self._clients.values()), {}
+        for client in clients:
+            client.close()
+
+
+class AsyncClientPool:
+    """Async clients by key; used from one event loop (httpx async clients are loop-bound)."""
+
+    def __init__(self) -> None:
+        self._clients: dict[Hashable, httpx.AsyncClient] = {}
+        self._closed = False
+
+    def get(self, key: Hashable, ssl_context: ssl.SSLContext,
+            connect_to: Mapping[Address, Address] | None = None) -> httpx.AsyncClient:
+        client = self._clients.get(key)
+        if client is None:
+            if self._closed:
+                raise RuntimeError("the executor is closed")
+            client = self._clients[key] = new_async_client(ssl_context, connect_to=connect_to)
+        return client
+
+    async def aclose(self) -> None:
+        self._closed = True
+        clients, self._clients = list(self._clients.values()), {}
+        for client in clients:
+            await client.aclose()
+
+
+class TlsInfoReader:
+    """TLS version and cipher of the connection a response came on.
+
+    The values are read from the connection's SSL object (``network_stream`` extension) and
+    remembered for the last SSL object seen: on a kept-alive connection they do not change.
+    """
+
+    def __init__(self, client_cert_sha256: str | None, client_cert_subject: str | None) -> None:
+        self._sha256 = client_cert_sha256
+        self._subject = client_cert_subject
+        self._last: tuple[Any, TlsInfo] | None = None
+
+    def read(self, response: httpx.Response) -> TlsInfo | None:
+        stream = response.extensions.get("network_stream")
+        ssl_object = stream.get_extra_info("ssl_object") if stream is not None else None
+        if ssl_object is None:
+            return None
+        last = self._last
+        if last is not None and last[0] is ssl_object:
+            return last[1]
+        cipher = ssl_object.cipher()
+        info = TlsInfo(
+            version=ssl_object.version(),
+            cipher=cipher[0] if cipher else None,
+            client_cert_sha256=self._sha256,
+            client_cert_subject=self._subject,
+            server_cert_subject=_server_subject(ssl_object),
+        )
+        self._last = (ssl_object, info)
+        return info
+
+
+def _server_subject(ssl_object: Any) -> str | None:
+    try:
+        der = ssl_object.getpeercert(True)
+    except (ValueError, ssl.SSLError):
+        return None
+    if not der:
+        return None
+    try:
+        return x509.load_der_x509_certificate(der).subject.rfc4514_string()
+    except ValueError:
+        return None
