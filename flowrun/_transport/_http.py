@@ -19,7 +19,6 @@ from cryptography import x509
 
 from flowrun._models._results import TlsInfo
 from flowrun._transport._connect_to import Address, apply_connect_to
-from flowrun._transport._connect_to import Address, apply_connect_to
 from flowrun._version import __version__
 
 USER_AGENT = f"flowrun/{__version__}"
