@@ -43,7 +43,8 @@ def test_demo_keep_leaves_a_usable_alias_directory(tmp_path: Path, capsys: pytes
 
 
 def test_demo_as_a_process_prints_no_traceback() -> None:
-    proc = subprocess.run([sys.executable, "-m", "flowrun", "demo"], capture_output=True, text=True, timeout=120)
+    proc = subprocess.run([sys.executable, "-m", "flowrun", "demo"], capture_output=True, text=True, timeout=120,
+                          check=False)
     assert proc.returncode == 0, proc.stderr
     assert "Traceback" not in proc.stdout + proc.stderr
-    assert "5 of 5 flows passed" in proc.stdout or f"{len(SAMPLES)} of {len(SAMPLES)} flows passed" in proc.stdout
+    assert f"{len(SAMPLES)} of {len(SAMPLES)} flows passed" in proc.stdout
