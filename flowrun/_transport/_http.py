@@ -24,25 +24,27 @@ from flowrun._version import __version__
 USER_AGENT = f"flowrun/{__version__}"
 LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=20, keepalive_expiry=30.0)
 _DEFAULT_HEADERS = {"User-Agent": USER_AGENT}
+DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=10.0)
 
 
-def new_client(ssl_context: ssl.SSLContext, *, connect_to: Mapping[Address, Address] | None = None) -> httpx.Client:
+def new_client(ssl_context: ssl.SSLContext, *, connect_to: Mapping[Address, Address] | None = None,
+               timeout: httpx.Timeout | None = None) -> httpx.Client:
     """A client on ``ssl_context``; ``connect_to`` dials other addresses for some host:port
     (see ``_connect_to``)."""
     transport = httpx.HTTPTransport(verify=ssl_context, http1=True, http2=False, retries=0,
                                     limits=LIMITS, trust_env=False)
     apply_connect_to(transport, connect_to or {})
     return httpx.Client(transport=transport, trust_env=False, follow_redirects=False,
-                        headers=_DEFAULT_HEADERS)
+                        headers=_DEFAULT_HEADERS, timeout=timeout or DEFAULT_TIMEOUT)
 
 
-def new_async_client(ssl_context: ssl.SSLContext, *,
-                     connect_to: Mapping[Address, Address] | None = None) -> httpx.AsyncClient:
+def new_async_client(ssl_context: ssl.SSLContext, *, connect_to: Mapping[Address, Address] | None = None,
+                     timeout: httpx.Timeout | None = None) -> httpx.AsyncClient:
     transport = httpx.AsyncHTTPTransport(verify=ssl_context, http1=True, http2=False, retries=0,
                                          limits=LIMITS, trust_env=False)
     apply_connect_to(transport, connect_to or {})
     return httpx.AsyncClient(transport=transport, trust_env=False, follow_redirects=False,
-                             headers=_DEFAULT_HEADERS)
+                             headers=_DEFAULT_HEADERS, timeout=timeout or DEFAULT_TIMEOUT)
 
 
 class ClientPool:
@@ -54,8 +56,8 @@ class ClientPool:
         self._lock = threading.Lock()
         self._closed = False
 
-    def get(self, key: Hashable, ssl_context: ssl.SSLContext,
-            connect_to: Mapping[Address, Address] | None = None) -> httpx.Client:
+    def get(self, key: Hashable, ssl_context: ssl.SSLContext, connect_to: Mapping[Address, Address] | None = None,
+            timeout: httpx.Timeout | None = None) -> httpx.Client:
         client = self._clients.get(key)
         if client is not None:
             return client
@@ -64,7 +66,7 @@ class ClientPool:
                 raise RuntimeError("the executor is closed")
             client = self._clients.get(key)
             if client is None:
-                client = self._clients[key] = new_client(ssl_context, connect_to=connect_to)
+                client = self._clients[key] = new_client(ssl_context, connect_to=connect_to, timeout=timeout)
             return client
 
     def close(self) -> None:
@@ -82,13 +84,13 @@ class AsyncClientPool:
         self._clients: dict[Hashable, httpx.AsyncClient] = {}
         self._closed = False
 
-    def get(self, key: Hashable, ssl_context: ssl.SSLContext,
-            connect_to: Mapping[Address, Address] | None = None) -> httpx.AsyncClient:
+    def get(self, key: Hashable, ssl_context: ssl.SSLContext, connect_to: Mapping[Address, Address] | None = None,
+            timeout: httpx.Timeout | None = None) -> httpx.AsyncClient:
         client = self._clients.get(key)
         if client is None:
             if self._closed:
                 raise RuntimeError("the executor is closed")
-            client = self._clients[key] = new_async_client(ssl_context, connect_to=connect_to)
+            client = self._clients[key] = new_async_client(ssl_context, connect_to=connect_to, timeout=timeout)
         return client
 
     async def aclose(self) -> None:

@@ -154,7 +154,7 @@ class _Handshake:
 
     # Called by OpenSSL (through CPython) for every TLS message of every connection on the context;
     # CPython fixes the six positional parameters.
-    def message(self, conn: Any, direction: str, version: Any, content_type: Any, msg_type: Any,  # noqa: PLR0917
+    def message(self, conn: Any, direction: str, version: Any, content_type: Any, msg_type: Any,
                 data: bytes) -> None:
         if int(content_type) != 22:  # handshake
             return

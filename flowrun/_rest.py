@@ -1,0 +1,298 @@
+"""REST steps: ``RestExecutor`` (sync) and ``AsyncRestExecutor`` (asyncio).
+
+::
+
+    from flowrun import Registry, ResponseSpec, RestExecutor, RestStep
+
+    with RestExecutor(Registry.load("aliases")) as rest:
+        result = rest.run(RestStep(alias="bank", path="/accounts/7",
+                                   response=ResponseSpec(outputs={"balance": "body.balance"})))
+        print(result.raise_for_failure().outputs["balance"])
+
+An executor resolves each alias once (per environment) and keeps one pooled httpx client per
+resolved connection, so sequential calls reuse the TLS connection. ``run`` never raises for
+a failing step: the error is in the ``StepResult`` (``raise_for_failure()`` raises it).
+
+One run: render the step's data pills (over ``context``) -> URL, headers,
+body -> send, with the retry policy (the step's, else the alias's) -> follow redirects if asked
+(see ``flowrun._transport._redirect``) -> read the body with a size cap, or stream it to
+``save_to`` (written atomically, only when the status is expected) -> parse -> outputs ->
+status check -> assertions (``flowrun._runner``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Hashable, Mapping
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+from flowrun._errors import FlowrunError, StepFailure
+from flowrun._models._aliases import Connection
+from flowrun._models._results import REDACTED, SENSITIVE_HEADERS, RequestInfo, StepResult
+from flowrun._models._steps import RestStep
+from flowrun._registry import Registry, ResolvedConnection
+from flowrun._runner import Received, charset, excerpt, failure, finish, parse_body
+from flowrun._transport._auth import auth_header, build_auth
+from flowrun._transport._exchange import Raw, Route, aexchange, exchange, make_timeout, timeout_argument
+from flowrun._transport._http import AsyncClientPool, ClientPool, TlsInfoReader
+from flowrun._transport._request import RequestPlan, is_static, plan_request
+from flowrun._transport._retry import Outcome, arun_with_retry, run_with_retry
+
+if TYPE_CHECKING:
+    import httpx
+
+    from flowrun._transport._connect_to import Address
+
+C = TypeVar("C", "httpx.Client", "httpx.AsyncClient")
+_PLAN_CACHE_SIZE = 512
+
+
+def _inline_key(connection: Connection) -> Hashable:
+    return ("inline", connection.url, connection.url_builder, connection.protocol, connection.host,
+            connection.port, connection.base_path, connection.mutual_authentication, connection.protocol_profile,
+            connection.credential, connection.timeout_s, connection.connect_timeout_s,
+            tuple(connection.headers.items()))
+
+
+class _RestCore(Generic[C]):
+    """What the sync and async executors share: resolution, planning, the result."""
+
+    def __init__(self, registry: Registry | None = None, *, env: str | None = None) -> None:
+        self._registry = registry
+        self.env = env
+        self._routes: dict[Hashable, Route[C]] = {}
+        self._plans: dict[int, tuple[RestStep, Route[C], RequestPlan | None, RequestInfo | None]] = {}
+        self._resolve_lock = threading.Lock()
+
+    @property
+    def registry(self) -> Registry:
+        """The registry given, or the alias directory of ``FLOWRUN_ALIASES`` (default ``./aliases``),
+        loaded on first use."""
+        if self._registry is None:
+            self._registry = Registry.load()
+        return self._registry
+
+    def _route_key(self, step: RestStep) -> Hashable:
+        if step.connection is not None:
+            return _inline_key(step.connection)
+        return ("alias", step.alias, self.env)
+
+    def _resolve(self, step: RestStep) -> ResolvedConnection:
+        if step.connection is not None:
+            registry = self._registry or Registry.empty()
+            return registry.resolve_connection(step.connection, env=self.env)
+        assert step.alias is not None
+        return self.registry.resolve(step.alias, self.env)
+
+    def _default_context(self) -> Any:
+        return (self._registry or Registry.empty()).ssl_context(None)[0]
+
+    def _client_for(self, key: Hashable, context: Any, connect_to: Mapping[Address, Address],
+                    timeout: httpx.Timeout) -> C:
+        raise NotImplementedError
+
+    def _make_route(self, resolved: ResolvedConnection) -> Route[C]:
+        context = resolved.ssl_context or self._default_context()
+        dial = resolved.connect_to
+        timeout = make_timeout(resolved, None)
+        client = self._client_for((resolved.alias, resolved.env, id(context), frozenset(dial.items())), context,
+                                  dial, timeout)
+        auth = self._auth_for(resolved, client)
+        header = auth_header(resolved.credential)
+        secret = frozenset({header.lower()} if header else set())
+        leaf = resolved.client_certificate
+        reader = TlsInfoReader(resolved.client_cert_sha256, leaf.subject.rfc4514_string() if leaf else None)
+        home = resolved.origin_key
+        return Route(resolved, client, auth, home, timeout, reader, header, secret)
+
+    def _auth_for(self, resolved: ResolvedConnection, client: C) -> httpx.Auth | None:
+        raise NotImplementedError
+
+    def _stranger(self, route: Route[C]) -> Route[C]:
+        """The route for another origin: same trust, no client certificate, no credential."""
+        if route.stranger is None:
+            resolved = route.resolved
+            if resolved.client_certificate is None:
+                context = resolved.ssl_context or self._default_context()
+            else:
+                registry = self._registry or Registry.empty()
+                context = registry.anonymous_ssl_context(resolved.profile)
+            dial = resolved.connect_to
+            client = self._client_for(("stranger", id(context), frozenset(dial.items())), context, dial,
+                                      route.timeout)
+            route.stranger = Route(resolved, client, None, route.home, route.timeout, TlsInfoReader(None, None),
+                                    None, route.secret_headers)
+        return route.stranger
+
+    def _prepare(self, step: RestStep, route: Route[C],
+                 context: Mapping[str, Any] | None) -> tuple[RequestPlan, RequestInfo]:
+        """The request plan and its (redacted) description; kept for steps without data pills,
+        which send the same request every time."""
+        cached = self._plans.get(id(step))
+        known = cached is not None and cached[0] is step and cached[1] is route
+        if known and cached is not None and cached[2] is not None and cached[3] is not None:
+            return cached[2], cached[3]
+        plan = plan_request(step, route.resolved, context)
+        info = self._request_info(route, plan)
+        if not known:
+            if len(self._plans) >= _PLAN_CACHE_SIZE:
+                self._plans.clear()
+            static = is_static(step)
+            # The entry holds the step, so its id cannot be reused while the entry exists.
+            self._plans[id(step)] = (step, route, plan if static else None, info if static else None)
+        return plan, info
+
+    def _request_info(self, route: Route[C], plan: RequestPlan) -> RequestInfo:
+        secret = route.secret_headers
+        headers = [(k, REDACTED if k.lower() in SENSITIVE_HEADERS or k.lower() in secret else v)
+                   for k, v in plan.headers]
+        if route.auth_header is not None:
+            headers.append((route.auth_header, REDACTED))
+        return RequestInfo(plan.method, plan.url, tuple(headers))
+
+    def _complete(self, step: RestStep, raw: Raw, *, context: Mapping[str, Any] | None,
+                  attempts: tuple[Any, ...], started: float, request: RequestInfo) -> StepResult:
+        spec = step.response
+        expected = spec.status_expected(raw.status)
+        parse_error: FlowrunError | None = None
+        xml = None
+        if raw.saved is not None:
+            body: Any = {"saved_to": str(raw.saved.target), "bytes": raw.saved.size}
+            try:
+                raw.saved.commit() if expected else raw.saved.abort()
+            except OSError as exc:
+                raw.saved.abort()
+                return failure(step, StepFailure(f"cannot write the response to {raw.saved.target}: "
+                                                 f"{exc.strerror or exc}"),
+                               attempts=attempts, started=started, tls=raw.tls, request=request)
+        else:
+            try:
+                body, xml = parse_body(raw.content, raw.content_type, spec.parse)
+            except FlowrunError as error:
+                parse_error = error
+                body = excerpt(raw.content, charset(raw.content_type))
+        shown = "" if expected and parse_error is None else excerpt(raw.content, charset(raw.content_type))
+        received = Received(raw.status, raw.headers, body, raw.content_type, shown, xml, raw.url)
+        return finish(step, received, context=context, attempts=attempts, started=started, tls=raw.tls,
+                      request=request, parse_error=parse_error)
+
+
+class RestExecutor(_RestCore["httpx.Client"]):
+    """Runs REST steps synchronously; thread-safe. Close it (or use ``with``) to end connections."""
+
+    def __init__(self, registry: Registry | None = None, *, env: str | None = None) -> None:
+        super().__init__(registry, env=env)
+        self._pool = ClientPool()
+
+    def __enter__(self) -> RestExecutor:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 traceback: TracebackType | None) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._pool.close()
+
+    def _client_for(self, key: Hashable, context: Any, connect_to: Mapping[Address, Address],
+                    timeout: httpx.Timeout) -> httpx.Client:
+        return self._pool.get(key, context, connect_to, timeout)
+
+    def _auth_for(self, resolved: ResolvedConnection, client: httpx.Client) -> httpx.Auth | None:
+        return build_auth(resolved.credential, resolved=resolved, client=client)
+
+    def _route(self, step: RestStep) -> Route[httpx.Client]:
+        key = self._route_key(step)
+        route = self._routes.get(key)
+        if route is None:
+            with self._resolve_lock:
+                route = self._routes.get(key)
+                if route is None:
+                    route = self._routes[key] = self._make_route(self._resolve(step))
+        return route
+
+    def run(self, step: RestStep, context: Mapping[str, Any] | None = None) -> StepResult:
+        """Run one step; failures are returned in the result, not raised."""
+        started = time.perf_counter()
+        try:
+            route = self._route(step)
+            plan, request = self._prepare(step, route, context)
+        except FlowrunError as error:
+            return failure(step, error, started=started)
+        policy = step.retry_policy or route.resolved.retry_policy
+        timeout = timeout_argument(route, step)
+        outcome, attempts = run_with_retry(policy, plan.method,
+                                           lambda: exchange(route, step, plan, timeout, self._stranger))
+        if outcome.error is not None or outcome.value is None:
+            problem = outcome.error or StepFailure("no response")
+            return failure(step, problem, attempts=attempts, started=started, request=request)
+        return self._complete(step, outcome.value, context=context, attempts=attempts, started=started,
+                              request=request)
+
+
+class AsyncRestExecutor(_RestCore["httpx.AsyncClient"]):
+    """Runs REST steps on asyncio; many ``run`` calls may be awaited concurrently (one event loop)."""
+
+    def __init__(self, registry: Registry | None = None, *, env: str | None = None) -> None:
+        super().__init__(registry, env=env)
+        self._pool = AsyncClientPool()
+        self._async_lock: asyncio.Lock | None = None
+
+    async def __aenter__(self) -> AsyncRestExecutor:
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                        traceback: TracebackType | None) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._pool.aclose()
+
+    def _client_for(self, key: Hashable, context: Any, connect_to: Mapping[Address, Address],
+                    timeout: httpx.Timeout) -> httpx.AsyncClient:
+        return self._pool.get(key, context, connect_to, timeout)
+
+    def _auth_for(self, resolved: ResolvedConnection, client: httpx.AsyncClient) -> httpx.Auth | None:
+        return build_auth(resolved.credential, resolved=resolved, async_client=client)
+
+    async def _route(self, step: RestStep) -> Route[httpx.AsyncClient]:
+        key = self._route_key(step)
+        route = self._routes.get(key)
+        if route is not None:
+            return route
+        if self._async_lock is None:
+            self._async_lock = asyncio.Lock()
+        async with self._async_lock:
+            route = self._routes.get(key)
+            if route is None:
+                # Reading a keystore can take a while (JCEKS: ~0.2 s per key): not on the loop.
+                resolved = await asyncio.to_thread(self._resolve, step)
+                route = self._routes[key] = self._make_route(resolved)
+            return route
+
+    async def run(self, step: RestStep, context: Mapping[str, Any] | None = None) -> StepResult:
+        """Run one step; failures are returned in the result, not raised."""
+        started = time.perf_counter()
+        try:
+            route = await self._route(step)
+            plan, request = self._prepare(step, route, context)
+        except FlowrunError as error:
+            return failure(step, error, started=started)
+        policy = step.retry_policy or route.resolved.retry_policy
+        timeout = timeout_argument(route, step)
+
+        async def attempt() -> Outcome[Raw]:
+            return await aexchange(route, step, plan, timeout, self._stranger)
+
+        outcome, attempts = await arun_with_retry(policy, plan.method, attempt)
+        if outcome.error is not None or outcome.value is None:
+            problem = outcome.error or StepFailure("no response")
+            return failure(step, problem, attempts=attempts, started=started, request=request)
+        return self._complete(step, outcome.value, context=context, attempts=attempts, started=started,
+                              request=request)
+
+
+__all__ = ["AsyncRestExecutor", "RestExecutor"]

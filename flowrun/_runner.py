@@ -1,0 +1,298 @@
+"""One step after its response arrived: parse -> outputs -> status check -> assertions -> StepResult.
+
+Protocol-neutral: the REST and SOAP executors hand over a ``Received`` (status, headers, the
+parsed body, and the XML tree when there is one) and get a ``StepResult``. The API:
+
+* ``parse_body(content, content_type, mode)`` -> ``(body, xml_root)``: ``auto`` picks JSON for
+  ``application/json`` and ``+json``, XML (parsed safely, body = ``xml_to_data``) for
+  ``application/xml``, ``text/xml`` and ``+xml``, text for ``text/*``, bytes otherwise.
+* ``excerpt(content, encoding)``: at most 500 characters of a body, for error messages.
+* ``finish(step, received, ...)``: outputs, status check, assertions, the result.
+* ``failure(step, error, ...)``: the result of a step that got no usable response.
+
+Order and precedence: outputs are extracted first (JMESPath over ``{status, headers, body}``
+with lower-cased header names; ``xpath:`` for XPath over the XML body). An unexpected status
+then fails the step with ``UnexpectedStatusError`` (it wins over a parse or capture error, since
+an error page rarely has the shape of a success). Assertions run only on an otherwise good
+response, over the flow context plus the step's own ``status``, ``headers``, ``body``, ``outputs``.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import re
+import time
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Literal
+
+import attrs
+
+from flowrun._errors import CaptureError, FlowrunError, ResponseParseError, UnexpectedStatusError
+from flowrun._eval import capture_json, capture_xpath, evaluate_assertion, parse_xml, raise_for, xml_to_data
+from flowrun._eval._template import InvalidExpressionError, compile_expression
+from flowrun._models._results import AssertionOutcome, Attempt, RequestInfo, StepResult, TlsInfo
+from flowrun._models._steps import ResponseSpec, StepCommon
+
+if TYPE_CHECKING:
+    from lxml import etree
+
+ParseMode = Literal["auto", "json", "xml", "text", "binary"]
+EXCERPT_CHARS = 500
+XPATH_PREFIX = "xpath:"
+_SPACES = re.compile(r"\s+")
+
+
+@attrs.frozen
+class Received:
+    """A response as the runner sees it. ``headers`` keep the partner's names, order and
+    duplicates; ``xml`` is the parsed tree for ``xpath:`` outputs."""
+
+    status: int
+    headers: tuple[tuple[str, str], ...]
+    body: Any = attrs.field(default=None, repr=False)
+    content_type: str | None = None
+    excerpt: str = attrs.field(default="", repr=False)
+    xml: etree._Element | None = attrs.field(default=None, repr=False)
+    url: str | None = None
+
+
+# --- parsing ------------------------------------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=256)
+def body_kind(content_type: str | None) -> Literal["json", "xml", "text", "binary"] | None:
+    """What ``auto`` makes of a content type (None when there is none)."""
+    if not content_type:
+        return None
+    mime = content_type.split(";", 1)[0].strip().lower()
+    if mime in ("application/json", "text/json") or mime.endswith("+json"):
+        return "json"
+    if mime in ("application/xml", "text/xml") or mime.endswith("+xml"):
+        return "xml"
+    if mime.startswith("text/") or mime in ("application/x-www-form-urlencoded", "application/javascript"):
+        return "text"
+    return "binary"
+
+
+def charset(content_type: str | None) -> str | None:
+    if not content_type:
+        return None
+    for parameter in content_type.split(";")[1:]:
+        name, _, value = parameter.partition("=")
+        if name.strip().lower() == "charset" and value.strip():
+            return value.strip().strip('"').lower()
+    return None
+
+
+def decode_text(content: bytes, encoding: str | None) -> str:
+    try:
+        return content.decode(encoding or "utf-8", errors="replace")
+    except LookupError:  # an unknown charset name
+        return content.decode("utf-8", errors="replace")
+
+
+def parse_body(content: bytes, content_type: str | None, mode: ParseMode = "auto",
+               ) -> tuple[Any, etree._Element | None]:
+    """The body as data, and the XML tree when it is XML.
+
+    Raises ``ResponseParseError`` (``UnsafeXmlError`` for XML with a DTD).
+    """
+    if mode == "binary":
+        return content, None
+    if not content:
+        return None, None
+    kind: str | None = mode
+    if mode == "auto":
+        kind = body_kind(content_type)
+        if kind is None:
+            stripped = content.lstrip()
+            kind = "json" if stripped[:1] in (b"{", b"[") else "text"
+            if kind == "json":
+                try:
+                    return json.loads(content), None
+                except ValueError:
+                    kind = "text"
+    if kind == "json":
+        try:
+            return json.loads(content), None
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise ResponseParseError(f"the body is not valid JSON ({content_type or 'no content type'}): {exc}",
+                                     hint='set "parse": "text" on the response to keep it as text') from None
+    if kind == "xml":
+        root = parse_xml(content)
+        return xml_to_data(root), root
+    if kind == "text":
+        return decode_text(content, charset(content_type)), None
+    return content, None
+
+
+def excerpt(content: bytes, encoding: str | None = None) -> str:
+    return decode_text(content[: EXCERPT_CHARS * 4], encoding)[:EXCERPT_CHARS]
+
+
+# --- after the response -------------------------------------------------------------------------
+
+
+def lowered_headers(headers: Sequence[tuple[str, str]]) -> dict[str, str]:
+    """Header names lower-cased; repeated headers joined with ", " (as HTTP allows)."""
+    result: dict[str, str] = {}
+    for name, value in headers:
+        key = name.lower()
+        result[key] = f"{result[key]}, {value}" if key in result else value
+    return result
+
+
+def _plain_path(expression: str) -> tuple[str | int, ...] | None:
+    """The path of a plain JMESPath expression (``body.items[0].id``), None for anything else."""
+    try:
+        return compile_expression(expression).path
+    except InvalidExpressionError:
+        return None  # capture_json reports it
+
+
+def _walk(value: Any, path: tuple[str | int, ...]) -> Any:
+    """JMESPath semantics for a plain path (a missing part is null), without the interpreter."""
+    for part in path:
+        if isinstance(part, str):
+            if not isinstance(value, Mapping):
+                return None
+            value = value.get(part)
+        elif isinstance(value, list) and -len(value) <= part < len(value):
+            value = value[part]
+        else:
+            return None
+    return value
+
+
+def extract_outputs(spec: ResponseSpec, received: Received) -> dict[str, Any]:
+    """``spec.outputs`` evaluated on the response; raises ``CaptureError``."""
+    if not spec.outputs:
+        return {}
+    document: dict[str, Any] | None = None
+    outputs: dict[str, Any] = {}
+    for name, expression in spec.outputs.items():
+        if expression.startswith(XPATH_PREFIX):
+            if received.xml is None:
+                raise CaptureError(f"output '{name}': an XPath needs an XML body, and this one is "
+                                   f"{received.content_type or 'without a content type'}")
+            outputs[name] = capture_xpath(expression[len(XPATH_PREFIX):].strip(), received.xml, spec.namespaces)
+            continue
+        path = _plain_path(expression)
+        if path is not None and path[0] == "body":
+            # The common case, read straight from the body: the same result as the JMESPath below.
+            outputs[name] = _walk(received.body, path[1:])
+            continue
+        if document is None:
+            document = {"status": received.status, "headers": lowered_headers(received.headers),
+                        "body": received.body}
+        try:
+            outputs[name] = capture_json(expression, document)
+        except CaptureError as error:
+            error.message = f"output '{name}': {error.message}"
+            error.args = (error.message,)
+            raise
+    return outputs
+
+
+def status_error(spec: ResponseSpec, received: Received) -> UnexpectedStatusError | None:
+    if spec.status_expected(received.status):
+        return None
+    expected = "any 2xx" if spec.expect_status is None else ", ".join(map(str, spec.expect_status))
+    shown = _SPACES.sub(" ", received.excerpt).strip()
+    where = f" from {received.url}" if received.url else ""
+    message = (f"HTTP {received.status}{where}, expected {expected}; "
+               f"{received.content_type or 'no content type'}: {shown[:200]!r}" if shown else
+               f"HTTP {received.status}{where}, expected {expected}; empty body")
+    return UnexpectedStatusError(message, status=received.status, body_excerpt=received.excerpt,
+                                 content_type=received.content_type, headers=received.headers)
+
+
+def check_assertions(assertions: Sequence[Mapping[str, Any]], context: Mapping[str, Any], *,
+                     step: str | None = None) -> tuple[tuple[AssertionOutcome, ...], FlowrunError | None]:
+    """Every assertion's outcome, and the error of the first one that failed (None if all passed).
+
+    An assertion that is itself wrong (bad expression, broken pill) stops there with its error.
+    """
+    outcomes: list[AssertionOutcome] = []
+    first: FlowrunError | None = None
+    for index, spec in enumerate(assertions):
+        try:
+            outcome = evaluate_assertion(spec, context, step=step, pointer=f"/assert/{index}")
+        except FlowrunError as error:
+            return tuple(outcomes), first or error
+        outcomes.append(AssertionOutcome(passed=outcome.passed, expression=outcome.expression, op=outcome.op,
+                                         expected=outcome.expected, actual=outcome.actual, message=outcome.message))
+        if not outcome.passed and first is None:
+            try:
+                raise_for(outcome)
+            except FlowrunError as error:
+                first = error
+    return tuple(outcomes), first
+
+
+def finish(
+    step: StepCommon,
+    received: Received,
+    *,
+    context: Mapping[str, Any] | None = None,
+    attempts: tuple[Attempt, ...] = (),
+    started: float | None = None,
+    tls: TlsInfo | None = None,
+    request: RequestInfo | None = None,
+    parse_error: FlowrunError | None = None,
+) -> StepResult:
+    """The result of a step that got a response. ``started`` is a ``time.perf_counter()`` value;
+    ``parse_error`` is what ``parse_body`` raised, if anything (the body is then the excerpt)."""
+    spec = step.response
+    error: FlowrunError | None = parse_error
+    outputs: dict[str, Any] = {}
+    if error is None:
+        try:
+            outputs = extract_outputs(spec, received)
+        except FlowrunError as capture_error:
+            error = capture_error
+    unexpected = status_error(spec, received)
+    if unexpected is not None:
+        error = unexpected
+    assertions: tuple[AssertionOutcome, ...] = ()
+    if error is None and step.assertions:
+        own = {"status": received.status, "headers": lowered_headers(received.headers), "body": received.body,
+               "outputs": outputs}
+        scope = {**context, **own} if context else own
+        assertions, error = check_assertions(step.assertions, scope, step=step.id)
+    return _result(step, "failed" if error is not None else "passed", error=error, received=received,
+                   outputs=outputs, attempts=attempts, started=started, tls=tls, request=request,
+                   assertions=assertions)
+
+
+def failure(
+    step: StepCommon,
+    error: FlowrunError,
+    *,
+    attempts: tuple[Attempt, ...] = (),
+    started: float | None = None,
+    tls: TlsInfo | None = None,
+    request: RequestInfo | None = None,
+    received: Received | None = None,
+) -> StepResult:
+    """The result of a step that failed before (or while) getting a response."""
+    return _result(step, "failed", error=error, received=received, outputs={}, attempts=attempts,
+                   started=started, tls=tls, request=request, assertions=())
+
+
+def _result(step: StepCommon, status: Literal["passed", "failed"], *, error: FlowrunError | None,
+            received: Received | None, outputs: dict[str, Any], attempts: tuple[Attempt, ...],
+            started: float | None, tls: TlsInfo | None, request: RequestInfo | None,
+            assertions: tuple[AssertionOutcome, ...]) -> StepResult:
+    if error is not None and error.step is None:
+        error.step = step.id
+    return StepResult(
+        step_id=step.id, kind=getattr(step, "kind", "step"), status=status,
+        http_status=received.status if received is not None else None,
+        headers=received.headers if received is not None else (),
+        body=received.body if received is not None else None,
+        outputs=outputs, attempts=attempts,
+        duration_ms=(time.perf_counter() - started) * 1000.0 if started is not None else 0.0,
+        tls=tls, request=request, assertions=assertions, error=error,
+    )

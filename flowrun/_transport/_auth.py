@@ -1,0 +1,303 @@
+"""Credentials -> ``httpx.Auth``.
+
+Secrets are revealed when a request is authenticated, not when the executor starts, so a
+rotated secret file is picked up without a restart. OAuth2 client-credentials tokens are
+fetched through the alias's own pooled client: when the alias uses mutual authentication the
+token request carries our client certificate too (certificate-bound tokens, RFC 8705).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import threading
+import time
+from collections.abc import AsyncGenerator, Generator
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote, quote_plus
+
+import attrs
+import httpx
+
+from flowrun._errors import AuthenticationError, DefinitionError
+from flowrun._models._aliases import Credential
+from flowrun._models._secret import SecretRef
+from flowrun._transport._errors import classify
+
+if TYPE_CHECKING:
+    from flowrun._registry import ResolvedConnection
+
+_TOKEN_TIMEOUT = httpx.Timeout(30.0, connect=10.0)
+
+
+def build_auth(
+    credential: Credential | None,
+    *,
+    resolved: ResolvedConnection | None = None,
+    client: httpx.Client | None = None,
+    async_client: httpx.AsyncClient | None = None,
+) -> httpx.Auth | None:
+    """The ``httpx.Auth`` for a credential (None for no credential or type ``none``).
+
+    ``client``/``async_client`` send OAuth2 token requests (the alias's pooled client).
+    """
+    if credential is None or credential.type == "none":
+        return None
+    if credential.type == "basic":
+        return BasicAuth(credential)
+    if credential.type == "bearer":
+        return BearerAuth(credential)
+    if credential.type == "api_key":
+        return ApiKeyAuth(credential)
+    if credential.type == "oauth2_client_credentials":
+        return OAuth2ClientCredentials(credential, resolved=resolved, client=client, async_client=async_client)
+    raise DefinitionError(f"credential '{credential.name}' of type {credential.type} applies to SOAP steps only",
+                          hint="use basic, bearer, api_key or oauth2_client_credentials for REST",
+                          **credential.origin.location())
+
+
+def auth_header(credential: Credential | None) -> str | None:
+    """The header a credential sets (shown redacted in request info), or None."""
+    if credential is None or credential.type == "none":
+        return None
+    if credential.type == "api_key":
+        return credential.header
+    return "Authorization"
+
+
+def _reveal(credential: Credential, field: str) -> str:
+    secret: SecretRef | None = getattr(credential, field)
+    if secret is None:
+        raise DefinitionError(f"credential '{credential.name}' ({credential.type}) has no {field}",
+                              **credential.origin.location())
+    return secret.reveal()
+
+
+def _require(credential: Credential, field: str) -> str:
+    value: str | None = getattr(credential, field)
+    if not value:
+        raise DefinitionError(f"credential '{credential.name}' ({credential.type}) has no {field}",
+                              **credential.origin.location())
+    return value
+
+
+def basic_header(username: str, password: str) -> str:
+    return "Basic " + base64.b64encode(f"{username}:{password}".encode()).decode("ascii")
+
+
+class BasicAuth(httpx.Auth):
+    def __init__(self, credential: Credential) -> None:
+        self._credential = credential
+        self._username = _require(credential, "username")
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        password = _reveal(self._credential, "password")
+        if self._credential.digest:
+            yield from httpx.DigestAuth(self._username, password).auth_flow(request)
+            return
+        request.headers["Authorization"] = basic_header(self._username, password)
+        yield request
+
+    def __repr__(self) -> str:
+        return f"BasicAuth(credential={self._credential.name!r})"
+
+
+class BearerAuth(httpx.Auth):
+    def __init__(self, credential: Credential) -> None:
+        self._credential = credential
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        request.headers["Authorization"] = f"Bearer {_reveal(self._credential, 'token')}"
+        yield request
+
+    def __repr__(self) -> str:
+        return f"BearerAuth(credential={self._credential.name!r})"
+
+
+class ApiKeyAuth(httpx.Auth):
+    """An API key in a header (``prefix`` + key; a prefix word gets a space after it) or a query
+    parameter (appended last, percent-encoded, without re-encoding the rest of the query)."""
+
+    def __init__(self, credential: Credential) -> None:
+        self._credential = credential
+        prefix = credential.prefix
+        self._prefix = prefix + " " if prefix and not prefix.endswith((" ", "=", ":")) else prefix
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        key = _reveal(self._credential, "key")
+        if self._credential.header is not None:
+            request.headers[self._credential.header] = self._prefix + key
+        else:
+            name = self._credential.query or "api_key"
+            url = str(request.url)
+            joiner = "&" if request.url.query else "?"
+            fragment = ""
+            if "#" in url:
+                url, fragment = url.split("#", 1)
+                fragment = "#" + fragment
+            request.url = httpx.URL(f"{url}{joiner}{quote(name, safe='')}={quote(key, safe='')}{fragment}")
+        yield request
+
+    def __repr__(self) -> str:
+        return f"ApiKeyAuth(credential={self._credential.name!r})"
+
+
+@attrs.frozen
+class Token:
+    value: str = attrs.field(repr=False)
+    # time.monotonic() after which the token is refreshed; None: until the API answers 401.
+    refresh_at: float | None
+
+    def fresh(self) -> bool:
+        return self.refresh_at is None or time.monotonic() < self.refresh_at
+
+
+class OAuth2ClientCredentials(httpx.Auth):
+    """OAuth2 client credentials grant with a cached token.
+
+    The token is reused until ``expires_in - refresh_margin_s``; a 401 from the API refreshes it
+    once and resends the request (when its body can be sent again). Thread-safe for the sync
+    client; the async path serialises fetches with an ``asyncio.Lock``.
+    """
+
+    def __init__(self, credential: Credential, *, resolved: ResolvedConnection | None = None,
+                 client: httpx.Client | None = None, async_client: httpx.AsyncClient | None = None) -> None:
+        self._credential = credential
+        self._token_url = _require(credential, "token_url")
+        self._client_id = _require(credential, "client_id")
+        self._resolved = resolved
+        self._client = client
+        self._async_client = async_client
+        self._token: Token | None = None
+        self._lock = threading.Lock()
+        self._async_lock: asyncio.Lock | None = None
+        self.fetches = 0
+
+    def __repr__(self) -> str:
+        return f"OAuth2ClientCredentials(credential={self._credential.name!r}, token_url={self._token_url!r})"
+
+    # --- token requests -------------------------------------------------------------------
+
+    def _token_request(self) -> tuple[dict[str, str], dict[str, str]]:
+        secret = _reveal(self._credential, "client_secret")
+        form = {"grant_type": "client_credentials"}
+        headers = {"Accept": "application/json"}
+        if self._credential.client_auth == "basic":
+            # RFC 6749 2.3.1: id and secret are form-encoded before the Basic encoding.
+            headers["Authorization"] = basic_header(quote_plus(self._client_id), quote_plus(secret))
+        else:
+            form["client_id"] = self._client_id
+            form["client_secret"] = secret
+        if self._credential.scope:
+            form["scope"] = self._credential.scope
+        if self._credential.audience:
+            form["audience"] = self._credential.audience
+        return form, headers
+
+    def _parse(self, response: httpx.Response) -> Token:
+        self.fetches += 1
+        payload: Any
+        try:
+            payload = response.json()
+        except ValueError:
+            payload = None
+        where = f"token endpoint {self._token_url} (credential '{self._credential.name}')"
+        if response.status_code != 200 or not isinstance(payload, dict) or "access_token" not in payload:
+            detail = ""
+            if isinstance(payload, dict) and isinstance(payload.get("error"), str):
+                detail = f": {payload['error']}"
+                if isinstance(payload.get("error_description"), str):
+                    detail += f" ({payload['error_description']})"
+            if response.status_code == 200:
+                raise AuthenticationError(f"{where} answered without an access_token")
+            raise AuthenticationError(f"{where} answered HTTP {response.status_code}{detail}")
+        lifetime = payload.get("expires_in")
+        refresh_at = None
+        if isinstance(lifetime, int | float | str) and not isinstance(lifetime, bool):
+            try:
+                seconds = float(lifetime)
+            except ValueError:
+                seconds = None
+            if seconds is not None:
+                refresh_at = time.monotonic() + max(seconds - self._credential.refresh_margin_s, 0.0)
+        return Token(str(payload["access_token"]), refresh_at)
+
+    def _fetch(self) -> Token:
+        if self._client is None:
+            raise RuntimeError("no client to fetch OAuth2 tokens with")
+        form, headers = self._token_request()
+        try:
+            response = self._client.post(self._token_url, data=form, headers=headers, timeout=_TOKEN_TIMEOUT)
+        except httpx.HTTPError as exc:
+            raise classify(exc, url=self._token_url, resolved=self._resolved) from None
+        return self._parse(response)
+
+    async def _afetch(self) -> Token:
+        if self._async_client is None:
+            raise RuntimeError("no async client to fetch OAuth2 tokens with")
+        form, headers = self._token_request()
+        try:
+            response = await self._async_client.post(self._token_url, data=form, headers=headers,
+                                                     timeout=_TOKEN_TIMEOUT)
+        except httpx.HTTPError as exc:
+            raise classify(exc, url=self._token_url, resolved=self._resolved) from None
+        return self._parse(response)
+
+    def token(self, *, stale: Token | None = None) -> Token:
+        """The cached token, fetched when missing, expiring, or equal to ``stale`` (rejected)."""
+        token = self._token
+        if token is not None and token is not stale and token.fresh():
+            return token
+        with self._lock:
+            token = self._token
+            if token is None or token is stale or not token.fresh():
+                token = self._token = self._fetch()
+            return token
+
+    async def atoken(self, *, stale: Token | None = None) -> Token:
+        token = self._token
+        if token is not None and token is not stale and token.fresh():
+            return token
+        if self._async_lock is None:
+            self._async_lock = asyncio.Lock()
+        async with self._async_lock:
+            token = self._token
+            if token is None or token is stale or not token.fresh():
+                token = self._token = await self._afetch()
+            return token
+
+    # --- flows ----------------------------------------------------------------------------
+
+    def sync_auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        token = self.token()
+        request.headers["Authorization"] = f"Bearer {token.value}"
+        response = yield request
+        if response.status_code == 401:
+            if not _replayable(request):
+                self._forget(token)
+                return
+            token = self.token(stale=token)
+            request.headers["Authorization"] = f"Bearer {token.value}"
+            yield request
+
+    async def async_auth_flow(self, request: httpx.Request) -> AsyncGenerator[httpx.Request, httpx.Response]:
+        token = await self.atoken()
+        request.headers["Authorization"] = f"Bearer {token.value}"
+        response = yield request
+        if response.status_code == 401:
+            if not _replayable(request):
+                self._forget(token)
+                return
+            token = await self.atoken(stale=token)
+            request.headers["Authorization"] = f"Bearer {token.value}"
+            yield request
+
+    def _forget(self, token: Token) -> None:
+        # The next request fetches a new token; this one cannot be resent (streamed body).
+        if self._token is token:
+            self._token = None
+
+
+def _replayable(request: httpx.Request) -> bool:
+    return isinstance(request.stream, httpx.ByteStream)
+

@@ -1,0 +1,312 @@
+"""One HTTP exchange of a REST step: send, follow redirects if asked, read the body.
+
+``exchange`` (sync) and ``aexchange`` (async) return an ``Outcome`` for the retry loop: the
+response (``Raw``: status, headers, body bytes or the file it was streamed to, TLS info) or the
+classified error. The body is read as it arrives, counted against ``response.max_bytes`` (a
+larger body is refused as soon as it is known: by its Content-Length, else when the count
+passes the cap), or streamed to a temporary file next to ``save_to``.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Generic, TypeVar
+
+import attrs
+import httpx
+from httpx._client import UseClientDefault
+
+from flowrun._errors import FlowrunError, ResponseTooLargeError, StepFailure
+from flowrun._models._results import TlsInfo
+from flowrun._models._steps import RestStep
+from flowrun._registry import ResolvedConnection
+from flowrun._transport._errors import classify, failed_before_sending
+from flowrun._transport._http import TlsInfoReader
+from flowrun._transport._redirect import is_redirect, next_hop
+from flowrun._transport._request import OpenBody, RequestPlan, open_body
+from flowrun._transport._retry import Outcome
+
+C = TypeVar("C", httpx.Client, httpx.AsyncClient)
+Timeout = httpx.Timeout | UseClientDefault
+_SAVE_HEAD_BYTES = 2048
+
+
+@attrs.define(eq=False)
+class Route(Generic[C]):
+    """A resolved connection with its client, credential and defaults."""
+
+    resolved: ResolvedConnection
+    client: C
+    auth: httpx.Auth | None
+    home: tuple[str, str, int]
+    timeout: httpx.Timeout
+    tls: TlsInfoReader
+    auth_header: str | None
+    secret_headers: frozenset[str]
+    stranger: Route[C] | None = None
+    # Whether the client's own default timeout is this route's (clients are shared by key).
+    client_default_timeout: bool = attrs.field(init=False)
+
+    def __attrs_post_init__(self) -> None:
+        self.client_default_timeout = self.client.timeout == self.timeout
+
+
+@attrs.frozen(eq=False)
+class Saved:
+    """A body streamed to a temporary file next to ``target``; renamed onto it on commit."""
+
+    target: Path
+    temporary: Path
+    size: int
+
+    def commit(self) -> None:
+        self.temporary.replace(self.target)
+
+    def abort(self) -> None:
+        self.temporary.unlink(missing_ok=True)
+
+
+@attrs.frozen(eq=False)
+class Raw:
+    """What one exchange brought back, before parsing."""
+
+    status: int
+    headers: tuple[tuple[str, str], ...]
+    content: bytes  # the whole body, or its first bytes when saved to a file
+    content_type: str | None
+    url: str
+    tls: TlsInfo | None
+    saved: Saved | None = None
+
+
+def make_timeout(resolved: ResolvedConnection, step_timeout: float | None) -> httpx.Timeout:
+    if step_timeout is None:
+        read = resolved.read_timeout_s
+        return httpx.Timeout(read, connect=resolved.connect_timeout_s)
+    return httpx.Timeout(step_timeout, connect=min(resolved.connect_timeout_s, step_timeout))
+
+
+def timeout_argument(route: Route[Any], step: RestStep) -> Timeout:
+    if step.timeout_s is not None:
+        return make_timeout(route.resolved, step.timeout_s)
+    return httpx.USE_CLIENT_DEFAULT if route.client_default_timeout else route.timeout
+
+
+@attrs.frozen
+class Head:
+    """The status line and headers of a response, decoded once."""
+
+    status: int
+    headers: tuple[tuple[str, str], ...]
+    content_type: str | None
+    content_length: str | None
+    retry_after: str | None
+
+    @classmethod
+    def of(cls, response: httpx.Response) -> Head:
+        headers: list[tuple[str, str]] = []
+        content_type = content_length = retry_after = None
+        for raw_name, raw_value in response.headers.raw:
+            value = raw_value.decode("latin-1")
+            headers.append((raw_name.decode("latin-1"), value))
+            lower = raw_name.lower()
+            if lower == b"content-type":
+                content_type = value
+            elif lower == b"content-length":
+                content_length = value
+            elif lower == b"retry-after":
+                retry_after = value
+        return cls(response.status_code, tuple(headers), content_type, content_length, retry_after)
+
+
+def too_large(url: str, limit: int, detail: str) -> ResponseTooLargeError:
+    return ResponseTooLargeError(f"the response from {url} {detail}, more than the cap of {limit} bytes "
+                                 "(response.max_bytes)")
+
+
+def check_announced(head: Head, limit: int, url: str) -> None:
+    """Refuse a body whose Content-Length is over the cap before reading any of it."""
+    declared = head.content_length
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise too_large(url, limit, f"announces {declared} bytes")
+
+
+class Saver:
+    """Writes a body to a temporary file next to ``target``, keeping its first bytes for messages."""
+
+    def __init__(self, target: Path) -> None:
+        self._target = target
+        self._head: list[bytes] = []
+        self._size = 0
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
+        except OSError as exc:
+            raise self._write_error(exc) from None
+        self._temporary = Path(name)
+        self._file: Any = os.fdopen(fd, "wb")
+
+    def _write_error(self, exc: OSError) -> StepFailure:
+        return StepFailure(f"cannot write the response to {self._target}: {exc.strerror or exc}",
+                           hint="check that the directory of save_to exists and is writable")
+
+    def add(self, chunk: bytes) -> None:
+        if self._size < _SAVE_HEAD_BYTES:
+            self._head.append(chunk[:_SAVE_HEAD_BYTES])
+        self._size += len(chunk)
+        try:
+            self._file.write(chunk)
+        except OSError as exc:
+            raise self._write_error(exc) from None
+
+    def done(self) -> tuple[bytes, Saved]:
+        try:
+            self._file.close()
+        except OSError as exc:
+            raise self._write_error(exc) from None
+        self._file = None
+        return b"".join(self._head)[:_SAVE_HEAD_BYTES], Saved(self._target, self._temporary, self._size)
+
+    def abandon(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+        self._temporary.unlink(missing_ok=True)
+
+
+def _outcome(head: Head, content: bytes, saved: Saved | None, url: str, tls: TlsInfo | None) -> Outcome[Raw]:
+    return Outcome(Raw(head.status, head.headers, content, head.content_type, url, tls, saved), head.status,
+                   head.retry_after, cleanup=saved.abort if saved is not None else None)
+
+
+def _send_headers(headers: tuple[tuple[str, str], ...], body: OpenBody) -> tuple[tuple[str, str], ...]:
+    return (*headers, *body.headers) if body.headers else headers
+
+
+def exchange(route: Route[httpx.Client], step: RestStep, plan: RequestPlan, timeout: Timeout,
+             stranger: Callable[[Route[httpx.Client]], Route[httpx.Client]]) -> Outcome[Raw]:
+    """Send the plan through the route; ``stranger(route)`` gives the route for other origins."""
+    opened: list[OpenBody] = []
+    response: httpx.Response | None = None
+    url = plan.url
+    try:
+        body = open_body(plan.body, step.id)
+        opened.append(body)
+        client, tls = route.client, route.tls
+        request = client.build_request(plan.method, url, headers=_send_headers(plan.headers, body),
+                                       timeout=timeout, **body.kwargs)
+        response = client.send(request, auth=route.auth, stream=True)
+        if step.follow_redirects:
+            hops, method = 0, plan.method
+            while is_redirect(response):
+                hop = next_hop(response, method=method, headers=plan.headers, home=route.home, hops=hops,
+                               max_redirects=step.max_redirects, secret_headers=route.secret_headers)
+                response.close()
+                hops, method, url = hops + 1, hop.method, str(hop.url)
+                target = route if hop.same_origin else stranger(route)
+                body = open_body(plan.body if hop.keep_body else None, step.id)
+                opened.append(body)
+                client, tls = target.client, target.tls
+                request = client.build_request(hop.method, hop.url, headers=_send_headers(hop.headers, body),
+                                               timeout=timeout, **body.kwargs)
+                response = client.send(request, auth=target.auth, stream=True)
+        head = Head.of(response)
+        spec = step.response
+        if spec.save_to is not None:
+            saver = Saver(Path(spec.save_to))
+            try:
+                for chunk in response.iter_bytes():
+                    saver.add(chunk)
+                content, saved = saver.done()
+            except BaseException:
+                saver.abandon()
+                raise
+            return _outcome(head, content, saved, url, tls.read(response))
+        limit = spec.max_bytes
+        check_announced(head, limit, url)
+        chunks: list[bytes] = []
+        size = 0
+        for chunk in response.iter_bytes():
+            size += len(chunk)
+            if size > limit:
+                raise too_large(url, limit, "is larger")
+            chunks.append(chunk)
+        content = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        return _outcome(head, content, None, url, tls.read(response))
+    except httpx.HTTPError as exc:
+        return Outcome(error=classify(exc, url=url, resolved=route.resolved),
+                       sent=not failed_before_sending(exc))
+    except FlowrunError as error:
+        return Outcome(error=error)
+    finally:
+        if response is not None:
+            response.close()
+        for item in opened:
+            item.close()
+
+
+
+
+async def aexchange(route: Route[httpx.AsyncClient], step: RestStep, plan: RequestPlan, timeout: Timeout,
+                    stranger: Callable[[Route[httpx.AsyncClient]], Route[httpx.AsyncClient]]) -> Outcome[Raw]:
+    """``exchange`` on an async client."""
+    opened: list[OpenBody] = []
+    response: httpx.Response | None = None
+    url = plan.url
+    try:
+        body = open_body(plan.body, step.id, asynchronous=True)
+        opened.append(body)
+        client, tls = route.client, route.tls
+        request = client.build_request(plan.method, url, headers=_send_headers(plan.headers, body),
+                                       timeout=timeout, **body.kwargs)
+        response = await client.send(request, auth=route.auth, stream=True)
+        if step.follow_redirects:
+            hops, method = 0, plan.method
+            while is_redirect(response):
+                hop = next_hop(response, method=method, headers=plan.headers, home=route.home, hops=hops,
+                               max_redirects=step.max_redirects, secret_headers=route.secret_headers)
+                await response.aclose()
+                hops, method, url = hops + 1, hop.method, str(hop.url)
+                target = route if hop.same_origin else stranger(route)
+                body = open_body(plan.body if hop.keep_body else None, step.id, asynchronous=True)
+                opened.append(body)
+                client, tls = target.client, target.tls
+                request = client.build_request(hop.method, hop.url, headers=_send_headers(hop.headers, body),
+                                               timeout=timeout, **body.kwargs)
+                response = await client.send(request, auth=target.auth, stream=True)
+        head = Head.of(response)
+        spec = step.response
+        if spec.save_to is not None:
+            saver = Saver(Path(spec.save_to))
+            try:
+                async for chunk in response.aiter_bytes():
+                    saver.add(chunk)
+                content, saved = saver.done()
+            except BaseException:
+                saver.abandon()
+                raise
+            return _outcome(head, content, saved, url, tls.read(response))
+        limit = spec.max_bytes
+        check_announced(head, limit, url)
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in response.aiter_bytes():
+            size += len(chunk)
+            if size > limit:
+                raise too_large(url, limit, "is larger")
+            chunks.append(chunk)
+        content = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        return _outcome(head, content, None, url, tls.read(response))
+    except httpx.HTTPError as exc:
+        return Outcome(error=classify(exc, url=url, resolved=route.resolved),
+                       sent=not failed_before_sending(exc))
+    except FlowrunError as error:
+        return Outcome(error=error)
+    finally:
+        if response is not None:
+            await response.aclose()
+        for item in opened:
+            item.close()

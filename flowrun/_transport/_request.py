@@ -1,0 +1,292 @@
+"""A REST step -> what goes on the wire: URL, headers, body.
+
+Encoding rules:
+
+* ``path`` is joined to the alias base path. Literal text is kept as written (characters that
+  cannot appear in a path are percent-encoded, existing ``%XX`` escapes are kept); the value of
+  each data pill is percent-encoded as ONE segment (``/`` becomes ``%2F``). A ``?`` in the
+  literal path starts a query that is kept as written and comes before ``query``.
+* ``query`` pairs keep their order and repeat; keys and values are percent-encoded (space is
+  ``%20``). A null value is left out; a pill that gives an array repeats the key.
+* headers: the connection's, then the step's, in order, duplicates kept; a null value is
+  left out. A body's content type applies unless the step sets ``Content-Type``.
+* bodies: ``json`` (compact UTF-8), ``text`` (``content_type``, default text/plain UTF-8),
+  ``form`` (urlencoded pairs, in order), ``multipart`` (fields, then files, streamed), ``file``
+  (streamed from disk with its length; never read into memory).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import AsyncIterator, Mapping, Sequence
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any
+from urllib.parse import quote
+
+import attrs
+
+from flowrun._errors import DataPillError, DefinitionError
+from flowrun._eval import _template, value_to_text
+from flowrun._eval import render as render_value
+from flowrun._models._steps import Body, FilePart, RestStep
+
+if TYPE_CHECKING:
+    from flowrun._registry import ResolvedConnection
+
+_PATH_SAFE = "/:@!$&'()*+,;=-._~%"
+_QUERY_SAFE = "/?:@!$&'()*+,;=-._~%"
+_CHUNK = 64 * 1024
+_JSON_TYPE = "application/json"
+_TEXT_TYPE = "text/plain; charset=utf-8"
+_FORM_TYPE = "application/x-www-form-urlencoded"
+_FILE_TYPE = "application/octet-stream"
+
+
+@attrs.frozen
+class Content:
+    """A body held in memory (json, text, form): sent again as is on a retry or redirect."""
+
+    data: bytes = attrs.field(repr=lambda data: f"<{len(data)} bytes>")
+    content_type: str
+
+
+@attrs.frozen
+class FileUpload:
+    path: Path
+    content_type: str
+
+
+@attrs.frozen
+class Multipart:
+    fields: tuple[tuple[str, str], ...]
+    files: tuple[tuple[str, FilePart], ...]
+
+
+BodyPlan = Content | FileUpload | Multipart
+
+
+@attrs.frozen
+class RequestPlan:
+    method: str
+    url: str
+    headers: tuple[tuple[str, str], ...]
+    body: BodyPlan | None = None
+
+
+def plan_request(step: RestStep, resolved: ResolvedConnection, context: Mapping[str, Any] | None) -> RequestPlan:
+    """Render the step's data pills and encode URL, headers and body. Without a context, a pill
+    is an error (it names a value that does not exist), never sent as literal text.
+
+    Raises ``DataPillError`` for a broken pill and ``DefinitionError`` for a body that cannot be sent.
+    """
+    scope: Mapping[str, Any] = context if context is not None else {}
+    url = join_url(resolved.base_url, render_path(step.path, scope, step=step.id))
+    url = add_query(url, _render_pairs(step.query, scope, step.id, "/query"))
+    headers: list[tuple[str, str]] = list(resolved.headers.items())
+    step_headers = _render_pairs(step.headers, scope, step.id, "/headers")
+    headers.extend((name, value_to_text(value)) for name, value in step_headers if value is not None)
+    body = plan_body(step.body, scope, step.id) if step.body is not None else None
+    if isinstance(body, Content | FileUpload) and not any(k.lower() == "content-type" for k, _ in headers):
+        headers.append(("Content-Type", body.content_type))
+    if isinstance(body, Multipart):
+        # httpx writes the multipart Content-Type with its boundary; one without a boundary would break it.
+        headers = [(k, v) for k, v in headers if k.lower() != "content-type" or "boundary=" in v]
+    return RequestPlan(step.method, url, tuple(headers), body)
+
+
+def is_static(step: RestStep) -> bool:
+    """True when the step holds no data pill: its plan does not depend on the context."""
+    values: list[Any] = [step.path, *(v for _, v in step.query), *(v for _, v in step.headers)]
+    if step.body is not None:
+        values.append(step.body.value)
+    return not any(_mentions_pill(value) for value in values)
+
+
+def _mentions_pill(value: Any) -> bool:
+    if isinstance(value, str):
+        return _template.OPEN in value
+    if isinstance(value, Mapping):
+        return any(_mentions_pill(item) for item in value.values())
+    if isinstance(value, list | tuple):
+        return any(_mentions_pill(item) for item in value)
+    return False
+
+
+# --- URL ----------------------------------------------------------------------------------------
+
+
+def encode_path(path: str) -> str:
+    if "?" in path:
+        route, _, query = path.partition("?")
+        return quote(route, safe=_PATH_SAFE) + "?" + quote(query, safe=_QUERY_SAFE)
+    return quote(path, safe=_PATH_SAFE)
+
+
+def render_path(template: str, context: Mapping[str, Any], *, step: str | None = None,
+                pointer: str = "/path") -> str:
+    """Render pills in a path; each pill's value is encoded as one path segment (or query value)."""
+    # The template module's parser is used directly: ``render`` cannot encode pill values alone.
+    if _template.OPEN not in template:
+        return encode_path(template)
+    try:
+        parts = _template._parse(template)
+    except _template._TemplateError:
+        render_value(template, context, step=step, pointer=pointer)  # raises the DataPillError
+        raise
+    pieces: list[str] = []
+    in_query = False
+    for part in parts:
+        if isinstance(part, str):
+            if not in_query and "?" in part:
+                route, _, query = part.partition("?")
+                pieces.append(quote(route, safe=_PATH_SAFE) + "?" + quote(query, safe=_QUERY_SAFE))
+                in_query = True
+            else:
+                pieces.append(quote(part, safe=_QUERY_SAFE if in_query else _PATH_SAFE))
+            continue
+        value = _template._evaluate_pill(part, context, step, pointer)
+        pieces.append(quote(value_to_text(value), safe=""))
+    return "".join(pieces)
+
+
+def join_url(base_url: str, path: str) -> str:
+    if not path:
+        return base_url
+    if path.startswith("?"):
+        return base_url + path
+    return base_url + (path if path.startswith("/") else "/" + path)
+
+
+def add_query(url: str, pairs: Sequence[tuple[str, Any]]) -> str:
+    encoded = "&".join(
+        f"{quote(name, safe='')}={quote(value_to_text(value), safe='')}" for name, value in pairs if value is not None
+    )
+    if not encoded:
+        return url
+    if "?" not in url:
+        return f"{url}?{encoded}"
+    return f"{url}{'' if url.endswith(('?', '&')) else '&'}{encoded}"
+
+
+def _render_pairs(pairs: Sequence[tuple[str, Any]], context: Mapping[str, Any], step: str,
+                  pointer: str) -> Sequence[tuple[str, Any]]:
+    if not any(isinstance(value, str) and _template.OPEN in value for _, value in pairs):
+        return pairs
+    rendered: list[tuple[str, Any]] = []
+    for index, (name, value) in enumerate(pairs):
+        result = render_value(value, context, step=step, pointer=f"{pointer}/{index}")
+        if isinstance(result, list):
+            rendered.extend((name, item) for item in result)
+        else:
+            rendered.append((name, result))
+    return tuple(rendered)
+
+
+# --- body ---------------------------------------------------------------------------------------
+
+
+def plan_body(body: Body, context: Mapping[str, Any], step: str) -> BodyPlan:
+    value = render_value(body.value, context, step=step, pointer="/body/value")
+    if body.kind == "json":
+        try:
+            data = json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode("utf-8")
+        except (TypeError, ValueError) as exc:
+            raise DefinitionError(f"the json body cannot be written as JSON: {exc}", step=step,
+                                  pointer="/body") from None
+        return Content(data, body.content_type or _JSON_TYPE)
+    if body.kind == "text":
+        text = value_to_text(value)
+        return Content(text.encode("utf-8"), body.content_type or _TEXT_TYPE)
+    if body.kind == "form":
+        pairs = _pairs_of(value)
+        form = "&".join(f"{quote(k, safe='')}={quote(value_to_text(v), safe='')}" for k, v in pairs if v is not None)
+        return Content(form.encode("ascii"), body.content_type or _FORM_TYPE)
+    if body.kind == "multipart":
+        fields = tuple((k, value_to_text(v)) for k, v in _pairs_of(value) if v is not None)
+        return Multipart(fields, tuple(body.files.items()))
+    if body.kind == "file":
+        if not isinstance(value, str | os.PathLike):
+            raise DefinitionError("a file body needs the path of the file to upload", step=step, pointer="/body")
+        return FileUpload(Path(value), body.content_type or _FILE_TYPE)
+    raise DefinitionError(f"unknown body kind {body.kind!r}", step=step, pointer="/body/kind")
+
+
+def _pairs_of(value: Any) -> list[tuple[str, Any]]:
+    if value is None:
+        return []
+    if isinstance(value, Mapping):
+        items: list[tuple[str, Any]] = []
+        for key, item in value.items():
+            if isinstance(item, list | tuple):
+                items.extend((str(key), v) for v in item)
+            else:
+                items.append((str(key), item))
+        return items
+    if isinstance(value, list | tuple):
+        return [(str(pair[0]), pair[1]) for pair in value]
+    raise DataPillError(f"form and multipart fields are an object or a list of pairs, got {type(value).__name__}")
+
+
+class OpenBody:
+    """The files a body has open for one send; closed after the exchange."""
+
+    def __init__(self) -> None:
+        self.kwargs: dict[str, Any] = {}
+        self.headers: list[tuple[str, str]] = []
+        self._files: list[IO[bytes]] = []
+
+    def open(self, path: Path, step: str) -> IO[bytes]:
+        try:
+            handle = path.open("rb")
+        except OSError as exc:
+            raise DefinitionError(f"cannot read the file to upload {path}: {exc.strerror or exc}", step=step,
+                                  pointer="/body") from None
+        self._files.append(handle)
+        return handle
+
+    def close(self) -> None:
+        for handle in self._files:
+            handle.close()
+        self._files.clear()
+
+
+_NO_BODY = OpenBody()  # shared: nothing to open, nothing to close
+
+
+def open_body(plan: BodyPlan | None, step: str, *, asynchronous: bool = False) -> OpenBody:
+    """What ``build_request`` needs for a body. Files are opened anew for every send, so a retry
+    or a 307/308 redirect sends the whole file again."""
+    if plan is None:
+        return _NO_BODY
+    opened = OpenBody()
+    try:
+        if isinstance(plan, Content):
+            opened.kwargs["content"] = plan.data
+        elif isinstance(plan, FileUpload):
+            handle = opened.open(plan.path, step)
+            if asynchronous:
+                opened.kwargs["content"] = _file_chunks(handle)
+                opened.headers.append(("Content-Length", str(os.fstat(handle.fileno()).st_size)))
+            else:
+                opened.kwargs["content"] = handle  # httpx reads it in chunks and sends its length
+        else:
+            files = []
+            for name, part in plan.files:
+                handle = opened.open(part.path, step)
+                files.append((name, (part.filename or part.path.name, handle,
+                                     part.content_type or _FILE_TYPE)))
+            data: dict[str, list[str]] = {}
+            for key, value in plan.fields:
+                data.setdefault(key, []).append(value)
+            opened.kwargs["data"] = data
+            opened.kwargs["files"] = files
+    except BaseException:
+        opened.close()
+        raise
+    return opened
+
+
+async def _file_chunks(handle: IO[bytes]) -> AsyncIterator[bytes]:
+    while chunk := handle.read(_CHUNK):
+        yield chunk
