@@ -216,6 +216,7 @@ class NginxServer:
             # -e: the error log from the very start (before the configuration is read).
             [executable, "-p", str(directory), "-c", str(conf), "-e", str(self._error_log)],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            preexec_fn=_die_with_parent if sys.platform == "linux" else None,  # noqa: PLW1509
         )
         try:
             _wait_for_port(port, self._process, lambda: _tail(self._error_log))
@@ -344,6 +345,15 @@ def _send(data: dict[str, object]) -> None:
 
 
 # --- helpers --------------------------------------------------------------------------------------
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: nginx gets SIGTERM when the bench dies, even by SIGKILL, instead
+    of living on as an orphan (the partner child ends by itself when its stdin closes)."""
+    import ctypes
+
+    pr_set_pdeathsig = 1
+    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
 
 
 def _wait_for_port(port: int, process: subprocess.Popen[bytes], why: object) -> None:

@@ -1,11 +1,13 @@
-"""The only layer that imports httpx and tenacity: sending requests and mapping what goes wrong.
+"""The only layer that imports httpx, zeep and tenacity: sending requests, mapping what goes wrong.
 
 * ``_http``      pooled httpx clients per resolved connection, TLS info of a response
+* ``_exchange``  one REST exchange: send, redirects, body read with a size cap or to a file
 * ``_errors``    ``classify(exc, url=..., resolved=...)``: httpx/ssl exceptions -> flowrun errors
 * ``_auth``      credentials -> ``httpx.Auth`` (basic, bearer, API key, OAuth2 client credentials)
 * ``_retry``     retry policies on tenacity; every attempt recorded
 * ``_request``   a REST step -> URL, headers, body
 * ``_redirect``  which redirects are followed, and with what credentials
+* ``_connect_to`` dial another address than host:port; ``_probe``: ``alias test``; ``_soap``, ``_wsdl``: SOAP
 """
 
 from flowrun._transport._errors import classify, failed_before_sending

@@ -69,7 +69,7 @@ class Saved:
         self.temporary.unlink(missing_ok=True)
 
 
-@attrs.frozen(eq=False)
+@attrs.define(eq=False)
 class Raw:
     """What one exchange brought back, before parsing."""
 
@@ -95,7 +95,7 @@ def timeout_argument(route: Route[Any], step: RestStep) -> Timeout:
     return httpx.USE_CLIENT_DEFAULT if route.client_default_timeout else route.timeout
 
 
-@attrs.frozen
+@attrs.define(eq=False)
 class Head:
     """The status line and headers of a response, decoded once."""
 
@@ -246,8 +246,6 @@ def exchange(route: Route[httpx.Client], step: RestStep, plan: RequestPlan, time
             response.close()
         for item in opened:
             item.close()
-
-
 
 
 async def aexchange(route: Route[httpx.AsyncClient], step: RestStep, plan: RequestPlan, timeout: Timeout,
