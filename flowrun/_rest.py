@@ -22,7 +22,6 @@ status check -> assertions (``flowrun._runner``).
 
 from __future__ import annotations
 
-import asyncio
 import threading
 import time
 from collections.abc import Hashable, Mapping
@@ -42,6 +41,8 @@ from flowrun._transport._request import RequestPlan, is_static, plan_request
 from flowrun._transport._retry import Outcome, arun_with_retry, run_with_retry
 
 if TYPE_CHECKING:
+    import asyncio
+
     import httpx
 
     from flowrun._transport._connect_to import Address
@@ -263,6 +264,8 @@ class AsyncRestExecutor(_RestCore["httpx.AsyncClient"]):
         route = self._routes.get(key)
         if route is not None:
             return route
+        import asyncio  # only async users pay for it
+
         if self._async_lock is None:
             self._async_lock = asyncio.Lock()
         async with self._async_lock:

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import attrs
 
 from flowrun._errors import CaptureError, FlowrunError, ResponseParseError, UnexpectedStatusError
-from flowrun._eval import capture_json, capture_xpath, evaluate_assertion, parse_xml, raise_for, xml_to_data
+from flowrun._eval import capture_json, evaluate_assertion, raise_for
 from flowrun._eval._template import InvalidExpressionError, compile_expression
 from flowrun._models._results import AssertionOutcome, Attempt, RequestInfo, StepResult, TlsInfo
 from flowrun._models._steps import ResponseSpec, StepCommon
@@ -120,6 +120,8 @@ def parse_body(content: bytes, content_type: str | None, mode: ParseMode = "auto
             raise ResponseParseError(f"the body is not valid JSON ({content_type or 'no content type'}): {exc}",
                                      hint='set "parse": "text" on the response to keep it as text') from None
     if kind == "xml":
+        from flowrun._eval._xml import parse_xml, xml_to_data  # lxml only for XML bodies
+
         root = parse_xml(content)
         return xml_to_data(root), root
     if kind == "text":
@@ -176,6 +178,8 @@ def extract_outputs(spec: ResponseSpec, received: Received) -> dict[str, Any]:
             if received.xml is None:
                 raise CaptureError(f"output '{name}': an XPath needs an XML body, and this one is "
                                    f"{received.content_type or 'without a content type'}")
+            from flowrun._eval._capture import capture_xpath
+
             outputs[name] = capture_xpath(expression[len(XPATH_PREFIX):].strip(), received.xml, spec.namespaces)
             continue
         path = _plain_path(expression)

@@ -1,4 +1,12 @@
-"""Data pills, captures and assertions: pure functions over plain data, no I/O."""
+"""Data pills, captures and assertions: pure functions over plain data, no I/O.
+
+The XML helpers load on first use: lxml costs start-up time that a JSON-only run never needs.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 from flowrun._eval._assertions import (
     OPERATORS,
@@ -19,8 +27,20 @@ from flowrun._eval._template import (
     render,
     value_to_text,
 )
-from flowrun._eval._xml import element_value, local_name, parse_xml, strip_namespaces, xml_to_data
 from flowrun._models._results import AssertionOutcome
+
+if TYPE_CHECKING:
+    from flowrun._eval._xml import element_value, local_name, parse_xml, strip_namespaces, xml_to_data
+
+_XML_NAMES = frozenset({"element_value", "local_name", "parse_xml", "strip_namespaces", "xml_to_data"})
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _XML_NAMES:
+        raise AttributeError(f"module 'flowrun._eval' has no attribute {name!r}")
+    value = getattr(importlib.import_module("flowrun._eval._xml"), name)
+    globals()[name] = value
+    return value
 
 __all__ = [
     "OPERATORS",

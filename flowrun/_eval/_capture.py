@@ -25,13 +25,13 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Mapping
-from typing import Any, Literal
-
-from lxml import etree
+from typing import TYPE_CHECKING, Any, Literal
 
 from flowrun._errors import CaptureError, SchemaError
 from flowrun._eval._template import InvalidExpressionError, UnresolvedError, compile_expression
-from flowrun._eval._xml import element_value, is_element, parse_xml, strip_namespaces
+
+if TYPE_CHECKING:
+    from lxml import etree
 
 CaptureKind = Literal["json", "xml"]
 
@@ -59,6 +59,10 @@ def capture_xpath(
 
     See the module docstring for the shape of the result and the namespace options.
     """
+    from lxml import etree
+
+    from flowrun._eval._xml import strip_namespaces
+
     compiled = _compile_xpath_or_raise(expression, namespaces)
     target = strip_namespaces(root) if ignore_namespaces else root
     try:
@@ -83,6 +87,10 @@ def capture(
 
     For XML, ``document`` is a parsed element or the raw bytes (parsed safely here).
     """
+    from lxml import etree
+
+    from flowrun._eval._xml import parse_xml
+
     if kind == "json":
         return capture_json(spec, document)
     if kind == "xml":
@@ -105,6 +113,8 @@ def check_capture(
 
     For XPath this also finds prefixes that ``namespaces`` does not declare.
     """
+    from lxml import etree
+
     if kind == "json":
         try:
             compile_expression(expression)
@@ -123,6 +133,8 @@ def check_capture(
 
 
 def _compile_xpath_or_raise(expression: str, namespaces: Mapping[str, str] | None) -> etree.XPath:
+    from lxml import etree
+
     frozen = tuple(sorted((namespaces or {}).items()))
     try:
         return _compile_xpath(expression, frozen)
@@ -135,6 +147,8 @@ def _compile_xpath_or_raise(expression: str, namespaces: Mapping[str, str] | Non
 @functools.lru_cache(maxsize=1024)
 def _compile_xpath(expression: str, namespaces: tuple[tuple[str, str], ...]) -> etree.XPath:
     # Compiled XPath objects lock around evaluation, so one may serve several threads.
+    from lxml import etree
+
     return etree.XPath(expression, namespaces=dict(namespaces), smart_strings=False)
 
 
@@ -148,6 +162,10 @@ def _plain(result: Any) -> Any:
 
 
 def _plain_item(item: Any) -> Any:
+    from lxml import etree
+
+    from flowrun._eval._xml import element_value, is_element
+
     if isinstance(item, bool):
         return item
     if isinstance(item, float):
@@ -166,6 +184,8 @@ def _plain_item(item: Any) -> Any:
 
 
 def _namespace_hint(root: etree._Element, namespaces: Mapping[str, str] | None) -> str:
+    from flowrun._eval._xml import is_element
+
     used: dict[str, str] = {}
     for element in root.iter():
         if is_element(element):

@@ -8,7 +8,6 @@ token request carries our client certificate too (certificate-bound tokens, RFC 
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import threading
 import time
@@ -25,6 +24,8 @@ from flowrun._models._secret import SecretRef
 from flowrun._transport._errors import classify
 
 if TYPE_CHECKING:
+    import asyncio
+
     from flowrun._registry import ResolvedConnection
 
 _TOKEN_TIMEOUT = httpx.Timeout(30.0, connect=10.0)
@@ -259,6 +260,8 @@ class OAuth2ClientCredentials(httpx.Auth):
         if token is not None and token is not stale and token.fresh():
             return token
         if self._async_lock is None:
+            import asyncio
+
             self._async_lock = asyncio.Lock()
         async with self._async_lock:
             token = self._token

@@ -23,14 +23,16 @@ import email.utils
 import random
 import time
 from collections.abc import Awaitable, Callable
-from typing import Generic, TypeVar
+from typing import TYPE_CHECKING, Generic, TypeVar
 
 import attrs
-import tenacity
 
 from flowrun._errors import FlowrunError, ProtocolError, TlsError, TransportError
 from flowrun._models._aliases import RetryPolicy
 from flowrun._models._results import Attempt
+
+if TYPE_CHECKING:
+    import tenacity
 from flowrun._models._steps import IDEMPOTENT_METHODS
 
 T = TypeVar("T")
@@ -88,8 +90,11 @@ def retry_after_seconds(value: str | None, *, now: float | None = None) -> float
     return max(when.timestamp() - (time.time() if now is None else now), 0.0)
 
 
-class PolicyWait(tenacity.wait.wait_base):
-    """The wait before retry ``n`` (tenacity's ``attempt_number`` of the attempt that failed)."""
+class PolicyWait:
+    """The wait before retry ``n`` (tenacity's ``attempt_number`` of the attempt that failed).
+
+    A plain callable, not a ``tenacity.wait`` subclass: tenacity is imported only when a step
+    really can be retried, which keeps it off the start-up path."""
 
     def __init__(self, policy: RetryPolicy) -> None:
         self._policy = policy
@@ -127,6 +132,8 @@ def _last(retry_state: tenacity.RetryCallState) -> object:
 
 
 def _retrying_kwargs(policy: RetryPolicy, method: str) -> dict[str, object]:
+    import tenacity
+
     return {
         "stop": tenacity.stop_after_attempt(policy.attempts) | tenacity.stop_before_delay(policy.max_elapsed_s),
         "wait": PolicyWait(policy),
@@ -159,6 +166,8 @@ def run_with_retry(policy: RetryPolicy, method: str,
         _record(records, started, began, result)
         return result
 
+    import tenacity
+
     outcome = tenacity.Retrying(**_retrying_kwargs(policy, method))(once)  # type: ignore[arg-type]
     return outcome, tuple(records)
 
@@ -175,6 +184,8 @@ async def arun_with_retry(policy: RetryPolicy, method: str,
 
     if policy.attempts <= 1:
         return await once(), tuple(records)
+    import tenacity
+
     retrying = tenacity.AsyncRetrying(**_retrying_kwargs(policy, method))  # type: ignore[arg-type]
     outcome: Outcome[T] = await retrying(once)
     return outcome, tuple(records)
