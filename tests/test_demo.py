@@ -48,3 +48,8 @@ def test_demo_as_a_process_prints_no_traceback() -> None:
     assert proc.returncode == 0, proc.stderr
     assert "Traceback" not in proc.stdout + proc.stderr
     assert f"{len(SAMPLES)} of {len(SAMPLES)} flows passed" in proc.stdout
+
+
+def test_demo_serve_needs_keep(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["demo", "--serve"]) == 2
+    assert "--serve needs --keep" in capsys.readouterr().err

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import threading
 import time
 from pathlib import Path
 from typing import Any
 
 from flowrun._cli._output import Console
+
+_PARTNER = "api.bank.example:8443"
 
 
 def register(subparsers: Any, name: str, summary: str) -> None:
@@ -19,11 +22,19 @@ def register(subparsers: Any, name: str, summary: str) -> None:
     )
     parser.add_argument("--keep", metavar="DIR", type=Path,
                         help="leave the PKI, keystore, aliases and samples in DIR to try them yourself")
+    parser.add_argument("--serve", action="store_true",
+                        help="with --keep: keep the partner running after the demo (Ctrl-C stops it) and print "
+                        "the commands to run the kept flows against it")
     parser.add_argument("--json", action="store_true", help="print the flow results as JSON")
     parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace, console: Console) -> int:
+    if args.serve and args.keep is None:
+        from flowrun._errors import UsageError
+
+        raise UsageError("--serve needs --keep DIR: the kept aliases and flows are what you run against it",
+                         hint="flowrun demo --keep ./demo --serve")
     from flowrun import _demo
     from flowrun._flows import run_flow
     from flowrun._registry import Registry
@@ -35,39 +46,54 @@ def run(args: argparse.Namespace, console: Console) -> int:
     with _demo.work_directory(args.keep) as directory:
         setup = _demo.prepare(directory, pki)
         client_id, client_secret = _demo.OAUTH_CLIENT
-        with PartnerServer(pki, api_keys={_demo.API_KEY}, oauth_clients={client_id: client_secret}) as partner, \
-                _demo.environment(setup.environment):
-            registry = Registry.load(directory / "aliases", connect_to={
-                (_demo.PARTNER_HOST, _demo.PARTNER_PORT): ("127.0.0.1", partner.port)})
-            flows = sorted((directory / "samples" / "flows").glob("*.json"))
-            if not args.json:
-                _print_setup(console, pki, partner, directory, registry, args.keep is not None)
-            results = [run_flow(flow, registry=registry) for flow in flows]
-            handshakes = partner.handshakes
-            seen = set(partner.client_certs)
-            requests = len(partner.requests)
-        if args.json:
-            console.print_json({
-                "status": "passed" if all(r.ok for r in results) else "failed",
-                "flows": [r.to_dict() for r in results],
-                "partner": {"handshakes": handshakes, "requests": requests, "client_certs_seen": sorted(seen)},
-            })
-        else:
-            for result in results:
-                console.print(render_flow_result(result, console))
-            _print_tls_facts(console, pki, results, handshakes, requests, seen)
-            passed = sum(1 for r in results if r.ok)
-            elapsed = time.perf_counter() - started
-            verdict = console.style(f"{passed} of {len(results)} flows passed", "green" if passed == len(results)
-                                    else "red", "bold")
-            console.print(f"{verdict} in {elapsed:.2f} s.")
-            if args.keep is not None:
-                env_file = _demo.write_env_file(setup)
-                console.print(f"Files kept in {directory}. Try: . {env_file} && flowrun keystore inspect "
-                              f"{setup.keystore} --password-env BANK_KEYSTORE_PASSWORD")
+        with PartnerServer(pki, api_keys={_demo.API_KEY}, oauth_clients={client_id: client_secret}) as partner:
+            with _demo.environment(setup.environment):
+                registry = Registry.load(directory / "aliases", connect_to={
+                    (_demo.PARTNER_HOST, _demo.PARTNER_PORT): ("127.0.0.1", partner.port)})
+                flows = sorted((directory / "samples" / "flows").glob("*.json"))
+                if not args.json:
+                    _print_setup(console, pki, partner, directory, registry, args.keep is not None)
+                results = [run_flow(flow, registry=registry) for flow in flows]
+            handshakes, seen, requests = partner.handshakes, set(partner.client_certs), len(partner.requests)
+            env_file = _demo.write_env_file(setup) if args.keep is not None else None
+            if args.json:
+                console.print_json({
+                    "status": "passed" if all(r.ok for r in results) else "failed",
+                    "flows": [r.to_dict() for r in results],
+                    "partner": {"handshakes": handshakes, "requests": requests,
+                                "client_certs_seen": sorted(seen)},
+                })
             else:
-                console.print("Keep the files to try them yourself: flowrun demo --keep DIR")
+                for result in results:
+                    console.print(render_flow_result(result, console))
+                _print_tls_facts(console, pki, results, handshakes, requests, seen)
+                passed = sum(1 for r in results if r.ok)
+                elapsed = time.perf_counter() - started
+                verdict = console.style(f"{passed} of {len(results)} flows passed",
+                                        "green" if passed == len(results) else "red", "bold")
+                console.print(f"{verdict} in {elapsed:.2f} s.")
+                if env_file is not None:
+                    console.print(f"Files kept in {directory}. Try: . {env_file} && flowrun keystore inspect "
+                                  f"{setup.keystore} --password-env BANK_KEYSTORE_PASSWORD")
+                else:
+                    console.print("Keep the files to try them yourself: flowrun demo --keep DIR [--serve]")
+            if args.serve and env_file is not None:
+                _serve(console, partner, directory, env_file)
     return 0 if all(r.ok for r in results) else 1
+
+
+def _serve(console: Console, partner: Any, directory: Path, env_file: Path) -> None:
+    target = f"{_PARTNER}:127.0.0.1:{partner.port}"
+    console.print()
+    console.print(console.style(f"The partner keeps running at 127.0.0.1:{partner.port}; Ctrl-C stops it.", "bold"))
+    console.print(f"  . {env_file}")
+    console.print(f"  flowrun run {directory}/samples/flows/balance.json --aliases {directory}/aliases "
+                  f"--connect-to {target} -i account=7")
+    console.print(f"  flowrun certs check --aliases {directory}/aliases --within 400")
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        console.print("partner stopped")
 
 
 def _print_setup(console: Console, pki: Any, partner: Any, directory: Path, registry: Any, kept: bool) -> None:
