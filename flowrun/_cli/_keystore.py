@@ -16,6 +16,7 @@ from typing import Any
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 
+from flowrun._cli._common import non_negative_days
 from flowrun._cli._output import Console
 from flowrun._cli._passwords import (
     add_key_password_options,
@@ -62,7 +63,7 @@ def register(subparsers: Any, name: str, summary: str) -> None:
     inspect.add_argument("--trust-cert", metavar="FILE", type=Path, action="append", default=[],
                          help="a PEM or DER certificate that may complete the chain and is checked for "
                          "expiry (repeatable)")
-    inspect.add_argument("--within", metavar="DAYS", type=_days, default=30,
+    inspect.add_argument("--within", metavar="DAYS", type=non_negative_days, default=30,
                          help="warn about certificates that expire within DAYS days (default 30)")
     inspect.add_argument("--json", action="store_true", help="print the stable JSON shape")
     inspect.set_defaults(handler=run_inspect)
@@ -71,16 +72,6 @@ def register(subparsers: Any, name: str, summary: str) -> None:
         raise UsageError(f"flowrun {name}: choose a sub-command", hint=f"see `flowrun {name} --help`")
 
     parser.set_defaults(handler=missing_subcommand)
-
-
-def _days(text: str) -> int:
-    try:
-        days = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number of days: {text!r}") from None
-    if days < 0:
-        raise argparse.ArgumentTypeError("days cannot be negative")
-    return days
 
 
 def run_inspect(args: argparse.Namespace, console: Console) -> int:
