@@ -23,6 +23,7 @@
     │   ├── CertificateExpiredError
     │   └── TrustCertError                a trust store cert file cannot be read
     ├── DataPillError                     {{ expression }} invalid or names a missing value
+    ├── RunInterruptedError               exit 130: SIGINT or SIGTERM stopped the run mid-step
     └── StepFailure                       exit 1: a step ran and failed
         ├── TransportError
         │   ├── ConnectRefusedError
@@ -36,7 +37,8 @@
         │       ├── ClientCertNotSentError
         │       ├── ClientCertExpiredError
         │       ├── ProtocolVersionError
-        │       └── PlainHttpPortError
+        │       ├── PlainHttpPortError
+        │       └── RenegotiationRefusedError a TLS 1.2 partner asked to renegotiate mid-exchange
         ├── AuthenticationError           the token endpoint refused our client credentials
         ├── RedirectRefusedError          https->http downgrade, too many redirects
         ├── UnexpectedStatusError
@@ -230,6 +232,18 @@ class DataPillError(FlowrunError):
     default_hint = "a data pill reads inputs.*, steps.<id>.* or env.* (declared in the flow)"
 
 
+# --- interruption -------------------------------------------------------------------------
+
+
+class RunInterruptedError(FlowrunError):
+    """The step that was running when a signal (SIGINT, SIGTERM) stopped the run: reports mark
+    it with this error instead of losing it. The command itself exits 128 + the signal number."""
+
+    code = "interrupted"
+    exit_code = 130
+    default_hint = "the run was stopped before this step finished; steps after it did not run"
+
+
 # --- step failures ------------------------------------------------------------------------
 
 
@@ -302,6 +316,15 @@ class ProtocolVersionError(TlsError):
 class PlainHttpPortError(TlsError):
     code = "tls.plain_http_port"
     default_hint = "the port speaks plain HTTP: use the partner's HTTPS port or an http:// URL"
+
+
+class RenegotiationRefusedError(TlsError):
+    code = "tls.renegotiation_refused"
+    default_hint = (
+        "the partner asked to renegotiate TLS on an open connection (servers do it to ask for a client "
+        "certificate on some paths only); flowrun never renegotiates: ask the partner to request the client "
+        "certificate in the first handshake, or to offer TLS 1.3"
+    )
 
 
 class AuthenticationError(StepFailure):

@@ -286,9 +286,12 @@ def _with_problems(entry: FlowStep, definition: StepDefinition, scope: _Scope) -
 
 
 def check_references(flows: Iterable[Flow], registry: Any, env: str | None = None) -> list[Problem]:
-    """Aliases exist and resolve (key material read offline); missing secrets are warnings."""
+    """Aliases exist and resolve (key material read offline); missing secrets are warnings, and so
+    is a protocol profile that turns certificate checks off (``insecure_skip_verify``)."""
     problems: list[Problem] = []
     lines = _Lines()
+    registry.on_insecure = lambda use: problems.append(Problem("warning", DefinitionError(
+        use.message, hint=use.hint, **use.profile.origin.location())))
     resolved: dict[tuple[str, str | None], list[Problem]] = {}
     for flow in flows:
         for entry in flow.steps:

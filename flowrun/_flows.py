@@ -10,6 +10,13 @@ The context data pills read::
 
 A ``uses`` step sees ``{"inputs": <its with values>, "steps": {}, "env": ...}``: a reusable
 definition depends on what it is given, never on the flow around it.
+
+Nothing a run did is lost when it is stopped: when a ``BaseException`` that is not an
+``Exception`` (``KeyboardInterrupt``, a signal's exception, asyncio's ``CancelledError``) ends
+``run``, the partial result (the completed steps, then the running step marked with a
+``RunInterruptedError``) is appended to the runner's ``interrupted_results`` before the exception
+goes on. ``FlowRunner.snapshot`` gives the same view from another thread while a flow runs.
+Steps that go through a protocol profile with ``insecure_skip_verify`` are marked ``insecure``.
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ import json
 import math
 import os
 import re
+import threading
 import time
 from collections.abc import Callable, Generator, Mapping
 from pathlib import Path
@@ -26,7 +34,13 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import attrs
 
-from flowrun._errors import AssertionFailedError, DataPillError, DefinitionError, FlowrunError
+from flowrun._errors import (
+    AssertionFailedError,
+    DataPillError,
+    DefinitionError,
+    FlowrunError,
+    RunInterruptedError,
+)
 from flowrun._load._schema import did_you_mean
 from flowrun._models._flow import Flow, FlowInput, FlowStep, matches_type
 from flowrun._models._flow_results import FlowResult
@@ -45,6 +59,7 @@ __all__ = [
     "prepare_inputs",
     "run_flow",
     "run_flow_async",
+    "stop_reason",
 ]
 
 StepCallback = Callable[[FlowStep, StepResult], None]
@@ -169,54 +184,104 @@ class _Call:
 _Plan = Generator[_Call, StepResult, FlowResult]
 
 
-def _plan(flow: Flow, inputs: Mapping[str, Any], env_values: Mapping[str, Any], iteration: int | None,
-          on_step: StepCallback | None) -> _Plan:
-    """Yields each step to execute and receives its result; returns the FlowResult."""
-    started = time.perf_counter()
-    steps_context: dict[str, Any] = {}
-    context: dict[str, Any] = {"inputs": dict(inputs), "steps": steps_context, "env": dict(env_values)}
-    results: list[StepResult] = []
-    first_error: FlowrunError | None = None
-    stopped = False
-    for entry in flow.steps:
-        result = _before(entry, context)
-        if result is None:
-            try:
-                call = _call(entry, context)
-            except FlowrunError as error:
-                result = _failed(entry, error)
-            else:
-                result = yield call
-                if entry.assertions and result.status == "passed":
-                    result = _extra_assertions(entry, result, context)
-        if result.error is not None:
-            _locate(result.error, entry)
-        results.append(result)
-        steps_context[entry.id] = result.context_entry()
-        if on_step is not None:
-            on_step(entry, result)
-        if result.status == "failed":
-            first_error = first_error or result.error
-            if entry.on_error == "stop":
-                stopped = True
-                break
-    outputs: dict[str, Any] = {}
-    if not stopped:
-        for name, template in flow.outputs.items():
-            try:
-                outputs[name] = _render(template, context, None, f"/outputs/{name}")
-            except FlowrunError as error:
-                error.message = f"output '{name}': {error.message}"
-                if error.file is None and flow.origin.file is not None:
-                    error.file = str(flow.origin.file)
-                    error.line = _line_of(flow.origin.file, error.pointer or "")
-                first_error = first_error or error
-    failed = first_error is not None
-    return FlowResult(
-        name=flow.name, status="failed" if failed else "passed", outputs=outputs, steps=tuple(results),
-        duration_ms=(time.perf_counter() - started) * 1000, iteration=iteration, inputs=dict(inputs),
-        error=first_error, file=flow.origin.file,
-    )
+class _FlowRun:
+    """One run of a flow: ``steps()`` yields each step to execute and receives its result.
+
+    What has been done so far stays readable (``partial``) while the run is under way and after
+    it was stopped."""
+
+    def __init__(self, flow: Flow, inputs: Mapping[str, Any], env_values: Mapping[str, Any],
+                 iteration: int | None, on_step: StepCallback | None) -> None:
+        self.flow = flow
+        self.inputs = dict(inputs)
+        self.env_values = dict(env_values)
+        self.iteration = iteration
+        self.on_step = on_step
+        self.started = time.perf_counter()
+        self.results: list[StepResult] = []
+        self.current: FlowStep | None = None
+        self.result: FlowResult | None = None
+
+    def steps(self) -> _Plan:
+        flow = self.flow
+        steps_context: dict[str, Any] = {}
+        context: dict[str, Any] = {"inputs": dict(self.inputs), "steps": steps_context, "env": dict(self.env_values)}
+        results = self.results
+        first_error: FlowrunError | None = None
+        stopped = False
+        for entry in flow.steps:
+            self.current = entry
+            result = _before(entry, context)
+            if result is None:
+                try:
+                    call = _call(entry, context)
+                except FlowrunError as error:
+                    result = _failed(entry, error)
+                else:
+                    result = yield call
+                    if entry.assertions and result.status == "passed":
+                        result = _extra_assertions(entry, result, context)
+            if result.error is not None:
+                _locate(result.error, entry)
+            results.append(result)
+            self.current = None
+            steps_context[entry.id] = result.context_entry()
+            if self.on_step is not None:
+                self.on_step(entry, result)
+            if result.status == "failed":
+                first_error = first_error or result.error
+                if entry.on_error == "stop":
+                    stopped = True
+                    break
+        outputs: dict[str, Any] = {}
+        if not stopped:
+            for name, template in flow.outputs.items():
+                try:
+                    outputs[name] = _render(template, context, None, f"/outputs/{name}")
+                except FlowrunError as error:
+                    error.message = f"output '{name}': {error.message}"
+                    if error.file is None and flow.origin.file is not None:
+                        error.file = str(flow.origin.file)
+                        error.line = _line_of(flow.origin.file, error.pointer or "")
+                    first_error = first_error or error
+        failed = first_error is not None
+        self.result = FlowResult(
+            name=flow.name, status="failed" if failed else "passed", outputs=outputs, steps=tuple(results),
+            duration_ms=self._elapsed_ms(), iteration=self.iteration, inputs=dict(self.inputs),
+            error=first_error, file=flow.origin.file,
+        )
+        return self.result
+
+    def partial(self, reason: str) -> FlowResult:
+        """The result when the run is stopped now by ``reason`` (e.g. "SIGTERM"): the steps that
+        completed, then the running one (if any) failed with a ``RunInterruptedError``. A run that
+        has already finished gives its result."""
+        if self.result is not None:
+            return self.result
+        steps = list(self.results)  # a copy: another thread may still append
+        current = self.current
+        if current is not None and not (steps and steps[-1].step_id == current.id):
+            error = RunInterruptedError(f"{reason} stopped the run while this step was running", step=current.id)
+            steps.append(StepResult(step_id=current.id, kind=current.kind, status="failed", error=error))
+        else:
+            error = RunInterruptedError(f"{reason} stopped the run between two steps")
+        return FlowResult(
+            name=self.flow.name, status="failed", steps=tuple(steps), duration_ms=self._elapsed_ms(),
+            iteration=self.iteration, inputs=dict(self.inputs), error=error, file=self.flow.origin.file,
+        )
+
+    def _elapsed_ms(self) -> float:
+        return (time.perf_counter() - self.started) * 1000
+
+
+def stop_reason(stop: BaseException) -> str:
+    """How an interruption is named in reports: the signal, or what stopped the run."""
+    named = getattr(stop, "reason", None)
+    if isinstance(named, str) and named:
+        return named
+    if isinstance(stop, KeyboardInterrupt):
+        return "SIGINT"
+    return type(stop).__name__
 
 
 def _before(entry: FlowStep, context: Mapping[str, Any]) -> StepResult | None:
@@ -378,6 +443,8 @@ class _RunnerBase:
         self.on_step = on_step
         self._connect_to = connect_to
         self._empty_registry: Registry | None = None
+        # Partial results of runs that a KeyboardInterrupt, a signal or a cancellation stopped.
+        self.interrupted_results: list[FlowResult] = []
 
     def registry_for(self, flow: Flow) -> Registry:
         from flowrun._registry import Registry
@@ -395,10 +462,16 @@ class _RunnerBase:
     def load(self, source: Flow | str | os.PathLike[str]) -> Flow:
         return _flow_of(source, self.steps_dirs)
 
-    def _start(self, flow: Flow, inputs: Mapping[str, Any] | None, iteration: int | None) -> _Plan:
+    def _start(self, flow: Flow, inputs: Mapping[str, Any] | None, iteration: int | None) -> _FlowRun:
         prepared = prepare_inputs(flow.inputs, inputs)
         env_values = environment_values(flow, self.environ)
-        return _plan(flow, prepared, env_values, iteration, self.on_step)
+        return _FlowRun(flow, prepared, env_values, iteration, self.on_step)
+
+    def _mark_insecure(self, flow: Flow, step: Step, result: StepResult) -> StepResult:
+        registry = self.registry_for(flow)
+        if registry.insecure_profile(step.alias, step.connection, self.env) is None:
+            return result
+        return attrs.evolve(result, insecure=True)
 
 
 class FlowRunner(_RunnerBase):
@@ -410,13 +483,18 @@ class FlowRunner(_RunnerBase):
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)
         self._executors: dict[tuple[int, str], Any] = {}
+        self._lock = threading.Lock()
+        self._latest: _FlowRun | None = None
 
     def run(self, source: Flow | str | os.PathLike[str], inputs: Mapping[str, Any] | None = None, *,
             iteration: int | None = None) -> FlowResult:
         """Run a flow (a model or a file) once. Raises ``DefinitionError`` for bad inputs or a bad
         file; every failure after the first step started is data in the result."""
         flow = self.load(source)
-        plan = self._start(flow, inputs, iteration)
+        state = self._start(flow, inputs, iteration)
+        with self._lock:
+            self._latest = state
+        plan = state.steps()
         try:
             call = next(plan)
             while True:
@@ -424,12 +502,28 @@ class FlowRunner(_RunnerBase):
         except StopIteration as done:
             result: FlowResult = done.value
             return result
+        except BaseException as stop:
+            if not isinstance(stop, Exception):
+                self.interrupted_results.append(state.partial(stop_reason(stop)))
+            raise
+
+    def snapshot(self, reason: str, *, of: Flow | None = None) -> FlowResult | None:
+        """The flow this runner runs now, as if ``reason`` stopped it (completed steps, the running
+        one marked interrupted), or the result of the flow it ran last; None before the first run,
+        or when ``of`` is given and the latest run is of another flow. Safe to call from another
+        thread; meant for a runner that one thread uses at a time."""
+        with self._lock:
+            state = self._latest
+        if state is None or (of is not None and state.flow is not of):
+            return None
+        return state.partial(reason)
 
     def _execute(self, flow: Flow, call: _Call) -> StepResult:
         try:
-            return self._executor(flow, call.step.kind).run(call.step, call.context)
+            result = self._executor(flow, call.step.kind).run(call.step, call.context)
         except FlowrunError as error:
             return _failed(call.entry, error)
+        return self._mark_insecure(flow, call.step, result)
 
     def _executor(self, flow: Flow, kind: str) -> _Executor:
         registry = self.registry_for(flow)
@@ -469,7 +563,8 @@ class AsyncFlowRunner(_RunnerBase):
     async def run(self, source: Flow | str | os.PathLike[str], inputs: Mapping[str, Any] | None = None, *,
                   iteration: int | None = None) -> FlowResult:
         flow = self.load(source)
-        plan = self._start(flow, inputs, iteration)
+        state = self._start(flow, inputs, iteration)
+        plan = state.steps()
         try:
             call = next(plan)
             while True:
@@ -477,12 +572,17 @@ class AsyncFlowRunner(_RunnerBase):
         except StopIteration as done:
             result: FlowResult = done.value
             return result
+        except BaseException as stop:
+            if not isinstance(stop, Exception):  # CancelledError, KeyboardInterrupt
+                self.interrupted_results.append(state.partial(stop_reason(stop)))
+            raise
 
     async def _execute(self, flow: Flow, call: _Call) -> StepResult:
         try:
-            return await self._executor(flow, call.step.kind).run(call.step, call.context)
+            result = await self._executor(flow, call.step.kind).run(call.step, call.context)
         except FlowrunError as error:
             return _failed(call.entry, error)
+        return self._mark_insecure(flow, call.step, result)
 
     def _executor(self, flow: Flow, kind: str) -> _AsyncExecutor:
         registry = self.registry_for(flow)

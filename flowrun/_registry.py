@@ -3,14 +3,21 @@
 ``Registry.load(dir)`` reads and cross-checks every record (no I/O beyond the JSON files);
 ``registry.resolve(name, env)`` reads key material (cached by content) and returns a
 ``ResolvedConnection`` that the transports use as is.
+
+A protocol profile with ``insecure_skip_verify`` is never used quietly: the first time a registry
+resolves a connection through it, per alias, it reports an ``InsecureUse`` to ``on_insecure``
+(the CLI prints a warning there), or, when nobody listens, logs a warning on the ``flowrun``
+logger (which Python prints to stderr when logging is not configured).
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import ssl
+import threading
 import urllib.parse
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
 import attrs
@@ -27,6 +34,7 @@ from flowrun._tls._context import TlsSettings
 from flowrun._tls._material import identity_for, trust_for
 from flowrun._tls._model import ClientIdentity
 
+_LOG = logging.getLogger("flowrun")
 DEFAULT_ALIAS_DIR = "aliases"
 ALIASES_ENV = "FLOWRUN_ALIASES"
 _DEFAULT_PORTS = {"https": 443, "http": 80}
@@ -76,6 +84,28 @@ class ResolvedConnection:
 _SHA256 = hashes.SHA256()
 
 
+@attrs.frozen
+class InsecureUse:
+    """A connection resolved through a protocol profile that turns certificate checks off."""
+
+    alias: str  # "" for a step's inline connection
+    profile: ProtocolProfile
+
+    @property
+    def message(self) -> str:
+        who = f"alias '{self.alias}'" if self.alias else "an inline connection"
+        return (f"{who} does not verify the partner's certificate or host name (protocol profile "
+                f"'{self.profile.name}' sets insecure_skip_verify)")
+
+    @property
+    def hint(self) -> str:
+        return ("anyone on the network path can read and change this traffic: remove insecure_skip_verify "
+                "and add the partner's root as a trust_store_cert")
+
+
+InsecureListener = Callable[[InsecureUse], None]
+
+
 def base_url(scheme: str, host: str, port: int, base_path: str) -> str:
     """The URL requests are relative to; the port is left out when it is the scheme's default."""
     netloc = f"[{host}]" if ":" in host else host
@@ -102,6 +132,10 @@ class Registry:
         self.records = records
         self._cache = cache
         self.connect_to = {(host.lower(), port): target for (host, port), target in (connect_to or {}).items()}
+        # Who hears about insecure profiles in use (None: the "flowrun" logger), once per alias.
+        self.on_insecure: InsecureListener | None = None
+        self._insecure_reported: set[tuple[str, str]] = set()
+        self._insecure_lock = threading.Lock()
         self._check_references()
 
     @classmethod
@@ -171,6 +205,9 @@ class Registry:
         chosen = env
         profile = (records.protocol_profiles[connection.protocol_profile]
                    if connection.mutual_authentication and connection.protocol_profile else None)
+        if profile is not None and profile.insecure_skip_verify:
+            # Before any key material is read: a missing password must not hide the warning.
+            self._report_insecure(InsecureUse(alias, profile))
         scheme, host, port, base_path = self.endpoint(connection, profile)
         credential = records.credentials.get(connection.credential) if connection.credential else None
         context: ssl.SSLContext | None = None
@@ -185,6 +222,34 @@ class Registry:
             client_chain=chain, insecure=bool(profile and profile.insecure_skip_verify),
             connect_to=self.connect_to,
         )
+
+    def _report_insecure(self, use: InsecureUse) -> None:
+        key = (use.alias, use.profile.name)
+        with self._insecure_lock:
+            if key in self._insecure_reported:
+                return
+            self._insecure_reported.add(key)
+        listener = self.on_insecure
+        if listener is not None:
+            listener(use)
+        else:
+            _LOG.warning("flowrun: warning: %s; %s", use.message, use.hint)
+
+    def insecure_profile(self, alias: str | None, connection: Connection | None = None,
+                         env: str | None = None) -> ProtocolProfile | None:
+        """The protocol profile with ``insecure_skip_verify`` that a step's alias (or inline
+        connection) goes through, else None. Never raises: an unknown name is the step's error."""
+        if connection is None:
+            if alias is None:
+                return None
+            try:
+                _, connection, _ = self.connection(alias, env)
+            except DefinitionError:
+                return None
+        if not (connection.mutual_authentication and connection.protocol_profile):
+            return None
+        profile = self.records.protocol_profiles.get(connection.protocol_profile)
+        return profile if profile is not None and profile.insecure_skip_verify else None
 
     @staticmethod
     def endpoint(connection: Connection, profile: ProtocolProfile | None) -> tuple[str, str, int, str]:

@@ -5,7 +5,9 @@ parsed body, and the XML tree when there is one) and get a ``StepResult``. The A
 
 * ``parse_body(content, content_type, mode)`` -> ``(body, xml_root)``: ``auto`` picks JSON for
   ``application/json`` and ``+json``, XML (parsed safely, body = ``xml_to_data``) for
-  ``application/xml``, ``text/xml`` and ``+xml``, text for ``text/*``, bytes otherwise.
+  ``application/xml``, ``text/xml`` and ``+xml``, text for ``text/*``, bytes otherwise. JSON
+  must be valid UTF-8 (else ``ResponseParseError`` with the byte position); text is decoded with
+  its charset (UTF-8 by default) and a byte that is not valid there becomes U+FFFD, as browsers do.
 * ``excerpt(content, encoding)``: at most 500 characters of a body, for error messages.
 * ``finish(step, received, ...)``: outputs, status check, assertions, the result.
 * ``failure(step, error, ...)``: the result of a step that got no usable response.

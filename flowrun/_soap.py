@@ -52,7 +52,7 @@ from xml.sax.saxutils import escape
 import attrs
 
 from flowrun._errors import DefinitionError, FlowrunError, SoapFaultError
-from flowrun._eval import _template, render, value_to_text
+from flowrun._eval import is_single_pill, render, render_text, value_to_text
 from flowrun._models._results import REDACTED, SENSITIVE_HEADERS, RequestInfo, StepResult
 from flowrun._models._steps import SoapStep
 from flowrun._registry import Registry, ResolvedConnection
@@ -85,21 +85,13 @@ class _Route:
 def render_envelope(template: str, context: Mapping[str, Any], *, step: str | None = None) -> str:
     """Render data pills in an envelope, XML-escaping each pill's value (a value cannot add
     markup). An envelope that is exactly one pill is the value's text as is."""
-    if _template.OPEN not in template:
-        return template
-    pointer = "/envelope"
-    try:
-        parts = _template._parse(template)
-    except _template._TemplateError:
-        render(template, context, step=step, pointer=pointer)  # raises the DataPillError
-        raise
-    if len(parts) == 1 and not isinstance(parts[0], str):
-        return value_to_text(_template._evaluate_pill(parts[0], context, step, pointer))
-    return "".join(
-        part if isinstance(part, str)
-        else escape(value_to_text(_template._evaluate_pill(part, context, step, pointer)), _XML_ESCAPES)
-        for part in parts
-    )
+    if is_single_pill(template):
+        return value_to_text(render(template, context, step=step, pointer="/envelope"))
+    return render_text(template, context, escape=_xml_text, step=step, pointer="/envelope")
+
+
+def _xml_text(value: Any) -> str:
+    return escape(value_to_text(value), _XML_ESCAPES)
 
 
 def wsdl_source(step: SoapStep, location: str) -> wsdl_transport.WsdlSource:

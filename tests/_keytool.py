@@ -413,6 +413,9 @@ def build_keytool_store(
         kt("-genseckey", "-alias", secret_alias, "-keyalg", "AES", "-keysize", "128", *store,
            *_keypass_args(storetype, effective_keypass))
 
+    # keytool writes with the umask (often 0644); a store holding a private key belongs to its
+    # owner alone, or flowrun warns about it (file.permissions).
+    path.chmod(0o600)
     return KeytoolStore(path, storetype, storepass, effective_keypass, alias, root, inter, leaves)
 
 

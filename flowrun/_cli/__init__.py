@@ -7,8 +7,10 @@ this module only dispatches and turns flowrun errors into one-line messages and 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 from flowrun._cli._output import Console
 from flowrun._errors import FlowrunError, UsageError
@@ -67,10 +69,38 @@ def _first_command(argv: Sequence[str]) -> str | None:
     return None
 
 
+class _WarningPrinter(logging.Handler):
+    """Prints flowrun's logged warnings (an unprotected key file) like errors: ``warning[code]: ...``."""
+
+    def __init__(self, console: Console) -> None:
+        super().__init__(logging.WARNING)
+        self.console = console
+
+    def emit(self, record: logging.LogRecord) -> None:
+        code = getattr(record, "code", "warning")
+        self.console.print(f"{self.console.style(f'warning[{code}]', 'yellow', 'bold')}: {record.getMessage()}")
+
+
+@contextlib.contextmanager
+def _printing_warnings(console: Console) -> Iterator[None]:
+    logger = logging.getLogger("flowrun")
+    handler = _WarningPrinter(console)
+    logger.addHandler(handler)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
     console = Console.for_stream(sys.stdout, no_color="--no-color" in args_list)
     err_console = Console.for_stream(sys.stderr, no_color="--no-color" in args_list)
+    with _printing_warnings(err_console):
+        return _main(args_list, console, err_console)
+
+
+def _main(args_list: list[str], console: Console, err_console: Console) -> int:
     try:
         parser = build_parser(_first_command(args_list))
         try:

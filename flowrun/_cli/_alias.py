@@ -19,6 +19,7 @@ from typing import Any
 from flowrun._cli._common import add_aliases_option, add_env_option, days_left, iso_utc, load_registry
 from flowrun._cli._output import Console
 from flowrun._errors import FlowrunError, UsageError
+from flowrun._load._paths import is_file
 from flowrun._models._aliases import Alias, Connection, Credential, Keystore, ProtocolProfile, RetryPolicy
 from flowrun._models._secret import SecretRef
 from flowrun._registry import Registry, ResolvedConnection, base_url
@@ -204,7 +205,7 @@ def _profile_view(registry: Registry, profile: ProtocolProfile) -> dict[str, Any
         "keystore": _keystore_view(keystore) if keystore is not None else None,
         "trust_store_certs": [
             {"name": t.name, "format": t.format, "file": _path_or_none(t.file),
-             "file_exists": t.file.is_file() if t.file is not None else None, "inline_pem": t.pem is not None}
+             "file_exists": is_file(t.file) if t.file is not None else None, "inline_pem": t.pem is not None}
             for t in trust
         ],
     }
@@ -215,7 +216,7 @@ def _keystore_view(keystore: Keystore) -> dict[str, Any]:
         "name": keystore.name,
         "type": keystore.type or "detected from content",
         "file": str(keystore.file),
-        "file_exists": keystore.file.is_file(),
+        "file_exists": is_file(keystore.file),
         "key_file": _path_or_none(keystore.key_file),
         "password": describe_secret(keystore.password),
         "key_alias": keystore.key_alias,
@@ -267,7 +268,7 @@ def describe_secret(secret: SecretRef | None) -> str:
     if secret.env is not None:
         return f"env {secret.env} ({'set' if secret.env in os.environ else 'not set'})"
     if secret.file is not None:
-        state = "readable" if os.access(secret.file, os.R_OK) and secret.file.is_file() else "not readable"
+        state = "readable" if is_file(secret.file) and os.access(secret.file, os.R_OK) else "not readable"
         return f"file {secret.file} ({state})"
     return "a literal value in the alias file (move it to an environment variable or a file)"
 
@@ -277,7 +278,7 @@ def _path_or_none(path: Path | None) -> str | None:
 
 
 def _missing(path: str | None) -> str:
-    return " (missing)" if path is not None and not Path(path).is_file() else ""
+    return " (missing)" if path is not None and not is_file(Path(path)) else ""
 
 
 def _where(file: Any, line: int | None) -> str | None:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any, Literal
 
 import attrs
@@ -28,6 +29,7 @@ from flowrun._cli._common import add_aliases_option, days_left, iso_utc, load_re
 from flowrun._cli._output import Console
 from flowrun._errors import FlowrunError, UsageError
 from flowrun._registry import Registry
+from flowrun._tls._read import describe_path
 
 __all__ = ["CertExpiry", "RecordFailure", "check_json", "collect", "register", "run_check"]
 
@@ -168,6 +170,9 @@ def _print_check(console: Console, certificates: Sequence[CertExpiry], failures:
         label = console.style(f"{status:<8}", *_STATUS_STYLE[status])
         console.print(f"{label}  {iso_utc(cert.not_after)[:10]}  {when:<20}  {cert.record_kind} {cert.record} "
                       f"({cert.role})  {cert.subject}")
+        shown = describe_path(Path(cert.source)) if cert.role != "chain" and cert.source != "inline PEM" else ""
+        if " -> " in shown:
+            console.print(f"          file {shown}")  # a symbolic link: the file read is its target
     for failure in failures:
         label = console.style("error   ", "red", "bold")
         console.print(f"{label}  {failure.record_kind} {failure.record}: [{failure.error.code}] {failure.error}")

@@ -27,7 +27,14 @@ from flowrun._cli._passwords import (
 from flowrun._errors import KeystoreNotFoundError, TrustCertError, UsageError
 from flowrun._tls._diagnose import describe_public_key, diagnose, is_usable
 from flowrun._tls._model import Finding, KeystoreContents, KeystoreEntry, KeystoreType
-from flowrun._tls._read import detect_type, read_file_bytes, read_keystore, read_trust_certs
+from flowrun._tls._read import (
+    describe_path,
+    detect_type,
+    permission_warnings,
+    read_file_bytes,
+    read_keystore,
+    read_trust_certs,
+)
 
 __all__ = ["inspect_json", "register", "run_inspect"]
 
@@ -90,6 +97,8 @@ def run_inspect(args: argparse.Namespace, console: Console) -> int:
     trust = _load_trust_certs(args.trust_cert)
     findings = diagnose(contents, key_alias=args.key_alias, key_password=key_pass,
                         store_password=password, trust_certs=trust, within_days=args.within)
+    if contents.private_key_entries():
+        findings += permission_warnings(path)
     if args.json:
         console.print_json(inspect_json(contents, findings))
     else:
@@ -143,7 +152,7 @@ def _iso(moment: datetime) -> str:
 
 def _print_report(console: Console, path: Path, contents: KeystoreContents, findings: Sequence[Finding]) -> None:
     count = len(contents.entries)
-    console.print(f"{console.style('Keystore:', 'bold')} {path}")
+    console.print(f"{console.style('Keystore:', 'bold')} {describe_path(path)}")
     console.print(f"Type: {contents.type.upper()}, {count} entr{'y' if count == 1 else 'ies'}")
     for entry in contents.entries:
         console.print()

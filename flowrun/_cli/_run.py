@@ -4,6 +4,10 @@ Inputs come from ``--inputs-file`` (a JSON object), then ``-i name=value`` (text
 declared type), then each ``--data`` row (CSV columns or JSON object keys; an empty CSV cell
 counts as not given). ``--iterations N`` repeats the whole set of rows N times. The flow file is
 read once and the executors live for the whole command, so iterations share connections.
+
+SIGINT or SIGTERM stops the run at once (a blocking read is broken off): the iterations that
+completed and the interrupted one (its running step marked ``interrupted``) are printed and
+written to ``--report`` / ``--json`` as usual, then the command exits 130 (SIGINT) or 143 (SIGTERM).
 """
 
 from __future__ import annotations
@@ -12,9 +16,9 @@ import argparse
 import csv
 import json
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flowrun._cli._common import add_aliases_option, add_env_option
 from flowrun._cli._flow_options import (
@@ -23,13 +27,17 @@ from flowrun._cli._flow_options import (
     connect_to_mapping,
     exit_code,
 )
+from flowrun._cli._interrupt import SignalGuard, SignalInterrupt
 from flowrun._cli._output import Console
 from flowrun._errors import DefinitionError, FlowrunError, UsageError
 from flowrun._models._flow import FlowStep
 from flowrun._models._flow_results import FlowResult
 from flowrun._models._results import StepResult
 
-__all__ = ["data_rows", "parse_input_options", "register", "run_command"]
+if TYPE_CHECKING:
+    from flowrun._registry import InsecureUse
+
+__all__ = ["data_rows", "parse_input_options", "register", "run_command", "warn_insecure"]
 
 _MAX_ITERATIONS = 1_000_000
 
@@ -122,9 +130,15 @@ def _runs(base: Mapping[str, Any], rows: list[dict[str, Any]] | None, iterations
 
 
 def run_command(args: argparse.Namespace, console: Console) -> int:
+    with SignalGuard() as guard:
+        return _run(args, console, guard)
+
+
+def _run(args: argparse.Namespace, console: Console, guard: SignalGuard) -> int:
     from flowrun._flows import FlowRunner
     from flowrun._load._flows import load_flow
-    from flowrun._report._text import render_flow, render_request, render_summary
+    from flowrun._report._interruption import Interruption
+    from flowrun._report._text import render_flow, render_interrupted, render_request, render_summary
 
     if not 1 <= args.iterations <= _MAX_ITERATIONS:
         raise UsageError(f"--iterations must be between 1 and {_MAX_ITERATIONS}")
@@ -147,31 +161,65 @@ def run_command(args: argparse.Namespace, console: Console) -> int:
     total = args.iterations * (len(rows) if rows is not None else 1)
     many = total > 1
     results: list[FlowResult] = []
+    stop: SignalInterrupt | None = None
+    partial: list[FlowResult] = []
     with FlowRunner(aliases=args.aliases, env=args.env, steps_dirs=args.steps, connect_to=connect_to,
                     on_step=show_request if args.verbose else None) as runner:
-        runner.registry_for(flow)  # a missing or broken alias directory stops here, not once per iteration
-        for number, row, inputs in _runs(base, rows, args.iterations):
-            try:
-                result = runner.run(flow, inputs, iteration=number if many else None)
-            except FlowrunError as error:
-                if row is not None and args.data is not None:
-                    error.message = f"data row {row}: {error.message}"
-                    error.file = error.file or str(args.data)
-                raise
-            results.append(result)
+        try:
+            with guard.armed():
+                # A missing or broken alias directory stops here, not once per iteration.
+                registry = runner.registry_for(flow)
+            registry.on_insecure = warn_insecure(err)
+            for number, row, inputs in _runs(base, rows, args.iterations):
+                try:
+                    with guard.armed():
+                        result = runner.run(flow, inputs, iteration=number if many else None)
+                except FlowrunError as error:
+                    if row is not None and args.data is not None:
+                        error.message = f"data row {row}: {error.message}"
+                        error.file = error.file or str(args.data)
+                    raise
+                results.append(result)
+                if not args.json:
+                    _print_result(console, result, many, render_flow)
+        except SignalInterrupt as signalled:
+            stop = signalled
+            partial = list(runner.interrupted_results)
             if not args.json:
-                _print_result(console, result, many, render_flow)
+                for result in partial:
+                    _print_result(console, result, many, render_flow)
+    if stop is None:
+        stop = guard.interrupt  # a signal after the last iteration: nothing is lost, still report it
+    interrupted = None
+    if stop is not None:
+        interrupted = Interruption(stop.reason, not_run_count=total - len(results) - len(partial))
+        results += partial
     if args.report is not None:
         from flowrun._report._junit import write_junit
 
-        write_junit(args.report, results)
+        write_junit(args.report, results, interrupted=interrupted)
     if args.json:
         from flowrun._report._json import run_report
 
-        console.print_json(run_report(results))
+        console.print_json(run_report(results, many=many, interrupted=interrupted))
     elif many:
         console.print(render_summary(results, console))
+    if stop is not None and interrupted is not None:
+        err.print(render_interrupted(stop.reason, len(results) - len(partial), len(partial),
+                                     interrupted.not_run_count, "iteration", err))
+        return stop.exit_code
     return exit_code(results)
+
+
+def warn_insecure(err: Console) -> Callable[[InsecureUse], None]:
+    """Prints the insecure-profile warning on standard error (once per alias: the registry asks once)."""
+    from flowrun._report._text import render_insecure
+
+    def warn(use: InsecureUse) -> None:
+        for line in render_insecure(use, err):
+            err.print(line)
+
+    return warn
 
 
 def _print_result(console: Console, result: FlowResult, many: bool, render: Any) -> None:

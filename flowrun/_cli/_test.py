@@ -5,27 +5,37 @@ with its own runner (its own connections), all sharing the alias records and the
 On a terminal a progress line shows what is running; piped output is plain, one block per flow.
 Exit 0 when every flow passed, 1 when a step or assertion failed, 2 when a flow could not be
 loaded or hit a definition problem.
+
+SIGINT or SIGTERM stops the command at once: the reports are written with the flows that
+completed, the running ones as far as they got (their running step marked ``interrupted``) and
+the ones that never started (``not run``); the exit code is 130 (SIGINT) or 143 (SIGTERM).
+Workers are daemon threads, so a step blocked on a slow partner does not hold the exit up.
 """
 
 from __future__ import annotations
 
 import argparse
+import collections
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flowrun._cli._common import add_aliases_option, add_env_option
 from flowrun._cli._flow_files import flow_files
 from flowrun._cli._flow_options import add_connect_to_option, add_steps_option, connect_to_mapping, exit_code
+from flowrun._cli._interrupt import SignalGuard, SignalInterrupt
 from flowrun._cli._output import Console
 from flowrun._errors import FlowrunError, UsageError
 from flowrun._models._flow_results import FlowResult
 
+if TYPE_CHECKING:
+    from flowrun._flows import FlowRunner
+    from flowrun._models._flow import Flow
+
 __all__ = ["register", "test_command"]
 
-_MAX_PARALLEL = 64
+_MAX_PARALLEL = 128
 
 
 def register(subparsers: Any, name: str, summary: str) -> None:
@@ -59,6 +69,7 @@ class _Progress:
         self.running: list[str] = []
         self.live = console.color
         self.lock = threading.Lock()
+        self.closed = False
 
     def started(self, label: str) -> None:
         with self.lock:
@@ -67,6 +78,8 @@ class _Progress:
 
     def finished(self, label: str, lines: list[str]) -> None:
         with self.lock:
+            if self.closed:  # interrupted: the summary is being written
+                return
             if label in self.running:
                 self.running.remove(label)
             self.done += 1
@@ -77,10 +90,12 @@ class _Progress:
 
     def close(self) -> None:
         with self.lock:
-            self._clear()
+            if not self.closed:
+                self._clear()
+            self.closed = True
 
     def _draw(self) -> None:
-        if not self.live or self.done == self.total:
+        if not self.live or self.closed or self.done == self.total:
             return
         current = ", ".join(self.running[:3]) + (" ..." if len(self.running) > 3 else "")
         text = f"[{self.done}/{self.total}] running {current}"
@@ -92,11 +107,103 @@ class _Progress:
             self.console.stream.write("\r\x1b[2K")
 
 
+Outcome = FlowResult | FlowrunError  # a flow's result, or the definition error that kept it from running
+
+
+class _Workers:
+    """N daemon threads, each with its own runner, taking flows in order until none are left.
+
+    What each worker runs is kept under one lock, so that an interruption sees every flow exactly
+    once: completed (an outcome), running (a snapshot of its runner) or not started."""
+
+    def __init__(self, flows: list[tuple[Path, Flow]], count: int, make_runner: Any, run_one: Any) -> None:
+        self.flows = flows
+        self.lock = threading.Lock()
+        self.todo = collections.deque(range(len(flows)))
+        self.outcomes: dict[int, Outcome] = {}
+        self.running: dict[int, tuple[int, FlowRunner]] = {}  # thread ident -> (flow index, runner)
+        self.runners: list[FlowRunner] = []
+        self.crashes: list[BaseException] = []
+        self.stopped = threading.Event()
+        self.done = threading.Event()
+        self._make_runner = make_runner
+        self._run_one = run_one
+        self._live = count
+        self.threads = [threading.Thread(target=self._work, name=f"flowrun-test-{n}", daemon=True)
+                        for n in range(count)]
+
+    def start(self) -> None:
+        for thread in self.threads:
+            thread.start()
+
+    def _work(self) -> None:
+        ident = threading.get_ident()
+        try:
+            runner: FlowRunner = self._make_runner()
+            with self.lock:
+                self.runners.append(runner)
+            while True:
+                with self.lock:
+                    if self.stopped.is_set() or not self.todo:
+                        return
+                    index = self.todo.popleft()
+                    self.running[ident] = (index, runner)
+                file, flow = self.flows[index]
+                outcome, lines = self._run_one(runner, file, flow)
+                with self.lock:
+                    self.outcomes[index] = outcome
+                    del self.running[ident]
+                    if self.stopped.is_set():
+                        return
+                lines()
+        except BaseException as crash:  # a bug: re-raised by the main thread, not lost in a worker
+            with self.lock:
+                self.crashes.append(crash)
+        finally:
+            with self.lock:
+                self._live -= 1
+                if self._live == 0:
+                    self.done.set()
+
+    def stop(self, reason: str) -> tuple[dict[int, Outcome], dict[int, FlowResult], list[int]]:
+        """Stop taking flows: (completed outcomes, partial results of running flows, not started)."""
+        with self.lock:
+            self.stopped.set()
+            outcomes = dict(self.outcomes)
+            running = list(self.running.values())
+        partial: dict[int, FlowResult] = {}
+        for index, runner in running:
+            if index in outcomes:
+                continue
+            snapshot = runner.snapshot(reason, of=self.flows[index][1])
+            if snapshot is not None:
+                partial[index] = snapshot
+        not_started = [i for i in range(len(self.flows)) if i not in outcomes and i not in partial]
+        return outcomes, partial, not_started
+
+    def close(self, *, busy_too: bool) -> None:
+        with self.lock:
+            busy = {id(runner) for _, runner in self.running.values()}
+            runners = list(self.runners)
+        for runner in runners:
+            if busy_too or id(runner) not in busy:
+                runner.close()
+
+
 def test_command(args: argparse.Namespace, console: Console) -> int:
+    with SignalGuard() as guard:
+        return _test(args, console, guard)
+
+
+def _test(args: argparse.Namespace, console: Console, guard: SignalGuard) -> int:
+    import sys
+
+    from flowrun._cli._run import warn_insecure
     from flowrun._flows import FlowRunner
     from flowrun._load._flows import FlowLoader
     from flowrun._registry import Registry
-    from flowrun._report._text import render_flow, render_summary
+    from flowrun._report._interruption import Interruption
+    from flowrun._report._text import render_flow, render_interrupted, render_summary
 
     if not 1 <= args.parallel <= _MAX_PARALLEL:
         raise UsageError(f"--parallel must be between 1 and {_MAX_PARALLEL}")
@@ -105,13 +212,17 @@ def test_command(args: argparse.Namespace, console: Console) -> int:
     started = time.perf_counter()
     loader = FlowLoader(steps_dirs=args.steps)
     load_errors: list[FlowrunError] = []
-    flows: list[tuple[Path, Any]] = []
+    flows: list[tuple[Path, Flow]] = []
     for file in files:
         try:
-            flows.append((file, loader.load(file)))
+            flow = loader.load(file)
         except FlowrunError as error:
             load_errors.append(error)
             console.print_error(error)
+        else:
+            if flow is not None:
+                flows.append((file, flow))
+    err = Console.for_stream(sys.stderr, no_color=not console.color)
     registry: Registry | None = None
     if args.aliases is not None or any(flow.alias_names for _, flow in flows):
         try:
@@ -119,26 +230,17 @@ def test_command(args: argparse.Namespace, console: Console) -> int:
         except FlowrunError as error:
             console.print_error(error)
             return error.exit_code
-    local = threading.local()
-    runners: list[FlowRunner] = []
-    runners_lock = threading.Lock()
-
-    def runner() -> FlowRunner:
-        current: FlowRunner | None = getattr(local, "runner", None)
-        if current is None:
-            current = FlowRunner(registry=registry, env=args.env, steps_dirs=args.steps, connect_to=connect_to)
-            local.runner = current
-            with runners_lock:
-                runners.append(current)
-        return current
-
+        registry.on_insecure = warn_insecure(err)
     progress = _Progress(console, len(flows))
 
-    def run_one(index: int, file: Path, flow: Any) -> tuple[int, FlowResult | FlowrunError]:
+    def make_runner() -> FlowRunner:
+        return FlowRunner(registry=registry, env=args.env, steps_dirs=args.steps, connect_to=connect_to)
+
+    def run_one(runner: FlowRunner, file: Path, flow: Flow) -> tuple[Outcome, Any]:
         label = str(file)
         progress.started(label)
         try:
-            result: FlowResult | FlowrunError = runner().run(flow)
+            result: Outcome = runner.run(flow)
         except FlowrunError as error:  # inputs without defaults, undeclared env variables
             result = error
         if isinstance(result, FlowResult):
@@ -147,44 +249,62 @@ def test_command(args: argparse.Namespace, console: Console) -> int:
             lines = [f"{console.style('error', 'red', 'bold')} {file}: {result}"]
             if result.hint:
                 lines.append(f"  {console.style('hint', 'cyan')}: {result.hint}")
-        progress.finished(label, lines)
-        return index, result
+        return result, lambda: progress.finished(label, lines)
 
-    outcomes: dict[int, FlowResult | FlowrunError] = {}
+    workers = _Workers(flows, min(args.parallel, max(len(flows), 1)), make_runner, run_one)
+    stop: SignalInterrupt | None = None
+    partial: dict[int, FlowResult] = {}
+    not_started: list[int] = []
     try:
-        if args.parallel == 1:
-            for index, (file, flow) in enumerate(flows):
-                outcomes[index] = run_one(index, file, flow)[1]
-        else:
-            with ThreadPoolExecutor(max_workers=args.parallel, thread_name_prefix="flowrun-test") as pool:
-                futures = [pool.submit(run_one, index, file, flow) for index, (file, flow) in enumerate(flows)]
-                for future in as_completed(futures):
-                    index, outcome = future.result()
-                    outcomes[index] = outcome
-    finally:
+        with guard.armed():
+            workers.start()
+            workers.done.wait()
+    except SignalInterrupt as signalled:
+        stop = signalled
+        outcomes, partial, not_started = workers.stop(stop.reason)
         progress.close()
-        for item in runners:
-            item.close()
+        # Workers still inside a step are left to the end of the process (they are daemons).
+        workers.close(busy_too=False)
+        for index in sorted(partial):
+            for line in render_flow(partial[index], console, title=f"{partial[index].name} ({flows[index][0]})"):
+                console.print(line)
+    else:
+        progress.close()
+        for thread in workers.threads:
+            thread.join()
+        workers.close(busy_too=True)
+        if workers.crashes:
+            raise workers.crashes[0]
+        outcomes = workers.outcomes
     results: list[FlowResult] = []
     problems: list[FlowrunError] = list(load_errors)
-    for index in sorted(outcomes):
-        outcome = outcomes[index]
+    merged: dict[int, Outcome] = {**outcomes, **partial}
+    for index in sorted(merged):
+        outcome = merged[index]
         if isinstance(outcome, FlowResult):
             results.append(outcome)
         else:
             problems.append(outcome)
+    if stop is None:
+        stop = guard.interrupt  # a signal after the last flow: nothing is lost, still report it
+    interrupted = None
+    if stop is not None:
+        interrupted = Interruption(stop.reason, not_run=tuple(str(flows[i][0]) for i in not_started))
     duration_ms = (time.perf_counter() - started) * 1000
     if args.report is not None:
         from flowrun._report._junit import write_junit
 
-        write_junit(args.report, results, load_errors=problems)
+        write_junit(args.report, results, load_errors=problems, interrupted=interrupted)
     if args.json_report is not None:
         from flowrun._report._json import test_report, write_json
 
         write_json(args.json_report, test_report(results, duration_ms=duration_ms,
-                                                 errors=[e.to_dict() for e in problems]))
+                                                 errors=[e.to_dict() for e in problems], interrupted=interrupted))
     console.print(render_summary(results, console)
                   + (console.style(f"; {len(problems)} not run", "red", "bold") if problems else ""))
+    if stop is not None:
+        err.print(render_interrupted(stop.reason, len(outcomes), len(partial), len(not_started), "flow", err))
+        return stop.exit_code
     code = exit_code(results)
     if problems:
         code = max(code, *(error.exit_code for error in problems))

@@ -69,8 +69,9 @@ def _default_aliases() -> Path:
 
 
 def _registry(directory: Path, problems: list[Problem]) -> Any:
-    """The registry of ``directory``, with the problems of each alias file collected."""
-    from flowrun._load._aliases import alias_files, load_alias_records, records_from_document
+    """The registry of ``directory``, with the problems of each alias file collected (every
+    schema error of a file, not only the first)."""
+    from flowrun._load._aliases import alias_files, load_alias_records, records_from_document, schema_problems
     from flowrun._load._json import read_json_file
     from flowrun._registry import Registry
 
@@ -82,7 +83,13 @@ def _registry(directory: Path, problems: list[Problem]) -> Any:
     readable: list[Path] = []
     for file in files:
         try:
-            records_from_document(read_json_file(file))
+            document = read_json_file(file)
+            errors: list[FlowrunError] = list(schema_problems(document))
+            if not errors:
+                records_from_document(document, problems=errors)
+            if errors:
+                problems.extend(Problem("error", error) for error in errors)
+                continue
         except FlowrunError as error:
             problems.append(Problem("error", error))
         else:

@@ -22,9 +22,11 @@ from flowrun._eval._template import (
     check_pills,
     find_pills,
     format_path,
+    is_single_pill,
     json_type,
     pill_roots,
     render,
+    render_text,
     value_to_text,
 )
 from flowrun._models._results import AssertionOutcome
@@ -57,6 +59,7 @@ __all__ = [
     "evaluate_assertion",
     "find_pills",
     "format_path",
+    "is_single_pill",
     "json_equal",
     "json_type",
     "local_name",
@@ -64,6 +67,7 @@ __all__ = [
     "pill_roots",
     "raise_for",
     "render",
+    "render_text",
     "strip_namespaces",
     "validate_assertion_spec",
     "value_to_text",

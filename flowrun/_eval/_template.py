@@ -26,6 +26,10 @@ Rules:
   expression follows JMESPath, where a missing value is null, so
   ``{{ inputs.note || 'none' }}`` gives a default. JMESPath ``||`` also replaces ``false``,
   ``""``, ``[]`` and ``{}``.
+* Whatever a template holds, the only error is ``DataPillError``: an expression nested more than
+  ``MAX_EXPRESSION_DEPTH`` levels is refused, arithmetic that overflows (``avg`` of huge numbers,
+  ``ceil`` of infinity) cannot be evaluated, and so on. ``render_text`` renders into text with a
+  syntax of its own (a URL path, an XML envelope), escaping each value.
 """
 
 from __future__ import annotations
@@ -34,7 +38,7 @@ import difflib
 import functools
 import json
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import attrs
@@ -57,6 +61,9 @@ _CHAINS = frozenset(
      "flatten", "pipe"}
 )
 _MAX_LISTED = 20
+# Far beyond any real expression; keeps every walk over a parsed expression clear of the recursion limit.
+MAX_EXPRESSION_DEPTH = 100
+_MAX_SHOWN_EXPRESSION = 200
 SYNTAX_HINT = "a data pill holds a JMESPath expression such as inputs.account (see https://jmespath.org)"
 
 
@@ -100,7 +107,8 @@ class Expression:
             raise UnresolvedError(
                 f"function {err.function_name}() expects {expected}, got {err.actual_type}", missing=False
             ) from None
-        except (jmespath_errors.JMESPathError, TypeError, ValueError, RecursionError) as err:
+        except (jmespath_errors.JMESPathError, TypeError, ValueError, ArithmeticError, RecursionError) as err:
+            # ArithmeticError: avg() of huge integers, ceil() of infinity.
             raise UnresolvedError(f"cannot be evaluated: {err}", missing=False) from None
 
     def evaluate(self, data: Any) -> Any:
@@ -137,8 +145,23 @@ def compile_expression(source: str) -> Expression:
     except RecursionError:
         raise InvalidExpressionError(text, "the expression is nested too deeply") from None
     tree: dict[str, Any] = parsed.parsed  # type: ignore[assignment]
+    if _depth(tree) > MAX_EXPRESSION_DEPTH:
+        # `a || b || ...` and `a | b | ...` parse without recursion but nest one level per operator.
+        raise InvalidExpressionError(text, f"the expression is nested more than {MAX_EXPRESSION_DEPTH} levels deep")
     _check_functions(text, tree)
     return Expression(text, parsed, _plain_path(tree))
+
+
+def _depth(tree: Mapping[str, Any]) -> int:
+    deepest = 0
+    pending: list[tuple[Any, int]] = [(tree, 1)]
+    while pending:
+        node, depth = pending.pop()
+        deepest = max(deepest, depth)
+        if depth > MAX_EXPRESSION_DEPTH:
+            break
+        pending.extend((child, depth + 1) for child in node.get("children", ()) if isinstance(child, Mapping))
+    return deepest
 
 
 # --- templates ----------------------------------------------------------------------------
@@ -241,32 +264,71 @@ def render(value: Any, context: Mapping[str, Any], *, step: str | None = None, p
     ``pointer`` is the JSON pointer of ``value`` in its file; errors name it and ``step``.
     Raises ``DataPillError``.
     """
+    try:
+        return _render(value, context, step, pointer)
+    except RecursionError:
+        # Loaded files are depth-limited; a value built in Python may not be.
+        raise DataPillError("the value is nested too deeply to render", pointer=pointer or None,
+                            step=step) from None
+
+
+def _render(value: Any, context: Mapping[str, Any], step: str | None, pointer: str) -> Any:
     if isinstance(value, str):
         if OPEN not in value:
             return value
-        return _render_text(value, context, step, pointer)
+        parts = _parsed(value, step, pointer)
+        if len(parts) == 1 and isinstance(parts[0], Expression):
+            return _evaluate_pill(parts[0], context, step, pointer)
+        return _join(parts, context, step, pointer, value_to_text)
     if isinstance(value, Mapping):
-        return {
-            key: render(item, context, step=step, pointer=f"{pointer}/{_pointer_token(key)}")
-            for key, item in value.items()
-        }
+        return {key: _render(item, context, step, f"{pointer}/{_pointer_token(key)}") for key, item in value.items()}
     if isinstance(value, list | tuple):
-        return [render(item, context, step=step, pointer=f"{pointer}/{index}")
-                for index, item in enumerate(value)]
+        return [_render(item, context, step, f"{pointer}/{index}") for index, item in enumerate(value)]
     return value
 
 
-def _render_text(text: str, context: Mapping[str, Any], step: str | None, pointer: str) -> Any:
+def render_text(template: str, context: Mapping[str, Any], *, escape: Callable[[Any], str],
+                step: str | None = None, pointer: str = "") -> str:
+    """Render the pills of ``template`` as text, each value passed through ``escape``.
+
+    For text with a syntax of its own (a URL path, an XML envelope): ``escape`` encodes a value
+    (percent-encoding, XML escaping) so that it can never add structure; literal text is kept as
+    written. Unlike ``render``, a template that is one pill is escaped text too.
+    Raises ``DataPillError``.
+    """
+    if OPEN not in template:
+        return template
+    return _join(_parsed(template, step, pointer), context, step, pointer, escape)
+
+
+def is_single_pill(template: str) -> bool:
+    """True when ``template`` is exactly one pill, the case where ``render`` keeps the value's type."""
+    if OPEN not in template:
+        return False
     try:
-        parts = _parse(text)
+        parts = _parse(template)
+    except _TemplateError:
+        return False
+    return len(parts) == 1 and isinstance(parts[0], Expression)
+
+
+def _parsed(text: str, step: str | None, pointer: str) -> tuple[_Part, ...]:
+    try:
+        return _parse(text)
     except _TemplateError as err:
         raise DataPillError(err.message, hint=err.hint, pointer=pointer or None, step=step) from None
-    if len(parts) == 1 and isinstance(parts[0], Expression):
-        return _evaluate_pill(parts[0], context, step, pointer)
-    return "".join(
-        part if isinstance(part, str) else value_to_text(_evaluate_pill(part, context, step, pointer))
-        for part in parts
-    )
+
+
+def _join(parts: Sequence[_Part], context: Mapping[str, Any], step: str | None, pointer: str,
+          escape: Callable[[Any], str]) -> str:
+    try:
+        return "".join(
+            part if isinstance(part, str) else escape(_evaluate_pill(part, context, step, pointer)) for part in parts
+        )
+    except DataPillError as error:  # value_to_text does not know where the value goes
+        if error.pointer is None and error.step is None:
+            error.pointer, error.step = pointer or None, step
+        raise
 
 
 def _evaluate_pill(expression: Expression, context: Mapping[str, Any], step: str | None, pointer: str) -> Any:
@@ -287,11 +349,21 @@ def value_to_text(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int | float):
-        return str(value)
+        return _number_text(value)
     try:
         return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
+    except RecursionError:
+        raise DataPillError("the value is nested too deeply to write as text") from None
     except (TypeError, ValueError):
         return str(value)
+
+
+def _number_text(value: float) -> str:
+    try:
+        return str(value)
+    except ValueError:
+        # An integer beyond Python's limit for str() (4300 digits): no JSON file can hold one.
+        raise DataPillError("the number has too many digits to write as text") from None
 
 
 # --- static checks ------------------------------------------------------------------------
@@ -304,14 +376,17 @@ def find_pills(value: Any, pointer: str = "") -> list[tuple[str, str]]:
     ``check_pill`` checks each expression.
     """
     found: list[tuple[str, str]] = []
-    for where, text in _strings(value, pointer):
-        if OPEN not in text:
-            continue
-        try:
-            pieces = _split(text)
-        except _TemplateError as err:
-            raise DataPillError(err.message, hint=err.hint, pointer=where or None) from None
-        found.extend((where, piece.source.strip()) for piece in pieces if isinstance(piece, _RawPill))
+    try:
+        for where, text in _strings(value, pointer):
+            if OPEN not in text:
+                continue
+            try:
+                pieces = _split(text)
+            except _TemplateError as err:
+                raise DataPillError(err.message, hint=err.hint, pointer=where or None) from None
+            found.extend((where, piece.source.strip()) for piece in pieces if isinstance(piece, _RawPill))
+    except RecursionError:
+        raise DataPillError("the value is nested too deeply to check", pointer=pointer or None) from None
     return found
 
 
@@ -622,6 +697,8 @@ def _count(arguments: int) -> str:
 
 def _show_pill(expression: str) -> str:
     text = expression.strip()
+    if len(text) > _MAX_SHOWN_EXPRESSION:
+        text = text[: _MAX_SHOWN_EXPRESSION - 3] + "..."
     return f"{OPEN} {text} {CLOSE}" if text else f"{OPEN} {CLOSE}"
 
 

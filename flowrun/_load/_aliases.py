@@ -8,9 +8,10 @@ from typing import Any
 
 import attrs
 
-from flowrun._errors import DefinitionError, DuplicateNameError, SchemaError
+from flowrun._errors import DefinitionError, DuplicateNameError, FlowrunError, SchemaError
 from flowrun._load._json import JsonDocument, read_json_file
-from flowrun._load._schema import check, describe_type
+from flowrun._load._paths import resolve_path
+from flowrun._load._schema import check, describe_type, iter_schema_errors
 from flowrun._models._aliases import (
     Alias,
     Connection,
@@ -93,27 +94,57 @@ def _kind_of(record: Record) -> str:
     raise AssertionError(record)
 
 
-def records_from_document(document: JsonDocument) -> list[Record]:
+def records_from_document(document: JsonDocument, *, problems: list[FlowrunError] | None = None) -> list[Record]:
+    """The records of one alias file. Raises the first error, or with ``problems`` given, appends
+    each record's error there and goes on with the next record."""
+    records = []
+    for pointer, item in _items(document):
+        try:
+            check(item, document, schema_name="aliases", definition="record", pointer=pointer)
+            origin = Origin(document.path, pointer, document.line(pointer))
+            records.append(_build(item, origin, document))
+        except FlowrunError as error:
+            if problems is None:
+                raise
+            problems.append(error)
+    return records
+
+
+def schema_problems(document: JsonDocument) -> list[SchemaError]:
+    """Every schema error of an alias file, not just the first (``flowrun validate``)."""
+    from flowrun._load._fast_schema import accepts
+    from flowrun._load._schema import schema
+
+    try:
+        items = _items(document)
+    except SchemaError as error:
+        return [error]
+    record = {"$ref": "#/$defs/record"}
+    problems: list[SchemaError] = []
+    for pointer, item in items:
+        if not accepts(item, record, schema("aliases")):
+            problems.extend(iter_schema_errors(item, document, schema_name="aliases", definition="record",
+                                               pointer=pointer))
+    return problems
+
+
+def _items(document: JsonDocument) -> list[tuple[str, Any]]:
     data = document.data
     if isinstance(data, dict):
-        items: list[tuple[str, Any]] = [("", data)]
-    elif isinstance(data, list):
-        items = [(f"/{i}", item) for i, item in enumerate(data)]
-    else:
-        raise SchemaError(f"expected a record or a list of records, found {describe_type(data)}",
-                          file=document.path, line=1)
-    records = []
-    for pointer, item in items:
-        check(item, document, schema_name="aliases", definition="record", pointer=pointer)
-        origin = Origin(document.path, pointer, document.line(pointer))
-        records.append(_build(item, origin, document))
-    return records
+        return [("", data)]
+    if isinstance(data, list):
+        return [(f"/{i}", item) for i, item in enumerate(data)]
+    raise SchemaError(f"expected a record or a list of records, found {describe_type(data)}",
+                      file=document.path, line=1)
 
 
 def _build(item: dict[str, Any], origin: Origin, document: JsonDocument) -> Record:
     base = origin.directory
     fields = {k: v for k, v in item.items() if k != "kind"}
     kind = item["kind"]
+
+    def path_at(key: str, value: str) -> Path:
+        return _placed_path(base, value, origin.child(*key.split("/")), document)
 
     def secret(key: str) -> SecretRef | None:
         raw = fields.get(key)
@@ -125,19 +156,20 @@ def _build(item: dict[str, Any], origin: Origin, document: JsonDocument) -> Reco
             return SecretRef(literal=raw, origin=sub)
         if "env" in raw:
             return SecretRef(env=raw["env"], origin=sub)
-        return SecretRef(file=_path(base, raw["file"]), origin=sub)
+        return SecretRef(file=path_at(f"{key}/file", raw["file"]), origin=sub)
 
     if kind == "keystore":
         return Keystore(
-            name=fields["name"], file=_path(base, fields["file"]), type=fields.get("type"),
+            name=fields["name"], file=path_at("file", fields["file"]), type=fields.get("type"),
             password=secret("password"), key_alias=fields.get("key_alias"),
             key_password=secret("key_password"),
-            key_file=_path(base, fields["key_file"]) if "key_file" in fields else None, origin=origin,
+            key_file=path_at("key_file", fields["key_file"]) if "key_file" in fields else None, origin=origin,
         )
     if kind == "trust_store_cert":
         return TrustStoreCert(
             name=fields["name"], format=fields.get("format", "pem"),
-            file=_path(base, fields["file"]) if "file" in fields else None, pem=fields.get("pem"), origin=origin,
+            file=path_at("file", fields["file"]) if "file" in fields else None, pem=fields.get("pem"),
+            origin=origin,
         )
     if kind == "protocol_profile":
         return ProtocolProfile(
@@ -179,6 +211,10 @@ def _connection(raw: dict[str, Any], origin: Origin, document: JsonDocument) -> 
     return Connection(**raw, origin=origin)
 
 
-def _path(base: Path, value: str) -> Path:
-    path = Path(value).expanduser()
-    return path if path.is_absolute() else (base / path).resolve()
+def _placed_path(base: Path, value: str, origin: Origin, document: JsonDocument) -> Path:
+    try:
+        return resolve_path(base, value)
+    except FlowrunError as error:
+        error.file, error.pointer = (str(document.path) if document.path else None), origin.pointer
+        error.line = document.line(origin.pointer)
+        raise

@@ -23,7 +23,8 @@ import attrs
 
 from flowrun._errors import DefinitionError, FlowrunError, SchemaError, UnknownReferenceError
 from flowrun._load._aliases import retry_policy_from
-from flowrun._load._json import JsonDocument, read_json_file
+from flowrun._load._json import MAX_FILE_BYTES, JsonDocument, read_json_file
+from flowrun._load._paths import is_file, resolve_path
 from flowrun._load._schema import check, did_you_mean, iter_schema_errors
 from flowrun._models._aliases import Connection
 from flowrun._models._flow import NO_DEFAULT, Flow, FlowEnvVar, FlowInput, FlowStep, StepDefinition
@@ -58,8 +59,12 @@ def load_flow(path: str | Path, *, steps_dirs: Iterable[Path] = ()) -> Flow:
 def looks_like_flow(path: Path) -> bool:
     """A cheap guess for directory scans: a JSON object with ``name`` and a ``steps`` array."""
     try:
-        data = json.loads(path.read_text(encoding="utf-8-sig"))
-    except (OSError, ValueError):
+        with path.open("rb") as handle:
+            raw = handle.read(MAX_FILE_BYTES + 1)
+        if len(raw) > MAX_FILE_BYTES:
+            return False  # a data file, not a flow; a scan must not hold it in memory
+        data = json.loads(raw.decode("utf-8-sig"))
+    except (OSError, ValueError, RecursionError):
         return False
     return isinstance(data, dict) and isinstance(data.get("steps"), list) and "name" in data
 
@@ -208,7 +213,7 @@ def find_definition(name: str, search: Sequence[Path], origin: Origin) -> Path:
     stem = name.removesuffix(".json")
     candidates.extend(directory / f"{stem}.json" for directory in search)
     for candidate in candidates:
-        if candidate.is_file():
+        if is_file(candidate):
             return candidate.resolve()
     known = sorted({p.stem for d in search if d.is_dir() for p in d.glob("*.json") if not looks_like_flow(p)})
     listing = ", ".join(known) if known else "none"
@@ -225,6 +230,13 @@ def find_definition(name: str, search: Sequence[Path], origin: Origin) -> Path:
 
 def build_step(raw: Mapping[str, Any], document: JsonDocument, pointer: str, *, step_id: str) -> Step:
     """A RestStep or SoapStep from schema-valid JSON at ``pointer`` of ``document``."""
+    try:
+        return _build_step(raw, document, pointer, step_id)
+    except FlowrunError as error:
+        raise _placed(error, document, pointer) from None
+
+
+def _build_step(raw: Mapping[str, Any], document: JsonDocument, pointer: str, step_id: str) -> Step:
     origin = Origin(document.path, pointer, document.line(pointer))
     base = origin.directory
     common: dict[str, Any] = {
@@ -292,8 +304,7 @@ def _file_part(spec: str | Mapping[str, Any], base: Path) -> FilePart:
 
 
 def _path(base: Path, value: str) -> Path:
-    path = Path(value).expanduser()
-    return path if path.is_absolute() else (base / path).resolve()
+    return resolve_path(base, value)
 
 
 # --- inputs and env -----------------------------------------------------------------------

@@ -3,6 +3,11 @@
 ``json`` gives no positions, so after a successful (C-speed) parse a small scanner walks the
 text once more to record the line of each value. Duplicate keys and NaN/Infinity are refused:
 both are legal for Python's ``json`` and both hide mistakes in hand-written files.
+
+Hostile files get a clean error, never a traceback or a hang: files over ``MAX_FILE_BYTES`` are
+refused after reading at most one byte more (a FIFO or ``/dev/zero`` cannot exhaust memory),
+devices and sockets are refused, and nesting deeper than ``MAX_NESTING`` is refused: every later
+stage (schema checks, data pills, reports) walks values recursively.
 """
 
 from __future__ import annotations
@@ -10,7 +15,9 @@ from __future__ import annotations
 import bisect
 import contextlib
 import json
+import os
 import re
+import stat
 from json.decoder import scanstring  # type: ignore[attr-defined]
 from pathlib import Path
 from typing import Any
@@ -22,7 +29,14 @@ from flowrun._errors import DefinitionError, JsonSyntaxError, SchemaError
 _WS = re.compile(r"[ \t\n\r]*")
 _SCALAR = re.compile(r"-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][-+]?\d+)?|true|false|null")
 MAX_FILE_BYTES = 16 * 1024 * 1024
+# Deeper than any hand-written file, shallow enough for every recursive walk after loading.
+MAX_NESTING = 100
+# Positions are recorded down to this depth; deeper values report the line of their container.
 MAX_DEPTH = 64
+# A whole JSON string, or one of the tokens a scan looks for outside strings.
+_STRING = r'"(?:[^"\\]|\\.)*"'
+_CONSTANT = re.compile(_STRING + r"|(-?Infinity|NaN)")
+_BRACKET = re.compile(_STRING + r"|([\[\]{}])")
 
 
 @attrs.frozen
@@ -66,6 +80,8 @@ def _refuse_constant(name: str) -> Any:
 def parse_json(text: str, path: Path | None = None) -> JsonDocument:
     try:
         data = json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_refuse_constant)
+    except RecursionError:
+        raise _too_deep(text, path) from None
     except json.JSONDecodeError as exc:
         raise JsonSyntaxError(f"invalid JSON: {exc.msg} (column {exc.colno})", file=path, line=exc.lineno) from None
     except _DuplicateKey as dup:
@@ -78,32 +94,80 @@ def parse_json(text: str, path: Path | None = None) -> JsonDocument:
             pointer=found[0] if found else None,
             line=lines.get("#duplicate"),
         ) from None
-    except ValueError as exc:  # NaN / Infinity
-        raise JsonSyntaxError(f"invalid JSON: {exc}", file=path) from None
-    except RecursionError:
-        raise JsonSyntaxError("JSON nested too deeply", file=path) from None
+    except ValueError as exc:  # NaN / Infinity, or an integer of more than 4300 digits
+        constant = _first_outside_strings(_CONSTANT, text)
+        if constant is None:
+            raise JsonSyntaxError(f"invalid JSON: {exc}", file=path) from None
+        raise JsonSyntaxError(
+            f"invalid JSON: {constant.group(1)} is not a JSON number",
+            hint="JSON has no NaN or Infinity: write null, a number, or a string",
+            file=path, line=_line_of(text, constant.start()),
+        ) from None
+    if _nesting_exceeds(data, MAX_NESTING):
+        raise _too_deep(text, path)
     return JsonDocument(path, data, _scan_lines(text))
 
 
 def read_json_file(path: Path) -> JsonDocument:
     try:
-        size = path.stat().st_size
-        if size > MAX_FILE_BYTES:
-            raise DefinitionError(f"file is {size} bytes; definition files are limited to {MAX_FILE_BYTES}",
-                                  file=path)
-        raw = path.read_bytes()
+        with path.open("rb") as handle:
+            mode = os.fstat(handle.fileno()).st_mode
+            if not (stat.S_ISREG(mode) or stat.S_ISFIFO(mode)):
+                raise DefinitionError("expected a JSON file, found a device or socket", file=path)
+            # Read one byte past the limit: enough to refuse, bounded for pipes and endless files.
+            raw = handle.read(MAX_FILE_BYTES + 1)
     except IsADirectoryError:
         raise DefinitionError("expected a JSON file, found a directory", file=path) from None
     except FileNotFoundError:
         raise DefinitionError("file not found", file=path, hint="check the path") from None
     except OSError as exc:
         raise DefinitionError(f"cannot read file: {exc.strerror or exc}", file=path) from None
+    if len(raw) > MAX_FILE_BYTES:
+        raise DefinitionError(f"file is larger than {MAX_FILE_BYTES} bytes, the limit for definition files",
+                              hint="split it: large request bodies can come from a file (body.file)", file=path)
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         line = raw[: exc.start].count(b"\n") + 1
         raise JsonSyntaxError("file is not UTF-8 text", file=path, line=line) from None
     return parse_json(text, path)
+
+
+def _line_of(text: str, position: int) -> int:
+    return text.count("\n", 0, position) + 1
+
+
+def _first_outside_strings(pattern: re.Pattern[str], text: str) -> re.Match[str] | None:
+    """The first match of ``pattern``'s group 1 that is not inside a JSON string."""
+    return next((m for m in pattern.finditer(text) if m.group(1) is not None), None)
+
+
+def _nesting_exceeds(data: Any, limit: int) -> bool:
+    # Iterative: the point is to check depth without recursing.
+    pending: list[tuple[Any, int]] = [(data, 0)]
+    while pending:
+        value, depth = pending.pop()
+        if isinstance(value, dict | list):
+            if depth >= limit:
+                return True
+            children = value.values() if isinstance(value, dict) else value
+            pending.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
+    return False
+
+
+def _too_deep(text: str, path: Path | None) -> JsonSyntaxError:
+    depth = 0
+    line = None
+    for match in _BRACKET.finditer(text):
+        bracket = match.group(1)
+        if bracket is None:
+            continue
+        depth += 1 if bracket in "[{" else -1
+        if depth > MAX_NESTING:
+            line = _line_of(text, match.start())
+            break
+    return JsonSyntaxError(f"JSON nested more than {MAX_NESTING} levels deep",
+                           hint="flatten the structure; no flowrun file needs that depth", file=path, line=line)
 
 
 def _scan_lines(text: str, duplicates_of: str | None = None, found: list[str] | None = None) -> dict[str, int]:

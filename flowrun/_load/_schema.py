@@ -21,6 +21,8 @@ if TYPE_CHECKING:
     from jsonschema.exceptions import ValidationError
 
 SCHEMA_NAMES = ("aliases", "flow", "step")
+_MAX_SUGGESTED = 100
+_MAX_SHOWN = 80
 
 _JSON_TYPES = {
     dict: "an object", list: "an array", str: "a string", bool: "a boolean",
@@ -57,8 +59,19 @@ def _validator(name: str, definition: str | None) -> Draft202012Validator:
 
 
 def did_you_mean(word: str, choices: Any) -> str:
-    close = difflib.get_close_matches(str(word), [str(c) for c in choices], n=1, cutoff=0.6)
+    if not isinstance(word, str) or len(word) > _MAX_SUGGESTED:
+        return ""  # only names get suggestions; comparing a whole document would be slow and useless
+    close = difflib.get_close_matches(word, [str(c) for c in choices], n=1, cutoff=0.6)
     return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+def show_value(value: Any) -> str:
+    """A value quoted in a message: JSON, cut short (a message never carries a whole document)."""
+    try:
+        text = json.dumps(value, ensure_ascii=False)
+    except (TypeError, ValueError, RecursionError):
+        text = describe_type(value)
+    return text if len(text) <= _MAX_SHOWN else text[: _MAX_SHOWN - 3] + "..."
 
 
 def describe_type(value: Any) -> str:
@@ -88,37 +101,46 @@ def iter_schema_errors(instance: Any, document: JsonDocument, *, schema_name: st
     results: list[SchemaError] = []
     seen: set[str] = set()
     for error in raw:
-        converted = _convert(error, document, pointer)
-        key = f"{converted.pointer}|{converted.message}"
-        if key not in seen:
-            seen.add(key)
-            results.append(converted)
+        for converted in _convert(error, document, pointer):
+            key = f"{converted.pointer}|{converted.message}"
+            if key not in seen:
+                seen.add(key)
+                results.append(converted)
     # Deeper (more specific) errors first: the user fixes the innermost field.
     results.sort(key=lambda e: -(e.pointer or "").count("/"))
     return results
 
 
-def _convert(error: ValidationError, document: JsonDocument, base: str) -> SchemaError:
+def _convert(error: ValidationError, document: JsonDocument, base: str) -> list[SchemaError]:
     # Descend into oneOf/anyOf alternatives only when exactly one alternative fits the data's type.
     if error.validator in ("oneOf", "anyOf") and error.context:
         deeper = [e for e in error.context if e.validator not in ("type", "required", "const", "oneOf")]
         if len(deeper) == 1:
             return _convert(deeper[0], document, base)
     pointer = base + "".join(f"/{escape_token(p)}" for p in error.absolute_path)
+    instance: Any = error.instance
+    node: dict[str, Any] = dict(error.schema) if isinstance(error.schema, dict) else {}
+    if error.validator == "additionalProperties" and isinstance(instance, dict):
+        # One error per unknown field: the user fixes them all in one go.
+        known = list(node.get("properties", {}))
+        return [
+            SchemaError(f"unknown field '{name}'{did_you_mean(name, known)}",
+                        hint="allowed fields here: " + ", ".join(known), file=document.path,
+                        pointer=f"{pointer}/{escape_token(name)}",
+                        line=document.line(f"{pointer}/{escape_token(name)}"))
+            for name in instance if name not in known
+        ]
+    return [_convert_one(error, document, pointer, node)]
+
+
+def _convert_one(error: ValidationError, document: JsonDocument, pointer: str, node: dict[str, Any]) -> SchemaError:
+    # Messages quote scalars only, cut short: a whole record may hold a literal secret.
     field = f"'{error.absolute_path[-1]}'" if error.absolute_path else "the value"
     instance: Any = error.instance
     validator: Any = error.validator
     value: Any = error.validator_value
-    node: dict[str, Any] = dict(error.schema) if isinstance(error.schema, dict) else {}
     hint: str | None = None
-    if validator == "additionalProperties" and isinstance(instance, dict):
-        known = list(node.get("properties", {}))
-        extras = [k for k in instance if k not in known]
-        name = extras[0] if extras else "?"
-        pointer = f"{pointer}/{escape_token(name)}"
-        message = f"unknown field '{name}'{did_you_mean(name, known)}"
-        hint = "allowed fields here: " + ", ".join(known)
-    elif validator == "required" and isinstance(instance, dict):
+    if validator == "required" and isinstance(instance, dict):
         missing = [k for k in value if k not in instance]
         message = f"missing required field '{missing[0]}'" if missing else error.message
     elif validator == "type":
@@ -127,12 +149,12 @@ def _convert(error: ValidationError, document: JsonDocument, base: str) -> Schem
         message = f"{field} must be {words}, not {describe_type(instance)}"
     elif validator == "enum":
         choices = ", ".join(json.dumps(v) for v in value)
-        message = f"{field} must be one of {choices}; got {json.dumps(instance)}{did_you_mean(instance, value)}"
+        message = f"{field} must be one of {choices}; got {show_value(instance)}{did_you_mean(instance, value)}"
     elif validator == "const":
-        message = f"{field} must be {json.dumps(value)}; got {json.dumps(instance)}"
+        message = f"{field} must be {json.dumps(value)}; got {show_value(instance)}"
     elif validator == "pattern":
         shape = _PATTERN_WORDS.get(str(value), f"matching {value}")
-        message = f"{field} must be {shape}; got {json.dumps(instance)}"
+        message = f"{field} must be {shape}; got {show_value(instance)}"
     elif validator == "oneOf" and isinstance(instance, dict) and _is_exclusive_choice(node):
         options = [r for alt in node["oneOf"] for r in alt["required"]]
         present = [o for o in options if o in instance]
@@ -144,13 +166,26 @@ def _convert(error: ValidationError, document: JsonDocument, base: str) -> Schem
     elif validator in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
         words = {"minimum": "at least", "maximum": "at most",
                  "exclusiveMinimum": "greater than", "exclusiveMaximum": "less than"}[str(validator)]
-        message = f"{field} must be {words} {value}; got {json.dumps(instance)}"
+        message = f"{field} must be {words} {value}; got {show_value(instance)}"
     elif validator == "minLength":
         message = f"{field} must not be empty"
     elif validator == "uniqueItems":
         message = f"{field} lists the same item twice"
+    elif validator in ("minItems", "maxItems", "minProperties"):
+        bound = "at least" if validator.startswith("min") else "at most"
+        unit = "field" if validator == "minProperties" else "item"
+        message = f"{field} must have {bound} {value} {unit}{'' if value == 1 else 's'}"
+    elif validator in ("oneOf", "anyOf"):
+        several = validator == "oneOf" and not error.context
+        message = (f"{field} fits more than one of the allowed forms: remove the fields of all but one"
+                   if several else f"{field} fits none of the allowed forms ({describe_type(instance)} given)")
+    elif validator == "items" and value is False:
+        message = f"{field} has more items than allowed"
+    elif error.schema is False:
+        message = f"{field} is not allowed here"
     else:
-        message = f"{field}: {error.message}"
+        # jsonschema's own words quote the whole value: name the rule instead.
+        message = f"{field} breaks the schema rule '{validator}'"
     return SchemaError(message, hint=hint, file=document.path, pointer=pointer or "/",
                        line=document.line(pointer))
 

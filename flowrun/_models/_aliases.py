@@ -7,9 +7,11 @@ file that named them.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 import attrs
 
@@ -23,8 +25,38 @@ RetryStrategy = Literal["none", "fixed", "exponential", "retry_after"]
 RESERVED_PROFILE_NAMES = frozenset({"http", "https"})
 
 
+_USERINFO = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://)[^/?#]*@")
+
+
 def _fail(origin: Origin, message: str, hint: str | None = None) -> SchemaError:
     return SchemaError(message, hint=hint, **origin.location())
+
+
+def _check_url(url: str, field: str, origin: Origin) -> None:
+    """A URL the transports can use as is; credentials in it are refused, never echoed."""
+    if _USERINFO.match(url):
+        raise _fail(origin, f"'{field}' holds a user name or password before '@'",
+                    "put credentials into a credential record ({\"env\": ...} or {\"file\": ...}), not into a URL")
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        raise _fail(origin, f"'{field}' {url!r} is not a valid URL: {exc}") from None
+    if not parts.hostname:
+        raise _fail(origin, f"'{field}' {url!r} has no host")
+    del port  # parsed only to refuse a bad one
+
+
+def _check_host(host: str, origin: Origin) -> None:
+    bare = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    netloc = f"[{bare}]" if ":" in bare else bare
+    try:
+        parsed = urlsplit(f"https://{netloc}/").hostname
+    except ValueError:
+        parsed = None
+    if parsed != bare.lower() or any(c.isspace() for c in bare):
+        raise _fail(origin, f"'host' {host!r} is not a host name or IP address",
+                    "give the host alone: no scheme, port, path or user name")
 
 
 @attrs.frozen
@@ -102,6 +134,8 @@ class Credential:
     origin: Origin = attrs.field(default=NOWHERE, eq=False, repr=False)
 
     def __attrs_post_init__(self) -> None:
+        if self.token_url is not None:
+            _check_url(self.token_url, "token_url", self.origin)
         if self.type == "api_key" and (self.header is None) == (self.query is None):
             raise _fail(self.origin, f"api_key credential '{self.name}' needs exactly one of header or query",
                         'e.g. "header": "X-API-Key" or "query": "api_key"')
@@ -134,9 +168,11 @@ class Connection:
                 raise _fail(self.origin, "url_builder is on: give host (and port, base_path), not url")
             if not self.host:
                 raise _fail(self.origin, "url_builder is on but host is missing")
+            _check_host(self.host, self.origin)
         else:
             if self.url is None:
                 raise _fail(self.origin, "a connection needs a url, or url_builder: true with a host")
+            _check_url(self.url, "url", self.origin)
             # Without the URL builder these fields would be ignored: refuse them rather than
             # send requests somewhere else than the user meant.
             for field in ("host", "port"):

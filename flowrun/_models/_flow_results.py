@@ -40,6 +40,11 @@ class FlowResult:
         raise KeyError(step_id)
 
     @property
+    def insecure(self) -> bool:
+        """True when a step went through a protocol profile that does not verify the partner."""
+        return any(result.insecure for result in self.steps)
+
+    @property
     def failed_steps(self) -> tuple[StepResult, ...]:
         return tuple(result for result in self.steps if result.status == "failed")
 
@@ -64,6 +69,8 @@ class FlowResult:
             "duration_ms": round(self.duration_ms, 3),
             "error": _error_dict(self.error),
         }
+        if self.insecure:
+            data["insecure"] = True
         if self.iteration is not None:
             data["iteration"] = self.iteration
         if self.file is not None:

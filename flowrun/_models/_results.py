@@ -104,6 +104,8 @@ class StepResult:
     request: RequestInfo | None = None
     assertions: tuple[AssertionOutcome, ...] = ()
     error: FlowrunError | None = None
+    # The step went through a protocol profile with insecure_skip_verify: reports say so.
+    insecure: bool = False
 
     @property
     def ok(self) -> bool:
@@ -132,6 +134,8 @@ class StepResult:
             data["tls"] = self.tls.to_dict()
         if self.attempts:
             data["attempt_log"] = [a.to_dict() for a in self.attempts]
+        if self.insecure:
+            data["insecure"] = True
         if include_body:
             body = self.body
             if isinstance(body, bytes):

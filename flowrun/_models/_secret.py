@@ -7,6 +7,7 @@ the moment it is needed, so that a rotated secret file is picked up without a re
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -14,6 +15,8 @@ import attrs
 
 from flowrun._errors import SecretUnavailableError
 from flowrun._models._origin import NOWHERE, Origin
+
+MAX_SECRET_FILE_BYTES = 64 * 1024
 
 
 @attrs.frozen
@@ -61,15 +64,27 @@ class SecretRef:
             return value
         assert self.file is not None
         try:
+            # Checked before opening: opening a FIFO blocks, reading /dev/zero never ends.
+            if not stat.S_ISREG(self.file.stat().st_mode):
+                raise SecretUnavailableError(
+                    f"secret file {self.file} is not a regular file (a directory, device, FIFO or socket)",
+                    hint="point the secret at a file that holds it", **self.origin.location())
+            with self.file.open("rb") as handle:
+                data = handle.read(MAX_SECRET_FILE_BYTES + 1)
+            if len(data) > MAX_SECRET_FILE_BYTES:
+                raise SecretUnavailableError(
+                    f"secret file {self.file} is larger than {MAX_SECRET_FILE_BYTES} bytes: not a secret",
+                    hint="point the secret at the file that holds only the secret", **self.origin.location())
             # Secret files usually end with a newline that is not part of the secret.
-            return self.file.read_text(encoding="utf-8").rstrip("\r\n")
-        except OSError as exc:
-            raise SecretUnavailableError(
-                f"cannot read secret file {self.file}: {exc.strerror or exc}",
-                hint="check the path (relative to the file that names it) and its permissions",
-                **self.origin.location(),
-            ) from None
+            return data.decode("utf-8").rstrip("\r\n")
         except UnicodeDecodeError:
             raise SecretUnavailableError(
                 f"secret file {self.file} is not UTF-8 text", **self.origin.location()
+            ) from None
+        except (OSError, ValueError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            raise SecretUnavailableError(
+                f"cannot read secret file {self.file}: {reason}",
+                hint="check the path (relative to the file that names it) and its permissions",
+                **self.origin.location(),
             ) from None

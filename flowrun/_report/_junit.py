@@ -12,6 +12,11 @@ A step that failed for a reason other than its assertions is a ``failure`` when 
 answered wrongly (status, fault, TLS...), an ``error`` when the definition is wrong (exit code 2
 errors: bad alias, keystore, data pill). A failed assertion fails its own testcase only.
 xml.etree escapes text and attributes; characters XML cannot hold are replaced first.
+
+Properties flag what a reviewer must see: ``insecure`` (on the suite and on each step's testcase)
+when a step went through a profile with ``insecure_skip_verify``, ``interrupted`` (the signal) on
+a flow that a signal stopped (its running step is an ``error`` of type ``interrupted``). Flows and
+iterations that never started because of the signal are suites with one ``skipped`` testcase.
 """
 
 from __future__ import annotations
@@ -25,9 +30,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from flowrun._errors import AssertionFailedError, FlowrunError
+from flowrun._errors import AssertionFailedError, FlowrunError, RunInterruptedError
 from flowrun._models._flow_results import FlowResult
 from flowrun._models._results import AssertionOutcome, StepResult
+from flowrun._report._interruption import Interruption
 
 # XML 1.0 forbids most control characters even when escaped.
 _INVALID_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
@@ -35,8 +41,9 @@ _MAX_TEXT = 4000
 
 
 def junit_xml(results: Sequence[FlowResult], *, name: str = "flowrun",
-              load_errors: Sequence[FlowrunError] = ()) -> str:
-    """The JUnit XML document for ``results`` (and flows that could not be loaded)."""
+              load_errors: Sequence[FlowrunError] = (), interrupted: Interruption | None = None) -> str:
+    """The JUnit XML document for ``results`` (and flows that could not be loaded, and what a
+    signal kept from starting)."""
     root = ET.Element("testsuites", name=name)
     totals = {"tests": 0, "failures": 0, "errors": 0, "skipped": 0}
     total_time = 0.0
@@ -54,6 +61,14 @@ def junit_xml(results: Sequence[FlowResult], *, name: str = "flowrun",
         _problem(case, "error", error)
         totals["tests"] += 1
         totals["errors"] += 1
+    if interrupted is not None:
+        for label, message in _not_run(interrupted):
+            suite = ET.SubElement(root, "testsuite", name=_clean(label), tests="1", failures="0", errors="0",
+                                  skipped="1", time="0")
+            case = ET.SubElement(suite, "testcase", classname=_clean(label), name="not run", time="0")
+            ET.SubElement(case, "skipped", message=_clean(message))
+            totals["tests"] += 1
+            totals["skipped"] += 1
     for key, value in totals.items():
         root.set(key, str(value))
     root.set("time", f"{total_time:.3f}")
@@ -61,9 +76,20 @@ def junit_xml(results: Sequence[FlowResult], *, name: str = "flowrun",
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
 
 
-def write_junit(path: Path, results: Sequence[FlowResult], *, load_errors: Sequence[FlowrunError] = ()) -> None:
+def write_junit(path: Path, results: Sequence[FlowResult], *, load_errors: Sequence[FlowrunError] = (),
+                interrupted: Interruption | None = None) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(junit_xml(results, load_errors=load_errors), encoding="utf-8")
+    path.write_text(junit_xml(results, load_errors=load_errors, interrupted=interrupted), encoding="utf-8")
+
+
+def _not_run(interrupted: Interruption) -> list[tuple[str, str]]:
+    message = f"not run: {interrupted.reason} stopped the run first"
+    if interrupted.not_run:
+        return [(label, message) for label in interrupted.not_run]
+    if interrupted.not_run_count:
+        count = interrupted.not_run_count
+        return [(f"{count} iteration{'s' if count != 1 else ''} not run", message)]
+    return []
 
 
 def _suite(result: FlowResult, hostname: str) -> ET.Element:
@@ -85,10 +111,14 @@ def _suite(result: FlowResult, hostname: str) -> ET.Element:
         kind = _problem(case, _kind_of(flow_error), flow_error)
         counts["tests"] += 1
         counts[kind] += 1
-    if result.inputs:
-        properties = ET.Element("properties")
-        for key, value in result.inputs.items():
-            ET.SubElement(properties, "property", name=_clean(f"input.{key}"), value=_clean(_text(value)))
+    properties = ET.Element("properties")
+    if result.insecure:
+        ET.SubElement(properties, "property", name="insecure", value="true")
+    if isinstance(result.error, RunInterruptedError):
+        ET.SubElement(properties, "property", name="interrupted", value="true")
+    for key, value in result.inputs.items():
+        ET.SubElement(properties, "property", name=_clean(f"input.{key}"), value=_clean(_text(value)))
+    if len(properties):
         suite.insert(0, properties)
     for key, value in counts.items():
         suite.set(key, str(value))
@@ -100,6 +130,9 @@ def _step_cases(suite: ET.Element, flow_name: str, step: StepResult) -> list[str
     kinds: list[str | None] = []
     case = ET.SubElement(suite, "testcase", classname=_clean(flow_name), name=_clean(step.step_id),
                          time=f"{step.duration_ms / 1000:.3f}")
+    if step.insecure:
+        properties = ET.SubElement(case, "properties")
+        ET.SubElement(properties, "property", name="insecure", value="true")
     error = step.error
     if step.status == "skipped":
         ET.SubElement(case, "skipped", message="'when' is false")
@@ -109,6 +142,8 @@ def _step_cases(suite: ET.Element, flow_name: str, step: StepResult) -> list[str
     else:
         kinds.append(None)
     details = [f"type: {step.kind}", f"http_status: {step.http_status}", f"attempts: {len(step.attempts)}"]
+    if step.insecure:
+        details.append("insecure: the partner's certificate and host name were not verified")
     if step.request is not None:
         details.append(f"request: {step.request.method} {step.request.url}")
     if step.tls is not None:

@@ -11,18 +11,22 @@
     outputs:
       balance = 1234.5
 
-Only results are read; colour comes from the Console (none when piped).
+A flow or step that went through a protocol profile with ``insecure_skip_verify`` is flagged
+``INSECURE`` (never quietly). Only results are read; colour comes from the Console (none when piped).
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Sequence
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from flowrun._errors import AssertionFailedError, FlowrunError
 from flowrun._models._flow_results import FlowResult, summarize
 from flowrun._models._results import AssertionOutcome, StepResult, TlsInfo
+
+if TYPE_CHECKING:
+    from flowrun._registry import InsecureUse
 
 _SHOWN = 200
 _STATUS_LABELS = {"passed": ("ok", "green"), "failed": ("FAIL", "red"), "skipped": ("skip", "yellow")}
@@ -45,15 +49,19 @@ def render_flow(result: FlowResult, styler: Styler | None = None, *, title: str 
     name = title or result.name
     if result.iteration is not None:
         name += f" [iteration {result.iteration}]"
+    flag = f"  {s.style('INSECURE', 'red', 'bold')}" if result.insecure else ""
     lines = [f"{s.style('flow', 'dim')} {s.style(name, 'bold')}  {status}  "
-             f"{_count(len(result.steps), 'step')}  {_ms(result.duration_ms)}"]
+             f"{_count(len(result.steps), 'step')}  {_ms(result.duration_ms)}{flag}"]
     width = max((len(step.step_id) for step in result.steps), default=0)
     shown_tls: TlsInfo | None = None
+    insecure_before = False
     for step in result.steps:
-        # Kept-alive connections repeat the same TLS facts: show them when they change.
+        # Kept-alive connections repeat the same TLS facts: show them when they change; the
+        # insecure note likewise, on the first step of each insecure stretch.
         lines.extend(render_step(step, s, width=width, show_tls=step.tls != shown_tls,
-                                 all_assertions=all_assertions))
+                                 all_assertions=all_assertions, show_insecure=not insecure_before))
         shown_tls = step.tls or shown_tls
+        insecure_before = step.insecure
     if result.error is not None and not any(step.error is result.error for step in result.steps):
         lines.extend(f"  {line}" for line in render_error(result.error, s))
     if result.outputs:
@@ -68,7 +76,7 @@ def render_flow_result(result: FlowResult, styler: Styler | None = None) -> str:
 
 
 def render_step(step: StepResult, styler: Styler | None = None, *, width: int = 0, show_tls: bool = True,
-                all_assertions: bool = False) -> list[str]:
+                all_assertions: bool = False, show_insecure: bool = True) -> list[str]:
     s = styler or _Plain()
     label, colour = _STATUS_LABELS.get(step.status, (step.status, "dim"))
     http = str(step.http_status) if step.http_status is not None else "-"
@@ -78,6 +86,9 @@ def render_step(step: StepResult, styler: Styler | None = None, *, width: int = 
         columns += [attempts.ljust(10), _ms(step.duration_ms)]
     lines = ["  " + "  ".join(columns).rstrip()]
     indent = " " * 8
+    if step.insecure and show_insecure:
+        lines.append(indent + s.style("insecure: the partner's certificate and host name were not verified "
+                                      "(insecure_skip_verify)", "red"))
     if step.tls is not None and show_tls:
         lines.append(indent + s.style("tls: " + tls_facts(step.tls), "dim"))
     if all_assertions:
@@ -139,6 +150,21 @@ def render_request(step: StepResult) -> list[str]:
             attempt.error.code if attempt.error is not None else "-")
         lines.append(f"< attempt {attempt.number}: {outcome} in {_ms(attempt.duration_ms)}")
     return lines
+
+
+def render_insecure(use: InsecureUse, styler: Styler | None = None) -> list[str]:
+    """The warning printed (to stderr) the first time a run uses an insecure protocol profile."""
+    s = styler or _Plain()
+    return [f"{s.style('warning[insecure]', 'yellow', 'bold')}: {use.message}",
+            f"  {s.style('hint', 'cyan')}: {use.hint}"]
+
+
+def render_interrupted(reason: str, completed: int, interrupted: int, not_run: int, unit: str,
+                       styler: Styler | None = None) -> str:
+    """``interrupted by SIGTERM: 3 iterations completed, 1 interrupted, 996 not run``."""
+    s = styler or _Plain()
+    return s.style(f"interrupted by {reason}: {_count(completed, unit)} completed, {interrupted} interrupted, "
+                   f"{not_run} not run", "red", "bold")
 
 
 def render_summary(results: Sequence[FlowResult], styler: Styler | None = None) -> str:

@@ -34,6 +34,7 @@ Finding codes (stable: scripts match on them; ``docs/keystore-findings.md`` expl
     trust_cert.not_yet_valid    error    a given trust certificate is not valid yet
     trust_cert.expiring         warning  a given trust certificate expires within the given days
     identity.summary            info     the identity that would be presented, in one line
+    file.permissions            warning  the key file is accessible by group or others (``permission_warnings``)
 
 A keystore is usable as a client identity when no finding has severity ``error``.
 """
@@ -91,6 +92,7 @@ FINDING_CODES: dict[str, Severity] = {
     "trust_cert.not_yet_valid": "error",
     "trust_cert.expiring": "warning",
     "identity.summary": "info",
+    "file.permissions": "warning",
 }
 
 CHAIN_HINT = (

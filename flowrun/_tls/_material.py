@@ -6,7 +6,10 @@ context cache combines them, so nothing is decoded twice and a renewed file is n
 
 from __future__ import annotations
 
+import logging
+import threading
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 from cryptography import x509
 
@@ -40,11 +43,40 @@ def place(error: FlowrunError, origin: Origin, record: str) -> FlowrunError:
     return error
 
 
+_warned: set[tuple[Path, int]] = set()
+_warned_lock = threading.Lock()
+
+
+def warn_unprotected(path: Path, what: str = "keystore") -> list[str]:
+    """Log (logger ``flowrun``, once per file and mode) a warning when a key file is open to
+    group or others; the run goes on. Returns the warnings logged by this call. The CLI prints
+    them on standard error; an embedding service sees them in its logs."""
+    from flowrun._tls._read import permission_warnings
+
+    logged: list[str] = []
+    for finding in permission_warnings(path, what=what):
+        try:
+            key = (path.resolve(), path.stat().st_mode)
+        except (OSError, RuntimeError, ValueError):
+            continue
+        with _warned_lock:
+            if key in _warned:
+                continue
+            _warned.add(key)
+        logging.getLogger("flowrun").warning(finding.message, extra={"code": finding.code})
+        logged.append(finding.message)
+    return logged
+
+
 def identity_for(keystore: Keystore, cache: TlsCache = TLS_CACHE) -> tuple[IdentityKey, Callable[[], ClientIdentity]]:
-    from flowrun._tls._read import read_keystore, read_pem, select_identity
+    from flowrun._tls._read import check_key_material_file, read_keystore, read_pem, select_identity
 
     try:
+        check_key_material_file(keystore.file)
         content = cache.files.read(keystore.file, error=KeystoreNotFoundError)
+        if keystore.key_file is not None:
+            check_key_material_file(keystore.key_file, what="private key")
+        warn_unprotected(keystore.key_file or keystore.file, "private key" if keystore.key_file else "keystore")
         key_content = (cache.files.read(keystore.key_file, error=KeystoreNotFoundError)
                        if keystore.key_file is not None else None)
         password = keystore.password.reveal() if keystore.password is not None else None
@@ -79,12 +111,13 @@ def identity_for(keystore: Keystore, cache: TlsCache = TLS_CACHE) -> tuple[Ident
 
 def trust_for(records: Sequence[TrustStoreCert], cache: TlsCache = TLS_CACHE,
               ) -> tuple[tuple[str, ...], Callable[[], tuple[x509.Certificate, ...]]]:
-    from flowrun._tls._read import read_trust_certs
+    from flowrun._tls._read import check_key_material_file, read_trust_certs
 
     sources: list[tuple[TrustStoreCert, bytes, str]] = []
     for record in records:
         try:
             if record.file is not None:
+                check_key_material_file(record.file, what="trust store cert", error=TrustCertError)
                 content = cache.files.read(record.file, error=TrustCertError)
                 sources.append((record, content.data, content.digest))
             else:

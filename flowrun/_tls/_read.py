@@ -10,6 +10,8 @@ from __future__ import annotations
 import base64
 import binascii
 import difflib
+import os
+import stat
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -30,13 +32,16 @@ from flowrun._errors import (
 from flowrun._tls import _der
 from flowrun._tls._chain import check_certificate, complete_chain, lenient_decoding, load_der_certificate
 from flowrun._tls._jks import JCEKS_MAGIC, JKS_MAGIC, read_jks
-from flowrun._tls._model import ClientIdentity, KeystoreContents, KeystoreEntry, KeystoreType
+from flowrun._tls._model import ClientIdentity, Finding, KeystoreContents, KeystoreEntry, KeystoreType
 from flowrun._tls._pem import load_pem_certificates, pem_blocks, read_pem
 from flowrun._tls._pkcs12 import read_pkcs12
 
 __all__ = [
+    "MAX_KEY_MATERIAL_BYTES",
+    "check_key_material_file",
     "detect_type",
     "load_keystore_file",
+    "permission_warnings",
     "read_file_bytes",
     "read_keystore",
     "read_pem",
@@ -45,6 +50,10 @@ __all__ = [
 ]
 
 _TYPE_NAMES: dict[KeystoreType, str] = {"jks": "JKS", "jceks": "JCEKS", "pkcs12": "PKCS12", "pem": "PEM"}
+# Far above any keystore or certificate bundle; a bigger file is something else.
+MAX_KEY_MATERIAL_BYTES = 16 * 1024 * 1024
+_FILE_KINDS = ((stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISSOCK, "a socket"),
+               (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"))
 _BOM = b"\xef\xbb\xbf"
 
 
@@ -159,21 +168,78 @@ def read_keystore(
     return read_pem(data, password=password, source=source)
 
 
-def read_file_bytes(path: Path, *, what: str = "keystore") -> bytes:
-    """The file's bytes; a missing file, a directory or an unreadable file is KeystoreNotFoundError."""
+def check_key_material_file(
+    path: Path, *, what: str = "keystore",
+    error: type[KeystoreNotFoundError] | type[TrustCertError] = KeystoreNotFoundError,
+) -> os.stat_result:
+    """Refuse, before reading, what is not a regular file of a sane size: a FIFO would block
+    forever and ``/dev/zero`` never ends. Symbolic links are followed (and named in messages)."""
     path = Path(path)
     try:
-        if path.is_dir():
-            raise KeystoreNotFoundError(f"the {what} path is a directory, not a file: {path}", file=path)
-        return path.read_bytes()
+        info = path.stat()
     except FileNotFoundError:
+        if path.is_symlink():
+            raise error(f"the {what} file {path} is a symbolic link to {path.readlink()}, which does not exist",
+                        file=path) from None
         missing = "" if path.parent.is_dir() else f" (its folder {path.parent} does not exist either)"
-        raise KeystoreNotFoundError(f"{what} file not found: {path}{missing}", file=path) from None
+        raise error(f"{what} file not found: {path}{missing}", file=path) from None
+    except PermissionError:
+        raise error(f"the {what} file cannot be read (permission denied): {path}", file=path) from None
+    except (OSError, ValueError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise error(f"the {what} file cannot be read ({reason}): {path}", file=path) from None
+    if stat.S_ISDIR(info.st_mode):
+        raise error(f"the {what} path is a directory, not a file: {path}", file=path)
+    kind = next((name for test, name in _FILE_KINDS if test(info.st_mode)), None)
+    if kind is not None or not stat.S_ISREG(info.st_mode):
+        raise error(f"the {what} path is {kind or 'not a regular file'}, not a file: {path}", file=path)
+    if info.st_size > MAX_KEY_MATERIAL_BYTES:
+        raise error(f"the {what} file {path} is {info.st_size} bytes, more than any {what} "
+                    f"(the limit is {MAX_KEY_MATERIAL_BYTES} bytes): is it the right file?", file=path)
+    return info
+
+
+def permission_warnings(path: Path, *, what: str = "keystore") -> list[Finding]:
+    """A ``file.permissions`` warning when a file that holds a private key is open to group or
+    others, as ssh warns of an "UNPROTECTED PRIVATE KEY FILE". The file still works: a password
+    protects most stores, but anyone who can read the file can try passwords offline."""
+    if os.name != "posix":
+        return []
+    try:
+        mode = Path(path).stat().st_mode
+    except (OSError, ValueError):
+        return []
+    if not mode & 0o077:
+        return []
+    who = " and ".join(w for w, bits in (("group", 0o070), ("others", 0o007)) if mode & bits)
+    return [Finding(
+        code="file.permissions", severity="warning",
+        message=f"UNPROTECTED PRIVATE KEY FILE: the {what} file {path} is accessible by {who} "
+        f"(mode {stat.S_IMODE(mode):04o}); only its owner should read it: chmod 600 {path}",
+    )]
+
+
+def describe_path(path: Path) -> str:
+    """``path``, and ``-> target`` when a symbolic link (of the file or a folder above it) leads
+    elsewhere: the file actually read is the target."""
+    try:
+        real = Path(path).resolve()
+    except (OSError, RuntimeError, ValueError):
+        return str(path)
+    return str(path) if real == Path(path).absolute() else f"{path} -> {real}"
+
+
+def read_file_bytes(path: Path, *, what: str = "keystore") -> bytes:
+    """The file's bytes; a missing file, a directory, a FIFO or device, a huge or an unreadable
+    file is KeystoreNotFoundError."""
+    path = Path(path)
+    check_key_material_file(path, what=what)
+    try:
+        with path.open("rb") as handle:
+            return handle.read(MAX_KEY_MATERIAL_BYTES + 1)
     except PermissionError:
         raise KeystoreNotFoundError(f"the {what} file cannot be read (permission denied): {path}",
                                     file=path) from None
-    except IsADirectoryError:
-        raise KeystoreNotFoundError(f"the {what} path is a directory, not a file: {path}", file=path) from None
     except OSError as exc:
         raise KeystoreNotFoundError(f"the {what} file cannot be read ({exc.strerror}): {path}", file=path) from None
 

@@ -2,6 +2,8 @@
 
 * ``_http``      pooled httpx clients per resolved connection, TLS info of a response
 * ``_exchange``  one REST exchange: send, redirects, body read with a size cap or to a file
+* ``_decode``    Content-Encoding inflated in bounded slices (the cap counts decoded bytes)
+* ``_streams``   the clients' network streams: a total deadline per attempt, TLS version on failure
 * ``_errors``    ``classify(exc, url=..., resolved=...)``: httpx/ssl exceptions -> flowrun errors
 * ``_auth``      credentials -> ``httpx.Auth`` (basic, bearer, API key, OAuth2 client credentials)
 * ``_retry``     retry policies on tenacity; every attempt recorded

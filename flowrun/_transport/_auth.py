@@ -9,9 +9,10 @@ token request carries our client certificate too (certificate-bound tokens, RFC 
 from __future__ import annotations
 
 import base64
+import json
 import threading
 import time
-from collections.abc import AsyncGenerator, Generator
+from collections.abc import AsyncGenerator, AsyncIterator, Generator, Iterable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, quote_plus
 
@@ -21,6 +22,7 @@ import httpx
 from flowrun._errors import AuthenticationError, DefinitionError
 from flowrun._models._aliases import Credential
 from flowrun._models._secret import SecretRef
+from flowrun._transport._decode import adecoded, decoded
 from flowrun._transport._errors import classify
 
 if TYPE_CHECKING:
@@ -29,6 +31,8 @@ if TYPE_CHECKING:
     from flowrun._registry import ResolvedConnection
 
 _TOKEN_TIMEOUT = httpx.Timeout(30.0, connect=10.0)
+_TOKEN_MAX_BYTES = 1024 * 1024
+
 
 
 def build_auth(
@@ -123,6 +127,10 @@ class ApiKeyAuth(httpx.Auth):
         self._credential = credential
         prefix = credential.prefix
         self._prefix = prefix + " " if prefix and not prefix.endswith((" ", "=", ":")) else prefix
+        if credential.header is None:
+            from flowrun._transport._log_redaction import mask_query_parameter
+
+            mask_query_parameter(credential.query or "api_key")
 
     def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
         key = _reveal(self._credential, "key")
@@ -195,14 +203,14 @@ class OAuth2ClientCredentials(httpx.Auth):
             form["audience"] = self._credential.audience
         return form, headers
 
-    def _parse(self, response: httpx.Response) -> Token:
+    def _parse(self, response: httpx.Response, content: bytes) -> Token:
         self.fetches += 1
         payload: Any
         try:
-            payload = response.json()
+            payload = json.loads(content)
         except ValueError:
             payload = None
-        where = f"token endpoint {self._token_url} (credential '{self._credential.name}')"
+        where = self._where()
         if response.status_code != 200 or not isinstance(payload, dict) or "access_token" not in payload:
             detail = ""
             if isinstance(payload, dict) and isinstance(payload.get("error"), str):
@@ -227,22 +235,61 @@ class OAuth2ClientCredentials(httpx.Auth):
         if self._client is None:
             raise RuntimeError("no client to fetch OAuth2 tokens with")
         form, headers = self._token_request()
+        request = self._client.build_request("POST", self._token_url, data=form, headers=headers,
+                                             timeout=_TOKEN_TIMEOUT)
         try:
-            response = self._client.post(self._token_url, data=form, headers=headers, timeout=_TOKEN_TIMEOUT)
+            response = self._client.send(request, stream=True)
+            try:
+                content = self._capped(decoded(response))
+            finally:
+                response.close()
         except httpx.HTTPError as exc:
             raise classify(exc, url=self._token_url, resolved=self._resolved) from None
-        return self._parse(response)
+        return self._parse(response, content)
 
     async def _afetch(self) -> Token:
         if self._async_client is None:
             raise RuntimeError("no async client to fetch OAuth2 tokens with")
         form, headers = self._token_request()
+        request = self._async_client.build_request("POST", self._token_url, data=form, headers=headers,
+                                                   timeout=_TOKEN_TIMEOUT)
         try:
-            response = await self._async_client.post(self._token_url, data=form, headers=headers,
-                                                     timeout=_TOKEN_TIMEOUT)
+            response = await self._async_client.send(request, stream=True)
+            try:
+                content = await self._acapped(adecoded(response))
+            finally:
+                await response.aclose()
         except httpx.HTTPError as exc:
             raise classify(exc, url=self._token_url, resolved=self._resolved) from None
-        return self._parse(response)
+        return self._parse(response, content)
+
+    def _where(self) -> str:
+        return f"token endpoint {self._token_url} (credential '{self._credential.name}')"
+
+    def _capped(self, pieces: Iterable[bytes]) -> bytes:
+        """A token answer is a small JSON object: a body past ``_TOKEN_MAX_BYTES`` is refused."""
+        kept: list[bytes] = []
+        size = 0
+        for piece in pieces:
+            size += len(piece)
+            if size > _TOKEN_MAX_BYTES:
+                raise self._too_large()
+            kept.append(piece)
+        return b"".join(kept)
+
+    async def _acapped(self, pieces: AsyncIterator[bytes]) -> bytes:
+        kept: list[bytes] = []
+        size = 0
+        async for piece in pieces:
+            size += len(piece)
+            if size > _TOKEN_MAX_BYTES:
+                raise self._too_large()
+            kept.append(piece)
+        return b"".join(kept)
+
+    def _too_large(self) -> AuthenticationError:
+        return AuthenticationError(f"{self._where()} sent more than {_TOKEN_MAX_BYTES} bytes; refused",
+                                   hint="a token answer is a small JSON object: check token_url")
 
     def token(self, *, stale: Token | None = None) -> Token:
         """The cached token, fetched when missing, expiring, or equal to ``stale`` (rejected)."""

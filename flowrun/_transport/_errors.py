@@ -6,8 +6,11 @@
 1. an ``ssl.SSLError`` anywhere in the exception's cause/context chain (httpx puts it at
    ``exc.__cause__.__context__``): the OpenSSL reason decides the TLS cause. With TLS 1.3 a
    rejected client certificate surfaces as a *read* error after the request was written, so a
-   TLS reason wins over the httpx class;
-2. the httpx class (timeouts, connect, read/write, protocol);
+   TLS reason wins over the httpx class. A handshake alert on an established TLS 1.2
+   connection ends a renegotiation the partner asked for and we declined
+   (``RenegotiationRefusedError``; ``_streams`` notes each connection's version);
+2. the attempt's total deadline (``_streams.DeadlineExceeded``: "the partner kept sending
+   slowly"), then the httpx class (timeouts, connect, read/write, protocol);
 3. plain ``OSError`` subclasses (refused, reset) for callers that use sockets directly.
 
 Messages name ``host:port`` and the alias, and end with the OpenSSL reason; never a secret.
@@ -32,11 +35,13 @@ from flowrun._errors import (
     PlainHttpPortError,
     ProtocolError,
     ProtocolVersionError,
+    RenegotiationRefusedError,
     RequestTimeoutError,
     ServerCertUntrustedError,
     TlsError,
     TransportError,
 )
+from flowrun._transport._streams import ATTEMPT_DEADLINE_FACTOR, DeadlineExceeded, TlsReadError
 
 if TYPE_CHECKING:
     from flowrun._registry import ResolvedConnection
@@ -59,6 +64,11 @@ _VERSION_REASONS = frozenset({
 # What OpenSSL says when the bytes that came back are not TLS at all.
 _NOT_TLS_REASONS = frozenset({"WRONG_VERSION_NUMBER", "HTTP_REQUEST", "PACKET_LENGTH_TOO_LONG",
                               "RECORD_LAYER_FAILURE"})
+# Versions that renegotiate, and the alerts that end a renegotiation we declined (OpenSSL servers
+# answer our no_renegotiation warning with handshake_failure).
+_RENEGOTIABLE = frozenset({"TLSv1.2", "TLSv1.1", "TLSv1", "SSLv3"})
+_HANDSHAKE_ALERTS = _CLIENT_CERT_MISSING | _CLIENT_CERT_REJECTED | {"NO_RENEGOTIATION",
+                                                                      "TLSV1_ALERT_NO_RENEGOTIATION"}
 # Failures that happen before a byte of the request reached the partner.
 _BEFORE_SEND = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol)
 
@@ -86,7 +96,9 @@ def failed_before_sending(exc: BaseException) -> bool:
 
 def find_ssl_error(exc: BaseException) -> ssl.SSLError | None:
     for item in exception_chain(exc):
-        if isinstance(item, ssl.SSLError):
+        # "Want read/write" is how non-blocking TLS asks for more bytes (anyio leaves it in the
+        # context of a reset): never a TLS failure.
+        if isinstance(item, ssl.SSLError) and not isinstance(item, ssl.SSLWantReadError | ssl.SSLWantWriteError):
             return item
     return None
 
@@ -107,8 +119,15 @@ def classify(
     where = _where(url, resolved)
     ssl_error = find_ssl_error(exc)
     if ssl_error is not None and not isinstance(ssl_error, ssl.SSLEOFError | ssl.SSLZeroReturnError):
-        return _classify_tls(ssl_error, where, resolved)
+        renegotiation = _renegotiation(exc, ssl_error, where)
+        return renegotiation or _classify_tls(ssl_error, where, resolved)
     chain = list(exception_chain(exc))
+    deadline = next((e for e in chain if isinstance(e, DeadlineExceeded)), None)
+    if deadline is not None:
+        return RequestTimeoutError(
+            f"{where}: {_first_line(deadline)}",
+            hint=f"one attempt may take {ATTEMPT_DEADLINE_FACTOR:g} x timeout_s in all; raise timeout_s if the "
+                 "partner is slow but sound (a large body, a slow link), else ask the partner why it trickles")
     if isinstance(exc, httpx.TimeoutException) or any(isinstance(e, TimeoutError) for e in chain):
         return _timeout(exc, where)
     if ssl_error is not None:
@@ -124,12 +143,15 @@ def classify(
     if isinstance(exc, httpx.RemoteProtocolError):
         text = str(exc)
         if "disconnected" in text.lower() or "closed" in text.lower():
-            return ConnectionLostError(f"{where}: the partner closed the connection without a complete answer")
+            return ConnectionLostError(f"{where}: the partner closed the connection without a complete answer "
+                                       f"({_first_line(exc)})")
+        if "receive buffer too long" in text.lower():
+            return ProtocolError(f"{where}: the reply's status line and headers never end ({_first_line(exc)})")
         return ProtocolError(f"{where}: the reply is not valid HTTP ({_first_line(exc)})")
     if isinstance(exc, httpx.ReadError | httpx.WriteError | httpx.CloseError) or any(
         isinstance(e, ConnectionResetError | BrokenPipeError | ConnectionAbortedError) for e in chain
     ):
-        return ConnectionLostError(f"{where}: the connection was lost mid-exchange ({_first_line(exc)})")
+        return ConnectionLostError(f"{where}: the connection was lost mid-exchange ({_lost(chain)})")
     if isinstance(exc, httpx.DecodingError):
         return ProtocolError(f"{where}: the body cannot be decoded ({_first_line(exc)})",
                              hint="the partner's Content-Encoding does not match its body")
@@ -153,6 +175,14 @@ def _classify_tls(error: ssl.SSLError, where: str, resolved: ResolvedConnection 
                 f"{where}: the partner's certificate is outside its validity period ({detail})",
                 hint="the partner must renew its certificate (or check this machine's clock)")
         return ServerCertUntrustedError(f"{where}: the partner's certificate is not trusted ({detail})")
+    from flowrun._tls._context import hello_refused  # only on TLS failures
+
+    if hello_refused(error) is not None:
+        # TLS 1.2 sends the same alert for "no client certificate": the context saw it came first.
+        return ProtocolVersionError(
+            f"{where}: the partner refused our hello: no TLS version or cipher in common ({detail})",
+            hint="flowrun offers TLS 1.3 and TLS 1.2 with ECDHE and AES-GCM or ChaCha20 only; the partner "
+            "must enable one of them (older versions and ciphers are not offered on purpose)")
     mutual = resolved is not None and resolved.client_certificate is not None
     if reason == "SSLV3_ALERT_CERTIFICATE_EXPIRED":
         return ClientCertExpiredError(f"{where}: the partner says our client certificate{_ours(resolved)} "
@@ -175,6 +205,16 @@ def _classify_tls(error: ssl.SSLError, where: str, resolved: ResolvedConnection 
         return ProtocolVersionError(f"{where}: no common TLS version or cipher with the partner ({detail})")
     return TlsError(f"{where}: the TLS handshake failed ({detail})",
                     hint="run `flowrun alias test` for a diagnosis of the connection")
+
+
+def _renegotiation(exc: BaseException, error: ssl.SSLError, where: str) -> RenegotiationRefusedError | None:
+    """A handshake alert on an established TLS 1.2 connection: the partner started a new
+    handshake (our contexts set OP_NO_RENEGOTIATION, so we declined) and gave up on us."""
+    read = next((e for e in exception_chain(exc) if isinstance(e, TlsReadError)), None)
+    if read is None or read.tls_version not in _RENEGOTIABLE or (error.reason or "").upper() not in _HANDSHAKE_ALERTS:
+        return None
+    return RenegotiationRefusedError(f"{where}: the partner asked to renegotiate the {read.tls_version} session "
+                                     f"mid-exchange, and flowrun does not renegotiate ({_reason(error)})")
 
 
 def _timeout(exc: BaseException, where: str) -> RequestTimeoutError:
@@ -218,6 +258,12 @@ def _reason(error: ssl.SSLError) -> str:
     reason = error.reason or type(error).__name__
     verify = getattr(error, "verify_message", None)
     return f"OpenSSL: {reason}: {verify}" if verify else f"OpenSSL: {reason}"
+
+
+def _lost(chain: list[BaseException]) -> str:
+    """What the system said about a lost connection (httpx's own message is often empty)."""
+    reason = next((e for e in chain if isinstance(e, OSError) and str(e).strip()), None)
+    return _first_line(reason if reason is not None else chain[0])
 
 
 def _first_line(exc: BaseException) -> str:

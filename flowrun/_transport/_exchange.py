@@ -4,7 +4,9 @@
 response (``Raw``: status, headers, body bytes or the file it was streamed to, TLS info) or the
 classified error. The body is read as it arrives, counted against ``response.max_bytes`` (a
 larger body is refused as soon as it is known: by its Content-Length, else when the count
-passes the cap), or streamed to a temporary file next to ``save_to``.
+passes the cap), or streamed to a temporary file next to ``save_to``. The cap counts decoded
+bytes, inflated a slice at a time (``_decode``: a gzip bomb never lands in memory whole), and
+the whole attempt, redirects included, runs under its total deadline (``_streams``).
 """
 
 from __future__ import annotations
@@ -23,11 +25,13 @@ from flowrun._errors import FlowrunError, ResponseTooLargeError, StepFailure
 from flowrun._models._results import TlsInfo
 from flowrun._models._steps import RestStep
 from flowrun._registry import ResolvedConnection
+from flowrun._transport._decode import adecoded, decoded
 from flowrun._transport._errors import classify, failed_before_sending
 from flowrun._transport._http import TlsInfoReader
 from flowrun._transport._redirect import is_redirect, next_hop
 from flowrun._transport._request import OpenBody, RequestPlan, open_body
 from flowrun._transport._retry import Outcome
+from flowrun._transport._streams import begin_attempt, end_attempt
 
 C = TypeVar("C", httpx.Client, httpx.AsyncClient)
 Timeout = httpx.Timeout | UseClientDefault
@@ -87,6 +91,11 @@ def make_timeout(resolved: ResolvedConnection, step_timeout: float | None) -> ht
         read = resolved.read_timeout_s
         return httpx.Timeout(read, connect=resolved.connect_timeout_s)
     return httpx.Timeout(step_timeout, connect=min(resolved.connect_timeout_s, step_timeout))
+
+
+def wait_seconds(route: Route[Any], step: RestStep) -> float:
+    """What bounds each wait of an attempt (its total deadline is a multiple, see ``_streams``)."""
+    return step.timeout_s if step.timeout_s is not None else route.resolved.read_timeout_s
 
 
 def timeout_argument(route: Route[Any], step: RestStep) -> Timeout:
@@ -182,6 +191,11 @@ def _outcome(head: Head, content: bytes, saved: Saved | None, url: str, tls: Tls
                    head.retry_after, cleanup=saved.abort if saved is not None else None)
 
 
+def _presented(route: Route[Any], current: Route[Any]) -> ResolvedConnection:
+    """The connection as the partner of the failed hop met it: another origin never saw our certificate."""
+    return route.resolved if current is route else attrs.evolve(current.resolved, client_chain=())
+
+
 def _send_headers(headers: tuple[tuple[str, str], ...], body: OpenBody) -> tuple[tuple[str, str], ...]:
     return (*headers, *body.headers) if body.headers else headers
 
@@ -192,6 +206,8 @@ def exchange(route: Route[httpx.Client], step: RestStep, plan: RequestPlan, time
     opened: list[OpenBody] = []
     response: httpx.Response | None = None
     url = plan.url
+    current = route  # the route of the hop being sent
+    attempt = begin_attempt(wait_seconds(route, step))
     try:
         body = open_body(plan.body, step.id)
         opened.append(body)
@@ -209,7 +225,7 @@ def exchange(route: Route[httpx.Client], step: RestStep, plan: RequestPlan, time
                 target = route if hop.same_origin else stranger(route)
                 body = open_body(plan.body if hop.keep_body else None, step.id)
                 opened.append(body)
-                client, tls = target.client, target.tls
+                client, tls, current = target.client, target.tls, target
                 request = client.build_request(hop.method, hop.url, headers=_send_headers(hop.headers, body),
                                                timeout=timeout, **body.kwargs)
                 response = client.send(request, auth=target.auth, stream=True)
@@ -218,7 +234,7 @@ def exchange(route: Route[httpx.Client], step: RestStep, plan: RequestPlan, time
         if spec.save_to is not None:
             saver = Saver(Path(spec.save_to))
             try:
-                for chunk in response.iter_bytes():
+                for chunk in decoded(response):
                     saver.add(chunk)
                 content, saved = saver.done()
             except BaseException:
@@ -229,7 +245,7 @@ def exchange(route: Route[httpx.Client], step: RestStep, plan: RequestPlan, time
         check_announced(head, limit, url)
         chunks: list[bytes] = []
         size = 0
-        for chunk in response.iter_bytes():
+        for chunk in decoded(response):
             size += len(chunk)
             if size > limit:
                 raise too_large(url, limit, "is larger")
@@ -237,7 +253,7 @@ def exchange(route: Route[httpx.Client], step: RestStep, plan: RequestPlan, time
         content = chunks[0] if len(chunks) == 1 else b"".join(chunks)
         return _outcome(head, content, None, url, tls.read(response))
     except httpx.HTTPError as exc:
-        return Outcome(error=classify(exc, url=url, resolved=route.resolved),
+        return Outcome(error=classify(exc, url=url, resolved=_presented(route, current)),
                        sent=not failed_before_sending(exc))
     except FlowrunError as error:
         return Outcome(error=error)
@@ -246,6 +262,7 @@ def exchange(route: Route[httpx.Client], step: RestStep, plan: RequestPlan, time
             response.close()
         for item in opened:
             item.close()
+        end_attempt(attempt)
 
 
 async def aexchange(route: Route[httpx.AsyncClient], step: RestStep, plan: RequestPlan, timeout: Timeout,
@@ -254,6 +271,8 @@ async def aexchange(route: Route[httpx.AsyncClient], step: RestStep, plan: Reque
     opened: list[OpenBody] = []
     response: httpx.Response | None = None
     url = plan.url
+    current = route  # the route of the hop being sent
+    attempt = begin_attempt(wait_seconds(route, step))
     try:
         body = open_body(plan.body, step.id, asynchronous=True)
         opened.append(body)
@@ -271,7 +290,7 @@ async def aexchange(route: Route[httpx.AsyncClient], step: RestStep, plan: Reque
                 target = route if hop.same_origin else stranger(route)
                 body = open_body(plan.body if hop.keep_body else None, step.id, asynchronous=True)
                 opened.append(body)
-                client, tls = target.client, target.tls
+                client, tls, current = target.client, target.tls, target
                 request = client.build_request(hop.method, hop.url, headers=_send_headers(hop.headers, body),
                                                timeout=timeout, **body.kwargs)
                 response = await client.send(request, auth=target.auth, stream=True)
@@ -280,7 +299,7 @@ async def aexchange(route: Route[httpx.AsyncClient], step: RestStep, plan: Reque
         if spec.save_to is not None:
             saver = Saver(Path(spec.save_to))
             try:
-                async for chunk in response.aiter_bytes():
+                async for chunk in adecoded(response):
                     saver.add(chunk)
                 content, saved = saver.done()
             except BaseException:
@@ -291,7 +310,7 @@ async def aexchange(route: Route[httpx.AsyncClient], step: RestStep, plan: Reque
         check_announced(head, limit, url)
         chunks: list[bytes] = []
         size = 0
-        async for chunk in response.aiter_bytes():
+        async for chunk in adecoded(response):
             size += len(chunk)
             if size > limit:
                 raise too_large(url, limit, "is larger")
@@ -299,7 +318,7 @@ async def aexchange(route: Route[httpx.AsyncClient], step: RestStep, plan: Reque
         content = chunks[0] if len(chunks) == 1 else b"".join(chunks)
         return _outcome(head, content, None, url, tls.read(response))
     except httpx.HTTPError as exc:
-        return Outcome(error=classify(exc, url=url, resolved=route.resolved),
+        return Outcome(error=classify(exc, url=url, resolved=_presented(route, current)),
                        sent=not failed_before_sending(exc))
     except FlowrunError as error:
         return Outcome(error=error)
@@ -308,3 +327,4 @@ async def aexchange(route: Route[httpx.AsyncClient], step: RestStep, plan: Reque
             await response.aclose()
         for item in opened:
             item.close()
+        end_attempt(attempt)

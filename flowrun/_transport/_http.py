@@ -18,12 +18,15 @@ import httpx
 from cryptography import x509
 
 from flowrun._models._results import TlsInfo
+from flowrun._transport import _streams
 from flowrun._transport._connect_to import Address, apply_connect_to
+from flowrun._transport._decode import ACCEPT_ENCODING
 from flowrun._version import __version__
 
 USER_AGENT = f"flowrun/{__version__}"
 LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=20, keepalive_expiry=30.0)
-_DEFAULT_HEADERS = {"User-Agent": USER_AGENT}
+# Only the encodings ``_decode`` inflates in bounded slices.
+_DEFAULT_HEADERS = {"User-Agent": USER_AGENT, "Accept-Encoding": ACCEPT_ENCODING}
 DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=10.0)
 
 
@@ -34,6 +37,7 @@ def new_client(ssl_context: ssl.SSLContext, *, connect_to: Mapping[Address, Addr
     transport = httpx.HTTPTransport(verify=ssl_context, http1=True, http2=False, retries=0,
                                     limits=LIMITS, trust_env=False)
     apply_connect_to(transport, connect_to or {})
+    _streams.install(transport)
     return httpx.Client(transport=transport, trust_env=False, follow_redirects=False,
                         headers=_DEFAULT_HEADERS, timeout=timeout or DEFAULT_TIMEOUT)
 
@@ -43,6 +47,7 @@ def new_async_client(ssl_context: ssl.SSLContext, *, connect_to: Mapping[Address
     transport = httpx.AsyncHTTPTransport(verify=ssl_context, http1=True, http2=False, retries=0,
                                          limits=LIMITS, trust_env=False)
     apply_connect_to(transport, connect_to or {})
+    _streams.install(transport)
     return httpx.AsyncClient(transport=transport, trust_env=False, follow_redirects=False,
                              headers=_DEFAULT_HEADERS, timeout=timeout or DEFAULT_TIMEOUT)
 

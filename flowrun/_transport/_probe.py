@@ -131,7 +131,13 @@ def _hooked(context: ssl.SSLContext | None, watch: _Handshake) -> Iterator[None]
         return
     with _HOOK_LOCK:
         previous = context._msg_callback
-        context._msg_callback = watch.message
+
+        def both(*args: Any) -> None:
+            watch.message(*args)
+            if previous is not None:  # the context's own watch (it tells a refused hello apart)
+                previous(*args)
+
+        context._msg_callback = both
         try:
             yield
         finally:

@@ -27,8 +27,9 @@ from urllib.parse import quote
 import attrs
 
 from flowrun._errors import DataPillError, DefinitionError
-from flowrun._eval import _template, value_to_text
 from flowrun._eval import render as render_value
+from flowrun._eval import render_text, value_to_text
+from flowrun._eval._template import OPEN
 from flowrun._models._steps import Body, FilePart, RestStep
 
 if TYPE_CHECKING:
@@ -105,7 +106,7 @@ def is_static(step: RestStep) -> bool:
 
 def _mentions_pill(value: Any) -> bool:
     if isinstance(value, str):
-        return _template.OPEN in value
+        return OPEN in value
     if isinstance(value, Mapping):
         return any(_mentions_pill(item) for item in value.values())
     if isinstance(value, list | tuple):
@@ -126,28 +127,12 @@ def encode_path(path: str) -> str:
 def render_path(template: str, context: Mapping[str, Any], *, step: str | None = None,
                 pointer: str = "/path") -> str:
     """Render pills in a path; each pill's value is encoded as one path segment (or query value)."""
-    # The template module's parser is used directly: ``render`` cannot encode pill values alone.
-    if _template.OPEN not in template:
-        return encode_path(template)
-    try:
-        parts = _template._parse(template)
-    except _template._TemplateError:
-        render_value(template, context, step=step, pointer=pointer)  # raises the DataPillError
-        raise
-    pieces: list[str] = []
-    in_query = False
-    for part in parts:
-        if isinstance(part, str):
-            if not in_query and "?" in part:
-                route, _, query = part.partition("?")
-                pieces.append(quote(route, safe=_PATH_SAFE) + "?" + quote(query, safe=_QUERY_SAFE))
-                in_query = True
-            else:
-                pieces.append(quote(part, safe=_QUERY_SAFE if in_query else _PATH_SAFE))
-            continue
-        value = _template._evaluate_pill(part, context, step, pointer)
-        pieces.append(quote(value_to_text(value), safe=""))
-    return "".join(pieces)
+    # A pill value is fully percent-encoded, so encoding the whole path afterwards leaves it alone.
+    return encode_path(render_text(template, context, escape=_encode_segment, step=step, pointer=pointer))
+
+
+def _encode_segment(value: Any) -> str:
+    return quote(value_to_text(value), safe="")
 
 
 def join_url(base_url: str, path: str) -> str:
@@ -171,7 +156,7 @@ def add_query(url: str, pairs: Sequence[tuple[str, Any]]) -> str:
 
 def _render_pairs(pairs: Sequence[tuple[str, Any]], context: Mapping[str, Any], step: str,
                   pointer: str) -> Sequence[tuple[str, Any]]:
-    if not any(isinstance(value, str) and _template.OPEN in value for _, value in pairs):
+    if not any(isinstance(value, str) and OPEN in value for _, value in pairs):
         return pairs
     rendered: list[tuple[str, Any]] = []
     for index, (name, value) in enumerate(pairs):

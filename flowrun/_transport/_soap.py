@@ -6,7 +6,8 @@ subclass zeep's and route what zeep calls (``load``, ``post_xml``, ``post``, ``g
 alias's pooled ``httpx.Client`` (``Exchanger``): one pool, one SSL context, one credential, one
 retry policy for REST and SOAP alike. No ``requests`` session is ever created.
 
-Every reply is read under the step's byte cap and passes ``flowrun._eval.parse_xml`` (no DOCTYPE:
+Every reply is read under the step's byte cap (decoded bytes, see ``_decode``) and within the
+attempt's total deadline (``_streams``), and passes ``flowrun._eval.parse_xml`` (no DOCTYPE:
 no DTD, entity, billion laughs or external DTD) before zeep sees it; zeep's own ``forbid_dtd``
 and ``forbid_entities`` stay on behind that. WSDL loading is in ``flowrun._transport._wsdl``,
 faults and plain data in ``flowrun._transport._soap_data``.
@@ -38,6 +39,7 @@ from flowrun._eval import parse_xml, xml_to_data
 from flowrun._load._schema import did_you_mean
 from flowrun._models._aliases import Credential, RetryPolicy
 from flowrun._models._results import Attempt, TlsInfo
+from flowrun._transport._decode import decoded
 from flowrun._transport._errors import classify, failed_before_sending
 from flowrun._transport._http import TlsInfoReader
 from flowrun._transport._retry import Outcome, run_with_retry
@@ -52,6 +54,7 @@ from flowrun._transport._soap_data import (
     serialize,
     to_plain,
 )
+from flowrun._transport._streams import begin_attempt, end_attempt
 
 if TYPE_CHECKING:
     from flowrun._registry import ResolvedConnection
@@ -60,6 +63,7 @@ if TYPE_CHECKING:
 SOAP11_CONTENT_TYPE = "text/xml; charset=utf-8"
 SOAP12_CONTENT_TYPE = "application/soap+xml; charset=utf-8"
 _EXCERPT_CHARS = 500
+_DEFAULT_WAIT_S = 30.0
 
 
 def zeep_settings(*, strict: bool = True) -> zeep.Settings:
@@ -154,6 +158,15 @@ class Exchanger:
 
     def _once(self, method: str, url: str, content: bytes | None, headers: Mapping[str, str],
               max_bytes: int) -> Outcome[Reply]:
+        # One attempt (a call, or a WSDL or schema fetch) ends by its total deadline (``_streams``).
+        attempt = begin_attempt(self._timeout.read if self._timeout.read is not None else _DEFAULT_WAIT_S)
+        try:
+            return self._send(method, url, content, headers, max_bytes)
+        finally:
+            end_attempt(attempt)
+
+    def _send(self, method: str, url: str, content: bytes | None, headers: Mapping[str, str],
+              max_bytes: int) -> Outcome[Reply]:
         request = self._client.build_request(method, url, content=content, headers=dict(headers),
                                              timeout=self._timeout)
         self.last_request = (method, url, tuple(request.headers.multi_items()))
@@ -182,7 +195,7 @@ def _read_capped(response: httpx.Response, max_bytes: int, url: str) -> bytes:
         raise ResponseTooLargeError(f"{url} announced {int(declared)} bytes, more than the cap of {max_bytes}")
     chunks: list[bytes] = []
     size = 0
-    for chunk in response.iter_bytes():
+    for chunk in decoded(response):
         size += len(chunk)
         if size > max_bytes:
             raise ResponseTooLargeError(f"{url} sent more than the cap of {max_bytes} bytes")

@@ -211,6 +211,12 @@ class PartnerServer:
             return self._tokens_issued
 
     @property
+    def access_tokens(self) -> list[str]:
+        """Every access token issued so far (a test checks none of them leaks into output)."""
+        with self._changed:
+            return list(self._tokens)
+
+    @property
     def errors(self) -> list[str]:
         """Exceptions that ended a connection after its handshake (client gone, reset...)."""
         with self._changed:
@@ -437,6 +443,9 @@ class PartnerServer:
 
 class _TlsHttpServer(http.server.ThreadingHTTPServer):
     daemon_threads = True
+    # socketserver's default backlog (5) drops the SYNs of a burst of clients (100 flows starting
+    # at once): they stall in TCP retransmits and time out connecting.
+    request_queue_size = 256
 
     def __init__(self, address: tuple[str, int], partner: PartnerServer) -> None:
         self.partner = partner
