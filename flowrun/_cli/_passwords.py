@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import argparse
 import os
+import stat
 import sys
 from pathlib import Path
 from typing import TextIO
 
 from flowrun._errors import SecretUnavailableError, UsageError
+from flowrun._models._secret import MAX_SECRET_FILE_BYTES
 
 __all__ = ["add_key_password_options", "add_store_password_options", "key_password", "store_password"]
 
@@ -76,7 +78,17 @@ def _from_env(name: str, option: str) -> str:
 
 def _from_file(path: Path, option: str) -> str:
     try:
-        text = path.read_text(encoding="utf-8")
+        # Checked before opening: opening a FIFO blocks, reading /dev/zero never ends.
+        if path.exists() and not path.is_dir() and not stat.S_ISREG(path.stat().st_mode):
+            raise SecretUnavailableError(f"password file {path} (named by {option}) is not a regular file",
+                                         hint="name the file that holds the password")
+        with path.open("rb") as handle:
+            data = handle.read(MAX_SECRET_FILE_BYTES + 1)
+        if len(data) > MAX_SECRET_FILE_BYTES:
+            raise SecretUnavailableError(
+                f"password file {path} (named by {option}) is larger than {MAX_SECRET_FILE_BYTES} bytes",
+                hint="name the file that holds only the password")
+        text = data.decode("utf-8")
     except FileNotFoundError:
         raise SecretUnavailableError(f"password file {path} (named by {option}) does not exist",
                                      hint="check the path") from None

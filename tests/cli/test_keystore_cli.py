@@ -325,3 +325,12 @@ def test_real_process_exit_codes_and_no_traceback(full_jks: KeytoolStore, leaf_o
     assert wrong.stdout == ""
     _assert_one_line_error(wrong.stderr, "keystore.wrong_password")
     assert WRONG_PASSWORD not in wrong.stderr
+
+
+def test_password_file_that_is_a_device_is_refused_without_reading(capsys: pytest.CaptureFixture[str],
+                                                                     tmp_path: Path) -> None:
+    store = tmp_path / "store.jks"
+    store.write_bytes(b"\xfe\xed\xfe\xed")
+    code = main(["keystore", "inspect", str(store), "--password-file", "/dev/zero"])
+    assert code == 2
+    assert "is not a regular file" in capsys.readouterr().err
