@@ -23,7 +23,7 @@ from httpx._client import UseClientDefault
 
 from flowrun._errors import FlowrunError, ResponseTooLargeError, StepFailure
 from flowrun._models._results import TlsInfo
-from flowrun._models._steps import RestStep
+from flowrun._models._steps import IDEMPOTENT_METHODS, RestStep
 from flowrun._registry import ResolvedConnection
 from flowrun._transport._decode import adecoded, decoded
 from flowrun._transport._errors import classify, failed_before_sending
@@ -200,6 +200,36 @@ def _send_headers(headers: tuple[tuple[str, str], ...], body: OpenBody) -> tuple
     return (*headers, *body.headers) if body.headers else headers
 
 
+_STALE_CONNECTION = "Server disconnected without sending a response"
+
+
+class ConnectionTracer:
+    """httpcore's ``trace`` extension: notes whether a send opened a new connection."""
+
+    __slots__ = ("opened",)
+
+    def __init__(self) -> None:
+        self.opened = False
+
+    def __call__(self, name: str, info: dict[str, Any]) -> None:
+        if name.startswith("connection.connect_tcp"):
+            self.opened = True
+
+
+class AsyncConnectionTracer(ConnectionTracer):
+    async def __call__(self, name: str, info: dict[str, Any]) -> None:  # type: ignore[override]
+        if name.startswith("connection.connect_tcp"):
+            self.opened = True
+
+
+def resend_on_fresh_connection(exc: httpx.RemoteProtocolError, method: str, body: OpenBody) -> bool:
+    """A kept-alive connection the partner closed just as we reused it fails before any answer
+    (the caller checks the connection was a reused one).
+    Browsers and urllib3 send an idempotent request once more on a new connection then; so do we.
+    A POST is never resent (the partner may have acted on it), nor a streamed file body."""
+    return _STALE_CONNECTION in str(exc) and method in IDEMPOTENT_METHODS and body.replayable
+
+
 def exchange(route: Route[httpx.Client], step: RestStep, plan: RequestPlan, timeout: Timeout,
              stranger: Callable[[Route[httpx.Client]], Route[httpx.Client]]) -> Outcome[Raw]:
     """Send the plan through the route; ``stranger(route)`` gives the route for other origins."""
@@ -212,9 +242,18 @@ def exchange(route: Route[httpx.Client], step: RestStep, plan: RequestPlan, time
         body = open_body(plan.body, step.id)
         opened.append(body)
         client, tls = route.client, route.tls
-        request = client.build_request(plan.method, url, headers=_send_headers(plan.headers, body),
-                                       timeout=timeout, **body.kwargs)
-        response = client.send(request, auth=route.auth, stream=True)
+        connections = ConnectionTracer()
+
+        def build() -> httpx.Request:
+            return client.build_request(plan.method, url, headers=_send_headers(plan.headers, body),
+                                        timeout=timeout, extensions={"trace": connections}, **body.kwargs)
+
+        try:
+            response = client.send(build(), auth=route.auth, stream=True)
+        except httpx.RemoteProtocolError as exc:
+            if connections.opened or not resend_on_fresh_connection(exc, plan.method, body):
+                raise
+            response = client.send(build(), auth=route.auth, stream=True)
         if step.follow_redirects:
             hops, method = 0, plan.method
             while is_redirect(response):
@@ -277,9 +316,18 @@ async def aexchange(route: Route[httpx.AsyncClient], step: RestStep, plan: Reque
         body = open_body(plan.body, step.id, asynchronous=True)
         opened.append(body)
         client, tls = route.client, route.tls
-        request = client.build_request(plan.method, url, headers=_send_headers(plan.headers, body),
-                                       timeout=timeout, **body.kwargs)
-        response = await client.send(request, auth=route.auth, stream=True)
+        connections = AsyncConnectionTracer()
+
+        def build() -> httpx.Request:
+            return client.build_request(plan.method, url, headers=_send_headers(plan.headers, body),
+                                        timeout=timeout, extensions={"trace": connections}, **body.kwargs)
+
+        try:
+            response = await client.send(build(), auth=route.auth, stream=True)
+        except httpx.RemoteProtocolError as exc:
+            if connections.opened or not resend_on_fresh_connection(exc, plan.method, body):
+                raise
+            response = await client.send(build(), auth=route.auth, stream=True)
         if step.follow_redirects:
             hops, method = 0, plan.method
             while is_redirect(response):

@@ -230,6 +230,11 @@ class OpenBody:
         self._files.append(handle)
         return handle
 
+    @property
+    def replayable(self) -> bool:
+        """Whether the body can be sent again: bytes can, an open file being streamed cannot."""
+        return not self._files
+
     def close(self) -> None:
         for handle in self._files:
             handle.close()
