@@ -14,10 +14,10 @@ profile says ``insecure_skip_verify`` (which the registry reports loudly).
 
 A partner that refuses our ClientHello (no TLS version or cipher in common) answers with an alert
 that TLS 1.2 also uses for "no client certificate": the same ``SSLV3_ALERT_HANDSHAKE_FAILURE``.
-To tell them apart, the context watches the handshake messages (OpenSSL's message callback,
-``SSLContext._msg_callback`` in CPython): a fatal alert before any ServerHello raises
-``HelloRefused`` from the callback, which CPython chains as the ``__context__`` of the
-``ssl.SSLError`` that follows; the error classification reads it there.
+To tell them apart, ``hello_answered`` makes one more, diagnostic handshake after such a failure
+and watches its messages (OpenSSL's message callback, ``SSLContext._msg_callback`` in CPython):
+a ServerHello means the partner accepted our versions and ciphers. Only that probe carries the
+callback: on the contexts that carry traffic it would cost a Python call per TLS record.
 """
 
 from __future__ import annotations
@@ -25,10 +25,9 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
+import socket
 import ssl
 import tempfile
-import threading
-import weakref
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -45,51 +44,45 @@ _VERSIONS = {"1.2": ssl.TLSVersion.TLSv1_2, "1.3": ssl.TLSVersion.TLSv1_3}
 _TLS12_CIPHERS = "ECDHE+AESGCM:ECDHE+CHACHA20:DHE+AESGCM:DHE+CHACHA20:!aNULL:!eNULL:!MD5:!DSS"
 
 
-# TLS alert descriptions that mean "nothing you offered is acceptable".
-_REFUSAL_ALERTS = frozenset({40, 70, 71})  # handshake_failure, protocol_version, insufficient_security
-_FATAL = 2
 _HANDSHAKE = 22
-_ALERT = 21
 _SERVER_HELLO = 2
 
 
-class HelloRefused(Exception):
-    """The partner answered our ClientHello with a fatal alert: no TLS version or cipher in common."""
+def hello_answered(address: tuple[str, int], server_hostname: str, versions: Sequence[str],
+                   timeout: float) -> bool | None:
+    """Whether the partner answers our ClientHello (same versions and ciphers as our contexts) with
+    a ServerHello. A diagnostic handshake, made only after an ambiguous failure; None when it
+    cannot tell (no message callback in this Python, or no connection)."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    if not hasattr(context, "_msg_callback"):
+        return None
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    _apply_posture(context, versions)
+    answered: list[bool] = []
 
-    def __init__(self, alert: int) -> None:
-        super().__init__(f"the partner refused the ClientHello (TLS alert {alert})")
-        self.alert = alert
+    def watch(conn: Any, direction: str, version: Any, content_type: Any, msg_type: Any, data: bytes) -> None:
+        if direction == "read" and content_type == _HANDSHAKE and msg_type == _SERVER_HELLO:
+            answered.append(True)
 
-
-class _HelloWatch:
-    """Remembers which connections got a ServerHello (weakly: a closed connection is forgotten)."""
-
-    def __init__(self) -> None:
-        self._answered: weakref.WeakSet[Any] = weakref.WeakSet()
-        self._lock = threading.Lock()
-
-    # CPython calls this for every TLS record and message of every connection on the context.
-    def __call__(self, conn: Any, direction: str, version: Any, content_type: Any, msg_type: Any,
-                 data: bytes) -> None:
-        if direction != "read":
-            return
-        if content_type == _HANDSHAKE and msg_type == _SERVER_HELLO:
-            with self._lock:
-                self._answered.add(conn)
-        elif content_type == _ALERT and len(data) == 2 and data[0] == _FATAL and data[1] in _REFUSAL_ALERTS:
-            with self._lock:
-                answered = conn in self._answered
-            if not answered:
-                raise HelloRefused(data[1])
-
-
-_HELLO_WATCH = _HelloWatch()
+    context._msg_callback = watch
+    try:
+        with socket.create_connection(address, timeout=timeout) as raw, \
+                context.wrap_socket(raw, server_hostname=server_hostname):
+            pass
+    except ssl.SSLError:
+        pass
+    except OSError:
+        return None
+    return bool(answered)
 
 
-def hello_refused(error: BaseException) -> HelloRefused | None:
-    """The ``HelloRefused`` marker chained to an ``ssl.SSLError`` (see the module docstring)."""
-    context = error.__context__
-    return context if isinstance(context, HelloRefused) else None
+def _apply_posture(context: ssl.SSLContext, versions: Sequence[str]) -> None:
+    ordered = sorted(_VERSIONS[v] for v in versions)
+    context.minimum_version = ordered[0]
+    context.maximum_version = ordered[-1]
+    context.set_ciphers(_TLS12_CIPHERS)
+    context.options |= ssl.OP_NO_COMPRESSION | ssl.OP_NO_RENEGOTIATION
 
 
 @attrs.frozen
@@ -112,13 +105,7 @@ def build_ssl_context(
     settings: TlsSettings = TlsSettings(),
 ) -> ssl.SSLContext:
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    versions = sorted(_VERSIONS[v] for v in settings.versions)
-    context.minimum_version = versions[0]
-    context.maximum_version = versions[-1]
-    context.set_ciphers(_TLS12_CIPHERS)
-    context.options |= ssl.OP_NO_COMPRESSION | ssl.OP_NO_RENEGOTIATION
-    if hasattr(context, "_msg_callback"):
-        context._msg_callback = _HELLO_WATCH
+    _apply_posture(context, settings.versions)
     if settings.verify:
         context.check_hostname = True
         context.verify_mode = ssl.CERT_REQUIRED

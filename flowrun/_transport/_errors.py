@@ -162,6 +162,25 @@ def classify(
     return TransportError(f"{where}: {type(exc).__name__}: {_first_line(exc)}")
 
 
+_AMBIGUOUS_REFUSALS = frozenset({"SSLV3_ALERT_HANDSHAKE_FAILURE"})
+
+
+def _hello_refused(resolved: ResolvedConnection) -> bool:
+    """Whether the partner refuses even our ClientHello (checked with one diagnostic handshake)."""
+    from flowrun._tls._context import hello_answered  # only on TLS failures
+
+    address = resolved.connect_to.get((resolved.host.lower(), resolved.port), (resolved.host, resolved.port))
+    versions = resolved.profile.tls_versions if resolved.profile is not None else ("1.2", "1.3")
+    return hello_answered(address, resolved.host, versions, min(resolved.connect_timeout_s, 5.0)) is False
+
+
+def _refused_hello(where: str, detail: str) -> ProtocolVersionError:
+    return ProtocolVersionError(
+        f"{where}: the partner refused our hello: no TLS version or cipher in common ({detail})",
+        hint="flowrun offers TLS 1.3 and TLS 1.2 with ECDHE and AES-GCM or ChaCha20 only; the partner "
+        "must enable one of them (older versions and ciphers are not offered on purpose)")
+
+
 def _classify_tls(error: ssl.SSLError, where: str, resolved: ResolvedConnection | None) -> TlsError:
     reason = (error.reason or "").upper()
     detail = _reason(error)
@@ -175,14 +194,9 @@ def _classify_tls(error: ssl.SSLError, where: str, resolved: ResolvedConnection 
                 f"{where}: the partner's certificate is outside its validity period ({detail})",
                 hint="the partner must renew its certificate (or check this machine's clock)")
         return ServerCertUntrustedError(f"{where}: the partner's certificate is not trusted ({detail})")
-    from flowrun._tls._context import hello_refused  # only on TLS failures
-
-    if hello_refused(error) is not None:
-        # TLS 1.2 sends the same alert for "no client certificate": the context saw it came first.
-        return ProtocolVersionError(
-            f"{where}: the partner refused our hello: no TLS version or cipher in common ({detail})",
-            hint="flowrun offers TLS 1.3 and TLS 1.2 with ECDHE and AES-GCM or ChaCha20 only; the partner "
-            "must enable one of them (older versions and ciphers are not offered on purpose)")
+    if reason in _AMBIGUOUS_REFUSALS and resolved is not None and _hello_refused(resolved):
+        # TLS 1.2 sends the same alert for "no client certificate": a second handshake tells.
+        return _refused_hello(where, detail)
     mutual = resolved is not None and resolved.client_certificate is not None
     if reason == "SSLV3_ALERT_CERTIFICATE_EXPIRED":
         return ClientCertExpiredError(f"{where}: the partner says our client certificate{_ours(resolved)} "
@@ -202,7 +216,7 @@ def _classify_tls(error: ssl.SSLError, where: str, resolved: ResolvedConnection 
     if reason in _NOT_TLS_REASONS:
         return PlainHttpPortError(f"{where}: the port does not speak TLS ({detail})")
     if reason in _VERSION_REASONS:
-        return ProtocolVersionError(f"{where}: no common TLS version or cipher with the partner ({detail})")
+        return _refused_hello(where, detail)
     return TlsError(f"{where}: the TLS handshake failed ({detail})",
                     hint="run `flowrun alias test` for a diagnosis of the connection")
 

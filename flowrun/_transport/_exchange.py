@@ -31,7 +31,7 @@ from flowrun._transport._http import TlsInfoReader
 from flowrun._transport._redirect import is_redirect, next_hop
 from flowrun._transport._request import OpenBody, RequestPlan, open_body
 from flowrun._transport._retry import Outcome
-from flowrun._transport._streams import begin_attempt, end_attempt
+from flowrun._transport._streams import begin_attempt, end_attempt, opened_connection
 
 C = TypeVar("C", httpx.Client, httpx.AsyncClient)
 Timeout = httpx.Timeout | UseClientDefault
@@ -203,25 +203,6 @@ def _send_headers(headers: tuple[tuple[str, str], ...], body: OpenBody) -> tuple
 _STALE_CONNECTION = "Server disconnected without sending a response"
 
 
-class ConnectionTracer:
-    """httpcore's ``trace`` extension: notes whether a send opened a new connection."""
-
-    __slots__ = ("opened",)
-
-    def __init__(self) -> None:
-        self.opened = False
-
-    def __call__(self, name: str, info: dict[str, Any]) -> None:
-        if name.startswith("connection.connect_tcp"):
-            self.opened = True
-
-
-class AsyncConnectionTracer(ConnectionTracer):
-    async def __call__(self, name: str, info: dict[str, Any]) -> None:  # type: ignore[override]
-        if name.startswith("connection.connect_tcp"):
-            self.opened = True
-
-
 def resend_on_fresh_connection(exc: httpx.RemoteProtocolError, method: str, body: OpenBody) -> bool:
     """A kept-alive connection the partner closed just as we reused it fails before any answer
     (the caller checks the connection was a reused one).
@@ -242,16 +223,14 @@ def exchange(route: Route[httpx.Client], step: RestStep, plan: RequestPlan, time
         body = open_body(plan.body, step.id)
         opened.append(body)
         client, tls = route.client, route.tls
-        connections = ConnectionTracer()
-
         def build() -> httpx.Request:
             return client.build_request(plan.method, url, headers=_send_headers(plan.headers, body),
-                                        timeout=timeout, extensions={"trace": connections}, **body.kwargs)
+                                        timeout=timeout, **body.kwargs)
 
         try:
             response = client.send(build(), auth=route.auth, stream=True)
         except httpx.RemoteProtocolError as exc:
-            if connections.opened or not resend_on_fresh_connection(exc, plan.method, body):
+            if opened_connection() or not resend_on_fresh_connection(exc, plan.method, body):
                 raise
             response = client.send(build(), auth=route.auth, stream=True)
         if step.follow_redirects:
@@ -316,16 +295,14 @@ async def aexchange(route: Route[httpx.AsyncClient], step: RestStep, plan: Reque
         body = open_body(plan.body, step.id, asynchronous=True)
         opened.append(body)
         client, tls = route.client, route.tls
-        connections = AsyncConnectionTracer()
-
         def build() -> httpx.Request:
             return client.build_request(plan.method, url, headers=_send_headers(plan.headers, body),
-                                        timeout=timeout, extensions={"trace": connections}, **body.kwargs)
+                                        timeout=timeout, **body.kwargs)
 
         try:
             response = await client.send(build(), auth=route.auth, stream=True)
         except httpx.RemoteProtocolError as exc:
-            if connections.opened or not resend_on_fresh_connection(exc, plan.method, body):
+            if opened_connection() or not resend_on_fresh_connection(exc, plan.method, body):
                 raise
             response = await client.send(build(), auth=route.auth, stream=True)
         if step.follow_redirects:

@@ -134,7 +134,7 @@ def _hooked(context: ssl.SSLContext | None, watch: _Handshake) -> Iterator[None]
 
         def both(*args: Any) -> None:
             watch.message(*args)
-            if previous is not None:  # the context's own watch (it tells a refused hello apart)
+            if previous is not None:  # whatever the embedding application installed
                 previous(*args)
 
         context._msg_callback = both

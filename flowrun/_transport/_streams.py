@@ -38,13 +38,14 @@ _FAST_BYTES_PER_S = 64 * 1024
 class Deadline:
     """When the current attempt must end, and how many bytes the partner sent in it."""
 
-    __slots__ = ("at", "received", "seconds", "started")
+    __slots__ = ("at", "opened", "received", "seconds", "started")
 
     def __init__(self, seconds: float) -> None:
         self.seconds = seconds
         self.started = time.monotonic()
         self.at = self.started + seconds
         self.received = 0
+        self.opened = False  # whether the attempt opened a new connection (else it reused one)
 
     def describe(self, phase: str) -> str:
         elapsed = time.monotonic() - self.started
@@ -101,6 +102,12 @@ def begin_attempt(timeout_s: float) -> contextvars.Token[Deadline | None]:
 
 def end_attempt(token: contextvars.Token[Deadline | None]) -> None:
     _CURRENT.reset(token)
+
+
+def opened_connection() -> bool:
+    """Whether the current attempt opened a new connection (rather than reusing a kept-alive one)."""
+    deadline = _CURRENT.get()
+    return deadline is not None and deadline.opened
 
 
 def _bounded(timeout: float | None) -> tuple[Deadline | None, float | None, bool]:
@@ -229,8 +236,10 @@ class _Backend(httpcore.NetworkBackend):
     def connect_tcp(self, host: str, port: int, timeout: float | None = None, local_address: str | None = None,
                     socket_options: Iterable[Any] | None = None) -> httpcore.NetworkStream:
         deadline, wait, binding = _bounded(timeout)
-        if deadline is not None and binding and wait == 0.0:
-            raise _expired(deadline, _ConnectDeadline)
+        if deadline is not None:
+            deadline.opened = True
+            if binding and wait == 0.0:
+                raise _expired(deadline, _ConnectDeadline)
         return _Stream(self._inner.connect_tcp(host, port, wait, local_address, socket_options))
 
     def connect_unix_socket(self, path: str, timeout: float | None = None,
@@ -249,8 +258,10 @@ class _AsyncBackend(httpcore.AsyncNetworkBackend):
                           local_address: str | None = None,
                           socket_options: Iterable[Any] | None = None) -> httpcore.AsyncNetworkStream:
         deadline, wait, binding = _bounded(timeout)
-        if deadline is not None and binding and wait == 0.0:
-            raise _expired(deadline, _ConnectDeadline)
+        if deadline is not None:
+            deadline.opened = True
+            if binding and wait == 0.0:
+                raise _expired(deadline, _ConnectDeadline)
         return _AsyncStream(await self._inner.connect_tcp(host, port, wait, local_address, socket_options))
 
     async def connect_unix_socket(self, path: str, timeout: float | None = None,

@@ -219,7 +219,8 @@ def test_a_partner_offering_only_weak_tls_1_2_suites_is_refused_and_named_so(
     assert error["code"] == "tls.protocol_version", error
     assert "refused our hello" in error["message"]
     assert server.requests == []
-    assert failures == ["NO_SHARED_CIPHER"]
+    # The ambiguous alert is resolved by one diagnostic handshake, which the server refuses too.
+    assert failures == ["NO_SHARED_CIPHER", "NO_SHARED_CIPHER"]
 
 
 def test_a_strong_tls_1_2_partner_still_works_and_a_missing_client_cert_is_still_named(

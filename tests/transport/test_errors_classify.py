@@ -67,7 +67,8 @@ def test_client_cert_not_sent(pki: Pki, pki_files: PkiFiles, version: str) -> No
     with PartnerServer(pki, tls_versions=(version,)) as partner:
         registry = make_registry(pki_files, partner.url, mutual=False, retry=RETRY)
         error = assert_tls_failure(run(registry), ClientCertNotSentError, "none is configured")
-        assert partner.wait_until(lambda p: len(p.handshake_failures) == 1)
+        # With TLS 1.2 the alert is ambiguous, so classification makes one diagnostic handshake more.
+        assert partner.wait_until(lambda p: len(p.handshake_failures) == (2 if version == "1.2" else 1))
     reason = "TLSV13_ALERT_CERTIFICATE_REQUIRED" if version == "1.3" else "SSLV3_ALERT_HANDSHAKE_FAILURE"
     assert reason in str(error)
 
