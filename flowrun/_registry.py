@@ -196,12 +196,7 @@ class Registry:
         """Resolve a connection that is not (or not yet) an alias: a step's inline connection.
         Its protocol_profile and credential are looked up in this registry."""
         records = self.records
-        if connection.protocol_profile and connection.protocol_profile not in records.protocol_profiles:
-            raise _unknown("protocol_profile", connection.protocol_profile, records.protocol_profiles,
-                           connection.origin.child("protocol_profile"), "protocol_profile")
-        if connection.credential and connection.credential not in records.credentials:
-            raise _unknown("credential", connection.credential, records.credentials,
-                           connection.origin.child("credential"), "credential")
+        self._check_connection_references(connection)
         chosen = env
         profile = (records.protocol_profiles[connection.protocol_profile]
                    if connection.mutual_authentication and connection.protocol_profile else None)
@@ -327,6 +322,15 @@ class Registry:
 
     # --- cross-checks ---------------------------------------------------------------------
 
+    def _check_connection_references(self, connection: Connection) -> None:
+        records = self.records
+        if connection.protocol_profile and connection.protocol_profile not in records.protocol_profiles:
+            raise _unknown("protocol_profile", connection.protocol_profile, records.protocol_profiles,
+                           connection.origin.child("protocol_profile"), "protocol_profile")
+        if connection.credential and connection.credential not in records.credentials:
+            raise _unknown("credential", connection.credential, records.credentials,
+                           connection.origin.child("credential"), "credential")
+
     def _check_references(self) -> None:
         records = self.records
         for profile in records.protocol_profiles.values():
@@ -339,12 +343,7 @@ class Registry:
                                    profile.origin.child("trust_store_certs", index), "trust_store_certs")
         for alias in records.aliases.values():
             for connection in alias.connections.values():
-                if connection.protocol_profile and connection.protocol_profile not in records.protocol_profiles:
-                    raise _unknown("protocol_profile", connection.protocol_profile, records.protocol_profiles,
-                                   connection.origin.child("protocol_profile"), "protocol_profile")
-                if connection.credential and connection.credential not in records.credentials:
-                    raise _unknown("credential", connection.credential, records.credentials,
-                                   connection.origin.child("credential"), "credential")
+                self._check_connection_references(connection)
                 scheme = (connection.protocol if connection.url_builder
                           else urllib.parse.urlsplit(connection.url or "").scheme.lower())
                 if connection.mutual_authentication and scheme != "https":
