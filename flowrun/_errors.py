@@ -20,7 +20,6 @@
     │   ├── NoPrivateKeyError             only trusted certificates (the trustedCertEntry gotcha)
     │   ├── KeyMismatchError              private key does not belong to the leaf certificate
     │   ├── IncompleteChainError
-    │   ├── CertificateExpiredError
     │   └── TrustCertError                a trust store cert file cannot be read
     ├── DataPillError                     {{ expression }} invalid or names a missing value
     ├── RunInterruptedError               exit 130: SIGINT or SIGTERM stopped the run mid-step
@@ -212,11 +211,6 @@ class IncompleteChainError(KeyMaterialError):
         "import root and intermediate with keytool -importcert -trustcacerts, "
         "then the signed certificate under the key's alias"
     )
-
-
-class CertificateExpiredError(KeyMaterialError):
-    code = "keystore.expired"
-    default_hint = "renew the certificate and import the new one under the key's alias"
 
 
 class TrustCertError(KeyMaterialError):

@@ -18,7 +18,7 @@ A flow or step that went through a protocol profile with ``insecure_skip_verify`
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 from flowrun._errors import AssertionFailedError, FlowrunError
@@ -191,7 +191,3 @@ def _show(value: Any) -> str:
     except (TypeError, ValueError):
         text = repr(value)
     return text if len(text) <= _SHOWN else text[: _SHOWN - 3] + "..."
-
-
-def lines_to_text(lines: Iterable[str]) -> str:
-    return "\n".join(lines)
