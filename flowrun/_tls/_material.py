@@ -6,6 +6,7 @@ context cache combines them, so nothing is decoded twice and a renewed file is n
 
 from __future__ import annotations
 
+import datetime
 import logging
 import threading
 from collections.abc import Callable, Sequence
@@ -68,6 +69,32 @@ def warn_unprotected(path: Path, what: str = "keystore") -> list[str]:
     return logged
 
 
+EXPIRY_WARNING_DAYS = 14
+
+
+def warn_expiry(keystore_name: str, identity: ClientIdentity, *, now: datetime.datetime | None = None) -> str | None:
+    """Log (logger ``flowrun``) a warning when the client certificate has expired or expires within
+    ``EXPIRY_WARNING_DAYS``: a renewal that slips by a day breaks the integration, and the partner's
+    refusal alone does not say why. The run goes on; the partner decides."""
+    leaf = identity.leaf
+    now = now or datetime.datetime.now(datetime.UTC)
+    end = leaf.not_valid_after_utc
+    subject = leaf.subject.rfc4514_string()
+    if end <= now:
+        message = (f"keystore '{keystore_name}': the client certificate {subject} expired on {end:%Y-%m-%d} "
+                   f"({(now - end).days} days ago): partners will refuse it; import the renewed certificate "
+                   f"under alias '{identity.alias}'")
+        code = "keystore.expired"
+    elif end - now <= datetime.timedelta(days=EXPIRY_WARNING_DAYS):
+        message = (f"keystore '{keystore_name}': the client certificate {subject} expires on {end:%Y-%m-%d} "
+                   f"(in {(end - now).days} days): renew it before then")
+        code = "keystore.expiring"
+    else:
+        return None
+    logging.getLogger("flowrun").warning(message, extra={"code": code})
+    return message
+
+
 def identity_for(keystore: Keystore, cache: TlsCache = TLS_CACHE) -> tuple[IdentityKey, Callable[[], ClientIdentity]]:
     from flowrun._tls._read import check_key_material_file, read_keystore, read_pem, select_identity
 
@@ -96,8 +123,10 @@ def identity_for(keystore: Keystore, cache: TlsCache = TLS_CACHE) -> tuple[Ident
         else:
             contents = read_keystore(content.data, password=password, type=keystore.type,
                                      source=str(keystore.file))
-        return select_identity(contents, key_alias=keystore.key_alias, key_password=key_password,
-                               store_password=password)
+        identity = select_identity(contents, key_alias=keystore.key_alias, key_password=key_password,
+                                   store_password=password)
+        warn_expiry(keystore.name, identity)  # once per keystore content: decode is cached
+        return identity
 
     def load() -> ClientIdentity:
         try:
