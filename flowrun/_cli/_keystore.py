@@ -33,6 +33,7 @@ from flowrun._tls._read import (
     permission_warnings,
     read_file_bytes,
     read_keystore,
+    read_pem,
     read_trust_certs,
 )
 
@@ -67,6 +68,9 @@ def register(subparsers: Any, name: str, summary: str) -> None:
     inspect.add_argument("--key-alias", metavar="ALIAS",
                          help="the private key entry to check (needed when the store holds several)")
     add_key_password_options(inspect)
+    inspect.add_argument("--key-file", metavar="FILE", type=Path,
+                         help="PEM only: the private key when it is in a file of its own (the key's password, "
+                         "if any, is the store password option)")
     inspect.add_argument("--trust-cert", metavar="FILE", type=Path, action="append", default=[],
                          help="a PEM or DER certificate that may complete the chain and is checked for "
                          "expiry (repeatable)")
@@ -93,12 +97,19 @@ def run_inspect(args: argparse.Namespace, console: Console) -> int:
             "its integrity",
             hint="pass it with --password-env VAR, --password-file FILE or --password-stdin",
         )
-    contents = read_keystore(data, password=password, type=args.type, source=str(path))
+    if args.key_file is not None:
+        if found != "pem":
+            raise UsageError(f"--key-file goes with a PEM certificate file; {path} is {found.upper()}",
+                             hint="a JKS, JCEKS or PKCS12 store holds its keys itself")
+        contents = read_pem(data, read_file_bytes(args.key_file, what="key"), password=password,
+                            source=str(path), key_source=str(args.key_file))
+    else:
+        contents = read_keystore(data, password=password, type=args.type, source=str(path))
     trust = _load_trust_certs(args.trust_cert)
     findings = diagnose(contents, key_alias=args.key_alias, key_password=key_pass,
                         store_password=password, trust_certs=trust, within_days=args.within)
     if contents.private_key_entries():
-        findings += permission_warnings(path)
+        findings += permission_warnings(args.key_file or path)
     if args.json:
         console.print_json(inspect_json(contents, findings))
     else:

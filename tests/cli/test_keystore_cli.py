@@ -333,4 +333,46 @@ def test_password_file_that_is_a_device_is_refused_without_reading(capsys: pytes
     store.write_bytes(b"\xfe\xed\xfe\xed")
     code = main(["keystore", "inspect", str(store), "--password-file", "/dev/zero"])
     assert code == 2
-    assert "is not a regular file" in capsys.readouterr().err
+    assert "is larger than" in capsys.readouterr().err
+
+
+def test_password_file_may_be_a_pipe(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """`--password-file <(pass show bank)` hands the password over a pipe, never on disk."""
+    read_end, write_end = os.pipe()
+    os.write(write_end, b"changeit\n")
+    os.close(write_end)
+    store = tmp_path / "store.jks"
+    store.write_bytes(b"\xfe\xed\xfe\xed")
+    try:
+        code = main(["keystore", "inspect", str(store), "--password-file", f"/proc/self/fd/{read_end}"])
+    finally:
+        os.close(read_end)
+    err = capsys.readouterr().err
+    assert code == 2  # the store is truncated: the password was read and the store checked
+    assert "password file" not in err
+
+
+def test_pem_certificate_with_its_key_in_a_separate_file(capsys: pytest.CaptureFixture[str], tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    from flowrun.testing import make_pki
+
+    files = make_pki().write(tmp_path, keystore_password="changeit")
+    monkeypatch.setenv("PEM_KEY_PASSWORD", "changeit")
+    code = main(["keystore", "inspect", str(files.client.cert_pem), "--key-file", str(files.client.key_pem),
+                 "--password-env", "PEM_KEY_PASSWORD", "--json"])
+    report = json.loads(capsys.readouterr().out)
+    assert code == 0, report["findings"]
+    assert [e["kind"] for e in report["entries"]].count("private_key") == 1
+    assert len(next(e for e in report["entries"] if e["kind"] == "private_key")["chain"]) == 3
+
+
+def test_key_file_with_a_java_keystore_is_a_usage_error(capsys: pytest.CaptureFixture[str], tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    from flowrun.testing import make_pki
+
+    files = make_pki().write(tmp_path, keystore_password="changeit")
+    monkeypatch.setenv("STORE_PASSWORD", "changeit")
+    code = main(["keystore", "inspect", str(files.client.jks), "--key-file", str(files.client.key_pem),
+                 "--password-env", "STORE_PASSWORD"])
+    assert code == 2
+    assert "--key-file goes with a PEM certificate file" in capsys.readouterr().err
