@@ -238,37 +238,6 @@ def _keypass_args(storetype: str, keypass: str) -> list[str]:
     return [] if storetype == "PKCS12" else ["-keypass", keypass]
 
 
-def keytool_store(
-    tmp: Path,
-    *,
-    storetype: StoreType = "JKS",
-    key_type: KeyType = "EC",
-    alias: str = "client",
-    storepass: str = "changeit",
-    keypass: str | None = None,
-    chain_mode: ChainMode = "full",
-    expired: bool = False,
-    extra_private_keys: Sequence[str] = (),
-    trusted_only: bool = False,
-    ca: CA | None = None,
-    intermediate: CA | None = None,
-    import_ca_certs: bool | None = None,
-    secret_keys: Sequence[str] = (),
-    legacy_pkcs12: bool = False,
-    filename: str | None = None,
-    client_auth: bool = True,
-) -> Path:
-    """Build a store with keytool and return its path. See ``build_keytool_store`` for the
-    record that also carries the CAs and the signed certificates."""
-    return build_keytool_store(
-        tmp, storetype=storetype, key_type=key_type, alias=alias, storepass=storepass,
-        keypass=keypass, chain_mode=chain_mode, expired=expired,
-        extra_private_keys=extra_private_keys, trusted_only=trusted_only, ca=ca,
-        intermediate=intermediate, import_ca_certs=import_ca_certs, secret_keys=secret_keys,
-        legacy_pkcs12=legacy_pkcs12, filename=filename, client_auth=client_auth,
-    ).path
-
-
 def build_keytool_store(
     tmp: Path,
     *,
