@@ -351,3 +351,31 @@ class Registry:
                     raise DefinitionError("mutual_authentication needs https: over http no client certificate "
                                           "is sent", hint="use an https:// URL (or protocol https)",
                                           **connection.origin.location())
+
+
+class RegistryUser:
+    """What every executor does with its registry: the one given, else the alias directory of
+    ``FLOWRUN_ALIASES`` (default ``./aliases``) loaded on first use; a step's inline connection
+    needs no alias directory at all."""
+
+    def __init__(self, registry: Registry | None = None, *, env: str | None = None) -> None:
+        self._registry = registry
+        self.env = env
+
+    @property
+    def registry(self) -> Registry:
+        if self._registry is None:
+            self._registry = Registry.load()
+        return self._registry
+
+    @property
+    def records_registry(self) -> Registry:
+        """For inline connections: the registry given (its profiles and credentials), else none."""
+        return self._registry if self._registry is not None else Registry.empty()
+
+    def resolve_step(self, alias: str | None, connection: Connection | None) -> ResolvedConnection:
+        if connection is not None:
+            return self.records_registry.resolve_connection(connection, env=self.env)
+        assert alias is not None
+        return self.registry.resolve(alias, self.env)
+

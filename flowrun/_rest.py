@@ -32,7 +32,7 @@ from flowrun._errors import FlowrunError, StepFailure
 from flowrun._models._aliases import Connection
 from flowrun._models._results import REDACTED, SENSITIVE_HEADERS, RequestInfo, StepResult
 from flowrun._models._steps import RestStep
-from flowrun._registry import Registry, ResolvedConnection
+from flowrun._registry import Registry, RegistryUser, ResolvedConnection
 from flowrun._runner import Received, charset, excerpt, failure, finish, parse_body
 from flowrun._transport._auth import auth_header, build_auth
 from flowrun._transport._exchange import Raw, Route, aexchange, exchange, make_timeout, timeout_argument
@@ -58,23 +58,14 @@ def _inline_key(connection: Connection) -> Hashable:
             tuple(connection.headers.items()))
 
 
-class _RestCore(Generic[C]):
+class _RestCore(RegistryUser, Generic[C]):
     """What the sync and async executors share: resolution, planning, the result."""
 
     def __init__(self, registry: Registry | None = None, *, env: str | None = None) -> None:
-        self._registry = registry
-        self.env = env
+        super().__init__(registry, env=env)
         self._routes: dict[Hashable, Route[C]] = {}
         self._plans: dict[int, tuple[RestStep, Route[C], RequestPlan | None, RequestInfo | None]] = {}
         self._resolve_lock = threading.Lock()
-
-    @property
-    def registry(self) -> Registry:
-        """The registry given, or the alias directory of ``FLOWRUN_ALIASES`` (default ``./aliases``),
-        loaded on first use."""
-        if self._registry is None:
-            self._registry = Registry.load()
-        return self._registry
 
     def _route_key(self, step: RestStep) -> Hashable:
         if step.connection is not None:
@@ -82,14 +73,10 @@ class _RestCore(Generic[C]):
         return ("alias", step.alias, self.env)
 
     def _resolve(self, step: RestStep) -> ResolvedConnection:
-        if step.connection is not None:
-            registry = self._registry or Registry.empty()
-            return registry.resolve_connection(step.connection, env=self.env)
-        assert step.alias is not None
-        return self.registry.resolve(step.alias, self.env)
+        return self.resolve_step(step.alias, step.connection)
 
     def _default_context(self) -> Any:
-        return (self._registry or Registry.empty()).ssl_context(None)[0]
+        return self.records_registry.ssl_context(None)[0]
 
     def _client_for(self, key: Hashable, context: Any, connect_to: Mapping[Address, Address],
                     timeout: httpx.Timeout) -> C:
@@ -119,8 +106,7 @@ class _RestCore(Generic[C]):
             if resolved.client_certificate is None:
                 context = resolved.ssl_context or self._default_context()
             else:
-                registry = self._registry or Registry.empty()
-                context = registry.anonymous_ssl_context(resolved.profile)
+                context = self.records_registry.anonymous_ssl_context(resolved.profile)
             dial = resolved.connect_to
             client = self._client_for(("stranger", id(context), frozenset(dial.items())), context, dial,
                                       route.timeout)

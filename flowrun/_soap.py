@@ -55,7 +55,7 @@ from flowrun._errors import DefinitionError, FlowrunError, SoapFaultError
 from flowrun._eval import is_single_pill, render, render_text, value_to_text
 from flowrun._models._results import REDACTED, SENSITIVE_HEADERS, RequestInfo, StepResult
 from flowrun._models._steps import SoapStep
-from flowrun._registry import Registry, ResolvedConnection
+from flowrun._registry import Registry, RegistryUser, ResolvedConnection
 from flowrun._runner import Received, charset, excerpt, failure, finish
 from flowrun._transport._auth import auth_header, build_auth
 from flowrun._transport._http import ClientPool, TlsInfoReader
@@ -120,23 +120,14 @@ def _where(step: SoapStep) -> dict[str, Any]:
     return location
 
 
-class _SoapCore:
+class _SoapCore(RegistryUser):
     """Resolution and one run; shared by the sync executor and (in a thread) the async one."""
 
     def __init__(self, registry: Registry | None = None, *, env: str | None = None) -> None:
-        self._registry = registry
-        self.env = env
+        super().__init__(registry, env=env)
         self._pool = ClientPool()
         self._routes: dict[Hashable, _Route] = {}
         self._lock = threading.Lock()
-
-    @property
-    def registry(self) -> Registry:
-        """The registry given, or the alias directory of ``FLOWRUN_ALIASES`` (default ``./aliases``),
-        loaded on first use."""
-        if self._registry is None:
-            self._registry = Registry.load()
-        return self._registry
 
     def close(self) -> None:
         self._pool.close()
@@ -156,13 +147,10 @@ class _SoapCore:
         return route
 
     def _resolve(self, step: SoapStep) -> ResolvedConnection:
-        if step.connection is not None:
-            return (self._registry or Registry.empty()).resolve_connection(step.connection, env=self.env)
-        assert step.alias is not None
-        return self.registry.resolve(step.alias, self.env)
+        return self.resolve_step(step.alias, step.connection)
 
     def _make_route(self, key: Hashable, resolved: ResolvedConnection) -> _Route:
-        context = resolved.ssl_context or (self._registry or Registry.empty()).ssl_context(None)[0]
+        context = resolved.ssl_context or self.records_registry.ssl_context(None)[0]
         client = self._pool.get((resolved.alias, resolved.env, id(context)), context, resolved.connect_to)
         credential = resolved.credential
         wsse = credential is not None and credential.type == "wsse_username_token"
