@@ -186,6 +186,38 @@ class Saver:
         self._temporary.unlink(missing_ok=True)
 
 
+class Collector:
+    """Keeps a body in memory, up to ``limit`` decoded bytes (``Saver``'s interface)."""
+
+    def __init__(self, limit: int, url: str) -> None:
+        self._limit = limit
+        self._url = url
+        self._chunks: list[bytes] = []
+        self._size = 0
+
+    def add(self, chunk: bytes) -> None:
+        self._size += len(chunk)
+        if self._size > self._limit:
+            raise too_large(self._url, self._limit, "is larger")
+        self._chunks.append(chunk)
+
+    def done(self) -> tuple[bytes, None]:
+        chunks = self._chunks
+        return (chunks[0] if len(chunks) == 1 else b"".join(chunks)), None
+
+    def abandon(self) -> None:
+        self._chunks.clear()
+
+
+def body_sink(step: RestStep, head: Head, url: str) -> Saver | Collector:
+    """Where the body goes: a file (``save_to``, streamed, no cap) or memory (capped)."""
+    spec = step.response
+    if spec.save_to is not None:
+        return Saver(Path(spec.save_to))
+    check_announced(head, spec.max_bytes, url)
+    return Collector(spec.max_bytes, url)
+
+
 def _outcome(head: Head, content: bytes, saved: Saved | None, url: str, tls: TlsInfo | None) -> Outcome[Raw]:
     return Outcome(Raw(head.status, head.headers, content, head.content_type, url, tls, saved), head.status,
                    head.retry_after, cleanup=saved.abort if saved is not None else None)
@@ -223,6 +255,7 @@ def exchange(route: Route[httpx.Client], step: RestStep, plan: RequestPlan, time
         body = open_body(plan.body, step.id)
         opened.append(body)
         client, tls = route.client, route.tls
+
         def build() -> httpx.Request:
             return client.build_request(plan.method, url, headers=_send_headers(plan.headers, body),
                                         timeout=timeout, **body.kwargs)
@@ -248,28 +281,15 @@ def exchange(route: Route[httpx.Client], step: RestStep, plan: RequestPlan, time
                                                timeout=timeout, **body.kwargs)
                 response = client.send(request, auth=target.auth, stream=True)
         head = Head.of(response)
-        spec = step.response
-        if spec.save_to is not None:
-            saver = Saver(Path(spec.save_to))
-            try:
-                for chunk in decoded(response):
-                    saver.add(chunk)
-                content, saved = saver.done()
-            except BaseException:
-                saver.abandon()
-                raise
-            return _outcome(head, content, saved, url, tls.read(response))
-        limit = spec.max_bytes
-        check_announced(head, limit, url)
-        chunks: list[bytes] = []
-        size = 0
-        for chunk in decoded(response):
-            size += len(chunk)
-            if size > limit:
-                raise too_large(url, limit, "is larger")
-            chunks.append(chunk)
-        content = chunks[0] if len(chunks) == 1 else b"".join(chunks)
-        return _outcome(head, content, None, url, tls.read(response))
+        sink = body_sink(step, head, url)
+        try:
+            for chunk in decoded(response):
+                sink.add(chunk)
+            content, saved = sink.done()
+        except BaseException:
+            sink.abandon()
+            raise
+        return _outcome(head, content, saved, url, tls.read(response))
     except httpx.HTTPError as exc:
         return Outcome(error=classify(exc, url=url, resolved=_presented(route, current)),
                        sent=not failed_before_sending(exc))
@@ -295,6 +315,7 @@ async def aexchange(route: Route[httpx.AsyncClient], step: RestStep, plan: Reque
         body = open_body(plan.body, step.id, asynchronous=True)
         opened.append(body)
         client, tls = route.client, route.tls
+
         def build() -> httpx.Request:
             return client.build_request(plan.method, url, headers=_send_headers(plan.headers, body),
                                         timeout=timeout, **body.kwargs)
@@ -320,28 +341,15 @@ async def aexchange(route: Route[httpx.AsyncClient], step: RestStep, plan: Reque
                                                timeout=timeout, **body.kwargs)
                 response = await client.send(request, auth=target.auth, stream=True)
         head = Head.of(response)
-        spec = step.response
-        if spec.save_to is not None:
-            saver = Saver(Path(spec.save_to))
-            try:
-                async for chunk in adecoded(response):
-                    saver.add(chunk)
-                content, saved = saver.done()
-            except BaseException:
-                saver.abandon()
-                raise
-            return _outcome(head, content, saved, url, tls.read(response))
-        limit = spec.max_bytes
-        check_announced(head, limit, url)
-        chunks: list[bytes] = []
-        size = 0
-        async for chunk in adecoded(response):
-            size += len(chunk)
-            if size > limit:
-                raise too_large(url, limit, "is larger")
-            chunks.append(chunk)
-        content = chunks[0] if len(chunks) == 1 else b"".join(chunks)
-        return _outcome(head, content, None, url, tls.read(response))
+        sink = body_sink(step, head, url)
+        try:
+            async for chunk in adecoded(response):
+                sink.add(chunk)
+            content, saved = sink.done()
+        except BaseException:
+            sink.abandon()
+            raise
+        return _outcome(head, content, saved, url, tls.read(response))
     except httpx.HTTPError as exc:
         return Outcome(error=classify(exc, url=url, resolved=_presented(route, current)),
                        sent=not failed_before_sending(exc))
