@@ -26,6 +26,7 @@
     └── StepFailure                       exit 1: a step ran and failed
         ├── TransportError
         │   ├── ConnectRefusedError
+        │   ├── HostNotFoundError         the host name does not resolve (DNS)
         │   ├── RequestTimeoutError
         │   ├── ConnectionLostError       reset / closed mid-exchange
         │   ├── ProtocolError             the server broke HTTP
@@ -253,6 +254,14 @@ class TransportError(StepFailure):
 class ConnectRefusedError(TransportError):
     code = "transport.connect_refused"
     default_hint = "nothing listens on that host and port: check host, port and the port rule of the alias"
+
+
+class HostNotFoundError(TransportError):
+    code = "transport.host_not_found"
+    default_hint = (
+        "the host name does not resolve: check the alias's host for a typo, and this machine's DNS or "
+        "/etc/hosts; to reach a copy of the partner at another address use --connect-to"
+    )
 
 
 class RequestTimeoutError(TransportError):

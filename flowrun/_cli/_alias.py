@@ -16,7 +16,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from flowrun._cli._common import add_aliases_option, add_env_option, days_left, iso_utc, load_registry
+from flowrun._cli._common import add_aliases_option, add_env_option, aliases_dir, days_left, iso_utc, load_registry
+from flowrun._cli._flow_options import add_connect_to_option, connect_to_mapping
 from flowrun._cli._output import Console
 from flowrun._errors import FlowrunError, UsageError
 from flowrun._load._paths import is_file
@@ -70,6 +71,7 @@ def register(subparsers: Any, name: str, summary: str) -> None:
                       help="HTTP method (default HEAD)")
     test.add_argument("--timeout", metavar="S", type=_seconds, default=None,
                       help="connect and read timeout in seconds (default: the connection's)")
+    add_connect_to_option(test)
     test.add_argument("--json", action="store_true", help="print JSON")
     test.set_defaults(handler=run_test)
 
@@ -381,7 +383,7 @@ def run_test(args: argparse.Namespace, console: Console) -> int:
     from flowrun._transport._probe import probe
 
     try:
-        registry = load_registry(args)
+        registry = Registry.load(aliases_dir(args), connect_to=connect_to_mapping(args.connect_to))
         resolved = registry.resolve(args.name, args.env)
     except FlowrunError as error:
         if not args.json:
@@ -477,6 +479,7 @@ _OUTCOME_WORDS = {
     "none_sent": "NONE: the server asked for a client certificate and none was sent",
     "not_requested": "nothing: the server did not ask for a client certificate",
     "not_reached": "nothing yet: the handshake stopped before the client's turn",
+    "not_connected": "nothing: no connection was made (see below)",
     "not_observed": "not observed (this Python does not expose the handshake messages)",
 }
 

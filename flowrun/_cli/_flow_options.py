@@ -25,7 +25,7 @@ def add_connect_to_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--connect-to", metavar="HOST:PORT:TO_HOST:TO_PORT", action="append", default=[],
         help="open connections for HOST:PORT at TO_HOST:TO_PORT instead (TLS still checks HOST), "
-        "like curl --connect-to: run a flow against a local copy of a partner (repeatable)",
+        "like curl --connect-to: reach a local or staging copy of a partner (repeatable)",
     )
 
 

@@ -13,14 +13,21 @@
    slowly"), then the httpx class (timeouts, connect, read/write, protocol);
 3. plain ``OSError`` subclasses (refused, reset) for callers that use sockets directly.
 
+Some servers refuse a client certificate without a TLS alert: ``refusal_page`` recognises nginx's
+answers (HTTP 400 with its own page, or 495/496 where an ``error_page`` exposes them), and
+``classify`` asks one diagnostic handshake why a partner closed the connection silently (Java's
+HttpsServer). What each partner does is measured in ``docs/partners.md``.
+
 Messages name ``host:port`` and the alias, and end with the OpenSSL reason; never a secret.
 """
 
 from __future__ import annotations
 
+import re
 import socket
 import ssl
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 import httpx
@@ -32,6 +39,7 @@ from flowrun._errors import (
     ConnectionLostError,
     ConnectRefusedError,
     HostnameMismatchError,
+    HostNotFoundError,
     PlainHttpPortError,
     ProtocolError,
     ProtocolVersionError,
@@ -45,6 +53,7 @@ from flowrun._transport._streams import ATTEMPT_DEADLINE_FACTOR, DeadlineExceede
 
 if TYPE_CHECKING:
     from flowrun._registry import ResolvedConnection
+    from flowrun._tls._context import HelloAnswer
 
 # OpenSSL X509_V_ERR_* codes that are about the name, not the chain.
 _NAME_MISMATCH_CODES = frozenset({62, 63, 64})
@@ -131,20 +140,26 @@ def classify(
     if isinstance(exc, httpx.TimeoutException) or any(isinstance(e, TimeoutError) for e in chain):
         return _timeout(exc, where)
     if ssl_error is not None:
-        return ConnectionLostError(f"{where}: the partner closed the connection during the TLS exchange "
-                                   f"({_reason(ssl_error)})")
+        silent = _closed_silently(where, f"{_reason(ssl_error)}", resolved)
+        return silent or ConnectionLostError(f"{where}: the partner closed the connection during the TLS "
+                                             f"exchange ({_reason(ssl_error)})")
     if any(isinstance(e, ConnectionRefusedError) for e in chain):
-        return ConnectRefusedError(f"{where}: connection refused (nothing listens on that port)")
-    if any(isinstance(e, socket.gaierror) for e in chain):
-        return TransportError(f"{where}: cannot resolve the host name", hint="check the host of the alias")
+        return ConnectRefusedError(f"{where}: connection refused: nothing listens on that port, or a "
+                                   "firewall rejects the connection")
+    resolution = next((e for e in chain if isinstance(e, socket.gaierror)), None)
+    if resolution is not None:
+        host = _host(url, resolved)
+        return HostNotFoundError(f"{where}: the host name {host!r} does not resolve "
+                                 f"({resolution.strerror or resolution})")
     if isinstance(exc, httpx.ConnectError):
         return TransportError(f"{where}: cannot connect ({_first_line(exc)})",
                               hint="check host, port and the network path to the partner")
     if isinstance(exc, httpx.RemoteProtocolError):
         text = str(exc)
         if "disconnected" in text.lower() or "closed" in text.lower():
-            return ConnectionLostError(f"{where}: the partner closed the connection without a complete answer "
-                                       f"({_first_line(exc)})")
+            silent = _closed_silently(where, _first_line(exc), resolved)
+            return silent or ConnectionLostError(
+                f"{where}: the partner closed the connection without a complete answer ({_first_line(exc)})")
         if "receive buffer too long" in text.lower():
             return ProtocolError(f"{where}: the reply's status line and headers never end ({_first_line(exc)})")
         return ProtocolError(f"{where}: the reply is not valid HTTP ({_first_line(exc)})")
@@ -162,23 +177,150 @@ def classify(
     return TransportError(f"{where}: {type(exc).__name__}: {_first_line(exc)}")
 
 
+# nginx (``ssl_verify_client on``) finishes the handshake whatever certificate it gets, then answers
+# the request with one of its own pages, status 400 (internally 495: did not verify, 496: none sent).
+# Only nginx's own titles count: an application's 400 belongs to the application.
+_NGINX_PAGE = re.compile(rb"<title>\s*400 (The SSL certificate error|No required SSL certificate was sent)\s*</title>")
+_NGINX_NOT_SENT = "No required SSL certificate was sent"
+# Statuses nothing but nginx uses; an ``error_page 495 =495 ...`` shows them to clients.
+_NGINX_STATUSES = {495: "SSL Certificate Error", 496: "SSL Certificate Required"}
+_PAGE_PREFIX = 4096
+
+
+def refusal_page(status: int, body: bytes, *, url: str | httpx.URL | None = None,
+                 resolved: ResolvedConnection | None = None) -> TlsError | None:
+    """The client-certificate error an HTTP answer stands for, if it is nginx's refusal of our
+    certificate (its 400 page, or status 495/496); else None."""
+    reason: str | None = None
+    if status in _NGINX_STATUSES:
+        reason = _NGINX_STATUSES[status]
+        not_sent = status == 496
+        said = f"HTTP {status} ({reason}, nginx's status for a client certificate that "
+        said += "was not sent)" if not_sent else "did not verify)"
+    elif status == 400:
+        found = _NGINX_PAGE.search(body[:_PAGE_PREFIX])
+        if found is None:
+            return None
+        reason = found.group(1).decode("ascii")
+        not_sent = reason == _NGINX_NOT_SENT
+        said = f'HTTP 400 with nginx\'s page "{reason}"'
+    else:
+        return None
+    where = _where(url, resolved)
+    mutual = resolved is not None and resolved.client_certificate is not None
+    if not mutual:
+        return ClientCertNotSentError(f"{where}: the partner requires a client certificate and none is configured: "
+                                      f"it answered {said}")
+    assert resolved is not None
+    if not_sent:
+        return ClientCertNotSentError(
+            f"{where}: the partner answered {said}, although a client certificate{_ours(resolved)} is configured",
+            hint="the partner did not receive our certificate: check that nothing between us and the partner "
+            "(a proxy or load balancer ending TLS) drops it, and that the partner asks for it on this host name")
+    if _our_certificate_expired(resolved):
+        return ClientCertExpiredError(f"{where}: the partner answered {said}: our client certificate"
+                                      f"{_ours(resolved)} {_expired_since(resolved)}")
+    return ClientCertRejectedError(f"{where}: the partner answered {said}: it did not accept the client "
+                                   f"certificate we sent{_ours(resolved)}")
+
+
 _AMBIGUOUS_REFUSALS = frozenset({"SSLV3_ALERT_HANDSHAKE_FAILURE"})
+_ALL_VERSIONS = ("1.2", "1.3")
+
+
+def _dialled(resolved: ResolvedConnection) -> tuple[str, int]:
+    return resolved.connect_to.get((resolved.host.lower(), resolved.port), (resolved.host, resolved.port))
+
+
+def _versions(resolved: ResolvedConnection) -> tuple[str, ...]:
+    return tuple(resolved.profile.tls_versions) if resolved.profile is not None else _ALL_VERSIONS
+
+
+def _hello(resolved: ResolvedConnection, versions: tuple[str, ...]) -> HelloAnswer | None:
+    """One diagnostic handshake (only after a failure that needs telling apart)."""
+    from flowrun._tls._context import diagnostic_hello
+
+    return diagnostic_hello(_dialled(resolved), resolved.host, versions, min(resolved.connect_timeout_s, 5.0))
 
 
 def _hello_refused(resolved: ResolvedConnection) -> bool:
     """Whether the partner refuses even our ClientHello (checked with one diagnostic handshake)."""
-    from flowrun._tls._context import hello_answered  # only on TLS failures
-
-    address = resolved.connect_to.get((resolved.host.lower(), resolved.port), (resolved.host, resolved.port))
-    versions = resolved.profile.tls_versions if resolved.profile is not None else ("1.2", "1.3")
-    return hello_answered(address, resolved.host, versions, min(resolved.connect_timeout_s, 5.0)) is False
+    answer = _hello(resolved, _versions(resolved))
+    return answer is not None and not answer.server_hello
 
 
-def _refused_hello(where: str, detail: str) -> ProtocolVersionError:
+def _pinned_version(where: str, detail: str, resolved: ResolvedConnection) -> ProtocolVersionError | None:
+    """When the profile pins TLS versions, one more diagnostic handshake with the versions it
+    leaves out tells whether the pin is why the partner refused our hello."""
+    offered = _versions(resolved)
+    others = tuple(v for v in _ALL_VERSIONS if v not in offered)
+    if not others:
+        return None
+    answer = _hello(resolved, others)
+    if answer is None or not answer.server_hello:
+        return None
+    profile = resolved.profile.name if resolved.profile is not None else ""
+    return ProtocolVersionError(
+        f"{where}: the partner refuses TLS {' and '.join(offered)}, the only version protocol profile "
+        f"'{profile}' allows (tls_versions), and accepts TLS {' and '.join(others)} ({detail})",
+        hint=f"allow TLS {' and '.join(others)} in tls_versions of protocol profile '{profile}' "
+        "(or ask the partner to enable the version you pinned)")
+
+
+def _refused_hello(where: str, detail: str, resolved: ResolvedConnection | None) -> ProtocolVersionError:
+    pinned = _pinned_version(where, detail, resolved) if resolved is not None else None
+    if pinned is not None:
+        return pinned
     return ProtocolVersionError(
         f"{where}: the partner refused our hello: no TLS version or cipher in common ({detail})",
         hint="flowrun offers TLS 1.3 and TLS 1.2 with ECDHE and AES-GCM or ChaCha20 only; the partner "
         "must enable one of them (older versions and ciphers are not offered on purpose)")
+
+
+def _closed_silently(where: str, detail: str, resolved: ResolvedConnection | None) -> TlsError | None:
+    """Some servers (Java's HttpsServer) end a handshake they refuse by closing the connection,
+    without a TLS alert: during the handshake with TLS 1.2, before any answer with TLS 1.3.
+    Diagnostic connections tell why when they can: one as the step made it, sending nothing
+    (does the partner close it right away, or wait for a request?), then, only if it closes, one
+    without a client certificate (does the partner answer our hello, does it ask for a
+    certificate?). A partner that asks for a certificate and closes every connection that
+    presents ours (or none) before any request refuses it. None when that does not hold: the
+    connection was merely lost."""
+    if resolved is None or resolved.scheme != "https" or resolved.insecure or resolved.ssl_context is None:
+        return None
+    from flowrun._tls._context import after_our_handshake
+
+    # First the connection as the step made it: a partner that waits for a request is sound, and
+    # no further diagnostic (nor a failed handshake in the partner's logs) is needed.
+    if after_our_handshake(resolved.ssl_context, _dialled(resolved), resolved.host,
+                           min(resolved.connect_timeout_s, 5.0)) not in ("handshake_failed", "closed"):
+        return None
+    answer = _hello(resolved, _versions(resolved))
+    if answer is None:
+        return None
+    if not answer.server_hello:
+        return _pinned_version(where, f"the partner closed the connection at our hello: {detail}", resolved)
+    if not answer.certificate_requested:
+        return None
+    silently = "the partner asked for a client certificate, then closed the connection without a TLS alert"
+    if resolved.client_certificate is None:
+        return ClientCertNotSentError(f"{where}: {silently}; no client certificate is configured ({detail})")
+    if _our_certificate_expired(resolved):
+        return ClientCertExpiredError(f"{where}: {silently}; our client certificate{_ours(resolved)} "
+                                      f"{_expired_since(resolved)}, which is the likely cause ({detail})")
+    return ClientCertRejectedError(f"{where}: {silently} and without an answer, right after we sent our client "
+                                   f"certificate{_ours(resolved)}: most likely it does not accept it ({detail})")
+
+
+def _our_certificate_expired(resolved: ResolvedConnection | None) -> bool:
+    leaf = resolved.client_certificate if resolved is not None else None
+    return leaf is not None and leaf.not_valid_after_utc < datetime.now(UTC)
+
+
+def _expired_since(resolved: ResolvedConnection) -> str:
+    leaf = resolved.client_certificate
+    assert leaf is not None
+    return f"expired on {leaf.not_valid_after_utc.strftime('%Y-%m-%d %H:%M UTC')}"
 
 
 def _classify_tls(error: ssl.SSLError, where: str, resolved: ResolvedConnection | None) -> TlsError:
@@ -196,7 +338,7 @@ def _classify_tls(error: ssl.SSLError, where: str, resolved: ResolvedConnection 
         return ServerCertUntrustedError(f"{where}: the partner's certificate is not trusted ({detail})")
     if reason in _AMBIGUOUS_REFUSALS and resolved is not None and _hello_refused(resolved):
         # TLS 1.2 sends the same alert for "no client certificate": a second handshake tells.
-        return _refused_hello(where, detail)
+        return _refused_hello(where, detail, resolved)
     mutual = resolved is not None and resolved.client_certificate is not None
     if reason == "SSLV3_ALERT_CERTIFICATE_EXPIRED":
         return ClientCertExpiredError(f"{where}: the partner says our client certificate{_ours(resolved)} "
@@ -207,6 +349,11 @@ def _classify_tls(error: ssl.SSLError, where: str, resolved: ResolvedConnection 
                 f"{where}: the partner requires a client certificate and none is configured ({detail})")
         return ClientCertRejectedError(
             f"{where}: the partner did not accept the client certificate we sent{_ours(resolved)} ({detail})")
+    if reason in _CLIENT_CERT_REJECTED and mutual and _our_certificate_expired(resolved):
+        # Some servers (Java's) answer an expired certificate with certificate_unknown or bad_certificate.
+        assert resolved is not None
+        return ClientCertExpiredError(f"{where}: the partner did not accept our client certificate"
+                                      f"{_ours(resolved)}, which {_expired_since(resolved)} ({detail})")
     if reason in _CLIENT_CERT_REJECTED:
         if not mutual:
             return ClientCertNotSentError(
@@ -216,7 +363,7 @@ def _classify_tls(error: ssl.SSLError, where: str, resolved: ResolvedConnection 
     if reason in _NOT_TLS_REASONS:
         return PlainHttpPortError(f"{where}: the port does not speak TLS ({detail})")
     if reason in _VERSION_REASONS:
-        return _refused_hello(where, detail)
+        return _refused_hello(where, detail, resolved)
     return TlsError(f"{where}: the TLS handshake failed ({detail})",
                     hint="run `flowrun alias test` for a diagnosis of the connection")
 
@@ -243,6 +390,15 @@ def _timeout(exc: BaseException, where: str) -> RequestTimeoutError:
     return RequestTimeoutError(f"{where}: timed out {phase}")
 
 
+def _host(url: str | httpx.URL | None, resolved: ResolvedConnection | None) -> str:
+    if url is not None:
+        try:
+            return httpx.URL(str(url)).host
+        except httpx.InvalidURL:
+            pass
+    return resolved.host if resolved is not None else ""
+
+
 def _where(url: str | httpx.URL | None, resolved: ResolvedConnection | None) -> str:
     host, port = None, None
     if url is not None:
@@ -255,6 +411,9 @@ def _where(url: str | httpx.URL | None, resolved: ResolvedConnection | None) -> 
     if host is None and resolved is not None:
         host, port = resolved.host, resolved.port
     target = f"{host}:{port}" if host else "the partner"
+    dialled = resolved.connect_to.get((host.lower(), port)) if resolved is not None and host and port else None
+    if dialled is not None:
+        target += f" (dialled at {dialled[0]}:{dialled[1]} by --connect-to)"
     if resolved is not None and resolved.alias:
         target += f" (alias '{resolved.alias}'"
         target += f", env '{resolved.env}')" if resolved.env else ")"

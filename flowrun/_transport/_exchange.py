@@ -26,7 +26,7 @@ from flowrun._models._results import TlsInfo
 from flowrun._models._steps import IDEMPOTENT_METHODS, RestStep
 from flowrun._registry import ResolvedConnection
 from flowrun._transport._decode import adecoded, decoded
-from flowrun._transport._errors import classify, failed_before_sending
+from flowrun._transport._errors import classify, failed_before_sending, refusal_page
 from flowrun._transport._http import TlsInfoReader
 from flowrun._transport._redirect import is_redirect, next_hop
 from flowrun._transport._request import OpenBody, RequestPlan, open_body
@@ -218,7 +218,13 @@ def body_sink(step: RestStep, head: Head, url: str) -> Saver | Collector:
     return Collector(spec.max_bytes, url)
 
 
-def _outcome(head: Head, content: bytes, saved: Saved | None, url: str, tls: TlsInfo | None) -> Outcome[Raw]:
+def _outcome(head: Head, content: bytes, saved: Saved | None, url: str, tls: TlsInfo | None,
+             presented: ResolvedConnection) -> Outcome[Raw]:
+    refused = refusal_page(head.status, content, url=url, resolved=presented)
+    if refused is not None:  # nginx refused our certificate with an HTTP answer
+        if saved is not None:
+            saved.abort()
+        return Outcome(error=refused, status=head.status)
     return Outcome(Raw(head.status, head.headers, content, head.content_type, url, tls, saved), head.status,
                    head.retry_after, cleanup=saved.abort if saved is not None else None)
 
@@ -289,7 +295,7 @@ def exchange(route: Route[httpx.Client], step: RestStep, plan: RequestPlan, time
         except BaseException:
             sink.abandon()
             raise
-        return _outcome(head, content, saved, url, tls.read(response))
+        return _outcome(head, content, saved, url, tls.read(response), _presented(route, current))
     except httpx.HTTPError as exc:
         return Outcome(error=classify(exc, url=url, resolved=_presented(route, current)),
                        sent=not failed_before_sending(exc))
@@ -349,7 +355,7 @@ async def aexchange(route: Route[httpx.AsyncClient], step: RestStep, plan: Reque
         except BaseException:
             sink.abandon()
             raise
-        return _outcome(head, content, saved, url, tls.read(response))
+        return _outcome(head, content, saved, url, tls.read(response), _presented(route, current))
     except httpx.HTTPError as exc:
         return Outcome(error=classify(exc, url=url, resolved=_presented(route, current)),
                        sent=not failed_before_sending(exc))

@@ -11,7 +11,8 @@ the handshake on the way:
   chain comes from the SSL object (the verified chain: public on Python 3.13, private on
   3.10-3.12, only the leaf before) and what was sent is not observed; ``observed`` says so.
 
-A failure is turned into the precise ``TransportError`` by ``classify``.
+A failure is turned into the precise ``TransportError`` by ``classify``, and an HTTP answer that is a
+partner's refusal of our certificate (nginx's 400 page) by ``refusal_page``.
 """
 
 from __future__ import annotations
@@ -30,17 +31,20 @@ from cryptography import x509
 
 from flowrun._errors import TransportError
 from flowrun._registry import ResolvedConnection
-from flowrun._transport._errors import classify
+from flowrun._transport._errors import classify, refusal_page
 from flowrun._transport._http import new_client
 
 __all__ = ["CertificateInfo", "ClientCertOutcome", "ProbeResult", "probe", "probe_url"]
 
 ChainSource = Literal["handshake", "verified_chain", "leaf_only", "none"]
 # What became of our client certificate: sent; an empty Certificate message ("none_sent");
-# never asked for; the handshake stopped before our turn; or no view of the handshake messages.
-ClientCertOutcome = Literal["sent", "none_sent", "not_requested", "not_reached", "not_observed"]
+# never asked for; the handshake stopped before our turn; no TCP connection to shake hands on;
+# or no view of the handshake messages.
+ClientCertOutcome = Literal["sent", "none_sent", "not_requested", "not_reached", "not_connected", "not_observed"]
 
 _CERTIFICATE = 11
+_BAD_REQUEST = 400
+_PAGE_BYTES = 4096
 _CERTIFICATE_REQUEST = 13
 # Serialises the message-callback hook: the SSL context is shared through the cache.
 _HOOK_LOCK = threading.Lock()
@@ -114,14 +118,35 @@ def probe_url(resolved: ResolvedConnection, url: str, *, method: str = "HEAD",
     status: int | None = None
     reason: str | None = None
     error: TransportError | None = None
-    with _hooked(resolved.ssl_context, watch), new_client(context) as client:
-        try:
-            with client.stream(method.upper(), url, headers=dict(resolved.headers), timeout=timeout,
-                               extensions={"trace": watch.trace}) as response:
-                status, reason = response.status_code, response.reason_phrase
-        except httpx.HTTPError as exc:
-            error = classify(exc, url=url, resolved=resolved)
+    with _hooked(resolved.ssl_context, watch), \
+            new_client(context, connect_to=resolved.connect_to) as client:
+        # nginx refuses a client certificate with an HTTP 400 page, which HEAD does not carry:
+        # a 400 to HEAD is asked once more with GET, to read the page.
+        for attempt in (method.upper(), "GET"):
+            body = b""
+            try:
+                with client.stream(attempt, url, headers=dict(resolved.headers), timeout=timeout,
+                                   extensions={"trace": watch.trace}) as response:
+                    status, reason = response.status_code, response.reason_phrase
+                    if status == _BAD_REQUEST:
+                        body = _prefix(response)
+            except httpx.HTTPError as exc:
+                error = classify(exc, url=url, resolved=resolved)
+            if error is not None or status != _BAD_REQUEST or attempt == "GET":
+                break
+        if error is None and status is not None:
+            error = refusal_page(status, body, url=url, resolved=resolved)
     return watch.result(url=url, method=method.upper(), status=status, reason=reason, error=error)
+
+
+def _prefix(response: httpx.Response) -> bytes:
+    """The first bytes of the body: enough for an error page."""
+    data = b""
+    for chunk in response.iter_bytes():
+        data += chunk
+        if len(data) >= _PAGE_BYTES:
+            break
+    return data[:_PAGE_BYTES]
 
 
 @contextlib.contextmanager
@@ -157,6 +182,7 @@ class _Handshake:
         self._messages: dict[int, list[tuple[str, int, bytes, bool]]] = {}
         self._connection: Any = None  # the SSLSocket: held so that its id stays unique
         self._session: dict[str, Any] = {}
+        self._tcp_connected = False
 
     # Called by OpenSSL (through CPython) for every TLS message of every connection on the context;
     # CPython fixes the six positional parameters.
@@ -170,6 +196,8 @@ class _Handshake:
             )
 
     def trace(self, event: str, info: Mapping[str, Any]) -> None:
+        if event == "connection.connect_tcp.complete":
+            self._tcp_connected = True
         if event != "connection.start_tls.complete" or info.get("return_value") is None:
             return
         ssl_object = info["return_value"].get_extra_info("ssl_object")
@@ -195,6 +223,8 @@ class _Handshake:
             else:  # the handshake failed: the only connection seen is ours
                 messages = next(iter(self._messages.values())) if len(self._messages) == 1 else []
         fields: dict[str, Any] = dict(self._session)
+        if not messages and not self._tcp_connected:
+            fields["client_cert_outcome"] = "not_connected"
         if messages:
             fields["handshake_observed"] = True
             sent_by_server = [_certificates(data, tls13) for d, t, data, tls13 in messages

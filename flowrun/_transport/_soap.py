@@ -40,7 +40,7 @@ from flowrun._load._schema import did_you_mean
 from flowrun._models._aliases import Credential, RetryPolicy
 from flowrun._models._results import Attempt, TlsInfo
 from flowrun._transport._decode import decoded
-from flowrun._transport._errors import classify, failed_before_sending
+from flowrun._transport._errors import classify, failed_before_sending, refusal_page
 from flowrun._transport._http import TlsInfoReader
 from flowrun._transport._retry import Outcome, run_with_retry
 from flowrun._transport._soap_data import (
@@ -185,6 +185,9 @@ class Exchanger:
             return Outcome(error=classify(exc, url=url, resolved=self._resolved), status=response.status_code)
         finally:
             response.close()
+        refused = refusal_page(response.status_code, body, url=url, resolved=self._resolved)
+        if refused is not None:  # nginx refused our certificate with an HTTP answer
+            return Outcome(error=refused, status=response.status_code)
         reply = Reply(response.status_code, response.headers, body, str(response.url), tls)
         return Outcome(value=reply, status=reply.status_code, retry_after=response.headers.get("Retry-After"))
 
