@@ -405,6 +405,7 @@ def test_json(resolved: ResolvedConnection, result: Any) -> dict[str, Any]:
         "env": resolved.env,
         "url": result.url,
         "method": result.method,
+        "dialled": _dialled(resolved),
         "ok": result.ok,
         "insecure": resolved.insecure,
         "tls": ({"version": result.tls_version, "cipher": result.cipher}
@@ -421,6 +422,12 @@ def test_json(resolved: ResolvedConnection, result: Any) -> dict[str, Any]:
         "http_status": result.status,
         "error": result.error.to_dict() if result.error is not None else None,
     }
+
+
+def _dialled(resolved: ResolvedConnection) -> dict[str, Any] | None:
+    """The address --connect-to dials instead of the alias's host and port."""
+    target = resolved.connect_to.get((resolved.host.lower(), resolved.port))
+    return {"host": target[0], "port": target[1]} if target is not None else None
 
 
 def _cert_json(cert: Any, now: datetime) -> dict[str, Any]:
@@ -449,6 +456,9 @@ def _print_test(console: Console, resolved: ResolvedConnection, result: Any) -> 
     now = datetime.now(UTC)
     env = f" [{resolved.env}]" if resolved.env else ""
     console.print(f"alias {console.style(resolved.alias, 'bold')}{env}: {result.method} {result.url}")
+    dialled = _dialled(resolved)
+    if dialled is not None:
+        _field(console, "dialled", f"{dialled['host']}:{dialled['port']} (--connect-to)", indent=2)
     if resolved.insecure:
         console.print(console.style("  INSECURE: the protocol profile turns certificate verification off",
                                     "red", "bold"))

@@ -151,10 +151,18 @@ def start_nginx(files: ZooFiles) -> tuple[Server, list[Partner]]:
         server_name localhost;
         ssl_protocols TLSv{version};
         ssl_verify_client {verify};{extra}
+        # An application's own 400s: neither is a refusal of the client certificate.
+        location = /v2/app-error {{
+            default_type application/json;
+            return 400 '{{"error": "invalid account"}}';
+        }}
+        location = /v2/bad-request {{
+            return 400;
+        }}
         location / {{
             default_type application/json;
             add_header X-Client-Verify $ssl_client_verify always;
-            return 200 '{_json(name)}';
+            return 200 '{{"partner": "{name}", "ok": true, "verify": "$ssl_client_verify"}}';
         }}
     }}""")
     temp = directory / "temp"

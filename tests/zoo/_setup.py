@@ -33,8 +33,10 @@ class CaseSetup:
     mutual: bool
 
 
-def write_case(directory: Path, case: str, ports: dict[str, int], version: str, stores: ClientStores) -> CaseSetup:
-    """Alias ``partner`` for ``case`` against the partner's TLS ``version`` port, and a one-step flow."""
+def write_case(directory: Path, case: str, ports: dict[str, int], version: str, stores: ClientStores, *,
+               outputs: dict[str, str] | None = None) -> CaseSetup:
+    """Alias ``partner`` for ``case`` against the partner's TLS ``version`` port, and a one-step flow
+    (whose ``outputs`` are JMESPath expressions over the response, flow outputs of the same name)."""
     port = ports[version]
     host = "localhost"
     keystore_file, trust_file, extra = stores.good, stores.server_root, {}
@@ -64,6 +66,7 @@ def write_case(directory: Path, case: str, ports: dict[str, int], version: str, 
     flow.write_text(json.dumps({
         "name": f"zoo_{case}",
         "steps": [{"id": "ping", "type": "rest", "alias": "partner", "method": "GET", "path": "/ping",
-                   "response": {"expect_status": [200]}}],
+                   "response": {"expect_status": [200], "outputs": outputs or {}}}],
+        "outputs": {name: "{{ steps.ping.outputs.%s }}" % name for name in outputs or {}},
     }), encoding="utf-8")
     return CaseSetup(aliases, flow, connect_to, mutual=case != "no_client_cert")
