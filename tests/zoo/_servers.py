@@ -10,6 +10,7 @@ and stopped with SIGTERM; its error log is kept for assertion messages (``log_ta
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -116,7 +117,7 @@ class Server:
 
 
 def _json(partner: str) -> str:
-    return '{"partner": "%s", "ok": true}' % partner
+    return json.dumps({"partner": partner, "ok": True})
 
 
 # --- nginx ----------------------------------------------------------------------------------------
@@ -262,9 +263,12 @@ def start_haproxy(files: ZooFiles) -> tuple[Server, list[Partner]]:
     bundle = directory / "server.pem"
     bundle.write_bytes(files.server_chain.read_bytes() + files.server_key.read_bytes())
     bundle.chmod(0o600)
+    def only(version: str) -> str:
+        return f"ssl-min-ver TLSv{version} ssl-max-ver TLSv{version}"
+
     frontends = "\n".join(f"""
 frontend tls{version.replace('.', '')}
-    bind 127.0.0.1:{port} ssl crt {bundle} ca-file {files.client_ca} verify required ssl-min-ver TLSv{version} ssl-max-ver TLSv{version}
+    bind 127.0.0.1:{port} ssl crt {bundle} ca-file {files.client_ca} verify required {only(version)}
     http-request return status 200 content-type application/json string '{_json("haproxy")}'
 """ for version, port in ports.items())
     config = directory / "haproxy.cfg"

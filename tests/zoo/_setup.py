@@ -67,6 +67,6 @@ def write_case(directory: Path, case: str, ports: dict[str, int], version: str, 
         "name": f"zoo_{case}",
         "steps": [{"id": "ping", "type": "rest", "alias": "partner", "method": "GET", "path": "/ping",
                    "response": {"expect_status": [200], "outputs": outputs or {}}}],
-        "outputs": {name: "{{ steps.ping.outputs.%s }}" % name for name in outputs or {}},
+        "outputs": {name: "{{ steps.ping.outputs." + name + " }}" for name in outputs or {}},
     }), encoding="utf-8")
     return CaseSetup(aliases, flow, connect_to, mutual=case != "no_client_cert")

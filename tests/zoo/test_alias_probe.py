@@ -33,8 +33,8 @@ def alias_test(capsys: pytest.CaptureFixture[str], directory: Path, *extra: str)
     return code, out
 
 
-def test_connect_to_dials_another_address_and_keeps_the_host(zoo: Zoo, client_stores: ClientStores,
-                                                             tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_connect_to_dials_another_address_and_keeps_the_host(
+        zoo: Zoo, client_stores: ClientStores, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     port = zoo.partner("nginx").ports["1.3"]
     unused = free_port()  # the alias names a port nothing listens on; --connect-to dials nginx
     directory = write_aliases(tmp_path / "aliases", records(client_stores, port=unused))
