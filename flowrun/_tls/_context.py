@@ -99,7 +99,7 @@ AfterHandshake = Literal["handshake_failed", "closed", "waiting"]
 
 
 def after_our_handshake(context: ssl.SSLContext, address: tuple[str, int], server_hostname: str,
-                        timeout: float, wait: float = 1.0) -> AfterHandshake | None:
+                        timeout: float, wait: float = 0.5) -> AfterHandshake | None:
     """What the partner does with a connection made with ``context`` (our identity, if it has one)
     when we send nothing: fails the handshake, closes the connection right after it (how a server
     that refuses a TLS 1.3 client certificate without an alert behaves), or waits for a request.
