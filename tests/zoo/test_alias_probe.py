@@ -4,12 +4,21 @@ nginx refuses with its page."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from flowrun import (
+    AsyncRestExecutor,
+    ClientCertExpiredError,
+    ClientCertRejectedError,
+    Registry,
+    RestStep,
+    StepResult,
+)
 from flowrun._cli import main
 from tests.aliases._setup import keystore, mtls_alias, profile, trust_cert, write_aliases
 from tests.zoo._servers import free_port
@@ -131,3 +140,24 @@ def test_a_soap_step_refused_by_nginx_names_the_page(zoo: Zoo, client_stores: Cl
     assert (code, step["error"]["code"]) == (1, "tls.client_cert_rejected")
     assert "nginx's page \"The SSL certificate error\"" in step["error"]["message"]
     assert "CN=flowrun-demo-client" in step["error"]["message"]
+
+
+@pytest.mark.parametrize("keystore_name", ["foreign", "expired"])
+def test_the_async_executor_reads_nginx_pages_too(zoo: Zoo, client_stores: ClientStores, tmp_path: Path,
+                                                  keystore_name: str) -> None:
+    port = zoo.partner("nginx").ports["1.3"]
+    store = client_stores.foreign if keystore_name == "foreign" else client_stores.expired
+    aliases = records(client_stores, port=port, keystore_file=store)
+    # Even a policy that retries 400 does not retry a refused certificate.
+    aliases[-1]["retry_policy"] = {"strategy": "fixed", "count": 2, "interval_s": 0.01, "on_status": [400]}
+    directory = write_aliases(tmp_path / "aliases", aliases)
+
+    async def call() -> StepResult:
+        async with AsyncRestExecutor(Registry.load(directory)) as rest:
+            return await rest.run(RestStep(alias="partner", path="/ping"))
+
+    result = asyncio.run(call())
+    expected = ClientCertRejectedError if keystore_name == "foreign" else ClientCertExpiredError
+    assert type(result.error) is expected, result.error
+    assert "The SSL certificate error" in str(result.error)
+    assert len(result.attempts) == 1  # a certificate refusal is never retried
