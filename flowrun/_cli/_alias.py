@@ -58,7 +58,8 @@ def register(subparsers: Any, name: str, summary: str) -> None:
         description="Resolve the alias, build its SSL context, connect, shake hands and send one "
         "lightweight request (default HEAD of the base path). Reports the TLS version and cipher, the "
         "server's chain, the client certificate actually sent, and the HTTP status; on failure the "
-        "precise cause with a hint. Any HTTP status after a good handshake counts as success.",
+        "precise cause with a hint. Any HTTP status after a good handshake counts as success, except "
+        "nginx's answers that refuse the client certificate (its 400 pages, 495, 496).",
         epilog="Exit codes: 0 the request got an HTTP status back, 1 connection or TLS failure, "
         "2 bad usage, bad definitions or unusable key material.",
     )
