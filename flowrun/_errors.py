@@ -20,6 +20,11 @@
     │   ├── NoPrivateKeyError             only trusted certificates (the trustedCertEntry gotcha)
     │   ├── KeyMismatchError              private key does not belong to the leaf certificate
     │   ├── IncompleteChainError
+    │   ├── PlaceholderCertError          the signed certificate sits in a trustedCertEntry, not on the key
+    │   ├── KeyUnusableError              OpenSSL will not use the key or chain for TLS
+    │   │   ├── KeyTooSmallError          under OpenSSL's security level (EE_KEY_TOO_SMALL)
+    │   │   └── KeyAlgorithmError         RSA-PSS, DSA with TLS 1.3, a curve TLS does not sign with
+    │   ├── KeyEncryptionUnsupportedError a key protected with an algorithm that cannot be read
     │   └── TrustCertError                a trust store cert file cannot be read
     ├── DataPillError                     {{ expression }} invalid or names a missing value
     ├── RunInterruptedError               exit 130: SIGINT or SIGTERM stopped the run mid-step
@@ -211,6 +216,38 @@ class IncompleteChainError(KeyMaterialError):
     default_hint = (
         "import root and intermediate with keytool -importcert -trustcacerts, "
         "then the signed certificate under the key's alias"
+    )
+
+
+class PlaceholderCertError(KeyMaterialError):
+    code = "keystore.placeholder_cert"
+    default_hint = (
+        "export the signed certificate from the trustedCertEntry, delete that entry, and import the "
+        "certificate under the key's alias (keytool -importcert -alias <key alias>)"
+    )
+
+
+class KeyUnusableError(KeyMaterialError):
+    code = "keystore.key_unusable"
+    default_hint = (
+        "make a new key pair (keytool -genkeypair -keyalg RSA -keysize 3072, or -keyalg EC -groupname "
+        "secp256r1), have it certified, and import the signed certificate under the key's alias"
+    )
+
+
+class KeyTooSmallError(KeyUnusableError):
+    code = "keystore.key_too_small"
+
+
+class KeyAlgorithmError(KeyUnusableError):
+    code = "keystore.key_algorithm"
+
+
+class KeyEncryptionUnsupportedError(KeyMaterialError):
+    code = "keystore.key_encryption_unsupported"
+    default_hint = (
+        "re-encrypt the key with a current algorithm: openssl pkcs8 -topk8 -v2 aes-256-cbc -in OLD -out NEW "
+        "(or export the store again with keytool)"
     )
 
 

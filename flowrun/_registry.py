@@ -24,14 +24,14 @@ import attrs
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 
-from flowrun._errors import DefinitionError, UnknownReferenceError
+from flowrun._errors import DefinitionError, KeyMaterialError, TrustCertError, UnknownReferenceError
 from flowrun._load._aliases import AliasRecords, alias_files, load_alias_records
 from flowrun._load._schema import did_you_mean
 from flowrun._models._aliases import NO_RETRY, Alias, Connection, Credential, ProtocolProfile, RetryPolicy
 from flowrun._models._origin import Origin
 from flowrun._tls._cache import TLS_CACHE, TlsCache
 from flowrun._tls._context import TlsSettings
-from flowrun._tls._material import identity_for, trust_for
+from flowrun._tls._material import identity_for, place, trust_for
 from flowrun._tls._model import ClientIdentity
 
 _LOG = logging.getLogger("flowrun")
@@ -288,11 +288,20 @@ class Registry:
             return self._cache.context(None, None, (), tuple, TlsSettings()), ()
         settings = TlsSettings(versions=profile.tls_versions, use_system_trust=profile.use_system_trust,
                                verify=not profile.insecure_skip_verify)
-        identity_key, identity = (identity_for(self.records.keystores[profile.keystore], self._cache)
+        identity_key, identity = (identity_for(self.records.keystores[profile.keystore], self._cache,
+                                               self.records.trust_store_certs)
                                   if profile.keystore is not None else (None, None))
         trust_digests, trust = trust_for(
             [self.records.trust_store_certs[name] for name in profile.trust_store_certs], self._cache)
-        context = self._cache.context(identity_key, identity, trust_digests, trust, settings)
+        try:
+            context = self._cache.context(identity_key, identity, trust_digests, trust, settings)
+        except TrustCertError as error:
+            raise place(error, profile.origin, f"protocol profile '{profile.name}'") from None
+        except KeyMaterialError as error:
+            if profile.keystore is None:
+                raise
+            raise place(error, self.records.keystores[profile.keystore].origin,
+                        f"keystore '{profile.keystore}'") from None
         chain = identity().chain if identity is not None else ()
         return context, chain
 
@@ -305,10 +314,13 @@ class Registry:
                                verify=not profile.insecure_skip_verify)
         trust_digests, trust = trust_for(
             [self.records.trust_store_certs[name] for name in profile.trust_store_certs], self._cache)
-        return self._cache.context(None, None, trust_digests, trust, settings)
+        try:
+            return self._cache.context(None, None, trust_digests, trust, settings)
+        except TrustCertError as error:
+            raise place(error, profile.origin, f"protocol profile '{profile.name}'") from None
 
     def identity(self, keystore_name: str) -> ClientIdentity:
-        _, load = identity_for(self.records.keystores[keystore_name], self._cache)
+        _, load = identity_for(self.records.keystores[keystore_name], self._cache, self.records.trust_store_certs)
         return load()
 
     def trust_certificates(self, profile: ProtocolProfile) -> tuple[x509.Certificate, ...]:
@@ -333,6 +345,14 @@ class Registry:
 
     def _check_references(self) -> None:
         records = self.records
+        for keystore in records.keystores.values():
+            for index, item in enumerate(keystore.chain_certs):
+                if isinstance(item, str) and item not in records.trust_store_certs:
+                    error = _unknown("trust_store_cert", item, records.trust_store_certs,
+                                     keystore.origin.child("chain_certs", index), "chain_certs")
+                    error.hint += ("; a file is named with a folder part or a certificate suffix "
+                                   "(./intermediate.pem)")
+                    raise error
         for profile in records.protocol_profiles.values():
             if profile.keystore is not None and profile.keystore not in records.keystores:
                 raise _unknown("keystore", profile.keystore, records.keystores, profile.origin.child("keystore"),

@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import attrs
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 
@@ -24,12 +25,20 @@ from flowrun._cli._passwords import (
     key_password,
     store_password,
 )
-from flowrun._errors import KeystoreNotFoundError, TrustCertError, UsageError
-from flowrun._tls._diagnose import describe_public_key, diagnose, is_usable
+from flowrun._errors import (
+    KeyAlgorithmError,
+    KeystoreNotFoundError,
+    KeystorePasswordError,
+    TrustCertError,
+    UsageError,
+)
+from flowrun._tls._diagnose import diagnose, is_usable
+from flowrun._tls._keycheck import describe_key, key_type_and_size
 from flowrun._tls._model import Finding, KeystoreContents, KeystoreEntry, KeystoreType
 from flowrun._tls._read import (
     describe_path,
     detect_type,
+    holds_plaintext_key,
     permission_warnings,
     read_file_bytes,
     read_keystore,
@@ -74,6 +83,9 @@ def register(subparsers: Any, name: str, summary: str) -> None:
     inspect.add_argument("--trust-cert", metavar="FILE", type=Path, action="append", default=[],
                          help="a PEM or DER certificate that may complete the chain and is checked for "
                          "expiry (repeatable)")
+    inspect.add_argument("--chain-cert", metavar="FILE", type=Path, action="append", default=[],
+                         help="a PEM or DER certificate (an intermediate) that completes the chain sent to "
+                         "partners, as a keystore record's chain_certs does (repeatable)")
     inspect.add_argument("--within", metavar="DAYS", type=non_negative_days, default=30,
                          help="warn about certificates that expire within DAYS days (default 30)")
     inspect.add_argument("--json", action="store_true", help="print the stable JSON shape")
@@ -85,6 +97,9 @@ def register(subparsers: Any, name: str, summary: str) -> None:
     parser.set_defaults(handler=missing_subcommand)
 
 
+_NO_PASSWORD_HINT = "pass it with --password-env VAR, --password-file FILE or --password-stdin"
+
+
 def run_inspect(args: argparse.Namespace, console: Console) -> int:
     password = store_password(args)
     key_pass = key_password(args)
@@ -94,34 +109,66 @@ def run_inspect(args: argparse.Namespace, console: Console) -> int:
     if password is None and found in _PASSWORD_REQUIRED:
         raise UsageError(
             f"{path}: a {found.upper()} keystore is read only with its store password, which checks "
-            "its integrity",
-            hint="pass it with --password-env VAR, --password-file FILE or --password-stdin",
+            "its integrity", hint=_NO_PASSWORD_HINT,
         )
-    if args.key_file is not None:
-        if found != "pem":
-            raise UsageError(f"--key-file goes with a PEM certificate file; {path} is {found.upper()}",
-                             hint="a JKS, JCEKS or PKCS12 store holds its keys itself")
-        contents = read_pem(data, read_file_bytes(args.key_file, what="key"), password=password,
-                            source=str(path), key_source=str(args.key_file))
-    else:
-        contents = read_keystore(data, password=password, type=args.type, source=str(path))
-    trust = _load_trust_certs(args.trust_cert)
+    if args.key_file is not None and found != "pem":
+        raise UsageError(f"--key-file goes with a PEM certificate file; {path} is {found.upper()}",
+                         hint="a JKS, JCEKS or PKCS12 store holds its keys itself")
+    try:
+        if args.key_file is not None:
+            key_data = read_file_bytes(args.key_file, what="key")
+            contents = read_pem(data, key_data, password=password, source=str(path),
+                                key_source=str(args.key_file))
+        else:
+            key_data = data
+            contents = read_keystore(data, password=password, type=args.type, source=str(path))
+    except KeystorePasswordError as error:
+        if password is None:
+            error.message = f"{error.message} (no store password was given)"
+            error.args = (error.message,)
+            error.hint = _NO_PASSWORD_HINT
+        raise
+    except KeyAlgorithmError as error:
+        # A key TLS cannot use whose certificate cannot even be read (keytool's DSA): a finding.
+        contents = KeystoreContents(type=found, entries=(), source=str(path))
+        findings = [Finding(code="key.dsa", severity="error", message=f"{error.message}: {error.hint}")]
+        return _report(args, console, path, contents, findings, unreadable=True)
+    trust = _load_certs(args.trust_cert, "trust store cert")
+    chain_certs = _load_certs(args.chain_cert, "chain cert")
     findings = diagnose(contents, key_alias=args.key_alias, key_password=key_pass,
-                        store_password=password, trust_certs=trust, within_days=args.within)
+                        store_password=password, trust_certs=trust, chain_certs=chain_certs,
+                        within_days=args.within)
+    if password is None and not key_pass:
+        findings = [_name_password_options(f) for f in findings]
     if contents.private_key_entries():
-        findings += permission_warnings(args.key_file or path)
+        findings += permission_warnings(args.key_file or path, what="private key" if args.key_file else "keystore",
+                                        plaintext=holds_plaintext_key(key_data))
+    return _report(args, console, path, contents, findings)
+
+
+def _report(args: argparse.Namespace, console: Console, path: Path, contents: KeystoreContents,
+            findings: list[Finding], *, unreadable: bool = False) -> int:
     if args.json:
         console.print_json(inspect_json(contents, findings))
     else:
-        _print_report(console, path, contents, findings)
+        _print_report(console, path, contents, findings, unreadable=unreadable)
     return 0 if is_usable(findings) else 1
 
 
-def _load_trust_certs(paths: Sequence[Path]) -> list[x509.Certificate]:
+def _name_password_options(finding: Finding) -> Finding:
+    """Without any password given, the way to give one is the command's options."""
+    if finding.code != "key.wrong_password":
+        return finding
+    return attrs.evolve(finding, message=f"{finding.message.split(': no password was given')[0]}: no password "
+                        f"was given; {_NO_PASSWORD_HINT} (a key with a password of its own: --key-password-env "
+                        "VAR or --key-password-file FILE)")
+
+
+def _load_certs(paths: Sequence[Path], what: str) -> list[x509.Certificate]:
     certs: list[x509.Certificate] = []
     for path in paths:
         try:
-            data = read_file_bytes(path, what="trust store cert")
+            data = read_file_bytes(path, what=what)
         except KeystoreNotFoundError as error:
             raise TrustCertError(error.message, file=path) from None
         certs.extend(read_trust_certs(data, format=None, source=str(path)))
@@ -143,8 +190,11 @@ def inspect_json(contents: KeystoreContents, findings: Sequence[Finding]) -> dic
     }
 
 
-def _cert_json(cert: x509.Certificate) -> dict[str, str]:
+def _cert_json(cert: x509.Certificate) -> dict[str, Any]:
+    key_type, key_size = key_type_and_size(cert)
     return {
+        "key_type": key_type,
+        "key_size": key_size,
         "subject": cert.subject.rfc4514_string(),
         "issuer": cert.issuer.rfc4514_string(),
         "serial": f"{cert.serial_number:x}",
@@ -161,10 +211,14 @@ def _iso(moment: datetime) -> str:
 # --- text ----------------------------------------------------------------------------------
 
 
-def _print_report(console: Console, path: Path, contents: KeystoreContents, findings: Sequence[Finding]) -> None:
+def _print_report(console: Console, path: Path, contents: KeystoreContents, findings: Sequence[Finding], *,
+                  unreadable: bool = False) -> None:
     count = len(contents.entries)
     console.print(f"{console.style('Keystore:', 'bold')} {describe_path(path)}")
-    console.print(f"Type: {contents.type.upper()}, {count} entr{'y' if count == 1 else 'ies'}")
+    if unreadable:
+        console.print(f"Type: {contents.type.upper()}, entries not listed (a certificate cannot be read)")
+    else:
+        console.print(f"Type: {contents.type.upper()}, {count} entr{'y' if count == 1 else 'ies'}")
     for entry in contents.entries:
         console.print()
         _print_entry(console, entry)
@@ -198,7 +252,7 @@ def _cert_lines(cert: x509.Certificate) -> list[str]:
         f"Serial:    {cert.serial_number:x}",
         f"Valid:     {_iso(cert.not_valid_before_utc)} until {_iso(cert.not_valid_after_utc)}",
         f"SHA-256:   {fingerprint}",
-        f"Key:       {describe_public_key(cert.public_key())}",
+        f"Key:       {describe_key(cert)}",
     ]
 
 

@@ -9,6 +9,9 @@ Nothing is sent over the network. Exit 2 when any error is found, else 0 (warnin
 from __future__ import annotations
 
 import argparse
+import contextlib
+import logging
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -108,9 +111,38 @@ def _sorted(problems: list[Problem]) -> list[Problem]:
     return sorted(unique.values(), key=lambda p: (p.error.file or "", p.error.line or 0, p.error.pointer or ""))
 
 
+class _NoteCollector(logging.Handler):
+    """Notes the key material logs at INFO (a password-encrypted store readable by others): runs
+    keep quiet about them, ``validate`` shows them."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.notes: list[tuple[str, str]] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.levelno == logging.INFO and hasattr(record, "code"):
+            self.notes.append((str(record.code), record.getMessage()))
+
+
+@contextlib.contextmanager
+def _collecting_notes() -> Iterator[_NoteCollector]:
+    logger = logging.getLogger("flowrun")
+    collector = _NoteCollector()
+    previous = logger.level
+    logger.addHandler(collector)
+    if logger.getEffectiveLevel() > logging.INFO:
+        logger.setLevel(logging.INFO)
+    try:
+        yield collector
+    finally:
+        logger.removeHandler(collector)
+        logger.setLevel(previous)
+
+
 def validate_command(args: argparse.Namespace, console: Console) -> int:
-    files, problems = validate_paths(list(args.paths), aliases=args.aliases, steps_dirs=list(args.steps),
-                                     env=args.env)
+    with _collecting_notes() as collected:
+        files, problems = validate_paths(list(args.paths), aliases=args.aliases, steps_dirs=list(args.steps),
+                                         env=args.env)
     errors = [p for p in problems if p.is_error]
     warnings = [p for p in problems if not p.is_error]
     if args.json:
@@ -118,10 +150,13 @@ def validate_command(args: argparse.Namespace, console: Console) -> int:
             "status": "failed" if errors else "passed",
             "files": [str(f) for f in files],
             "problems": [{"severity": p.severity, **p.error.to_dict()} for p in problems],
+            "notes": [{"code": code, "message": message} for code, message in collected.notes],
         })
         return 2 if errors else 0
     for problem in problems:
         _print_problem(console, problem)
+    for code, message in collected.notes:
+        console.print(f"{console.style(f'note[{code}]', 'blue')}: {message}")
     failing = {p.error.file for p in errors}
     for file in files:
         if str(file) not in failing and str(file.resolve()) not in failing:

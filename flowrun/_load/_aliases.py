@@ -163,7 +163,10 @@ def _build(item: dict[str, Any], origin: Origin, document: JsonDocument) -> Reco
             name=fields["name"], file=path_at("file", fields["file"]), type=fields.get("type"),
             password=secret("password"), key_alias=fields.get("key_alias"),
             key_password=secret("key_password"),
-            key_file=path_at("key_file", fields["key_file"]) if "key_file" in fields else None, origin=origin,
+            key_file=path_at("key_file", fields["key_file"]) if "key_file" in fields else None,
+            chain_certs=tuple(path_at(f"chain_certs/{i}", value) if looks_like_path(value) else value
+                              for i, value in enumerate(fields.get("chain_certs", ()))),
+            origin=origin,
         )
     if kind == "trust_store_cert":
         return TrustStoreCert(
@@ -197,6 +200,15 @@ def _build(item: dict[str, Any], origin: Origin, document: JsonDocument) -> Reco
         retry_policy=retry_policy_from(retry) if retry is not None else RetryPolicy(),
         description=fields.get("description", ""), origin=origin,
     )
+
+
+_CERT_SUFFIXES = (".pem", ".crt", ".cer", ".der", ".p7b", ".p7c")
+
+
+def looks_like_path(value: str) -> bool:
+    """A chain_certs entry is a file when it has a folder part or a certificate file suffix, else the
+    name of a trust_store_cert record."""
+    return "/" in value or "\\" in value or value.lower().endswith(_CERT_SUFFIXES)
 
 
 def retry_policy_from(raw: Mapping[str, Any]) -> RetryPolicy:

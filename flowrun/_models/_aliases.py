@@ -70,6 +70,9 @@ class Keystore:
     key_alias: str | None = None
     key_password: SecretRef | None = None
     key_file: Path | None = None
+    # Certificates that complete the chain we send when the store lacks them: a file (Path) or
+    # the name of a trust_store_cert record (str).
+    chain_certs: tuple[Path | str, ...] = ()
     origin: Origin = attrs.field(default=NOWHERE, eq=False, repr=False)
 
 

@@ -112,6 +112,7 @@ class IdentityKey:
     key_alias: str | None
     password: bytes = attrs.field(repr=False)
     key_password: bytes = attrs.field(repr=False)
+    chain_certs: tuple[str, ...] = ()
 
 
 class TlsCache:

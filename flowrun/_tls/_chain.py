@@ -9,7 +9,11 @@ from contextlib import contextmanager
 from typing import TypeVar
 
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives import serialization
 from cryptography.utils import CryptographyDeprecationWarning
+
+from flowrun._tls._model import KeystoreContents, KeystoreEntry
 
 _T = TypeVar("_T")
 
@@ -54,6 +58,24 @@ def load_der_certificate(data: bytes) -> x509.Certificate:
 
 def load_pem_certificate(data: bytes) -> x509.Certificate:
     return _decode(x509.load_pem_x509_certificate, data)
+
+
+_DSA_OID = "1.2.840.10040.4.1"
+
+
+def is_dsa_certificate(der: bytes) -> bool:
+    """Whether ``der`` is a certificate with a DSA key. ``cryptography`` cannot decode the DSA
+    certificates keytool writes (their signature algorithm carries NULL parameters), so the key's
+    algorithm is read from the structure to name the real problem."""
+    from flowrun._tls import _der
+
+    try:
+        tbs = _der.parse(der, allow_trailing=True).expect(_der.SEQUENCE).children()[0].children()
+        fields = tbs[1:] if tbs[0].tag == _der.CONTEXT_0 else tbs
+        spki = fields[5].expect(_der.SEQUENCE).children()
+        return _der.read_oid(spki[0].expect(_der.SEQUENCE).children()[0]) == _DSA_OID
+    except (_der.DerError, IndexError):
+        return False
 
 
 def quietly(loader: Callable[[], _T]) -> _T:
@@ -122,3 +144,40 @@ def unique(certs: Iterable[x509.Certificate]) -> list[x509.Certificate]:
         if cert not in seen:
             seen.append(cert)
     return seen
+
+
+# --- the keytool placeholder mistake -----------------------------------------------------------
+
+
+def signed_certificate_entry(contents: KeystoreContents, leaf: x509.Certificate) -> KeystoreEntry | None:
+    """The trustedCertEntry holding another certificate for the key of a self-signed ``leaf``: the
+    CA's reply imported under a new alias instead of the key's, leaving the placeholder in use."""
+    spki = _spki(leaf)
+    if spki is None or not is_self_issued(leaf):
+        return None
+    for entry in contents.entries:
+        if entry.kind == "trusted_cert" and entry.certificates:
+            cert = entry.certificates[0]
+            if cert != leaf and _spki(cert) == spki:
+                return entry
+    return None
+
+
+def placeholder_message(alias: str, holder: KeystoreEntry, contents: KeystoreContents) -> str:
+    store = contents.source if contents.source != "<memory>" else "STORE"
+    signed = holder.certificates[0].subject.rfc4514_string()
+    return (f"the certificate of '{alias}' is the self-signed placeholder made by keytool -genkeypair, and the "
+            f"CA-signed certificate for the same key is in trustedCertEntry '{holder.alias}' "
+            f"('{signed}'): it was imported under a new alias instead of the key's. "
+            f"Fix: keytool -exportcert -alias {holder.alias} -file signed.crt -keystore {store}; keytool -delete "
+            f"-alias {holder.alias} -keystore {store}; keytool -importcert -trustcacerts -alias {alias} -file "
+            f"signed.crt -keystore {store} (the root and intermediate must be in the store for keytool to "
+            "accept the reply)")
+
+
+def _spki(cert: x509.Certificate) -> bytes | None:
+    try:
+        return cert.public_key().public_bytes(serialization.Encoding.DER,
+                                              serialization.PublicFormat.SubjectPublicKeyInfo)
+    except (ValueError, UnsupportedAlgorithm):
+        return None

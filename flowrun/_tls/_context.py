@@ -36,7 +36,8 @@ import attrs
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from flowrun._errors import KeyMismatchError
+from flowrun._errors import KeyAlgorithmError, KeyMismatchError, TrustCertError
+from flowrun._tls._keycheck import algorithm_problem, refusal
 from flowrun._tls._model import ClientIdentity
 
 _VERSIONS = {"1.2": ssl.TLSVersion.TLSv1_2, "1.3": ssl.TLSVersion.TLSv1_3}
@@ -150,6 +151,13 @@ def build_ssl_context(
     trust: Sequence[x509.Certificate],
     settings: TlsSettings = TlsSettings(),
 ) -> ssl.SSLContext:
+    """The context for a client identity (or none) and trust. OpenSSL's refusals never escape as
+    ``ssl.SSLError``: a key it will not use is a ``KeyUnusableError``, a trust cert it will not
+    load a ``TrustCertError``."""
+    if identity is not None:
+        problem = algorithm_problem(identity.leaf, settings.versions)
+        if problem is not None:
+            raise KeyAlgorithmError(f"the key of '{identity.alias}' {problem.reason}", hint=problem.fix)
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     _apply_posture(context, settings.versions)
     if settings.verify:
@@ -161,7 +169,11 @@ def build_ssl_context(
                 context.load_verify_locations(cafile=cafile, capath=capath)
         if trust:
             pem = "".join(c.public_bytes(serialization.Encoding.PEM).decode("ascii") for c in trust)
-            context.load_verify_locations(cadata=pem)
+            try:
+                context.load_verify_locations(cadata=pem)
+            except ssl.SSLError as exc:
+                raise TrustCertError(f"OpenSSL refuses the trust store certs "
+                                     f"({getattr(exc, 'reason', None) or exc})") from None
     else:
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
@@ -201,7 +213,7 @@ def _load_chain(context: ssl.SSLContext, path: str, password: str | None, identi
             raise KeyMismatchError(
                 f"the private key under alias '{identity.alias}' does not belong to its certificate"
             ) from None
-        raise
+        raise refusal(exc, alias=identity.alias, leaf=identity.leaf) from None
 
 
 @contextlib.contextmanager

@@ -15,11 +15,16 @@ Finding codes (stable: scripts match on them; ``docs/keystore-findings.md`` expl
     key.mismatch                error    the private key does not belong to the leaf certificate
     key.too_small               error    RSA or DSA key under 2048 bits, EC key under 256 bits
     key.below_3072              info     RSA key of 2048 bits: fine today, use 3072 at the next renewal
-    key.dsa                     warning  DSA key: TLS 1.3 has no DSA and most servers refuse it
-    key.uncommon_curve          warning  EC curve other than P-256, P-384, P-521
+    key.rsa_pss                 error    RSA-PSS key: OpenSSL does not present it (NO_CERTIFICATE_ASSIGNED)
+    key.dsa                     error    DSA key: TLS 1.3 has no DSA and most servers refuse it
+    key.uncommon_curve          error    EC curve other than P-256, P-384, P-521: OpenSSL does not sign with it
     key.uncommon_type           warning  Ed25519 / Ed448: TLS 1.3 only, few servers accept them
     chain.self_signed           error    the leaf is self-signed: the CSR was never signed and imported
-    chain.incomplete            error    no path from the leaf to a self-signed root
+    chain.placeholder           error    the self-signed placeholder is the key's chain and a trustedCertEntry
+                                         holds the CA-signed certificate for the same key
+    chain.incomplete            error    the private key entry has no certificate
+    chain.leaf_only             warning  only the leaf is sent: the partner must hold its issuer(s)
+    chain.root_not_included     info     the chain stops at an intermediate: the partner holds the root
     chain.not_sent              warning  an intermediate needed by the partner is not in the entry's chain
     chain.order                 error    a certificate in the entry's chain is not issued by the next one
     chain.bad_signature         error    a certificate's signature does not verify with its issuer's key
@@ -57,10 +62,11 @@ from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKey
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from flowrun._errors import KeyMaterialError, KeyPasswordError
-from flowrun._tls._chain import complete_chain
+from flowrun._tls._chain import complete_chain, placeholder_message, signed_certificate_entry
+from flowrun._tls._keycheck import algorithm_problem, describe_key, security_level
 from flowrun._tls._model import Finding, KeystoreContents, KeystoreEntry, Severity
 
-__all__ = ["CHAIN_HINT", "FINDING_CODES", "describe_public_key", "diagnose", "is_usable"]
+__all__ = ["CHAIN_HINT", "FINDING_CODES", "diagnose", "is_usable"]
 
 FINDING_CODES: dict[str, Severity] = {
     "store.no_private_key": "error",
@@ -73,11 +79,15 @@ FINDING_CODES: dict[str, Severity] = {
     "key.mismatch": "error",
     "key.too_small": "error",
     "key.below_3072": "info",
-    "key.dsa": "warning",
-    "key.uncommon_curve": "warning",
+    "key.rsa_pss": "error",
+    "key.dsa": "error",
+    "key.uncommon_curve": "error",
     "key.uncommon_type": "warning",
     "chain.self_signed": "error",
+    "chain.placeholder": "error",
     "chain.incomplete": "error",
+    "chain.leaf_only": "warning",
+    "chain.root_not_included": "info",
     "chain.not_sent": "warning",
     "chain.order": "error",
     "chain.bad_signature": "error",
@@ -99,10 +109,20 @@ CHAIN_HINT = (
     "import root and intermediate with keytool -importcert -trustcacerts, "
     "then the signed certificate under the key's alias"
 )
+_CHAIN_CERTS = "or name the intermediate certificate files in chain_certs on the keystore record (--chain-cert)"
+
+
+def chain_hint(store_type: str) -> str:
+    """How to add the missing intermediates to a store of this type."""
+    if store_type == "pkcs12":
+        return ("rebuild the PKCS12 file with its intermediates (openssl pkcs12 -export -in client.crt -inkey "
+                f"client.key -certfile intermediates.pem -out client.p12), {_CHAIN_CERTS}")
+    if store_type == "pem":
+        return f"append the intermediate certificates to the PEM file after the client certificate, {_CHAIN_CERTS}"
+    return f"{CHAIN_HINT}, {_CHAIN_CERTS}"
 
 _E = TypeVar("_E", bound=x509.ExtensionType)
 
-_TLS_CURVES = frozenset({"secp256r1", "secp384r1", "secp521r1"})
 # A chain longer than this is a loop or garbage, not a PKI.
 _MAX_CHAIN = 16
 
@@ -118,6 +138,7 @@ def diagnose(
     key_password: str | None = None,
     store_password: str | None = None,
     trust_certs: Sequence[x509.Certificate] = (),
+    chain_certs: Sequence[x509.Certificate] = (),
     within_days: int = 30,
     now: datetime | None = None,
 ) -> list[Finding]:
@@ -125,11 +146,13 @@ def diagnose(
 
     ``key_password`` decrypts the chosen key (``None``: the store password, as keytool does);
     ``trust_certs`` are extra certificates that may complete the chain (and are checked for expiry);
+    ``chain_certs`` complete the chain that is sent (a keystore record's ``chain_certs``);
     ``now`` is for tests.
     """
     check = _Diagnosis(
         contents=contents,
         trust_certs=tuple(trust_certs),
+        chain_certs=tuple(chain_certs),
         within=timedelta(days=within_days),
         within_days=within_days,
         now=now if now is not None else datetime.now(UTC),
@@ -149,6 +172,7 @@ def diagnose(
 class _Diagnosis:
     contents: KeystoreContents
     trust_certs: tuple[x509.Certificate, ...]
+    chain_certs: tuple[x509.Certificate, ...]
     within: timedelta
     within_days: int
     now: datetime
@@ -248,26 +272,38 @@ class _Diagnosis:
 
         leaf = chain[0]
         path, missing = self._path_to_root(leaf, chain)
+        hint = chain_hint(self.contents.type)
         if len(path) == 1 and missing is None:
-            self.add("chain.self_signed",
-                     f"the certificate of '{alias}' is self-signed ({_subject(leaf)}): it is keytool "
-                     "-genkeypair's placeholder, so the CSR was never signed or the signed reply never "
-                     "imported. Make a CSR with keytool -certreq, have the CA sign it, then "
-                     f"{CHAIN_HINT}", alias=alias)
+            holder = self._signed_elsewhere(leaf)
+            if holder is not None:
+                self.add("chain.placeholder", placeholder_message(alias, holder, self.contents), alias=alias)
+            else:
+                self.add("chain.self_signed",
+                         f"the certificate of '{alias}' is self-signed ({_subject(leaf)}): it is keytool "
+                         "-genkeypair's placeholder, so the CSR was never signed or the signed reply never "
+                         "imported. Make a CSR with keytool -certreq, have the CA sign it, then "
+                         f"{CHAIN_HINT}", alias=alias)
+        elif missing is not None and len(path) == 1:
+            self.add("chain.leaf_only",
+                     f"only the certificate of '{alias}' itself is sent, not its issuer {missing}: the partner "
+                     "must hold that CA (fine when the partner issued the certificate or trusts that CA "
+                     f"directly); if {missing} is an intermediate the partner does not hold, {hint}", alias=alias)
         elif missing is not None:
-            self.add("chain.incomplete",
-                     f"the chain of '{alias}' stops at {_subject(path[-1])}: the certificate of its issuer "
-                     f"{missing} (an intermediate or the root) is neither in the entry's chain, nor a "
-                     f"trusted certificate of the store, nor a given trust cert; {CHAIN_HINT}", alias=alias)
+            self.add("chain.root_not_included",
+                     f"the chain of '{alias}' ends at {_subject(path[-1])}, issued by {missing}, which is not in "
+                     "the store: the partner holds its trusted roots, so this is the usual chain to send",
+                     alias=alias)
         # What select_identity presents: the entry's chain completed from the store's trusted
-        # certificates. The partner knows its roots, not our intermediates: those must be in it.
-        sent = {_fingerprint(c) for c in complete_chain(chain, self.contents.trusted_certificates())}
+        # certificates and the record's chain_certs. The partner knows its roots, not our
+        # intermediates: those must be in it.
+        sent = {_fingerprint(c) for c in complete_chain(
+            chain, [*self.contents.trusted_certificates(), *self.chain_certs])}
         for cert in path[1:]:
             if not _is_self_signed(cert) and _fingerprint(cert) not in sent:
                 self.add("chain.not_sent",
                          f"the intermediate {_subject(cert)} is not in the keystore (found only among the "
                          f"given trust certs), so it is not sent with the certificate of '{alias}' and the "
-                         f"partner may not know it; {CHAIN_HINT}", alias=alias)
+                         f"partner may not know it; {hint}", alias=alias)
         for cert in path:
             self._check_validity(cert, alias=alias, prefix="cert")
             self._check_signature_hash(cert, alias=alias)
@@ -279,7 +315,7 @@ class _Diagnosis:
         self, leaf: x509.Certificate, chain: Sequence[x509.Certificate]
     ) -> tuple[list[x509.Certificate], str | None]:
         """Path leaf -> root, and the issuer name where it stops (None when it reaches a root)."""
-        pool = _unique([*chain[1:], *self.contents.trusted_certificates(), *self.trust_certs])
+        pool = _unique([*chain[1:], *self.contents.trusted_certificates(), *self.chain_certs, *self.trust_certs])
         path = [leaf]
         seen = {_fingerprint(leaf)}
         current = leaf
@@ -294,6 +330,9 @@ class _Diagnosis:
             seen.add(_fingerprint(issuer))
             current = issuer
         return path, None
+
+    def _signed_elsewhere(self, leaf: x509.Certificate) -> KeystoreEntry | None:
+        return signed_certificate_entry(self.contents, leaf)
 
     def _check_validity(self, cert: x509.Certificate, *, alias: str | None, prefix: str) -> None:
         label = "certificate" if prefix == "cert" else "trust cert"
@@ -347,25 +386,21 @@ class _Diagnosis:
         alias = entry.alias
         leaf = entry.certificates[0]
         key = leaf.public_key()
-        description = describe_public_key(key)
+        description = describe_key(leaf)
         bits = _weak_key_bits(key)
         if bits is not None:
             self.add("key.too_small",
-                     f"the key of '{alias}' is {description}, which TLS stacks refuse: make a new key pair "
-                     "(keytool -genkeypair -keyalg RSA -keysize 3072, or -keyalg EC -groupname secp256r1) "
-                     "and have it certified", alias=alias)
+                     f"the key of '{alias}' is {description}, which OpenSSL refuses (EE_KEY_TOO_SMALL) at its "
+                     f"security level {security_level()} on this machine, as do partners' TLS stacks: make a "
+                     "new key pair (keytool -genkeypair -keyalg RSA -keysize 3072, or -keyalg EC -groupname "
+                     "secp256r1) and have it certified", alias=alias)
         elif isinstance(key, rsa.RSAPublicKey) and key.key_size < 3072:
             self.add("key.below_3072",
                      f"the key of '{alias}' is {description}: accepted today; use 3072 bits or EC P-256 at "
                      "the next renewal", alias=alias)
-        if isinstance(key, dsa.DSAPublicKey):
-            self.add("key.dsa",
-                     f"the key of '{alias}' is {description}: TLS 1.3 has no DSA and most servers refuse "
-                     "DSA client certificates; make an RSA or EC key pair and have it certified", alias=alias)
-        elif isinstance(key, ec.EllipticCurvePublicKey) and key.curve.name not in _TLS_CURVES:
-            self.add("key.uncommon_curve",
-                     f"the key of '{alias}' is {description}: TLS peers accept P-256, P-384 and P-521 only, "
-                     "as a rule; make a key on one of them", alias=alias)
+        problem = algorithm_problem(leaf)
+        if problem is not None:
+            self.add(problem.code, problem.message(alias), alias=alias)
         elif isinstance(key, ed25519.Ed25519PublicKey | ed448.Ed448PublicKey):
             self.add("key.uncommon_type",
                      f"the key of '{alias}' is {description}: only TLS 1.3 supports it and few servers "
@@ -403,7 +438,7 @@ class _Diagnosis:
             reach = f"chain of {len(path)}, root not found"
         self.add("identity.summary",
                  f"client identity '{entry.alias}': {_subject(leaf)} "
-                 f"({describe_public_key(leaf.public_key())}), "
+                 f"({describe_key(leaf)}), "
                  f"issued by {_issuer(leaf)}, valid until {_date(leaf.not_valid_after_utc)} "
                  f"({days_left} days), {reach}", alias=entry.alias)
 
@@ -417,21 +452,6 @@ class _Diagnosis:
 
 
 # --- certificate helpers --------------------------------------------------------------------
-
-
-def describe_public_key(key: CertificatePublicKeyTypes) -> str:
-    """'RSA 2048 bits', 'EC secp256r1 (256 bits)', 'Ed25519', ..."""
-    if isinstance(key, rsa.RSAPublicKey):
-        return f"RSA {key.key_size} bits"
-    if isinstance(key, ec.EllipticCurvePublicKey):
-        return f"EC {key.curve.name} ({key.curve.key_size} bits)"
-    if isinstance(key, dsa.DSAPublicKey):
-        return f"DSA {key.key_size} bits"
-    if isinstance(key, ed25519.Ed25519PublicKey):
-        return "Ed25519"
-    if isinstance(key, ed448.Ed448PublicKey):
-        return "Ed448"
-    return type(key).__name__
 
 
 def _weak_key_bits(key: CertificatePublicKeyTypes) -> int | None:

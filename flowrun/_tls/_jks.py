@@ -29,6 +29,7 @@ from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 from cryptography.hazmat.primitives.ciphers import Cipher, modes
 
 from flowrun._errors import (
+    KeyAlgorithmError,
     KeyMismatchError,
     KeyPasswordError,
     KeystoreCorruptError,
@@ -36,7 +37,7 @@ from flowrun._errors import (
     KeystorePasswordError,
 )
 from flowrun._tls import _der
-from flowrun._tls._chain import load_der_certificate
+from flowrun._tls._chain import is_dsa_certificate, load_der_certificate
 from flowrun._tls._java_serial import JavaSerialError, skip_serialized_object
 from flowrun._tls._model import KeystoreContents, KeystoreEntry
 
@@ -237,6 +238,15 @@ def _make_key_decryptor(
 # --- reading ----------------------------------------------------------------------------------
 
 
+def dsa_key_error(label: str, where: str | None) -> KeyAlgorithmError:
+    from flowrun._tls._keycheck import NEW_KEY
+
+    return KeyAlgorithmError(
+        f"the {label} store holds a DSA key (keytool -keyalg DSA): TLS 1.3 has no DSA and most TLS 1.2 "
+        "servers refuse it, and its certificate (DSA signature with NULL parameters, as keytool writes it) "
+        "cannot be read", hint=NEW_KEY, file=where)
+
+
 def read_jks(data: bytes, *, password: str | None, source: str = "<memory>") -> KeystoreContents:
     """Read a JKS or JCEKS store (the magic tells which). ``password=None`` skips the integrity
     check, as ``keytool -list`` does without a password; keys then need their own password."""
@@ -260,6 +270,8 @@ def read_jks(data: bytes, *, password: str | None, source: str = "<memory>") -> 
             try:
                 certs_seen[der] = load_der_certificate(der)
             except ValueError:
+                if is_dsa_certificate(der):
+                    raise dsa_key_error(label, where) from None
                 raise KeystoreCorruptError(f"a certificate in the {label} store cannot be decoded",
                                            file=where) from None
             except UnsupportedAlgorithm as exc:

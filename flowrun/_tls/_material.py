@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime
 import logging
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from cryptography import x509
@@ -48,14 +48,14 @@ _warned: set[tuple[Path, int]] = set()
 _warned_lock = threading.Lock()
 
 
-def warn_unprotected(path: Path, what: str = "keystore") -> list[str]:
-    """Log (logger ``flowrun``, once per file and mode) a warning when a key file is open to
-    group or others; the run goes on. Returns the warnings logged by this call. The CLI prints
-    them on standard error; an embedding service sees them in its logs."""
+def warn_unprotected(path: Path, what: str = "keystore", *, plaintext: bool = True) -> list[str]:
+    """Log (logger ``flowrun``, once per file and mode in a process) that a key file is open to
+    group or others; the run goes on. A plaintext key is a warning; a password-encrypted store is
+    logged at INFO, which the CLI shows only in ``validate``. Returns the messages logged."""
     from flowrun._tls._read import permission_warnings
 
     logged: list[str] = []
-    for finding in permission_warnings(path, what=what):
+    for finding in permission_warnings(path, what=what, plaintext=plaintext):
         try:
             key = (path.resolve(), path.stat().st_mode)
         except (OSError, RuntimeError, ValueError):
@@ -64,7 +64,8 @@ def warn_unprotected(path: Path, what: str = "keystore") -> list[str]:
             if key in _warned:
                 continue
             _warned.add(key)
-        logging.getLogger("flowrun").warning(finding.message, extra={"code": finding.code})
+        level = logging.WARNING if finding.severity == "warning" else logging.INFO
+        logging.getLogger("flowrun").log(level, finding.message, extra={"code": finding.code})
         logged.append(finding.message)
     return logged
 
@@ -95,17 +96,29 @@ def warn_expiry(keystore_name: str, identity: ClientIdentity, *, now: datetime.d
     return message
 
 
-def identity_for(keystore: Keystore, cache: TlsCache = TLS_CACHE) -> tuple[IdentityKey, Callable[[], ClientIdentity]]:
-    from flowrun._tls._read import check_key_material_file, read_keystore, read_pem, select_identity
+def identity_for(keystore: Keystore, cache: TlsCache = TLS_CACHE,
+                 trust_records: Mapping[str, TrustStoreCert] | None = None,
+                 ) -> tuple[IdentityKey, Callable[[], ClientIdentity]]:
+    """The cache key and loader of a keystore record's identity; ``trust_records`` are the
+    trust_store_cert records its ``chain_certs`` may name."""
+    from flowrun._tls._read import (
+        check_key_material_file,
+        holds_plaintext_key,
+        read_keystore,
+        read_pem,
+        select_identity,
+    )
 
+    chain_digests, chain_certs = _chain_certs_for(keystore, trust_records or {}, cache)
     try:
         check_key_material_file(keystore.file)
         content = cache.files.read(keystore.file, error=KeystoreNotFoundError)
         if keystore.key_file is not None:
             check_key_material_file(keystore.key_file, what="private key")
-        warn_unprotected(keystore.key_file or keystore.file, "private key" if keystore.key_file else "keystore")
         key_content = (cache.files.read(keystore.key_file, error=KeystoreNotFoundError)
                        if keystore.key_file is not None else None)
+        warn_unprotected(keystore.key_file or keystore.file, "private key" if keystore.key_file else "keystore",
+                         plaintext=holds_plaintext_key((key_content or content).data))
         password = keystore.password.reveal() if keystore.password is not None else None
         key_password = keystore.key_password.reveal() if keystore.key_password is not None else None
     except FlowrunError as error:
@@ -113,7 +126,7 @@ def identity_for(keystore: Keystore, cache: TlsCache = TLS_CACHE) -> tuple[Ident
     key = IdentityKey(
         content.digest, key_content.digest if key_content else None, keystore.type,
         keystore.key_alias.lower() if keystore.key_alias else None,
-        secret_fingerprint(password), secret_fingerprint(key_password),
+        secret_fingerprint(password), secret_fingerprint(key_password), chain_digests,
     )
 
     def decode() -> ClientIdentity:
@@ -124,7 +137,7 @@ def identity_for(keystore: Keystore, cache: TlsCache = TLS_CACHE) -> tuple[Ident
             contents = read_keystore(content.data, password=password, type=keystore.type,
                                      source=str(keystore.file))
         identity = select_identity(contents, key_alias=keystore.key_alias, key_password=key_password,
-                                   store_password=password)
+                                   store_password=password, chain_certs=chain_certs())
         warn_expiry(keystore.name, identity)  # once per keystore content: decode is cached
         return identity
 
@@ -136,6 +149,40 @@ def identity_for(keystore: Keystore, cache: TlsCache = TLS_CACHE) -> tuple[Ident
             raise place(error, keystore.origin, f"keystore '{keystore.name}'") from None
 
     return key, load
+
+
+def _chain_certs_for(keystore: Keystore, trust_records: Mapping[str, TrustStoreCert], cache: TlsCache,
+                     ) -> tuple[tuple[str, ...], Callable[[], tuple[x509.Certificate, ...]]]:
+    """The digests and loader of a keystore record's ``chain_certs`` (files and trust_store_certs)."""
+    if not keystore.chain_certs:
+        return (), tuple
+    from flowrun._tls._read import check_key_material_file, read_trust_certs
+
+    named = [trust_records[item] for item in keystore.chain_certs if isinstance(item, str)]
+    digests, load_named = trust_for(named, cache)
+    files: list[tuple[Path, bytes, str]] = []
+    for item in keystore.chain_certs:
+        if isinstance(item, Path):
+            try:
+                check_key_material_file(item, what="chain cert", error=TrustCertError)
+                content = cache.files.read(item, error=TrustCertError)
+            except FlowrunError as error:
+                raise place(error, keystore.origin, f"keystore '{keystore.name}' (chain_certs)") from None
+            files.append((item, content.data, content.digest))
+
+    def load() -> tuple[x509.Certificate, ...]:
+        certificates: list[x509.Certificate] = list(load_named())
+        for path, data, digest in files:
+            def decode(data: bytes = data, path: Path = path) -> tuple[x509.Certificate, ...]:
+                return read_trust_certs(data, format=None, source=str(path))
+
+            try:
+                certificates.extend(cache.identities.get(("trust", digest, None), decode))
+            except FlowrunError as error:
+                raise place(error, keystore.origin, f"keystore '{keystore.name}' (chain_certs)") from None
+        return tuple(certificates)
+
+    return (*digests, *(digest for _, _, digest in files)), load
 
 
 def trust_for(records: Sequence[TrustStoreCert], cache: TlsCache = TLS_CACHE,

@@ -135,10 +135,34 @@ def _classify_failure(data: bytes, password: str | None, source: str) -> Excepti
     if matches is False:
         return KeystorePasswordError("wrong store password for the PKCS12 store", file=where)
     if matches is True:
+        if _holds_dsa_key(pfx, password):
+            from flowrun._tls._jks import dsa_key_error
+
+            return dsa_key_error("PKCS12", where)
         return KeystoreCorruptError("the PKCS12 store's password is right but its content cannot be read",
                                     file=where)
     return KeystorePasswordError("the PKCS12 store cannot be opened: wrong password, or a damaged file",
                                  file=where)
+
+
+def _holds_dsa_key(pfx: _Pfx, password: str) -> bool:
+    from cryptography.hazmat.primitives.asymmetric import dsa
+
+    try:
+        bags = _plain_bags(pfx.auth_safe)
+    except (_der.DerError, IndexError, UnicodeDecodeError):
+        return False
+    for bag in bags:
+        if bag.oid not in (_KEY_BAG, _SHROUDED_KEY_BAG):
+            continue
+        secret = password.encode("utf-8", "surrogatepass") if bag.oid == _SHROUDED_KEY_BAG else None
+        try:
+            key = serialization.load_der_private_key(_der.encode(bag.value.tag, bag.value.value), secret)
+        except (ValueError, TypeError, UnsupportedAlgorithm):
+            continue
+        if isinstance(key, dsa.DSAPrivateKey):
+            return True
+    return False
 
 
 def _attributes(bag_fields: list[_der.Tlv]) -> tuple[str | None, bytes | None]:

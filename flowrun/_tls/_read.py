@@ -11,6 +11,7 @@ import base64
 import binascii
 import difflib
 import os
+import re
 import stat
 from collections.abc import Sequence
 from pathlib import Path
@@ -27,10 +28,18 @@ from flowrun._errors import (
     KeystoreFormatError,
     KeystoreNotFoundError,
     NoPrivateKeyError,
+    PlaceholderCertError,
     TrustCertError,
 )
 from flowrun._tls import _der
-from flowrun._tls._chain import check_certificate, complete_chain, lenient_decoding, load_der_certificate
+from flowrun._tls._chain import (
+    check_certificate,
+    complete_chain,
+    lenient_decoding,
+    load_der_certificate,
+    placeholder_message,
+    signed_certificate_entry,
+)
 from flowrun._tls._jks import JCEKS_MAGIC, JKS_MAGIC, read_jks
 from flowrun._tls._model import ClientIdentity, Finding, KeystoreContents, KeystoreEntry, KeystoreType
 from flowrun._tls._pem import load_pem_certificates, pem_blocks, read_pem
@@ -199,11 +208,38 @@ def check_key_material_file(
     return info
 
 
-def permission_warnings(path: Path, *, what: str = "keystore") -> list[Finding]:
-    """A ``file.permissions`` warning when a file that holds a private key is open to group or
-    others, as ssh warns of an "UNPROTECTED PRIVATE KEY FILE". The file still works: a password
-    protects most stores, but anyone who can read the file can try passwords offline."""
-    if os.name != "posix":
+ALLOW_READABLE_KEYS_ENV = "FLOWRUN_ALLOW_READABLE_KEYS"
+
+
+def holds_plaintext_key(data: bytes) -> bool:
+    """Whether key material holds a private key anyone who reads the file can use: a PEM key that
+    is not encrypted. JKS, JCEKS and PKCS12 keys are password-encrypted."""
+    if detect_type_quietly(data) != "pem":
+        return False
+    for block in _KEY_BLOCK.finditer(data):
+        label, body = block.group(1), block.group(2)
+        if label != b"ENCRYPTED PRIVATE KEY" and b"Proc-Type: 4,ENCRYPTED" not in body:
+            return True
+    return False
+
+
+_KEY_BLOCK = re.compile(rb"-----BEGIN ((?:ENCRYPTED |RSA |EC |DSA )?PRIVATE KEY)-----(.{0,200})", re.DOTALL)
+
+
+def detect_type_quietly(data: bytes) -> KeystoreType | None:
+    try:
+        return detect_type(data)
+    except KeystoreFormatError:
+        return None
+
+
+def permission_warnings(path: Path, *, what: str = "keystore", plaintext: bool = False) -> list[Finding]:
+    """A ``file.permissions`` finding when a file that holds a private key is open to group or
+    others, as ssh warns. The file still works. A plaintext key is a warning (anyone who can read
+    the file holds the key); a password-encrypted store is a note (anyone who can read it can try
+    passwords offline). ``FLOWRUN_ALLOW_READABLE_KEYS=1`` (secret mounts, shared CI runners)
+    silences both."""
+    if os.name != "posix" or os.environ.get(ALLOW_READABLE_KEYS_ENV, "") not in ("", "0"):
         return []
     try:
         mode = Path(path).stat().st_mode
@@ -212,11 +248,15 @@ def permission_warnings(path: Path, *, what: str = "keystore") -> list[Finding]:
     if not mode & 0o077:
         return []
     who = " and ".join(w for w, bits in (("group", 0o070), ("others", 0o007)) if mode & bits)
-    return [Finding(
-        code="file.permissions", severity="warning",
-        message=f"UNPROTECTED PRIVATE KEY FILE: the {what} file {path} is accessible by {who} "
-        f"(mode {stat.S_IMODE(mode):04o}); only its owner should read it: chmod 600 {path}",
-    )]
+    where = f"the {what} file {path} is readable by {who} (mode {stat.S_IMODE(mode):04o})"
+    fix = f"chmod 600 {path}, or set {ALLOW_READABLE_KEYS_ENV}=1 where that is intended"
+    if plaintext:
+        return [Finding(code="file.permissions", severity="warning",
+                        message=f"{where} and holds an unencrypted private key, which anyone who reads the file "
+                        f"can use: {fix}")]
+    return [Finding(code="file.permissions", severity="info",
+                    message=f"{where}; its keys are password-encrypted, but anyone who reads the file can try "
+                    f"passwords offline: {fix}")]
 
 
 def describe_path(path: Path) -> str:
@@ -320,18 +360,22 @@ def _choose_entry(contents: KeystoreContents, key_alias: str | None) -> Keystore
 
 def select_identity(
     contents: KeystoreContents, *, key_alias: str | None, key_password: str | None,
-    store_password: str | None,
+    store_password: str | None, chain_certs: Sequence[x509.Certificate] = (),
 ) -> ClientIdentity:
     """The private key and chain (leaf first) to present. Aliases match case-insensitively, as in
     Java. A key without its own password uses the store password. The chain is completed from the
-    store's trusted certificates when the entry's own chain stops short of a self-issued one."""
+    store's trusted certificates and ``chain_certs`` (a keystore record's) when the entry's own
+    chain stops short of a self-issued one."""
     entry = _choose_entry(contents, key_alias)
     where = _where(contents.source)
     if not entry.certificates:
         raise IncompleteChainError(f"the private key entry '{entry.alias}' has no certificate", file=where)
+    holder = signed_certificate_entry(contents, entry.certificates[0])
+    if holder is not None:
+        raise PlaceholderCertError(placeholder_message(entry.alias, holder, contents), file=where)
     assert entry.decrypt_key is not None
     key = entry.decrypt_key(key_password if key_password is not None else store_password)
-    chain = complete_chain(entry.certificates, contents.trusted_certificates())
+    chain = complete_chain(entry.certificates, [*contents.trusted_certificates(), *chain_certs])
     leaf = chain[0]
     if _public_der(key.public_key()) != _public_der(leaf.public_key()):
         raise KeyMismatchError(

@@ -50,6 +50,15 @@ def leaf_only_jks(tmp_path_factory: pytest.TempPathFactory, pki: tuple[CA, CA]) 
                                chain_mode="leaf_only", ca=pki[0], intermediate=pki[1])
 
 
+@pytest.fixture(scope="module")
+def placeholder_jks(tmp_path_factory: pytest.TempPathFactory, pki: tuple[CA, CA]) -> KeytoolStore:
+    """keytool -genkeypair's self-signed placeholder, never replaced by the signed certificate."""
+    if keytool_path() is None:
+        pytest.skip("Java's keytool is not on PATH")
+    return build_keytool_store(tmp_path_factory.mktemp("placeholder"), storetype="JKS", storepass=STORE_PASSWORD,
+                               chain_mode="none", ca=pki[0], intermediate=pki[1])
+
+
 @pytest.fixture
 def passwords(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("KS_PASS", STORE_PASSWORD)
@@ -98,15 +107,32 @@ def test_key_password_not_given_is_a_finding_and_exits_1(
 
 
 @pytest.mark.usefixtures("passwords")
-def test_incomplete_chain_exits_1_with_the_keytool_hint(
+def test_leaf_only_is_usable_with_a_warning_naming_the_missing_issuer(
     capsys: pytest.CaptureFixture[str], leaf_only_jks: KeytoolStore,
 ) -> None:
     code, out, err = _run(capsys, str(leaf_only_jks.path), "--password-env", "KS_PASS")
-    assert (code, err) == (1, "")
-    errors = out.split("Errors (1)")[1].split("Info")[0]
-    assert "chain.incomplete" in errors
-    assert "keytool -importcert -trustcacerts" in errors
-    assert out.rstrip().endswith("NOT usable: 1 error")
+    assert (code, err) == (0, "")
+    warnings = out.split("Warnings (1)")[1].split("Info")[0]
+    assert "chain.leaf_only" in warnings
+    assert "'O=Flowrun Test,CN=CLI Intermediate'" in warnings
+    assert "keytool -importcert -trustcacerts" in warnings and "chain_certs" in warnings
+    assert out.rstrip().endswith("usable as a client identity (1 warning)")
+
+
+@pytest.mark.usefixtures("passwords")
+def test_chain_cert_completes_the_chain_that_is_sent(
+    capsys: pytest.CaptureFixture[str], leaf_only_jks: KeytoolStore, pki: tuple[CA, CA], tmp_path: Path,
+) -> None:
+    _, inter = pki
+    der = tmp_path / "intermediate.der"
+    der.write_bytes(inter.cert.public_bytes(serialization.Encoding.DER))
+    code, out, _ = _run(capsys, str(leaf_only_jks.path), "--password-env", "KS_PASS", "--chain-cert", str(der),
+                        "--json")
+    assert code == 0
+    codes = [f["code"] for f in json.loads(out)["findings"]]
+    # Leaf and intermediate are sent; the partner holds the root.
+    assert "chain.leaf_only" not in codes and "chain.not_sent" not in codes
+    assert "chain.root_not_included" in codes
 
 
 @pytest.mark.usefixtures("passwords")
@@ -123,13 +149,13 @@ def test_trust_certs_complete_the_chain(
 
 
 @pytest.mark.usefixtures("passwords")
-def test_findings_are_coloured_by_severity(leaf_only_jks: KeytoolStore) -> None:
+def test_findings_are_coloured_by_severity(placeholder_jks: KeytoolStore) -> None:
     args = build_parser("keystore").parse_args(
-        ["keystore", "inspect", str(leaf_only_jks.path), "--password-env", "KS_PASS"])
+        ["keystore", "inspect", str(placeholder_jks.path), "--password-env", "KS_PASS"])
     buffer = io.StringIO()
     assert run_inspect(args, Console(buffer, color=True)) == 1
     text = buffer.getvalue()
-    assert "\x1b[31mchain.incomplete\x1b[0m" in text
+    assert "\x1b[31mchain.self_signed\x1b[0m" in text
     assert "\x1b[31;1mNOT usable: 1 error\x1b[0m" in text
 
 
@@ -164,12 +190,15 @@ def test_json_has_the_documented_shape(capsys: pytest.CaptureFixture[str], full_
     for entry in data["entries"]:
         assert set(entry) == {"alias", "kind", "chain"}
         for cert in entry["chain"]:
-            assert set(cert) == {"subject", "issuer", "serial", "not_before", "not_after", "sha256"}
+            assert set(cert) == {"key_type", "key_size", "subject", "issuer", "serial", "not_before", "not_after",
+                                 "sha256"}
             assert ISO_UTC.match(cert["not_before"]) and ISO_UTC.match(cert["not_after"])
             assert re.fullmatch(r"[0-9a-f]{64}", cert["sha256"])
     leaf_json = by_alias["client"]["chain"][0]
     leaf = full_jks.leaf
     assert leaf_json == {
+        "key_type": "EC",
+        "key_size": 256,
         "subject": leaf.subject.rfc4514_string(),
         "issuer": leaf.issuer.rfc4514_string(),
         "serial": f"{leaf.serial_number:x}",
@@ -185,12 +214,12 @@ def test_json_has_the_documented_shape(capsys: pytest.CaptureFixture[str], full_
 
 @pytest.mark.usefixtures("passwords")
 def test_json_is_printed_for_an_unusable_store(
-    capsys: pytest.CaptureFixture[str], leaf_only_jks: KeytoolStore,
+    capsys: pytest.CaptureFixture[str], placeholder_jks: KeytoolStore,
 ) -> None:
-    code, out, _ = _run(capsys, str(leaf_only_jks.path), "--password-env", "KS_PASS", "--json")
+    code, out, _ = _run(capsys, str(placeholder_jks.path), "--password-env", "KS_PASS", "--json")
     assert code == 1
     findings = json.loads(out)["findings"]
-    assert {"code": "chain.incomplete", "severity": "error"}.items() <= findings[0].items()
+    assert {"code": "chain.self_signed", "severity": "error"}.items() <= findings[0].items()
 
 
 # --- passwords -----------------------------------------------------------------------------
@@ -308,14 +337,14 @@ def test_bad_usage_exits_2(capsys: pytest.CaptureFixture[str], argv: list[str]) 
 # --- a real process ------------------------------------------------------------------------
 
 
-def test_real_process_exit_codes_and_no_traceback(full_jks: KeytoolStore, leaf_only_jks: KeytoolStore) -> None:
+def test_real_process_exit_codes_and_no_traceback(full_jks: KeytoolStore, placeholder_jks: KeytoolStore) -> None:
     env = {**os.environ, "KS_PASS": STORE_PASSWORD, "WRONG_PASS": WRONG_PASSWORD, "NO_COLOR": "1"}
 
     def run(*argv: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run([sys.executable, "-m", "flowrun", "keystore", "inspect", *argv],
                               capture_output=True, text=True, env=env, cwd=REPO, timeout=120, check=False)
 
-    incomplete = run(str(leaf_only_jks.path), "--password-env", "KS_PASS")
+    incomplete = run(str(placeholder_jks.path), "--password-env", "KS_PASS")
     assert incomplete.returncode == 1, incomplete.stderr
     assert "NOT usable: 1 error" in incomplete.stdout
     assert incomplete.stderr == ""

@@ -63,16 +63,32 @@ def test_every_finding_has_a_documented_code_and_severity(full_store: KeytoolSto
         assert f"`{code}`" in documented
 
 
-@pytest.mark.parametrize("storetype", ["JKS", "PKCS12"])
-def test_leaf_only_chain_is_incomplete_with_the_keytool_hint(keytool_stores: StoreFactory, storetype: str) -> None:
-    store = keytool_stores(storetype=storetype, chain_mode="leaf_only")
+def test_leaf_only_jks_is_usable_with_a_warning_and_the_keytool_hint(keytool_stores: StoreFactory) -> None:
+    store = keytool_stores(storetype="JKS", chain_mode="leaf_only")
     findings = diagnose(_load(store))
-    incomplete = _only(findings, "chain.incomplete")
-    assert incomplete.severity == "error"
-    assert "'O=Flowrun Test,CN=Test Intermediate CA'" in incomplete.message
-    assert CHAIN_HINT in incomplete.message
-    assert "keytool -importcert -trustcacerts" in incomplete.message
-    assert not is_usable(findings)
+    leaf_only = _only(findings, "chain.leaf_only")
+    assert leaf_only.severity == "warning"
+    assert "issuer 'O=Flowrun Test,CN=Test Intermediate CA'" in leaf_only.message
+    assert "the partner must hold that CA" in leaf_only.message
+    assert CHAIN_HINT in leaf_only.message and "chain_certs" in leaf_only.message
+    assert is_usable(findings)
+
+
+def test_leaf_only_pkcs12_gets_pkcs12_advice_not_keytool_advice(keytool_stores: StoreFactory) -> None:
+    store = keytool_stores(storetype="PKCS12", chain_mode="leaf_only")
+    leaf_only = _only(diagnose(_load(store)), "chain.leaf_only")
+    assert "openssl pkcs12 -export" in leaf_only.message and "chain_certs" in leaf_only.message
+    assert "keytool" not in leaf_only.message
+
+
+def test_leaf_and_intermediate_without_the_root_is_usable(
+    keytool_stores: StoreFactory, test_intermediate_ca: CA,
+) -> None:
+    store = keytool_stores(storetype="PKCS12", chain_mode="leaf_only")
+    findings = diagnose(_load(store), chain_certs=[test_intermediate_ca.cert])
+    assert _codes(findings, "error") == [] and _codes(findings, "warning") == []
+    assert "issued by 'O=Flowrun Test,CN=Test Root CA'" in _only(findings, "chain.root_not_included").message
+    assert "chain of 2, root not found" in _only(findings, "identity.summary").message
 
 
 def test_intermediate_from_the_given_trust_certs_completes_the_chain_but_is_not_sent(
@@ -85,14 +101,13 @@ def test_intermediate_from_the_given_trust_certs_completes_the_chain_but_is_not_
     assert is_usable(findings)
 
 
-def test_missing_root_alone_is_also_incomplete(
+def test_an_intermediate_among_trust_certs_only_is_not_sent(
     keytool_stores: StoreFactory, test_intermediate_ca: CA,
 ) -> None:
     store = keytool_stores(storetype="JKS", chain_mode="leaf_only")
     findings = diagnose(_load(store), trust_certs=[test_intermediate_ca.cert])
-    incomplete = _only(findings, "chain.incomplete")
-    assert "stops at 'O=Flowrun Test,CN=Test Intermediate CA'" in incomplete.message
-    assert "'O=Flowrun Test,CN=Test Root CA'" in incomplete.message
+    assert "'O=Flowrun Test,CN=Test Intermediate CA'" in _only(findings, "chain.not_sent").message
+    assert "ends at 'O=Flowrun Test,CN=Test Intermediate CA'" in _only(findings, "chain.root_not_included").message
 
 
 def test_self_signed_placeholder_is_an_error(keytool_stores: StoreFactory) -> None:
@@ -325,7 +340,7 @@ def test_signature_is_verified_not_just_names(pki: tuple[CA, CA]) -> None:
     assert contents.private_key_entries()[0].certificates[1] == impostor.cert
     findings = diagnose(contents)
     assert _only(findings, "chain.bad_signature").severity == "error"
-    assert "chain.incomplete" in _codes(findings)
+    assert "chain.leaf_only" in _codes(findings)
 
 
 def test_chain_out_of_order(pki: tuple[CA, CA]) -> None:
