@@ -30,6 +30,7 @@ from cryptography.hazmat.primitives.ciphers import Cipher, modes
 
 from flowrun._errors import (
     KeyAlgorithmError,
+    KeyEncryptionUnsupportedError,
     KeyMismatchError,
     KeyPasswordError,
     KeystoreCorruptError,
@@ -214,10 +215,10 @@ def _make_key_decryptor(
             elif oid == JCEKS_KEY_PROTECTION_OID and len(algorithm) == 2:
                 plain = _jceks_recover(algorithm[1], encrypted, password)
             else:
-                raise KeystoreFormatError(
-                    f"the private key '{alias}' is protected with algorithm {oid}, which flowrun does not read",
-                    file=where,
-                )
+                raise KeyEncryptionUnsupportedError(
+                    f"the private key '{alias}' is protected with algorithm {oid}, which flowrun cannot decrypt "
+                    "(this is not a wrong password)", file=where,
+                    hint="export the key again with keytool -importkeystore into a PKCS12 store")
         except (_der.DerError, IndexError) as exc:
             raise KeystoreCorruptError(f"the private key entry '{alias}' is damaged ({exc})", file=where) from None
         if plain is None:
@@ -322,10 +323,8 @@ def read_jks(data: bytes, *, password: str | None, source: str = "<memory>") -> 
         ) from None
     except UnicodeDecodeError:
         raise KeystoreCorruptError(f"an alias in the {label} store is not valid text", file=where) from None
-    if reader.pos != len(data):
-        raise KeystoreCorruptError(
-            f"the {label} store has {len(data) - reader.pos} unexpected bytes after its end", file=where,
-        )
+    # Bytes after the integrity check (a file padded by a copy or transfer tool) are ignored, as
+    # Java's KeyStore.load ignores them: keytool lists such a store.
     if password is not None and not hmac.compare_digest(store_digest(password, data[:body_end]), trailer):
         raise KeystorePasswordError(
             f"wrong store password for the {label} store (its integrity check failed; "

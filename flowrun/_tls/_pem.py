@@ -20,15 +20,25 @@ from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 
-from flowrun._errors import KeyMaterialError, KeyPasswordError, KeystoreCorruptError, KeystoreFormatError
+from flowrun._errors import (
+    KeyEncryptionUnsupportedError,
+    KeyMaterialError,
+    KeyPasswordError,
+    KeystoreCorruptError,
+    KeystoreFormatError,
+)
 from flowrun._tls import _der
 from flowrun._tls._chain import complete_chain, find_issuer, load_pem_certificate, unique
 from flowrun._tls._model import KeystoreContents, KeystoreEntry
 
 PEM_KEY_ALIAS = "key"
-_BLOCK = re.compile(rb"-----BEGIN ([A-Z0-9 ]+)-----\r?\n(.*?)-----END \1-----", re.DOTALL)
+# Trailing spaces or tabs after the dashes are common in files pasted from e-mail or a web page;
+# OpenSSL accepts them.
+_BLOCK = re.compile(rb"-----BEGIN ([A-Z0-9 ]+)-----[ \t]*\r?\n(.*?)-----END \1-----[ \t]*", re.DOTALL)
 _BEGIN = re.compile(rb"-----BEGIN ([A-Z0-9 ]+)-----")
-_CERT_LABELS = {b"CERTIFICATE", b"X509 CERTIFICATE"}
+# OpenSSL's "TRUSTED CERTIFICATE" is the certificate's DER followed by its trust settings.
+_TRUSTED = b"TRUSTED CERTIFICATE"
+_CERT_LABELS = {b"CERTIFICATE", b"X509 CERTIFICATE", _TRUSTED}
 _KEY_LABELS = {b"PRIVATE KEY", b"ENCRYPTED PRIVATE KEY", b"RSA PRIVATE KEY", b"EC PRIVATE KEY",
                b"DSA PRIVATE KEY"}
 _IGNORED_LABELS = {b"EC PARAMETERS", b"DH PARAMETERS"}
@@ -47,12 +57,34 @@ class PemBlock:
 def pem_blocks(
     data: bytes, *, source: str = "<memory>", error: type[KeyMaterialError] = KeystoreCorruptError,
 ) -> list[PemBlock]:
-    """All complete PEM blocks; a BEGIN line without its END line is an error."""
-    blocks = [PemBlock(m.group(1).decode("ascii"), m.group(0)) for m in _BLOCK.finditer(data)]
+    """All complete PEM blocks, in a normal form (no trailing blanks on any line); a BEGIN line
+    without its END line is an error. Text around the blocks (``openssl x509 -text``, "Bag
+    Attributes") is skipped, whatever its bytes."""
+    blocks = [PemBlock(m.group(1).decode("ascii"), _normal_block(m.group(1), m.group(2)))
+              for m in _BLOCK.finditer(data)]
     if len(_BEGIN.findall(data)) != len(blocks):
         raise error(f"a PEM block in {source} has no matching END line: the file is truncated or damaged",
                     file=_where(source))
     return blocks
+
+
+def _normal_block(label: bytes, body: bytes) -> bytes:
+    lines = [line.rstrip() for line in body.splitlines()]
+    # Legacy encrypted keys carry headers (Proc-Type, DEK-Info) and a blank line before the base64.
+    headers = [line for line in lines if b":" in line]
+    data = [line for line in lines if line and b":" not in line]
+    inner = (b"\n".join(headers) + b"\n\n" if headers else b"") + b"\n".join(data) + b"\n"
+    return b"-----BEGIN " + label + b"-----\n" + inner + b"-----END " + label + b"-----\n"
+
+
+def _trusted_certificate_pem(block: PemBlock) -> bytes:
+    """The plain CERTIFICATE block inside OpenSSL's TRUSTED CERTIFICATE (the trust settings go)."""
+    body = b"".join(line for line in block.text.splitlines()[1:-1])
+    der = base64.b64decode(body)
+    first = _der.parse(der, allow_trailing=True)
+    cert_der = _der.encode(first.tag, first.value)
+    encoded = base64.encodebytes(cert_der)
+    return b"-----BEGIN CERTIFICATE-----\n" + encoded + b"-----END CERTIFICATE-----\n"
 
 
 def is_certificate_block(block: PemBlock) -> bool:
@@ -65,11 +97,45 @@ def load_pem_certificates(
     certs: list[x509.Certificate] = []
     for number, block in enumerate(b for b in blocks if is_certificate_block(b)):
         try:
-            text = block.text.replace(b"X509 CERTIFICATE", b"CERTIFICATE")
+            if block.label.encode() == _TRUSTED:
+                text = _trusted_certificate_pem(block)
+            else:
+                text = block.text.replace(b"X509 CERTIFICATE", b"CERTIFICATE")
             certs.append(load_pem_certificate(text))
-        except (ValueError, UnsupportedAlgorithm):
+        except (ValueError, UnsupportedAlgorithm, binascii.Error):
             raise error(f"certificate {number + 1} in {source} cannot be decoded", file=_where(source)) from None
     return certs
+
+
+_UNKNOWN_ENCRYPTION = re.compile(r"Unknown key encryption algorithm: ([0-9.]+)")
+_ENCRYPTION_NAMES = {
+    "1.2.840.113549.1.5.1": "PBES1 MD2 with DES-CBC",
+    "1.2.840.113549.1.5.4": "PBES1 MD2 with RC2-CBC",
+    "1.2.840.113549.1.5.6": "PBES1 MD5 with RC2-CBC",
+    "1.2.840.113549.1.5.10": "PBES1 SHA-1 with DES-CBC",
+    "1.2.840.113549.1.5.11": "PBES1 SHA-1 with RC2-CBC",
+    "1.3.14.3.2.7": "PBES2 with single DES-CBC",
+    "1.2.392.200011.61.1.1.1.2": "PBES2 with Camellia-128-CBC",
+    "1.2.392.200011.61.1.1.1.3": "PBES2 with Camellia-192-CBC",
+    "1.2.392.200011.61.1.1.1.4": "PBES2 with Camellia-256-CBC",
+    "1.2.410.200046.1.1.2": "PBES2 with ARIA-128-CBC",
+    "1.2.410.200046.1.1.7": "PBES2 with ARIA-192-CBC",
+    "1.2.410.200046.1.1.12": "PBES2 with ARIA-256-CBC",
+    "1.2.156.10197.1.104.2": "PBES2 with SM4-CBC",
+}
+
+
+def unsupported_encryption(exc: Exception, what: str, where: str | None) -> KeyEncryptionUnsupportedError | None:
+    """The error for a key encrypted with an algorithm that cannot be read (not a wrong password)."""
+    found = _UNKNOWN_ENCRYPTION.search(str(exc))
+    if found is None and not isinstance(exc, UnsupportedAlgorithm):
+        return None
+    oid = found.group(1) if found else "unknown"
+    name = _ENCRYPTION_NAMES.get(oid, f"algorithm {oid}")
+    if found and oid in _ENCRYPTION_NAMES:
+        name = f"{name} ({oid})"
+    return KeyEncryptionUnsupportedError(f"{what} is encrypted with {name}, which flowrun cannot decrypt "
+                                         "(this is not a wrong password)", file=where)
 
 
 def _key_is_encrypted(block: PemBlock) -> bool:
@@ -109,7 +175,10 @@ def _make_key_decryptor(
         if cache_key not in cache:
             try:
                 cache[cache_key] = serialization.load_pem_private_key(block.text, secret)
-            except (ValueError, TypeError, UnsupportedAlgorithm):
+            except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
+                unsupported = unsupported_encryption(exc, f"the private key in {source}", where)
+                if unsupported is not None:
+                    raise unsupported from None
                 if encrypted and _key_is_encrypted(block) and _key_structure_is_sound(block):
                     raise KeyPasswordError(f"wrong password for the private key in {source}", file=where) from None
                 raise KeystoreCorruptError(f"the private key in {source} cannot be decoded", file=where) from None

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 from collections.abc import Callable
 
 import attrs
@@ -145,6 +146,49 @@ def _classify_failure(data: bytes, password: str | None, source: str) -> Excepti
                                  file=where)
 
 
+def _certificates_only(data: bytes, password: str) -> bytes | None:
+    """The store without its key bags, its MAC recomputed with the store password: what
+    ``load_pkcs12`` can read when a key has a password of its own (Java's KeyStore API writes
+    such stores; keytool cannot). None when the MAC does not match or the layout is unusual."""
+    try:
+        pfx = _parse_pfx(data)
+        if pfx.mac is None or _mac_matches(pfx, password) is not True:
+            return None
+        safes: list[bytes] = []
+        for content_info in _der.parse(pfx.auth_safe).expect(_der.SEQUENCE).children():
+            parts = content_info.expect(_der.SEQUENCE).children()
+            if _der.read_oid(parts[0]) != _DATA:
+                safes.append(_der.encode(content_info.tag, content_info.value))
+                continue
+            safe_contents = parts[1].expect(_der.CONTEXT_0).children()[0].expect(_der.OCTET_STRING).value
+            kept = [_der.encode(bag.tag, bag.value)
+                    for bag in _der.parse(safe_contents).expect(_der.SEQUENCE).children()
+                    if _der.read_oid(bag.expect(_der.SEQUENCE).children()[0]) not in (_KEY_BAG, _SHROUDED_KEY_BAG)]
+            safes.append(_data_content(_der.sequence(*kept)))
+        auth_safe = _der.sequence(*safes)
+        digest_oid, _, salt, iterations = pfx.mac
+        hash_name, block = _MAC_DIGESTS[digest_oid]
+        bmp = password.encode("utf-16-be", "surrogatepass") + b"\x00\x00"
+        key = _pkcs12_kdf(hash_name, bmp, salt, block=block, purpose=3, iterations=iterations,
+                          size=hashlib.new(hash_name).digest_size)
+        mac = hmac.new(key, auth_safe, hash_name).digest()
+    except (_der.DerError, IndexError, KeyError):
+        return None
+    mac_data = _der.sequence(
+        _der.sequence(_der.sequence(_der.encode_oid(digest_oid), _der.encode(_der.NULL, b"")),
+                      _der.encode(_der.OCTET_STRING, mac)),
+        _der.encode(_der.OCTET_STRING, salt), _der.encode(_der.INTEGER, _der_int(iterations)))
+    return _der.sequence(_der.encode(_der.INTEGER, b"\x03"), _data_content(auth_safe), mac_data)
+
+
+def _data_content(content: bytes) -> bytes:
+    return _der.sequence(_der.encode_oid(_DATA), _der.encode(_der.CONTEXT_0, _der.encode(_der.OCTET_STRING, content)))
+
+
+def _der_int(value: int) -> bytes:
+    return value.to_bytes(value.bit_length() // 8 + 1, "big", signed=True)
+
+
 def _holds_dsa_key(pfx: _Pfx, password: str) -> bool:
     from cryptography.hazmat.primitives.asymmetric import dsa
 
@@ -220,7 +264,12 @@ def _make_key_decryptor(
             secret = password.encode("utf-8", "surrogatepass") if bag.oid == _SHROUDED_KEY_BAG else None
             try:
                 cache[cache_key] = serialization.load_der_private_key(der, secret)
-            except (ValueError, TypeError, UnsupportedAlgorithm):
+            except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
+                from flowrun._tls._pem import unsupported_encryption
+
+                unsupported = unsupported_encryption(exc, f"the private key '{alias}'", where)
+                if unsupported is not None:
+                    raise unsupported from None
                 if bag.oid == _SHROUDED_KEY_BAG:
                     raise KeyPasswordError(f"wrong key password for the private key '{alias}'", file=where) from None
                 raise KeystoreCorruptError(f"the private key '{alias}' cannot be decoded", file=where) from None
@@ -229,11 +278,43 @@ def _make_key_decryptor(
     return decrypt_key
 
 
-def _looks_like_own_subject(name: str, cert: x509.Certificate) -> bool:
-    def squash(text: str) -> str:
-        return "".join(text.split()).lower()
+# X500Principal.getName() (RFC 2253) keywords; other attributes are written as OID=#<DER hex>.
+_JAVA_KEYWORDS = {"2.5.4.3": "CN", "2.5.4.6": "C", "2.5.4.7": "L", "2.5.4.8": "ST", "2.5.4.10": "O",
+                  "2.5.4.11": "OU", "2.5.4.9": "STREET", "0.9.2342.19200300.100.1.25": "DC",
+                  "0.9.2342.19200300.100.1.1": "UID"}
+_UNESCAPED = re.compile(r"(?<!\\)[,+]")
 
-    return "=" in name and squash(name) == squash(cert.subject.rfc4514_string())
+
+def _dn_parts(name: str) -> list[tuple[str, str]] | None:
+    parts: list[tuple[str, str]] = []
+    for part in _UNESCAPED.split(name):
+        key, sep, value = part.partition("=")
+        if not sep:
+            return None
+        key = key.strip().upper()
+        key = _JAVA_KEYWORDS.get(key, key)
+        value = value.strip()
+        if value.startswith("#"):
+            try:
+                tlv = _der.parse(bytes.fromhex(value[1:]))
+            except (ValueError, _der.DerError):
+                return None
+            value = tlv.value.decode("utf-16-be" if tlv.tag == _der.BMP_STRING else "utf-8", "replace")
+        else:
+            value = re.sub(r"\\(.)", r"\1", value)
+        parts.append((key, value.lower()))
+    return sorted(parts)
+
+
+def _looks_like_own_subject(name: str, cert: x509.Certificate) -> bool:
+    """Whether a friendly name is the certificate's own subject: Java names the chain certificates
+    it writes after it (these are not trustedCertEntry entries, and keytool -list does not show them)."""
+    if "=" not in name:
+        return False
+    own = sorted((_JAVA_KEYWORDS.get(a.oid.dotted_string, a.oid.dotted_string),
+                  (a.value if isinstance(a.value, str) else a.value.decode("utf-8", "replace")).lower())
+                 for a in cert.subject)
+    return _dn_parts(name) == own
 
 
 def read_pkcs12(data: bytes, *, password: str | None, source: str = "<memory>") -> KeystoreContents:
@@ -241,7 +322,13 @@ def read_pkcs12(data: bytes, *, password: str | None, source: str = "<memory>") 
     try:
         loaded = quietly(lambda: pkcs12.load_pkcs12(data, secret))
     except (ValueError, TypeError, UnsupportedAlgorithm):
-        raise _classify_failure(data, password, source) from None
+        certificates = _certificates_only(data, password) if password is not None else None
+        if certificates is None:
+            raise _classify_failure(data, password, source) from None
+        try:
+            loaded = quietly(lambda: pkcs12.load_pkcs12(certificates, secret))
+        except (ValueError, TypeError, UnsupportedAlgorithm):
+            raise _classify_failure(data, password, source) from None
 
     named: list[tuple[str | None, x509.Certificate]] = []
     if loaded.cert is not None:

@@ -79,13 +79,13 @@ def _is_pkcs12(data: bytes) -> bool:
     return data[offset : offset + 3] == b"\x02\x01\x03"
 
 
+_PEM_BEGIN_LINE = re.compile(rb"(?:^|\n)[ \t]*-----BEGIN [A-Z0-9 ]+-----")
+
+
 def _looks_like_pem(data: bytes) -> bool:
-    text = data.removeprefix(_BOM).lstrip()
-    if text.startswith(b"-----BEGIN "):
-        return True
-    # Tools such as `openssl pkcs12` put "Bag Attributes" lines before the blocks.
-    head = data[:4096]
-    return b"-----BEGIN " in head and all(b < 0x80 for b in head)
+    """A BEGIN line anywhere: `openssl x509 -text` puts the decoded certificate first, `openssl
+    pkcs12 -nodes` "Bag Attributes" with friendly names in any encoding."""
+    return _PEM_BEGIN_LINE.search(data.removeprefix(_BOM)) is not None
 
 
 def _describe_unknown(data: bytes) -> str:
@@ -396,7 +396,7 @@ def read_trust_certs(
     where = _where(source)
     if not data.strip():
         raise TrustCertError(f"the trust store cert {source} is empty", file=where)
-    is_pem = b"-----BEGIN " in data[:65536]
+    is_pem = _looks_like_pem(data)
     if format is None:
         format = "pem" if is_pem else "der"
     if format == "pem":
