@@ -32,6 +32,7 @@ from flowrun._errors import (
     TrustCertError,
     UsageError,
 )
+from flowrun._tls._chain import serial_hex
 from flowrun._tls._diagnose import diagnose, is_usable
 from flowrun._tls._keycheck import describe_key, key_type_and_size
 from flowrun._tls._model import Finding, KeystoreContents, KeystoreEntry, KeystoreType
@@ -197,7 +198,7 @@ def _cert_json(cert: x509.Certificate) -> dict[str, Any]:
         "key_size": key_size,
         "subject": cert.subject.rfc4514_string(),
         "issuer": cert.issuer.rfc4514_string(),
-        "serial": f"{cert.serial_number:x}",
+        "serial": serial_hex(cert),
         "not_before": _iso(cert.not_valid_before_utc),
         "not_after": _iso(cert.not_valid_after_utc),
         "sha256": cert.fingerprint(hashes.SHA256()).hex(),
@@ -249,7 +250,7 @@ def _cert_lines(cert: x509.Certificate) -> list[str]:
     return [
         f"Subject:   {cert.subject.rfc4514_string()}",
         f"Issuer:    {cert.issuer.rfc4514_string()}",
-        f"Serial:    {cert.serial_number:x}",
+        f"Serial:    {serial_hex(cert)}",
         f"Valid:     {_iso(cert.not_valid_before_utc)} until {_iso(cert.not_valid_after_utc)}",
         f"SHA-256:   {fingerprint}",
         f"Key:       {describe_key(cert)}",

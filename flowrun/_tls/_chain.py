@@ -51,6 +51,12 @@ def _decode(loader: Callable[[bytes], x509.Certificate], data: bytes) -> x509.Ce
             raise ValueError(str(exc)) from None
 
 
+def serial_hex(cert: x509.Certificate) -> str:
+    """The serial number in hex; a negative or zero serial (old CAs wrote them) without a warning."""
+    with lenient_decoding():
+        return f"{cert.serial_number:x}"
+
+
 def load_der_certificate(data: bytes) -> x509.Certificate:
     """A checked certificate; ValueError when damaged, UnsupportedAlgorithm for an unusable key type."""
     return _decode(x509.load_der_x509_certificate, data)

@@ -138,10 +138,35 @@ def _decoded_base64_type(data: bytes) -> str | None:
     return None
 
 
+def _bouncy_castle_type(data: bytes) -> str | None:
+    """'BKS' or 'UBER' for Bouncy Castle's stores: a version (1 or 2), a salt with its length and an
+    iteration count; then BKS has plain entries (a type byte, an alias) and UBER ciphertext."""
+    if len(data) < 16 or data[:4] not in (b"\x00\x00\x00\x01", b"\x00\x00\x00\x02"):
+        return None
+    salt_length = int.from_bytes(data[4:8], "big")
+    body = 12 + salt_length
+    if not 8 <= salt_length <= 64 or len(data) < body + 2:
+        return None
+    if data[:4] == b"\x00\x00\x00\x02" or (data[body] in (1, 2, 3, 4) and data[body + 1] == 0):
+        return "BKS"
+    return "UBER"
+
+
+_BC_CONVERT = ("convert it with Java and the Bouncy Castle provider: keytool -importkeystore -srckeystore FILE "
+               "-srcstoretype {type} -providerpath bcprov.jar -provider "
+               "org.bouncycastle.jce.provider.BouncyCastleProvider -destkeystore client.p12 -deststoretype PKCS12, "
+               "or export the key and certificates again from where they were made")
+
+
 def detect_type(data: bytes, *, source: str = "<memory>") -> KeystoreType:
     """The keystore type from the content (never from the file name)."""
     if not data:
         raise KeystoreFormatError("the file is empty", file=_where(source))
+    bouncy = _bouncy_castle_type(data)
+    if bouncy is not None:
+        raise KeystoreFormatError(
+            f"the file is a Bouncy Castle {bouncy} keystore (Android and some Java stacks use them), which flowrun "
+            "does not read", hint=_BC_CONVERT.format(type=bouncy), file=_where(source))
     if data.startswith(JKS_MAGIC):
         return "jks"
     if data.startswith(JCEKS_MAGIC):

@@ -331,10 +331,11 @@ def test_truncated_stores(keytool_stores: StoreFactory, storetype: str) -> None:
 
 
 @pytest.mark.keytool
-def test_trailing_bytes_are_corrupt(keytool_stores: StoreFactory) -> None:
+def test_trailing_bytes_are_ignored_as_java_ignores_them(keytool_stores: StoreFactory) -> None:
     store = full(keytool_stores, "JKS")
-    with pytest.raises(KeystoreCorruptError, match="unexpected bytes"):
-        read_keystore(store.path.read_bytes() + b"\x00" * 3, password=store.storepass)
+    padded = read_keystore(store.path.read_bytes() + b"\x00" * 3, password=store.storepass)
+    assert [e.alias for e in padded.entries] == [e.alias for e in read_keystore(
+        store.path.read_bytes(), password=store.storepass).entries]
 
 
 def test_missing_file_directory_and_empty_file(tmp_path: Path) -> None:
