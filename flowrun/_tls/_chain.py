@@ -158,8 +158,10 @@ def unique(certs: Iterable[x509.Certificate]) -> list[x509.Certificate]:
 def signed_certificate_entry(contents: KeystoreContents, leaf: x509.Certificate) -> KeystoreEntry | None:
     """The trustedCertEntry holding another certificate for the key of a self-signed ``leaf``: the
     CA's reply imported under a new alias instead of the key's, leaving the placeholder in use."""
+    if not is_self_issued(leaf) or not any(e.kind == "trusted_cert" for e in contents.entries):
+        return None
     spki = _spki(leaf)
-    if spki is None or not is_self_issued(leaf):
+    if spki is None:
         return None
     for entry in contents.entries:
         if entry.kind == "trusted_cert" and entry.certificates:

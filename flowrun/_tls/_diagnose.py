@@ -39,7 +39,8 @@ Finding codes (stable: scripts match on them; ``docs/keystore-findings.md`` expl
     trust_cert.not_yet_valid    error    a given trust certificate is not valid yet
     trust_cert.expiring         warning  a given trust certificate expires within the given days
     identity.summary            info     the identity that would be presented, in one line
-    file.permissions            warning  the key file is accessible by group or others (``permission_warnings``)
+    file.permissions            warning  a plaintext key file is readable by group or others; for a password-
+                                         encrypted store the same code comes as info (``permission_warnings``)
 
 A keystore is usable as a client identity when no finding has severity ``error``.
 """
@@ -394,7 +395,7 @@ class _Diagnosis:
                      f"security level {security_level()} on this machine, as do partners' TLS stacks: make a "
                      "new key pair (keytool -genkeypair -keyalg RSA -keysize 3072, or -keyalg EC -groupname "
                      "secp256r1) and have it certified", alias=alias)
-        elif isinstance(key, rsa.RSAPublicKey) and key.key_size < 3072:
+        elif isinstance(key, rsa.RSAPublicKey) and key.key_size < 3072 and algorithm_problem(leaf) is None:
             self.add("key.below_3072",
                      f"the key of '{alias}' is {description}: accepted today; use 3072 bits or EC P-256 at "
                      "the next renewal", alias=alias)
