@@ -405,3 +405,32 @@ def test_key_file_with_a_java_keystore_is_a_usage_error(capsys: pytest.CaptureFi
                  "--password-env", "STORE_PASSWORD"])
     assert code == 2
     assert "--key-file goes with a PEM certificate file" in capsys.readouterr().err
+
+
+def test_a_protected_pkcs12_without_password_names_the_password_options(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, pki: tuple[CA, CA],
+) -> None:
+    store = build_keytool_store(tmp_path, storetype="PKCS12", storepass=STORE_PASSWORD, ca=pki[0],
+                                intermediate=pki[1])
+    code, out, err = _run(capsys, str(store.path))
+    assert (code, out) == (2, "")
+    _assert_one_line_error(err, "keystore.wrong_password")
+    assert "no store password was given" in err
+    assert "hint: pass it with --password-env VAR, --password-file FILE or --password-stdin" in err
+    assert "keytool" not in err
+
+
+def test_an_encrypted_pem_key_without_password_names_the_password_options(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, pki: tuple[CA, CA],
+) -> None:
+    root, inter = pki
+    key = ec.generate_private_key(ec.SECP256R1())
+    path = tmp_path / "client.pem"
+    path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                       serialization.BestAvailableEncryption(b"pem-pass"))
+                     + pem(inter.issue_leaf(key.public_key(), "pem-client")) + inter.cert_pem + root.cert_pem)
+    path.chmod(0o600)
+    code, out, _ = _run(capsys, str(path), "--json")
+    assert code == 1
+    message = {f["code"]: f["message"] for f in json.loads(out)["findings"]}["key.wrong_password"]
+    assert "--password-env VAR, --password-file FILE or --password-stdin" in message
