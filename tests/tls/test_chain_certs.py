@@ -124,3 +124,22 @@ def test_a_missing_chain_cert_file_names_the_record(leaf_only_p12: Path, pki: Pk
     assert main(["alias", "test", "bank", "--aliases", str(aliases)]) == 2
     err = capsys.readouterr().err
     assert "keystore 'bank_client' (chain_certs)" in err and "gone.pem" in err and "Traceback" not in err
+
+
+def test_a_bank_p12_with_leaf_and_intermediate_but_no_root_is_usable(
+        pki: Pki, partner: PartnerServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    leaf, key, inter = tmp_path / "client.crt", tmp_path / "client.key", tmp_path / "intermediate.pem"
+    leaf.write_bytes(certificates_pem([pki.client.certificate]))
+    inter.write_bytes(certificates_pem([pki.intermediate.certificate]))
+    key.write_bytes(pki.client.private_key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    store = tmp_path / "bank.p12"
+    subprocess.run([require_binary("openssl", "openssl"), "pkcs12", "-export", "-in", str(leaf), "-inkey", str(key),
+                    "-certfile", str(inter), "-name", "client", "-out", str(store), "-passout", f"pass:{PASSWORD}"],
+                   check=True, capture_output=True, timeout=60)
+    store.chmod(0o600)
+    assert main(["keystore", "inspect", str(store), "--password-env", "CHAIN_PW", "--json"]) == 0
+    findings = {f["code"]: f for f in json.loads(capsys.readouterr().out)["findings"]}
+    assert "chain.root_not_included" in findings and "chain.leaf_only" not in findings
+    aliases = _aliases(tmp_path / "aliases", store, pki, partner)
+    assert main(["alias", "test", "bank", "--aliases", str(aliases)]) == 0, capsys.readouterr()
