@@ -61,6 +61,7 @@ def test_inspect_names_the_entry_and_its_commands_fix_the_store(storetype: str, 
     # Run the commands exactly as the finding gives them (plus the password keytool would prompt for).
     commands = re.search(r"Fix: (.*?) \(the root", message)
     assert commands is not None
+    monkeypatch.chdir(tmp_path)  # the commands write signed.crt in the current folder
     for command in commands.group(1).split("; "):
         argv = shlex.split(command)
         assert argv[0] == "keytool"
