@@ -225,6 +225,7 @@ def _keystore_view(keystore: Keystore) -> dict[str, Any]:
         "key_alias": keystore.key_alias,
         "key_password": (describe_secret(keystore.key_password) if keystore.key_password is not None
                          else "the store password"),
+        "chain_certs": [str(item) for item in keystore.chain_certs],
     }
 
 
@@ -353,6 +354,9 @@ def _print_show(console: Console, view: dict[str, Any]) -> None:
                 _field(console, "password", keystore["password"], indent=8)
                 _field(console, "key alias", keystore["key_alias"] or "the only private key entry", indent=8)
                 _field(console, "key password", keystore["key_password"], indent=8)
+                for chain_cert in keystore["chain_certs"]:
+                    is_path = Path(chain_cert).is_absolute()
+                    _field(console, "chain cert", chain_cert + (_missing(chain_cert) if is_path else ""), indent=8)
             for trust_cert in profile["trust_store_certs"]:
                 where = trust_cert["file"] + _missing(trust_cert["file"]) if trust_cert["file"] else "inline PEM"
                 _field(console, "trust cert", f"{trust_cert['name']} ({trust_cert['format']}) {where}", indent=6)

@@ -143,3 +143,14 @@ def test_a_bank_p12_with_leaf_and_intermediate_but_no_root_is_usable(
     assert "chain.root_not_included" in findings and "chain.leaf_only" not in findings
     aliases = _aliases(tmp_path / "aliases", store, pki, partner)
     assert main(["alias", "test", "bank", "--aliases", str(aliases)]) == 0, capsys.readouterr()
+
+
+def test_alias_show_lists_the_chain_certs(leaf_only_p12: Path, pki: Pki, partner: PartnerServer, tmp_path: Path,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    aliases = _aliases(tmp_path / "aliases", leaf_only_p12, pki, partner,
+                       chain_certs=["./bank-intermediate.pem", "bank_intermediate", "./gone.pem"])
+    assert main(["alias", "show", "bank", "--aliases", str(aliases)]) == 0
+    out = capsys.readouterr().out
+    assert f"chain cert    {aliases / 'bank-intermediate.pem'}\n" in out
+    assert "chain cert    bank_intermediate\n" in out
+    assert f"chain cert    {aliases / 'gone.pem'} (missing)" in out
