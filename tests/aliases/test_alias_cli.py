@@ -132,7 +132,7 @@ def test_show_json_shape(capsys: pytest.CaptureFixture[str], directory: Path, pk
     assert profile_view["keystore"] == {
         "name": "client_ks", "type": "jks", "file": str(pki_files.client.jks), "file_exists": True,
         "key_file": None, "password": f"env {KEYSTORE_ENV} (set)", "key_alias": "client",
-        "key_password": "the store password"}
+        "key_password": "the store password", "chain_certs": []}
     assert profile_view["trust_store_certs"] == [
         {"name": "partner_root", "format": "pem", "file": str(pki_files.root_pem), "file_exists": True,
          "inline_pem": False}]
