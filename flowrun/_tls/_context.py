@@ -166,7 +166,13 @@ def build_ssl_context(
         if settings.use_system_trust:
             cafile, capath = system_trust_locations()
             if cafile or capath:
-                context.load_verify_locations(cafile=cafile, capath=capath)
+                try:
+                    context.load_verify_locations(cafile=cafile, capath=capath)
+                except ssl.SSLError as exc:
+                    raise TrustCertError(f"OpenSSL cannot load the system CA certificates ({cafile or capath}: "
+                                         f"{getattr(exc, 'reason', None) or exc})",
+                                         hint="repair the system CA store (update-ca-certificates), or set "
+                                         "use_system_trust to false and name the partner's root") from None
         if trust:
             pem = "".join(c.public_bytes(serialization.Encoding.PEM).decode("ascii") for c in trust)
             try:
