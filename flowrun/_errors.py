@@ -9,7 +9,8 @@
     │   ├── SchemaError                   unknown field, wrong type, missing field, bad value
     │   ├── DuplicateNameError
     │   ├── UnknownReferenceError         with "did you mean"
-    │   └── SecretUnavailableError        {"env": ...} unset, {"file": ...} unreadable
+    │   ├── SecretUnavailableError        {"env": ...} unset, {"file": ...} unreadable
+    │   └── SecretFormatError             a secret holds a line break (it cannot go into a header)
     ├── KeyMaterialError                  a keystore or trust store cert cannot be used
     │   ├── KeystoreNotFoundError         missing file, a directory, unreadable
     │   ├── KeystoreFormatError           empty, unknown format, type given does not match content
@@ -160,6 +161,11 @@ class UnknownReferenceError(DefinitionError):
 
 class SecretUnavailableError(DefinitionError):
     code = "definition.secret_unavailable"
+
+
+class SecretFormatError(DefinitionError):
+    code = "definition.secret_format"
+    default_hint = "strip the line break where the secret is stored (a file written with echo, a CRLF .env file)"
 
 
 # --- key material -------------------------------------------------------------------------

@@ -44,6 +44,7 @@ from flowrun._errors import (
 from flowrun._load._schema import did_you_mean
 from flowrun._models._flow import Flow, FlowInput, FlowStep, matches_type
 from flowrun._models._flow_results import FlowResult
+from flowrun._models._redact import Secrets
 from flowrun._models._results import AssertionOutcome, StepResult
 from flowrun._models._steps import Step
 
@@ -434,8 +435,11 @@ class _RunnerBase:
     def __init__(self, *, registry: Registry | None = None, aliases: str | os.PathLike[str] | None = None,
                  env: str | None = None, environ: Mapping[str, str] | None = None,
                  steps_dirs: tuple[Path, ...] | list[Path] = (), on_step: StepCallback | None = None,
-                 connect_to: Mapping[tuple[str, int], tuple[str, int]] | None = None) -> None:
+                 connect_to: Mapping[tuple[str, int], tuple[str, int]] | None = None,
+                 secrets: Secrets | None = None) -> None:
         self._registry = registry
+        # What every executor of this runner sent as a secret: the reports of its runs mask it.
+        self.secrets = secrets if secrets is not None else Secrets()
         self._aliases = aliases
         self.env = env
         self.environ = environ
@@ -522,7 +526,7 @@ class FlowRunner(_RunnerBase):
         try:
             result = self._executor(flow, call.step.kind).run(call.step, call.context)
         except FlowrunError as error:
-            return _failed(call.entry, error)
+            return _failed(call.entry, self.secrets.mask_error(error))
         return self._mark_insecure(flow, call.step, result)
 
     def _executor(self, flow: Flow, kind: str) -> _Executor:
@@ -533,11 +537,11 @@ class FlowRunner(_RunnerBase):
             if kind == "soap":
                 from flowrun._soap import SoapExecutor
 
-                executor = SoapExecutor(registry, env=self.env)
+                executor = SoapExecutor(registry, env=self.env, secrets=self.secrets)
             else:
                 from flowrun._rest import RestExecutor
 
-                executor = RestExecutor(registry, env=self.env)
+                executor = RestExecutor(registry, env=self.env, secrets=self.secrets)
             self._executors[key] = executor
         return executor
 
@@ -581,7 +585,7 @@ class AsyncFlowRunner(_RunnerBase):
         try:
             result = await self._executor(flow, call.step.kind).run(call.step, call.context)
         except FlowrunError as error:
-            return _failed(call.entry, error)
+            return _failed(call.entry, self.secrets.mask_error(error))
         return self._mark_insecure(flow, call.step, result)
 
     def _executor(self, flow: Flow, kind: str) -> _AsyncExecutor:
@@ -592,11 +596,11 @@ class AsyncFlowRunner(_RunnerBase):
             if kind == "soap":
                 from flowrun._soap import AsyncSoapExecutor
 
-                executor = AsyncSoapExecutor(registry, env=self.env)
+                executor = AsyncSoapExecutor(registry, env=self.env, secrets=self.secrets)
             else:
                 from flowrun._rest import AsyncRestExecutor
 
-                executor = AsyncRestExecutor(registry, env=self.env)
+                executor = AsyncRestExecutor(registry, env=self.env, secrets=self.secrets)
             self._executors[key] = executor
         return executor
 

@@ -29,6 +29,8 @@ from flowrun._load._aliases import AliasRecords, alias_files, load_alias_records
 from flowrun._load._schema import did_you_mean
 from flowrun._models._aliases import NO_RETRY, Alias, Connection, Credential, ProtocolProfile, RetryPolicy
 from flowrun._models._origin import Origin
+from flowrun._models._redact import Secrets
+from flowrun._models._results import StepResult
 from flowrun._tls._cache import TLS_CACHE, TlsCache
 from flowrun._tls._context import TlsSettings
 from flowrun._tls._material import identity_for, place, trust_for
@@ -376,11 +378,31 @@ class Registry:
 class RegistryUser:
     """What every executor does with its registry: the one given, else the alias directory of
     ``FLOWRUN_ALIASES`` (default ``./aliases``) loaded on first use; a step's inline connection
-    needs no alias directory at all."""
+    needs no alias directory at all.
 
-    def __init__(self, registry: Registry | None = None, *, env: str | None = None) -> None:
+    ``secrets`` holds every value the executor sent as a secret (``flowrun._models._redact``);
+    executors that report together (a runner's, a command's) share one."""
+
+    def __init__(self, registry: Registry | None = None, *, env: str | None = None,
+                 secrets: Secrets | None = None) -> None:
         self._registry = registry
         self.env = env
+        self.secrets = secrets if secrets is not None else Secrets()
+
+    def masked(self, result: StepResult) -> StepResult:
+        """``result`` with the secrets this executor sent masked in its errors (in place, so that
+        ``str(error)`` is clean for embedders too). Only failures carry text worth masking."""
+        if result.error is not None:
+            self.secrets.mask_error(result.error)
+        for attempt in result.attempts:
+            if attempt.error is not None and attempt.error is not result.error:
+                self.secrets.mask_error(attempt.error)
+        if result.status == "failed" and result.assertions and len(self.secrets):
+            mask = self.secrets.mask_data
+            result = attrs.evolve(result, assertions=tuple(
+                attrs.evolve(outcome, message=self.secrets.mask(outcome.message), expected=mask(outcome.expected),
+                             actual=mask(outcome.actual)) for outcome in result.assertions))
+        return result
 
     @property
     def registry(self) -> Registry:

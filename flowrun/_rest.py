@@ -27,16 +27,19 @@ import time
 from collections.abc import Hashable, Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from urllib.parse import quote
 
 from flowrun._errors import FlowrunError, StepFailure
 from flowrun._models._aliases import Connection
-from flowrun._models._results import REDACTED, SENSITIVE_HEADERS, RequestInfo, StepResult
+from flowrun._models._redact import REDACTED, Secrets, is_credential_header
+from flowrun._models._results import RequestInfo, StepResult
 from flowrun._models._steps import RestStep
 from flowrun._registry import Registry, RegistryUser, ResolvedConnection
 from flowrun._runner import Received, charset, excerpt, failure, finish, parse_body
 from flowrun._transport._auth import auth_header, build_auth
 from flowrun._transport._exchange import Raw, Route, aexchange, exchange, make_timeout, timeout_argument
 from flowrun._transport._http import AsyncClientPool, ClientPool, TlsInfoReader
+from flowrun._transport._log_redaction import install as install_log_redaction
 from flowrun._transport._request import RequestPlan, is_static, plan_request
 from flowrun._transport._retry import Outcome, arun_with_retry, run_with_retry
 
@@ -61,8 +64,10 @@ def _inline_key(connection: Connection) -> Hashable:
 class _RestCore(RegistryUser, Generic[C]):
     """What the sync and async executors share: resolution, planning, the result."""
 
-    def __init__(self, registry: Registry | None = None, *, env: str | None = None) -> None:
-        super().__init__(registry, env=env)
+    def __init__(self, registry: Registry | None = None, *, env: str | None = None,
+                 secrets: Secrets | None = None) -> None:
+        super().__init__(registry, env=env, secrets=secrets)
+        install_log_redaction()
         self._routes: dict[Hashable, Route[C]] = {}
         self._plans: dict[int, tuple[RestStep, Route[C], RequestPlan | None, RequestInfo | None]] = {}
         self._resolve_lock = threading.Lock()
@@ -134,11 +139,19 @@ class _RestCore(RegistryUser, Generic[C]):
 
     def _request_info(self, route: Route[C], plan: RequestPlan) -> RequestInfo:
         secret = route.secret_headers
-        headers = [(k, REDACTED if k.lower() in SENSITIVE_HEADERS or k.lower() in secret else v)
-                   for k, v in plan.headers]
+        headers: list[tuple[str, str]] = []
+        for name, value in plan.headers:
+            if is_credential_header(name) or name.lower() in secret:
+                self.secrets.add(value)  # a custom credential header: masked wherever it shows up
+            headers.append((name, REDACTED if is_credential_header(name) or name.lower() in secret else value))
+        url = plan.url
+        credential = route.resolved.credential
         if route.auth_header is not None:
             headers.append((route.auth_header, REDACTED))
-        return RequestInfo(plan.method, plan.url, tuple(headers))
+        elif credential is not None and credential.type == "api_key":
+            # The key is added when the request is sent: show where it goes, not its value.
+            url += ("&" if "?" in url else "?") + f"{quote(credential.query or 'api_key', safe='')}={REDACTED}"
+        return RequestInfo(plan.method, url, tuple(headers))
 
     def _complete(self, step: RestStep, raw: Raw, *, context: Mapping[str, Any] | None,
                   attempts: tuple[Any, ...], started: float, request: RequestInfo) -> StepResult:
@@ -170,8 +183,9 @@ class _RestCore(RegistryUser, Generic[C]):
 class RestExecutor(_RestCore["httpx.Client"]):
     """Runs REST steps synchronously; thread-safe. Close it (or use ``with``) to end connections."""
 
-    def __init__(self, registry: Registry | None = None, *, env: str | None = None) -> None:
-        super().__init__(registry, env=env)
+    def __init__(self, registry: Registry | None = None, *, env: str | None = None,
+                 secrets: Secrets | None = None) -> None:
+        super().__init__(registry, env=env, secrets=secrets)
         self._pool = ClientPool()
 
     def __enter__(self) -> RestExecutor:
@@ -189,7 +203,7 @@ class RestExecutor(_RestCore["httpx.Client"]):
         return self._pool.get(key, context, connect_to, timeout)
 
     def _auth_for(self, resolved: ResolvedConnection, client: httpx.Client) -> httpx.Auth | None:
-        return build_auth(resolved.credential, resolved=resolved, client=client)
+        return build_auth(resolved.credential, resolved=resolved, client=client, secrets=self.secrets)
 
     def _route(self, step: RestStep) -> Route[httpx.Client]:
         key = self._route_key(step)
@@ -208,23 +222,24 @@ class RestExecutor(_RestCore["httpx.Client"]):
             route = self._route(step)
             plan, request = self._prepare(step, route, context)
         except FlowrunError as error:
-            return failure(step, error, started=started)
+            return self.masked(failure(step, error, started=started))
         policy = step.retry_policy or route.resolved.retry_policy
         timeout = timeout_argument(route, step)
         outcome, attempts = run_with_retry(policy, plan.method,
                                            lambda: exchange(route, step, plan, timeout, self._stranger))
         if outcome.error is not None or outcome.value is None:
             problem = outcome.error or StepFailure("no response")
-            return failure(step, problem, attempts=attempts, started=started, request=request)
-        return self._complete(step, outcome.value, context=context, attempts=attempts, started=started,
-                              request=request)
+            return self.masked(failure(step, problem, attempts=attempts, started=started, request=request))
+        return self.masked(self._complete(step, outcome.value, context=context, attempts=attempts,
+                                          started=started, request=request))
 
 
 class AsyncRestExecutor(_RestCore["httpx.AsyncClient"]):
     """Runs REST steps on asyncio; many ``run`` calls may be awaited concurrently (one event loop)."""
 
-    def __init__(self, registry: Registry | None = None, *, env: str | None = None) -> None:
-        super().__init__(registry, env=env)
+    def __init__(self, registry: Registry | None = None, *, env: str | None = None,
+                 secrets: Secrets | None = None) -> None:
+        super().__init__(registry, env=env, secrets=secrets)
         self._pool = AsyncClientPool()
         self._async_lock: asyncio.Lock | None = None
 
@@ -243,7 +258,7 @@ class AsyncRestExecutor(_RestCore["httpx.AsyncClient"]):
         return self._pool.get(key, context, connect_to, timeout)
 
     def _auth_for(self, resolved: ResolvedConnection, client: httpx.AsyncClient) -> httpx.Auth | None:
-        return build_auth(resolved.credential, resolved=resolved, async_client=client)
+        return build_auth(resolved.credential, resolved=resolved, async_client=client, secrets=self.secrets)
 
     async def _route(self, step: RestStep) -> Route[httpx.AsyncClient]:
         key = self._route_key(step)
@@ -269,7 +284,7 @@ class AsyncRestExecutor(_RestCore["httpx.AsyncClient"]):
             route = await self._route(step)
             plan, request = self._prepare(step, route, context)
         except FlowrunError as error:
-            return failure(step, error, started=started)
+            return self.masked(failure(step, error, started=started))
         policy = step.retry_policy or route.resolved.retry_policy
         timeout = timeout_argument(route, step)
 
@@ -279,9 +294,9 @@ class AsyncRestExecutor(_RestCore["httpx.AsyncClient"]):
         outcome, attempts = await arun_with_retry(policy, plan.method, attempt)
         if outcome.error is not None or outcome.value is None:
             problem = outcome.error or StepFailure("no response")
-            return failure(step, problem, attempts=attempts, started=started, request=request)
-        return self._complete(step, outcome.value, context=context, attempts=attempts, started=started,
-                              request=request)
+            return self.masked(failure(step, problem, attempts=attempts, started=started, request=request))
+        return self.masked(self._complete(step, outcome.value, context=context, attempts=attempts,
+                                          started=started, request=request))
 
 
 __all__ = ["AsyncRestExecutor", "RestExecutor"]

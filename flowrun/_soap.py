@@ -53,7 +53,8 @@ import attrs
 
 from flowrun._errors import DefinitionError, FlowrunError, SoapFaultError
 from flowrun._eval import is_single_pill, render, render_text, value_to_text
-from flowrun._models._results import REDACTED, SENSITIVE_HEADERS, RequestInfo, StepResult
+from flowrun._models._redact import REDACTED, Secrets, is_credential_header
+from flowrun._models._results import RequestInfo, StepResult
 from flowrun._models._steps import SoapStep
 from flowrun._registry import Registry, RegistryUser, ResolvedConnection
 from flowrun._runner import Received, charset, excerpt, failure, finish
@@ -123,8 +124,12 @@ def _where(step: SoapStep) -> dict[str, Any]:
 class _SoapCore(RegistryUser):
     """Resolution and one run; shared by the sync executor and (in a thread) the async one."""
 
-    def __init__(self, registry: Registry | None = None, *, env: str | None = None) -> None:
-        super().__init__(registry, env=env)
+    def __init__(self, registry: Registry | None = None, *, env: str | None = None,
+                 secrets: Secrets | None = None) -> None:
+        super().__init__(registry, env=env, secrets=secrets)
+        from flowrun._transport._log_redaction import install as install_log_redaction
+
+        install_log_redaction()
         self._pool = ClientPool()
         self._routes: dict[Hashable, _Route] = {}
         self._lock = threading.Lock()
@@ -154,7 +159,7 @@ class _SoapCore(RegistryUser):
         client = self._pool.get((resolved.alias, resolved.env, id(context)), context, resolved.connect_to)
         credential = resolved.credential
         wsse = credential is not None and credential.type == "wsse_username_token"
-        auth = None if wsse else build_auth(credential, resolved=resolved, client=client)
+        auth = None if wsse else build_auth(credential, resolved=resolved, client=client, secrets=self.secrets)
         leaf = resolved.client_certificate
         reader = TlsInfoReader(resolved.client_cert_sha256, leaf.subject.rfc4514_string() if leaf else None)
         return _Route(key, resolved, client, auth, None if wsse else auth_header(credential), reader)
@@ -163,6 +168,9 @@ class _SoapCore(RegistryUser):
 
     def run(self, step: SoapStep, context: Mapping[str, Any] | None = None) -> StepResult:
         """Run one SOAP step; failures are returned in the result, not raised."""
+        return self.masked(self._run(step, context))
+
+    def _run(self, step: SoapStep, context: Mapping[str, Any] | None) -> StepResult:
         started = time.perf_counter()
         try:
             route = self._route(step)
@@ -207,6 +215,8 @@ class _SoapCore(RegistryUser):
                    if context is not None else step.headers)
         step_headers = {name: value_to_text(value) for name, value in headers if value is not None}
         wsse = soap.wsse_token(resolved.credential)
+        if wsse is not None:
+            self.secrets.add(getattr(wsse, "password", None))
         if step.envelope is not None:
             if step.soap_headers:
                 raise DefinitionError("soap_headers apply to operation steps; write the headers into the envelope",
@@ -250,13 +260,16 @@ class _SoapCore(RegistryUser):
         shown = "" if 200 <= reply.status_code < 300 else excerpt(reply.content, charset(content_type))
         return Received(reply.status_code, tuple(reply.header_pairs()), body, content_type, shown, root, reply.url)
 
-    @staticmethod
-    def _request_info(route: _Route, exchanger: soap_transport.Exchanger) -> RequestInfo | None:
+    def _request_info(self, route: _Route, exchanger: soap_transport.Exchanger) -> RequestInfo | None:
         sent = exchanger.last_request
         if sent is None:
             return None
         method, url, headers = sent
-        shown = [(k, REDACTED if k.lower() in SENSITIVE_HEADERS else v) for k, v in headers]
+        shown: list[tuple[str, str]] = []
+        for name, value in headers:
+            if is_credential_header(name):
+                self.secrets.add(value)
+            shown.append((name, REDACTED if is_credential_header(name) else value))
         if route.auth_header is not None:
             shown.append((route.auth_header, REDACTED))
         return RequestInfo(method, url, tuple(shown))
@@ -277,8 +290,13 @@ class AsyncSoapExecutor:
     """Runs SOAP steps on asyncio: each ``run`` is the sync path in a worker thread (see the
     module docstring for why), so many may be awaited concurrently."""
 
-    def __init__(self, registry: Registry | None = None, *, env: str | None = None) -> None:
-        self._sync = SoapExecutor(registry, env=env)
+    def __init__(self, registry: Registry | None = None, *, env: str | None = None,
+                 secrets: Secrets | None = None) -> None:
+        self._sync = SoapExecutor(registry, env=env, secrets=secrets)
+
+    @property
+    def secrets(self) -> Secrets:
+        return self._sync.secrets
 
     @property
     def env(self) -> str | None:

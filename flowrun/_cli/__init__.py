@@ -94,8 +94,12 @@ def _printing_warnings(console: Console) -> Iterator[None]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
-    console = Console.for_stream(sys.stdout, no_color="--no-color" in args_list)
-    err_console = Console.for_stream(sys.stderr, no_color="--no-color" in args_list)
+    from flowrun._models._redact import Secrets
+
+    # One command, one set of secrets: everything its runs sent is masked on both streams and in reports.
+    secrets = Secrets()
+    console = Console.for_stream(sys.stdout, no_color="--no-color" in args_list, secrets=secrets)
+    err_console = Console.for_stream(sys.stderr, no_color="--no-color" in args_list, secrets=secrets)
     with _printing_warnings(err_console):
         return _main(args_list, console, err_console)
 

@@ -22,6 +22,7 @@ from flowrun._cli._output import Console
 from flowrun._errors import FlowrunError, UsageError
 from flowrun._load._paths import is_file
 from flowrun._models._aliases import Alias, Connection, Credential, Keystore, ProtocolProfile, RetryPolicy
+from flowrun._models._redact import is_credential_header
 from flowrun._models._secret import SecretRef
 from flowrun._registry import Registry, ResolvedConnection, base_url
 
@@ -232,7 +233,6 @@ def _keystore_view(keystore: Keystore) -> dict[str, Any]:
 _CREDENTIAL_FIELDS = ("username", "header", "query", "prefix", "token_url", "client_id", "scope", "audience",
                       "client_auth")
 _CREDENTIAL_SECRETS = ("password", "token", "key", "client_secret")
-_SENSITIVE_HEADER_WORDS = ("auth", "key", "token", "secret", "password", "session")
 
 
 def _credential_view(credential: Credential) -> dict[str, Any]:
@@ -259,8 +259,7 @@ def _retry_view(policy: RetryPolicy) -> dict[str, Any]:
 
 def _header_value(name: str, value: str) -> str:
     # Headers are plain strings in the records; some people put credentials there anyway.
-    lowered = name.lower()
-    if lowered in ("cookie", "proxy-authorization") or any(w in lowered for w in _SENSITIVE_HEADER_WORDS):
+    if is_credential_header(name):
         return "(hidden: may hold a credential)"
     return value
 

@@ -45,6 +45,7 @@ def run(args: argparse.Namespace, console: Console) -> int:
     pki = make_pki(hostnames=(_demo.PARTNER_HOST, "localhost", "127.0.0.1"))
     with _demo.work_directory(args.keep) as directory:
         setup = _demo.prepare(directory, pki)
+        console.secrets.add_all(setup.environment.values())
         client_id, client_secret = _demo.OAUTH_CLIENT
         with PartnerServer(pki, api_keys={_demo.API_KEY}, oauth_clients={client_id: client_secret}) as partner:
             with _demo.environment(setup.environment):

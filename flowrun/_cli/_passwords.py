@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 from pathlib import Path
 from typing import TextIO
@@ -59,7 +60,15 @@ def key_password(args: argparse.Namespace) -> str | None:
     return None
 
 
+_VARIABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
 def _from_env(name: str, option: str) -> str:
+    if not _VARIABLE_NAME.fullmatch(name):
+        # `--password-env "$PASS"` passes the password itself: say so without printing it.
+        raise UsageError(f"{option} takes the NAME of an environment variable, and the value given is not a "
+                         f"variable name (it is not shown: it may be the password itself)",
+                         hint=f"write {option} BANK_KEYSTORE_PASSWORD, not {option} \"$BANK_KEYSTORE_PASSWORD\"")
     value = os.environ.get(name)
     if value is None:
         raise SecretUnavailableError(
@@ -87,8 +96,10 @@ def _from_file(path: Path, option: str) -> str:
                 hint="name the file that holds only the password")
         text = data.decode("utf-8")
     except FileNotFoundError:
-        raise SecretUnavailableError(f"password file {path} (named by {option}) does not exist",
-                                     hint="check the path") from None
+        # Not named: `--password-file "$PASS"` would print the password.
+        raise SecretUnavailableError(f"the password file named by {option} does not exist (its name is not "
+                                     f"shown: it may be a password given in its place)",
+                                     hint=f"check the path given to {option}") from None
     except IsADirectoryError:
         raise SecretUnavailableError(f"password file {path} (named by {option}) is a directory",
                                      hint="name the file that holds the password") from None

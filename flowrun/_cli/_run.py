@@ -142,6 +142,10 @@ def _run(args: argparse.Namespace, console: Console, guard: SignalGuard) -> int:
 
     if not 1 <= args.iterations <= _MAX_ITERATIONS:
         raise UsageError(f"--iterations must be between 1 and {_MAX_ITERATIONS}")
+    if args.report is not None:
+        from flowrun._report._files import check_report_path
+
+        check_report_path(args.report, "--report")
     connect_to = connect_to_mapping(args.connect_to)
     base: dict[str, Any] = _inputs_file(args.inputs_file) if args.inputs_file is not None else {}
     base.update(parse_input_options(args.inputs))
@@ -149,7 +153,7 @@ def _run(args: argparse.Namespace, console: Console, guard: SignalGuard) -> int:
     if rows is not None and not rows:
         raise DefinitionError("the data file has no rows", file=args.data)
     flow = load_flow(args.flow, steps_dirs=args.steps)
-    err = Console.for_stream(sys.stderr, no_color=not console.color)
+    err = Console.for_stream(sys.stderr, no_color=not console.color, secrets=console.secrets)
 
     def show_request(entry: FlowStep, result: StepResult) -> None:
         lines = render_request(result)
@@ -164,7 +168,7 @@ def _run(args: argparse.Namespace, console: Console, guard: SignalGuard) -> int:
     stop: SignalInterrupt | None = None
     partial: list[FlowResult] = []
     with FlowRunner(aliases=args.aliases, env=args.env, steps_dirs=args.steps, connect_to=connect_to,
-                    on_step=show_request if args.verbose else None) as runner:
+                    on_step=show_request if args.verbose else None, secrets=console.secrets) as runner:
         try:
             with guard.armed():
                 # A missing or broken alias directory stops here, not once per iteration.
@@ -197,7 +201,7 @@ def _run(args: argparse.Namespace, console: Console, guard: SignalGuard) -> int:
     if args.report is not None:
         from flowrun._report._junit import write_junit
 
-        write_junit(args.report, results, interrupted=interrupted)
+        write_junit(args.report, results, interrupted=interrupted, secrets=console.secrets)
     if args.json:
         from flowrun._report._json import run_report
 

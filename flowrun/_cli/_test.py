@@ -208,6 +208,11 @@ def _test(args: argparse.Namespace, console: Console, guard: SignalGuard) -> int
     if not 1 <= args.parallel <= _MAX_PARALLEL:
         raise UsageError(f"--parallel must be between 1 and {_MAX_PARALLEL}")
     connect_to = connect_to_mapping(args.connect_to)
+    from flowrun._report._files import check_report_path
+
+    for option, report in (("--report", args.report), ("--json-report", args.json_report)):
+        if report is not None:
+            check_report_path(report, option)
     files = flow_files(list(args.paths))
     started = time.perf_counter()
     loader = FlowLoader(steps_dirs=args.steps)
@@ -222,7 +227,7 @@ def _test(args: argparse.Namespace, console: Console, guard: SignalGuard) -> int
         else:
             if flow is not None:
                 flows.append((file, flow))
-    err = Console.for_stream(sys.stderr, no_color=not console.color)
+    err = Console.for_stream(sys.stderr, no_color=not console.color, secrets=console.secrets)
     registry: Registry | None = None
     if args.aliases is not None or any(flow.alias_names for _, flow in flows):
         try:
@@ -234,7 +239,8 @@ def _test(args: argparse.Namespace, console: Console, guard: SignalGuard) -> int
     progress = _Progress(console, len(flows))
 
     def make_runner() -> FlowRunner:
-        return FlowRunner(registry=registry, env=args.env, steps_dirs=args.steps, connect_to=connect_to)
+        return FlowRunner(registry=registry, env=args.env, steps_dirs=args.steps, connect_to=connect_to,
+                          secrets=console.secrets)
 
     def run_one(runner: FlowRunner, file: Path, flow: Flow) -> tuple[Outcome, Any]:
         label = str(file)
@@ -294,12 +300,13 @@ def _test(args: argparse.Namespace, console: Console, guard: SignalGuard) -> int
     if args.report is not None:
         from flowrun._report._junit import write_junit
 
-        write_junit(args.report, results, load_errors=problems, interrupted=interrupted)
+        write_junit(args.report, results, load_errors=problems, interrupted=interrupted, secrets=console.secrets)
     if args.json_report is not None:
         from flowrun._report._json import test_report, write_json
 
         write_json(args.json_report, test_report(results, duration_ms=duration_ms,
-                                                 errors=[e.to_dict() for e in problems], interrupted=interrupted))
+                                                 errors=[e.to_dict() for e in problems], interrupted=interrupted),
+                   secrets=console.secrets)
     console.print(render_summary(results, console)
                   + (console.style(f"; {len(problems)} not run", "red", "bold") if problems else ""))
     if stop is not None:

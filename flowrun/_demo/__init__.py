@@ -79,8 +79,11 @@ def write_env_file(setup: DemoSetup) -> Path:
     """For ``--keep``: the exports a user sources to run the kept aliases themselves."""
     path = setup.directory / "demo.env"
     lines = [f"export {name}='{value}'" for name, value in setup.environment.items()]
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    # O_NOFOLLOW: a link planted at demo.env is refused; fchmod: a file kept from an earlier
+    # demo (or created 0644 by hand) holds passwords from now on, so it becomes 0600 as well.
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        os.fchmod(fd, 0o600)
         handle.write("\n".join(lines) + "\n")
     return path
 

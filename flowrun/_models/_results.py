@@ -9,16 +9,10 @@ from typing import Any, Literal
 import attrs
 
 from flowrun._errors import FlowrunError
+from flowrun._models._redact import redact_headers
 
 StepStatus = Literal["passed", "failed", "skipped"]
-REDACTED = "***"
-SENSITIVE_HEADERS = frozenset({
-    "authorization", "proxy-authorization", "cookie", "set-cookie", "x-api-key", "api-key", "x-auth-token",
-})
 
-
-def redact_headers(headers: Sequence[tuple[str, str]], extra: frozenset[str] = frozenset()) -> list[list[str]]:
-    return [[k, REDACTED if k.lower() in SENSITIVE_HEADERS or k.lower() in extra else v] for k, v in headers]
 
 
 def _headers_repr(headers: Sequence[tuple[str, str]]) -> str:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import attrs
 
-from flowrun._errors import SecretUnavailableError
+from flowrun._errors import SecretFormatError, SecretUnavailableError
 from flowrun._models._origin import NOWHERE, Origin
 
 MAX_SECRET_FILE_BYTES = 64 * 1024
@@ -49,6 +49,20 @@ class SecretRef:
         if self.file is not None:
             return f"file {self.file}"
         return "a literal value"
+
+    def reveal_line(self, environ: Mapping[str, str] | None = None) -> str:
+        """The value, refused when it holds a line break: it would end the header it goes into,
+        and httpx's "Illegal header value" would blame the partner."""
+        value = self.reveal(environ)
+        if "\n" in value or "\r" in value:
+            index = min(i for i in (value.find("\n"), value.find("\r")) if i >= 0)
+            where = ("at its end" if not value[index:].strip("\r\n")
+                     else f"at character {index + 1}" if index else "at its start")
+            raise SecretFormatError(f"the secret from {self.describe()} contains a line break (CR or LF) {where}",
+                                    hint="strip it: remove the line break where the secret is stored "
+                                         "(a file written with echo, a CRLF .env file, a Kubernetes secret made "
+                                         "from a file)", **self.origin.location())
+        return value
 
     def reveal(self, environ: Mapping[str, str] | None = None) -> str:
         if self.literal is not None:

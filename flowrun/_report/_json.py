@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from flowrun._models._flow_results import FlowResult, summarize
+from flowrun._models._redact import Secrets, json_visible
+from flowrun._report._files import write_report
 from flowrun._report._interruption import Interruption
 from flowrun._version import __version__
 
@@ -57,6 +59,9 @@ def test_report(results: Sequence[FlowResult], *, duration_ms: float | None = No
     return data
 
 
-def write_json(path: Path, data: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8")
+def write_json(path: Path, data: Any, *, option: str = "--json-report", secrets: Secrets | None = None) -> None:
+    """Write the report 0600, masked with ``secrets`` (see ``flowrun._report._files``)."""
+    if secrets is not None:
+        data = secrets.mask_data(data)
+    text = json_visible(json.dumps(data, indent=2, ensure_ascii=False, default=str)) + "\n"
+    write_report(path, text, option=option, secrets=secrets)

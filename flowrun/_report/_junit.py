@@ -32,7 +32,9 @@ from typing import Any
 
 from flowrun._errors import AssertionFailedError, FlowrunError, RunInterruptedError
 from flowrun._models._flow_results import FlowResult
+from flowrun._models._redact import Secrets
 from flowrun._models._results import AssertionOutcome, StepResult
+from flowrun._report._files import write_report
 from flowrun._report._interruption import Interruption
 
 # XML 1.0 forbids most control characters even when escaped.
@@ -77,9 +79,10 @@ def junit_xml(results: Sequence[FlowResult], *, name: str = "flowrun",
 
 
 def write_junit(path: Path, results: Sequence[FlowResult], *, load_errors: Sequence[FlowrunError] = (),
-                interrupted: Interruption | None = None) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(junit_xml(results, load_errors=load_errors, interrupted=interrupted), encoding="utf-8")
+                interrupted: Interruption | None = None, secrets: Secrets | None = None) -> None:
+    """Write the report 0600, masked with ``secrets`` (see ``flowrun._report._files``)."""
+    write_report(path, junit_xml(results, load_errors=load_errors, interrupted=interrupted), option="--report",
+                 secrets=secrets)
 
 
 def _not_run(interrupted: Interruption) -> list[tuple[str, str]]:

@@ -21,6 +21,7 @@ import httpx
 
 from flowrun._errors import AuthenticationError, DefinitionError
 from flowrun._models._aliases import Credential
+from flowrun._models._redact import Secrets
 from flowrun._models._secret import SecretRef
 from flowrun._transport._decode import adecoded, decoded
 from flowrun._transport._errors import classify
@@ -41,21 +42,25 @@ def build_auth(
     resolved: ResolvedConnection | None = None,
     client: httpx.Client | None = None,
     async_client: httpx.AsyncClient | None = None,
+    secrets: Secrets | None = None,
 ) -> httpx.Auth | None:
     """The ``httpx.Auth`` for a credential (None for no credential or type ``none``).
 
-    ``client``/``async_client`` send OAuth2 token requests (the alias's pooled client).
+    ``client``/``async_client`` send OAuth2 token requests (the alias's pooled client). Every
+    value the auth sends as a secret is registered with ``secrets`` (the executor's) for masking.
     """
     if credential is None or credential.type == "none":
         return None
+    secrets = secrets if secrets is not None else Secrets()
     if credential.type == "basic":
-        return BasicAuth(credential)
+        return BasicAuth(credential, secrets)
     if credential.type == "bearer":
-        return BearerAuth(credential)
+        return BearerAuth(credential, secrets)
     if credential.type == "api_key":
-        return ApiKeyAuth(credential)
+        return ApiKeyAuth(credential, secrets)
     if credential.type == "oauth2_client_credentials":
-        return OAuth2ClientCredentials(credential, resolved=resolved, client=client, async_client=async_client)
+        return OAuth2ClientCredentials(credential, resolved=resolved, client=client, async_client=async_client,
+                                       secrets=secrets)
     raise DefinitionError(f"credential '{credential.name}' of type {credential.type} applies to SOAP steps only",
                           hint="use basic, bearer, api_key or oauth2_client_credentials for REST",
                           **credential.origin.location())
@@ -70,12 +75,14 @@ def auth_header(credential: Credential | None) -> str | None:
     return "Authorization"
 
 
-def _reveal(credential: Credential, field: str) -> str:
+def _reveal(credential: Credential, field: str, secrets: Secrets) -> str:
     secret: SecretRef | None = getattr(credential, field)
     if secret is None:
         raise DefinitionError(f"credential '{credential.name}' ({credential.type}) has no {field}",
                               **credential.origin.location())
-    return secret.reveal()
+    value = secret.reveal_line()
+    secrets.add(value)
+    return value
 
 
 def _require(credential: Credential, field: str) -> str:
@@ -91,12 +98,14 @@ def basic_header(username: str, password: str) -> str:
 
 
 class BasicAuth(httpx.Auth):
-    def __init__(self, credential: Credential) -> None:
+    def __init__(self, credential: Credential, secrets: Secrets) -> None:
         self._credential = credential
         self._username = _require(credential, "username")
+        self._secrets = secrets
 
     def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
-        password = _reveal(self._credential, "password")
+        password = _reveal(self._credential, "password", self._secrets)
+        self._secrets.basic(self._username, password)
         if self._credential.digest:
             yield from httpx.DigestAuth(self._username, password).auth_flow(request)
             return
@@ -108,11 +117,12 @@ class BasicAuth(httpx.Auth):
 
 
 class BearerAuth(httpx.Auth):
-    def __init__(self, credential: Credential) -> None:
+    def __init__(self, credential: Credential, secrets: Secrets) -> None:
         self._credential = credential
+        self._secrets = secrets
 
     def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
-        request.headers["Authorization"] = f"Bearer {_reveal(self._credential, 'token')}"
+        request.headers["Authorization"] = f"Bearer {_reveal(self._credential, 'token', self._secrets)}"
         yield request
 
     def __repr__(self) -> str:
@@ -123,8 +133,9 @@ class ApiKeyAuth(httpx.Auth):
     """An API key in a header (``prefix`` + key; a prefix word gets a space after it) or a query
     parameter (appended last, percent-encoded, without re-encoding the rest of the query)."""
 
-    def __init__(self, credential: Credential) -> None:
+    def __init__(self, credential: Credential, secrets: Secrets) -> None:
         self._credential = credential
+        self._secrets = secrets
         prefix = credential.prefix
         self._prefix = prefix + " " if prefix and not prefix.endswith((" ", "=", ":")) else prefix
         if credential.header is None:
@@ -133,7 +144,7 @@ class ApiKeyAuth(httpx.Auth):
             mask_query_parameter(credential.query or "api_key")
 
     def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
-        key = _reveal(self._credential, "key")
+        key = _reveal(self._credential, "key", self._secrets)
         if self._credential.header is not None:
             request.headers[self._credential.header] = self._prefix + key
         else:
@@ -170,8 +181,10 @@ class OAuth2ClientCredentials(httpx.Auth):
     """
 
     def __init__(self, credential: Credential, *, resolved: ResolvedConnection | None = None,
-                 client: httpx.Client | None = None, async_client: httpx.AsyncClient | None = None) -> None:
+                 client: httpx.Client | None = None, async_client: httpx.AsyncClient | None = None,
+                 secrets: Secrets | None = None) -> None:
         self._credential = credential
+        self._secrets = secrets if secrets is not None else Secrets()
         self._token_url = _require(credential, "token_url")
         self._client_id = _require(credential, "client_id")
         self._resolved = resolved
@@ -188,7 +201,8 @@ class OAuth2ClientCredentials(httpx.Auth):
     # --- token requests -------------------------------------------------------------------
 
     def _token_request(self) -> tuple[dict[str, str], dict[str, str]]:
-        secret = _reveal(self._credential, "client_secret")
+        secret = _reveal(self._credential, "client_secret", self._secrets)
+        self._secrets.basic(quote_plus(self._client_id), quote_plus(secret))
         form = {"grant_type": "client_credentials"}
         headers = {"Accept": "application/json"}
         if self._credential.client_auth == "basic":
@@ -229,7 +243,13 @@ class OAuth2ClientCredentials(httpx.Auth):
                 seconds = None
             if seconds is not None:
                 refresh_at = time.monotonic() + max(seconds - self._credential.refresh_margin_s, 0.0)
-        return Token(str(payload["access_token"]), refresh_at)
+        value = str(payload["access_token"])
+        self._secrets.add(value)
+        if "\n" in value or "\r" in value:
+            raise AuthenticationError(f"{where} issued an access_token that contains a line break (CR or LF)",
+                                      hint="the token cannot go into a header: ask the token endpoint's owner "
+                                           "to fix it")
+        return Token(value, refresh_at)
 
     def _fetch(self) -> Token:
         if self._client is None:

@@ -1,6 +1,8 @@
-"""httpx logs every request line with its full URL (logger ``httpx``, INFO): an API key sent as a
-query parameter would land in the logs of anyone who turns logging on. The query parameters
-named by credentials are masked in those records before any handler sees them."""
+"""Log records from httpx (logger ``httpx``, INFO: every request line with its full URL) and from
+flowrun (logger ``flowrun``) go through the one masking function before any handler sees them:
+the values every live ``Secrets`` holds are masked (an API key sent as a query parameter, a token
+a partner echoes in an error), the query parameters named by credentials are shown as ``***``
+even before their value is registered, and control characters are made visible."""
 
 from __future__ import annotations
 
@@ -10,29 +12,45 @@ from urllib.parse import unquote_plus
 
 import httpx
 
-from flowrun._models._results import REDACTED
+from flowrun._models._redact import REDACTED, mask_everywhere, visible
 
 _names: set[str] = set()
 _lock = threading.Lock()
 
 
-class _MaskCredentialQuery(logging.Filter):
+class _MaskSecrets(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
-        if isinstance(record.args, tuple) and any(isinstance(arg, httpx.URL) for arg in record.args):
-            record.args = tuple(_masked(arg) if isinstance(arg, httpx.URL) else arg for arg in record.args)
+        if isinstance(record.msg, str):
+            record.msg = visible(mask_everywhere(record.msg))
+        if isinstance(record.args, tuple):
+            record.args = tuple(_clean(arg) for arg in record.args)
         return True
 
 
-_FILTER = _MaskCredentialQuery()
+def _clean(arg: object) -> object:
+    if isinstance(arg, httpx.URL):
+        return visible(mask_everywhere(_masked(arg)))
+    if isinstance(arg, str):
+        return visible(mask_everywhere(arg))
+    return arg
+
+
+_FILTER = _MaskSecrets()
+
+
+def install() -> None:
+    """Put the filter on the loggers flowrun's requests write to (idempotent)."""
+    for name in ("httpx", "flowrun"):
+        logger = logging.getLogger(name)
+        if _FILTER not in logger.filters:
+            logger.addFilter(_FILTER)
 
 
 def mask_query_parameter(name: str) -> None:
     """Mask the value of query parameter ``name`` in httpx's log records from now on."""
     with _lock:
         _names.add(name)
-        logger = logging.getLogger("httpx")
-        if _FILTER not in logger.filters:
-            logger.addFilter(_FILTER)
+    install()
 
 
 def _masked(url: httpx.URL) -> str:

@@ -2,10 +2,11 @@
 
 * Same origin (scheme, host, port of the alias): the request keeps its credential and goes
   through the alias's client, so the client certificate is presented as before.
-* Another origin: the credential is not applied, and Authorization, Cookie, API-key and other
-  secret-bearing headers are dropped. The request goes through a separate client that trusts
-  what the alias trusts but holds NO client certificate: our identity is never shown to a host
-  the alias does not name.
+* Another origin: the credential is not applied, headers that look like credentials
+  (``flowrun._models._redact.is_credential_header``: Authorization, Cookie, X-Partner-Token...)
+  are dropped, and so is the body (a 307/308 keeps the method but sends no body). The request
+  goes through a separate client that trusts what the alias trusts but holds NO client
+  certificate: our identity is never shown to a host the alias does not name.
 * https -> http is refused (``RedirectRefusedError``), as is any scheme but http/https, and a
   chain longer than ``max_redirects``.
 * 303 (and 301/302 after a POST) turn into a GET without body; otherwise method and body are
@@ -20,7 +21,7 @@ import attrs
 import httpx
 
 from flowrun._errors import RedirectRefusedError
-from flowrun._models._results import SENSITIVE_HEADERS
+from flowrun._models._redact import is_credential_header
 
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 _BODY_HEADERS = frozenset({"content-type", "content-length", "transfer-encoding", "content-encoding"})
@@ -74,12 +75,15 @@ def next_hop(
     if (status == 303 and method != "HEAD") or (status in (301, 302) and method == "POST"):
         method, keep_body = "GET", False
     same_origin = origin_of(target) == home
+    if not same_origin:
+        # A 307/308 keeps the method, but the body was meant for the alias's partner only.
+        keep_body = False
     kept: list[tuple[str, str]] = []
     for name, value in headers:
         lower = name.lower()
         if not keep_body and lower in _BODY_HEADERS:
             continue
-        if not same_origin and (lower in SENSITIVE_HEADERS or lower in secret_headers or lower == "host"):
+        if not same_origin and (is_credential_header(name) or lower in secret_headers or lower == "host"):
             continue
         kept.append((name, value))
     return Hop(method, target, tuple(kept), keep_body, same_origin)
