@@ -368,6 +368,9 @@ def _extra_assertions(entry: FlowStep, result: StepResult, context: Mapping[str,
             )
     if error is None:
         return attrs.evolve(result, assertions=tuple(outcomes))
+    if result.secrets is not None:
+        # The step's executor masked its own failure; this one is new (its actual value too).
+        result.secrets.mask_error(error)
     return attrs.evolve(result, assertions=tuple(outcomes), status="failed", error=error)
 
 

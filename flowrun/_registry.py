@@ -391,7 +391,10 @@ class RegistryUser:
 
     def masked(self, result: StepResult) -> StepResult:
         """``result`` with the secrets this executor sent masked in its errors (in place, so that
-        ``str(error)`` is clean for embedders too). Only failures carry text worth masking."""
+        ``str(error)`` is clean for embedders too), and ``to_dict`` masking its data. Only failures
+        carry messages worth masking: the success path costs one attribute set."""
+        # A frozen record's field set once, right after construction, before anyone else sees it.
+        object.__setattr__(result, "secrets", self.secrets)
         if result.error is not None:
             self.secrets.mask_error(result.error)
         for attempt in result.attempts:
@@ -399,7 +402,7 @@ class RegistryUser:
                 self.secrets.mask_error(attempt.error)
         if result.status == "failed" and result.assertions and len(self.secrets):
             mask = self.secrets.mask_data
-            result = attrs.evolve(result, assertions=tuple(
+            result = attrs.evolve(result, secrets=self.secrets, assertions=tuple(
                 attrs.evolve(outcome, message=self.secrets.mask(outcome.message), expected=mask(outcome.expected),
                              actual=mask(outcome.actual)) for outcome in result.assertions))
         return result

@@ -18,13 +18,28 @@ from typing import TextIO
 from flowrun._errors import SecretUnavailableError, UsageError
 from flowrun._models._secret import MAX_SECRET_FILE_BYTES
 
-__all__ = ["add_key_password_options", "add_store_password_options", "key_password", "store_password"]
+__all__ = ["add_key_password_options", "add_store_password_options", "key_password", "store_password",
+           "variable_name"]
+
+
+_VARIABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def variable_name(value: str) -> str:
+    """argparse ``type`` of the ``-env`` options: `--password-env "$PASS"` passes the password
+    itself, so a value that is not a variable name is refused without being printed."""
+    if not _VARIABLE_NAME.fullmatch(value):
+        raise argparse.ArgumentTypeError(
+            "takes the NAME of an environment variable, and the value given is not a variable name "
+            "(it is not shown: it may be the password itself); write e.g. --password-env BANK_KEYSTORE_PASSWORD, "
+            "not --password-env \"$BANK_KEYSTORE_PASSWORD\"")
+    return value
 
 
 def add_store_password_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("store password (never on the command line)")
     exclusive = group.add_mutually_exclusive_group()
-    exclusive.add_argument("--password-env", metavar="VAR",
+    exclusive.add_argument("--password-env", metavar="VAR", type=variable_name,
                            help="read the store password from environment variable VAR")
     exclusive.add_argument("--password-file", metavar="FILE", type=Path,
                            help="read the store password from the first line of FILE")
@@ -35,7 +50,7 @@ def add_store_password_options(parser: argparse.ArgumentParser) -> None:
 def add_key_password_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("key password (default: the store password, as keytool does)")
     exclusive = group.add_mutually_exclusive_group()
-    exclusive.add_argument("--key-password-env", metavar="VAR",
+    exclusive.add_argument("--key-password-env", metavar="VAR", type=variable_name,
                            help="read the key password from environment variable VAR")
     exclusive.add_argument("--key-password-file", metavar="FILE", type=Path,
                            help="read the key password from the first line of FILE")
@@ -60,15 +75,7 @@ def key_password(args: argparse.Namespace) -> str | None:
     return None
 
 
-_VARIABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-
-
 def _from_env(name: str, option: str) -> str:
-    if not _VARIABLE_NAME.fullmatch(name):
-        # `--password-env "$PASS"` passes the password itself: say so without printing it.
-        raise UsageError(f"{option} takes the NAME of an environment variable, and the value given is not a "
-                         f"variable name (it is not shown: it may be the password itself)",
-                         hint=f"write {option} BANK_KEYSTORE_PASSWORD, not {option} \"$BANK_KEYSTORE_PASSWORD\"")
     value = os.environ.get(name)
     if value is None:
         raise SecretUnavailableError(
@@ -96,7 +103,10 @@ def _from_file(path: Path, option: str) -> str:
                 hint="name the file that holds only the password")
         text = data.decode("utf-8")
     except FileNotFoundError:
-        # Not named: `--password-file "$PASS"` would print the password.
+        if "/" in str(path) and path.parent.is_dir():
+            raise SecretUnavailableError(f"password file {path} (named by {option}) does not exist",
+                                         hint="check the path") from None
+        # Not a path into an existing folder: `--password-file "$PASS"` must not print the password.
         raise SecretUnavailableError(f"the password file named by {option} does not exist (its name is not "
                                      f"shown: it may be a password given in its place)",
                                      hint=f"check the path given to {option}") from None

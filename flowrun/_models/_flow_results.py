@@ -75,7 +75,8 @@ class FlowResult:
             data["iteration"] = self.iteration
         if self.file is not None:
             data["file"] = str(self.file)
-        return data
+        secrets = next((step.secrets for step in self.steps if step.secrets is not None), None)
+        return secrets.mask_data(data) if secrets is not None else data
 
 
 def _error_dict(error: FlowrunError | None) -> dict[str, Any] | None:

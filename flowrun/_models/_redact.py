@@ -191,8 +191,8 @@ class Secrets:
         error.hint = self.mask(error.hint) if error.hint else error.hint
         error.args = tuple(self.mask(arg) if isinstance(arg, str) else arg for arg in error.args)
         for name, value in vars(error).items():
-            if name not in ("message", "hint") and isinstance(value, str):
-                setattr(error, name, self.mask(value))
+            if name not in ("message", "hint") and isinstance(value, str | Mapping | list | tuple):
+                setattr(error, name, self.mask_data(value))  # an assertion's actual, a fault's detail
         return error
 
 
@@ -206,8 +206,10 @@ def _mask_data(data: Any, mask: Callable[[str], str], depth: int) -> Any:
         return f"<nested deeper than {_MAX_DEPTH} levels: not shown>"
     if isinstance(data, Mapping):
         return {mask(k) if isinstance(k, str) else k: _mask_data(v, mask, depth + 1) for k, v in data.items()}
-    if isinstance(data, list | tuple):
+    if isinstance(data, list):
         return [_mask_data(item, mask, depth + 1) for item in data]
+    if isinstance(data, tuple):
+        return tuple(_mask_data(item, mask, depth + 1) for item in data)
     return data
 
 

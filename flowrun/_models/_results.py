@@ -9,7 +9,7 @@ from typing import Any, Literal
 import attrs
 
 from flowrun._errors import FlowrunError
-from flowrun._models._redact import redact_headers
+from flowrun._models._redact import Secrets, redact_headers
 
 StepStatus = Literal["passed", "failed", "skipped"]
 
@@ -26,6 +26,11 @@ def _body_repr(body: Any) -> str:
     size = f", {len(body)} items" if isinstance(body, dict | list) else (
         f", {len(body)} chars" if isinstance(body, str) else f", {len(body)} bytes" if isinstance(body, bytes) else "")
     return f"<{type(body).__name__}{size}>"
+
+
+def _outputs_repr(outputs: Mapping[str, Any]) -> str:
+    # Outputs come from the body: their names show, their values only as shapes.
+    return "{" + ", ".join(f"{name!r}: {_body_repr(value)}" for name, value in outputs.items()) + "}"
 
 
 @attrs.frozen
@@ -91,7 +96,7 @@ class StepResult:
     http_status: int | None = None
     headers: tuple[tuple[str, str], ...] = attrs.field(default=(), repr=_headers_repr)
     body: Any = attrs.field(default=None, repr=_body_repr)
-    outputs: Mapping[str, Any] = attrs.field(factory=dict)
+    outputs: Mapping[str, Any] = attrs.field(factory=dict, repr=_outputs_repr)
     attempts: tuple[Attempt, ...] = ()
     duration_ms: float = 0.0
     tls: TlsInfo | None = None
@@ -100,6 +105,8 @@ class StepResult:
     error: FlowrunError | None = None
     # The step went through a protocol profile with insecure_skip_verify: reports say so.
     insecure: bool = False
+    # What the executor sent as secrets: ``to_dict`` (every report) masks them.
+    secrets: Secrets | None = attrs.field(default=None, eq=False, repr=False)
 
     @property
     def ok(self) -> bool:
@@ -136,4 +143,4 @@ class StepResult:
                 body = {"base64": base64.b64encode(body).decode("ascii")}
             data["body"] = body
             data["headers"] = redact_headers(self.headers)
-        return data
+        return self.secrets.mask_data(data) if self.secrets is not None else data

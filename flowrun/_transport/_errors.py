@@ -170,6 +170,10 @@ def classify(
     if isinstance(exc, httpx.DecodingError):
         return ProtocolError(f"{where}: the body cannot be decoded ({_first_line(exc)})",
                              hint="the partner's Content-Encoding does not match its body")
+    if isinstance(exc, httpx.LocalProtocolError):
+        return ProtocolError(f"{where}: the request could not be sent as HTTP ({_first_line(exc)})",
+                             hint="our request is at fault, not the partner: a header value (of the step, the "
+                                  "alias or a data pill) holds a line break or another character HTTP forbids")
     if isinstance(exc, httpx.UnsupportedProtocol | httpx.InvalidURL):
         return ProtocolError(f"{where}: {_first_line(exc)}", hint="the URL must start with https:// or http://")
     if isinstance(exc, httpx.HTTPError):
