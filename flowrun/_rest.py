@@ -27,11 +27,10 @@ import time
 from collections.abc import Hashable, Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
-from urllib.parse import quote
 
 from flowrun._errors import FlowrunError, StepFailure
 from flowrun._models._aliases import Connection
-from flowrun._models._redact import REDACTED, Secrets, is_credential_header
+from flowrun._models._redact import REDACTED, Secrets, is_credential_header, with_query_credential
 from flowrun._models._results import RequestInfo, StepResult
 from flowrun._models._steps import RestStep
 from flowrun._registry import Registry, RegistryUser, ResolvedConnection
@@ -150,7 +149,7 @@ class _RestCore(RegistryUser, Generic[C]):
             headers.append((route.auth_header, REDACTED))
         elif credential is not None and credential.type == "api_key":
             # The key is added when the request is sent: show where it goes, not its value.
-            url += ("&" if "?" in url else "?") + f"{quote(credential.query or 'api_key', safe='')}={REDACTED}"
+            url = with_query_credential(url, credential.query or "api_key")
         return RequestInfo(plan.method, url, tuple(headers))
 
     def _complete(self, step: RestStep, raw: Raw, *, context: Mapping[str, Any] | None,

@@ -53,7 +53,7 @@ import attrs
 
 from flowrun._errors import DefinitionError, FlowrunError, SoapFaultError
 from flowrun._eval import is_single_pill, render, render_text, value_to_text
-from flowrun._models._redact import REDACTED, Secrets, is_credential_header
+from flowrun._models._redact import REDACTED, Secrets, is_credential_header, with_query_credential
 from flowrun._models._results import RequestInfo, StepResult
 from flowrun._models._steps import SoapStep
 from flowrun._registry import Registry, RegistryUser, ResolvedConnection
@@ -270,8 +270,11 @@ class _SoapCore(RegistryUser):
             if is_credential_header(name):
                 self.secrets.add(value)
             shown.append((name, REDACTED if is_credential_header(name) else value))
+        credential = route.resolved.credential
         if route.auth_header is not None:
             shown.append((route.auth_header, REDACTED))
+        elif credential is not None and credential.type == "api_key":
+            url = with_query_credential(url, credential.query or "api_key")
         return RequestInfo(method, url, tuple(shown))
 
 

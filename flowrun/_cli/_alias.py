@@ -394,6 +394,8 @@ def run_test(args: argparse.Namespace, console: Console) -> int:
             raise
         console.print_json({"alias": args.name, "env": args.env, "ok": False, "error": error.to_dict()})
         return error.exit_code
+    # The probe sends the alias's own headers: credential-looking ones are masked in what it prints.
+    console.secrets.add_all(value for name, value in resolved.headers.items() if is_credential_header(name))
     result = probe(resolved, path=args.path, method=args.method, timeout_s=args.timeout)
     if args.json:
         console.print_json(test_json(resolved, result))

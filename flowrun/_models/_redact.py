@@ -64,6 +64,11 @@ def redact_headers(headers: Iterable[tuple[str, str]], extra: frozenset[str] = f
     return [[k, REDACTED if is_credential_header(k) or k.lower() in extra else v] for k, v in headers]
 
 
+def with_query_credential(url: str, parameter: str) -> str:
+    """``url`` as shown when an API key is added to its query when sent: ``?api_key=***``."""
+    return url + ("&" if "?" in url else "?") + f"{quote(parameter, safe='')}={REDACTED}"
+
+
 # --- control characters -----------------------------------------------------------------------
 
 # C0 controls but tab and line feed, DEL, C1 controls (0x9b is a one-byte CSI), and the Unicode

@@ -115,7 +115,10 @@ def render_assertion(outcome: AssertionOutcome, styler: Styler | None = None) ->
 
 def render_error(error: FlowrunError, styler: Styler | None = None) -> list[str]:
     s = styler or _Plain()
-    lines = [f"{s.style(f'error[{error.code}]', 'red')}: {error}"]
+    # A message may quote a partner (a fault string, a token endpoint's description) over several
+    # lines: those are marked as continuation, so that none can pass for a step or a verdict.
+    first, *more = str(error).splitlines() or [""]
+    lines = [f"{s.style(f'error[{error.code}]', 'red')}: {first}", *(f"  | {line}" for line in more)]
     if isinstance(error, AssertionFailedError) and error.expression is not None:
         lines.append(f"  expression: {error.expression}")
         lines.append(f"  expected:   {_show(error.expected)}")
