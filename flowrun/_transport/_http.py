@@ -9,10 +9,11 @@ decides, see ``flowrun._rest``) and ignores the environment (``trust_env=False``
 
 from __future__ import annotations
 
+import http.cookiejar
 import ssl
 import threading
 from collections.abc import Hashable, Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 from cryptography import x509
@@ -28,6 +29,24 @@ LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=20, keepali
 # Only the encodings ``_decode`` inflates in bounded slices.
 _DEFAULT_HEADERS = {"User-Agent": USER_AGENT, "Accept-Encoding": ACCEPT_ENCODING}
 DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=10.0)
+C = TypeVar("C", httpx.Client, httpx.AsyncClient)
+
+
+class _SendableCookies(http.cookiejar.DefaultCookiePolicy):
+    """Keeps only cookies that can be sent back: a partner's cookie holding a control character
+    or a non-ASCII byte would otherwise break every later request of the client (httpx cannot
+    encode the Cookie header), long after the answer that set it."""
+
+    def set_ok(self, cookie: http.cookiejar.Cookie, request: Any) -> bool:
+        text = f"{cookie.name}={cookie.value or ''}"
+        if not text.isascii() or not text.isprintable():
+            return False
+        return bool(super().set_ok(cookie, request))
+
+
+def _with_cookie_policy(client: C) -> C:
+    client.cookies.jar.set_policy(_SendableCookies())
+    return client
 
 
 def new_client(ssl_context: ssl.SSLContext, *, connect_to: Mapping[Address, Address] | None = None,
@@ -38,8 +57,8 @@ def new_client(ssl_context: ssl.SSLContext, *, connect_to: Mapping[Address, Addr
                                     limits=LIMITS, trust_env=False)
     apply_connect_to(transport, connect_to or {})
     _streams.install(transport)
-    return httpx.Client(transport=transport, trust_env=False, follow_redirects=False,
-                        headers=_DEFAULT_HEADERS, timeout=timeout or DEFAULT_TIMEOUT)
+    return _with_cookie_policy(httpx.Client(transport=transport, trust_env=False, follow_redirects=False,
+                                            headers=_DEFAULT_HEADERS, timeout=timeout or DEFAULT_TIMEOUT))
 
 
 def new_async_client(ssl_context: ssl.SSLContext, *, connect_to: Mapping[Address, Address] | None = None,
@@ -48,8 +67,8 @@ def new_async_client(ssl_context: ssl.SSLContext, *, connect_to: Mapping[Address
                                          limits=LIMITS, trust_env=False)
     apply_connect_to(transport, connect_to or {})
     _streams.install(transport)
-    return httpx.AsyncClient(transport=transport, trust_env=False, follow_redirects=False,
-                             headers=_DEFAULT_HEADERS, timeout=timeout or DEFAULT_TIMEOUT)
+    return _with_cookie_policy(httpx.AsyncClient(transport=transport, trust_env=False, follow_redirects=False,
+                                                 headers=_DEFAULT_HEADERS, timeout=timeout or DEFAULT_TIMEOUT))
 
 
 class ClientPool:

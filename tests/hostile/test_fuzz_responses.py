@@ -227,3 +227,20 @@ def test_hostile_responses_end_in_flowrun_errors_without_leaks(kind: str, fuzz_f
     sent = server.requests[sent_before:]
     assert sent and all(r.header("Authorization") == f"Bearer {TOKEN}" for r in sent)  # the secrets went out
     assert all(r.header("X-Partner-Token") == CUSTOM for r in sent)
+
+
+def test_a_cookie_that_cannot_be_sent_back_is_not_kept(fuzz_files: PkiFiles,
+                                                        partner: tuple[HostileServer, _Slot]) -> None:
+    """Found by the fuzz test: a partner's Set-Cookie with a non-ASCII or control character broke
+    every later request of the client (httpx failed to encode the Cookie header)."""
+    server, slot = partner
+    registry = make_registry(fuzz_files, server.url())
+    with RestExecutor(registry) as rest:
+        slot.answer = ("HTTP/1.1 200 OK\r\nSet-Cookie: bad=caf\u00e9\x1b\r\nSet-Cookie: good=plain\r\n"
+                       "Content-Length: 2\r\nConnection: close\r\n\r\n{}").encode("latin-1")
+        assert rest.run(RestStep(id="set", alias="partner", path="/set")).ok
+        slot.answer = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}"
+        before = len(server.requests)
+        result = rest.run(RestStep(id="next", alias="partner", path="/next"))
+    assert result.ok, result.error
+    assert server.requests[before].header("Cookie") == "good=plain"
