@@ -20,6 +20,7 @@ from flowrun._models._aliases import (
     RetryPolicy,
     TrustStoreCert,
 )
+from flowrun._models._redact import Secrets
 from flowrun._models._results import AssertionOutcome, Attempt, RequestInfo, StepResult, TlsInfo
 from flowrun._models._secret import SecretRef
 from flowrun._models._steps import Body, FilePart, ResponseSpec, RestStep, SoapStep
@@ -70,6 +71,7 @@ __all__ = [  # grouped by topic
     # records
     "Alias", "Connection", "Credential", "Keystore", "ProtocolProfile", "RetryPolicy", "TrustStoreCert",
     "SecretRef",
+    "Secrets",  # what a run sent as secrets, and the one masking function for its output
     # steps and results
     "RestStep", "SoapStep", "Body", "FilePart", "ResponseSpec",
     "StepResult", "Attempt", "TlsInfo", "RequestInfo", "AssertionOutcome",
