@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
+import re
 import sys
 from collections.abc import Iterator, Sequence
 
@@ -36,6 +37,8 @@ class _Parser(argparse.ArgumentParser):
             words = message.split(":", 1)[1].split()
             shown = [w if w.startswith("-") else "..." for w in words]
             message = "unrecognized arguments: " + " ".join(shown)
+        # Likewise a word where a command or a choice was expected: the choices say enough.
+        message = re.sub(r"invalid choice: '.*?' \(choose from", "invalid choice (choose from", message, flags=re.S)
         raise UsageError(f"{self.prog}: {message}", hint=f"see `{self.prog} --help`")
 
 

@@ -11,7 +11,8 @@ CI systems (GitLab, Jenkins, GitHub reporters) read this shape::
 A step that failed for a reason other than its assertions is a ``failure`` when the partner
 answered wrongly (status, fault, TLS...), an ``error`` when the definition is wrong (exit code 2
 errors: bad alias, keystore, data pill). A failed assertion fails its own testcase only.
-xml.etree escapes text and attributes; characters XML cannot hold are replaced first.
+xml.etree escapes text and attributes; control characters are shown escaped (``\\x1b``) and
+characters XML cannot hold at all are replaced first.
 
 Properties flag what a reviewer must see: ``insecure`` (on the suite and on each step's testcase)
 when a step went through a profile with ``insecure_skip_verify``, ``interrupted`` (the signal) on
@@ -32,7 +33,7 @@ from typing import Any
 
 from flowrun._errors import AssertionFailedError, FlowrunError, RunInterruptedError
 from flowrun._models._flow_results import FlowResult
-from flowrun._models._redact import Secrets
+from flowrun._models._redact import Secrets, visible
 from flowrun._models._results import AssertionOutcome, StepResult
 from flowrun._report._files import write_report
 from flowrun._report._interruption import Interruption
@@ -196,5 +197,7 @@ def _text(value: Any) -> str:
 
 
 def _clean(text: str) -> str:
-    text = _INVALID_XML.sub("\ufffd", text)
+    # Control characters from partners are shown escaped (``\x1b``), like on the terminal; what
+    # XML cannot hold even then (lone surrogates, U+FFFE) is replaced.
+    text = _INVALID_XML.sub("\ufffd", visible(text))
     return text if len(text) <= _MAX_TEXT else text[: _MAX_TEXT - 3] + "..."

@@ -61,7 +61,7 @@ def test_junit_structure_counts_and_escaping() -> None:
     assert assertion_failure is not None
     assert assertion_failure.get("type") == "assertion"
     assert "expected: equals ok" in (assertion_failure.text or "")
-    assert 'actual: a <tag> & "quote" \ufffd \ufffd end' in (assertion_failure.text or "")
+    assert 'actual: a <tag> & "quote" \\x01 \ufffd end' in (assertion_failure.text or "")
     fault = cases[3].find("failure")
     assert fault is not None
     assert fault.get("type") == "soap.fault"

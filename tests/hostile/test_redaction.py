@@ -477,11 +477,13 @@ def test_a_password_given_instead_of_a_password_file_is_not_echoed(tmp_path: Pat
     assert "the password file named by --password-file does not exist" in err
 
 
-def test_argparse_errors_do_not_echo_stray_values(capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize("argv", [["alias", "list", "{}"], ["{}"], ["alias", "{}"], ["schema", "{}"]])
+def test_argparse_errors_do_not_echo_stray_values(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
     password = "Rd-stray-value-5151"
-    code, out, err = _run_cli(["alias", "list", password], capsys)
+    code, out, err = _run_cli([arg.format(password) for arg in argv], capsys)
     assert code == 2
     assert password not in out + err
+    assert "error[usage]" in err
 
 
 @pytest.mark.usefixtures("redaction_env")
