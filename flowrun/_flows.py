@@ -508,6 +508,8 @@ class FlowRunner(_RunnerBase):
                 call = plan.send(self._execute(flow, call))
         except StopIteration as done:
             result: FlowResult = done.value
+            if result.error is not None:  # a flow-level failure (outputs) may quote a partner too
+                self.secrets.mask_error(result.error)
             return result
         except BaseException as stop:
             if not isinstance(stop, Exception):
@@ -578,6 +580,8 @@ class AsyncFlowRunner(_RunnerBase):
                 call = plan.send(await self._execute(flow, call))
         except StopIteration as done:
             result: FlowResult = done.value
+            if result.error is not None:  # a flow-level failure (outputs) may quote a partner too
+                self.secrets.mask_error(result.error)
             return result
         except BaseException as stop:
             if not isinstance(stop, Exception):  # CancelledError, KeyboardInterrupt

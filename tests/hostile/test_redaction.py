@@ -15,6 +15,7 @@ through a link; a redirect to another origin carries no credential and no body.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import io
 import json
@@ -33,7 +34,8 @@ import pytest
 from flowrun import RestExecutor, RestStep
 from flowrun._cli import main
 from flowrun._errors import SecretFormatError
-from flowrun._flows import FlowRunner
+from flowrun._flows import AsyncFlowRunner, FlowRunner
+from flowrun._models._flow_results import FlowResult
 from flowrun._models._redact import Secrets, is_credential_header, visible
 from flowrun._registry import Registry
 from flowrun.testing import Pki, PkiFiles, make_pki
@@ -375,6 +377,22 @@ def test_embedders_get_masked_exceptions_and_results(world: World, debug_log: io
     assert_clean("the DEBUG log", debug_log.getvalue())
     with pytest.raises(SecretFormatError, match="RD_CRLF"), FlowRunner(aliases=world.aliases) as runner:
         runner.run(world.flows / "crlf.json").raise_for_failure()
+
+
+@pytest.mark.usefixtures("redaction_env")
+def test_async_runs_are_masked_too(world: World) -> None:
+    async def run_all() -> list[FlowResult]:
+        async with AsyncFlowRunner(aliases=world.aliases) as runner:
+            return list(await asyncio.gather(*(runner.run(world.flows / f"{name}.json")
+                                               for name in [*CREDENTIALS, "oauth_bad"])))
+
+    results = asyncio.run(run_all())
+    assert results and not any(result.ok for result in results)
+    for result in results:
+        assert len(result.failed_steps) >= 5
+        for step in result.failed_steps:
+            assert_clean(f"{result.name}/{step.step_id}", str(step.error))
+        assert_clean(f"{result.name} dict", json.dumps(result.to_dict(include_body=True), default=str))
 
 
 @pytest.mark.usefixtures("redaction_env")
