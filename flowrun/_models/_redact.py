@@ -31,6 +31,7 @@ success path costs nothing measurable. ``Secrets`` is safe to share between thre
 from __future__ import annotations
 
 import base64
+import functools
 import html
 import json
 import re
@@ -53,6 +54,7 @@ CREDENTIAL_HEADER_WORDS = ("auth", "token", "secret", "key", "password", "passwd
                            "cookie", "credential", "jwt")
 
 
+@functools.lru_cache(maxsize=1024)  # header names are few; this runs for each header of each request
 def is_credential_header(name: str) -> bool:
     """True when a header named ``name`` may carry a credential (its value is never shown)."""
     lowered = name.lower()
