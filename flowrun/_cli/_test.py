@@ -202,14 +202,13 @@ def _test(args: argparse.Namespace, console: Console, guard: SignalGuard) -> int
     from flowrun._flows import FlowRunner
     from flowrun._load._flows import FlowLoader
     from flowrun._registry import Registry
+    from flowrun._report._files import check_report_path
     from flowrun._report._interruption import Interruption
     from flowrun._report._text import render_flow, render_interrupted, render_summary
 
     if not 1 <= args.parallel <= _MAX_PARALLEL:
         raise UsageError(f"--parallel must be between 1 and {_MAX_PARALLEL}")
     connect_to = connect_to_mapping(args.connect_to)
-    from flowrun._report._files import check_report_path
-
     for option, report in (("--report", args.report), ("--json-report", args.json_report)):
         if report is not None:
             check_report_path(report, option)

@@ -14,7 +14,6 @@ from flowrun._models._redact import Secrets, redact_headers
 StepStatus = Literal["passed", "failed", "skipped"]
 
 
-
 def _headers_repr(headers: Sequence[tuple[str, str]]) -> str:
     return repr(tuple(tuple(pair) for pair in redact_headers(headers)))
 
