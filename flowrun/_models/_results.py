@@ -111,6 +111,15 @@ class StepResult:
     def ok(self) -> bool:
         return self.status != "failed"
 
+    def __repr__(self) -> str:
+        # The fields' own reprs (headers redacted by name, body and outputs as shapes), then the
+        # values the executor sent masked wherever they still show (a response header echoing one).
+        shown = ", ".join(f"{field.name}={field.repr(value) if callable(field.repr) else repr(value)}"
+                          for field in attrs.fields(StepResult) if field.repr is not False
+                          for value in (getattr(self, field.name),))
+        text = f"StepResult({shown})"
+        return self.secrets.mask(text) if self.secrets is not None else text
+
     def raise_for_failure(self) -> StepResult:
         if self.error is not None:
             raise self.error

@@ -1,8 +1,9 @@
-"""Log records from httpx (logger ``httpx``, INFO: every request line with its full URL) and from
-flowrun (logger ``flowrun``) go through the one masking function before any handler sees them:
-the values every live ``Secrets`` holds are masked (an API key sent as a query parameter, a token
-a partner echoes in an error), the query parameters named by credentials are shown as ``***``
-even before their value is registered, and control characters are made visible."""
+"""Log records from httpx (logger ``httpx``, INFO: every request line with its full URL), httpcore
+(its ``httpcore.*`` loggers, DEBUG: every response's headers) and flowrun (logger ``flowrun``) go
+through the one masking function before any handler sees them: the values every live ``Secrets``
+holds are masked (an API key sent as a query parameter, a token a partner echoes in a header),
+the query parameters named by credentials are shown as ``***`` even before their value is
+registered, and control characters are made visible."""
 
 from __future__ import annotations
 
@@ -40,7 +41,8 @@ _FILTER = _MaskSecrets()
 
 def install() -> None:
     """Put the filter on the loggers flowrun's requests write to (idempotent)."""
-    for name in ("httpx", "flowrun"):
+    # A logger's filters see only the records logged on it, not its children's: each is named.
+    for name in ("httpx", "flowrun", "httpcore.connection", "httpcore.http11", "httpcore.http2"):
         logger = logging.getLogger(name)
         if _FILTER not in logger.filters:
             logger.addFilter(_FILTER)

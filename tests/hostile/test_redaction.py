@@ -130,7 +130,9 @@ class Partner:
             return Reply(500, fault.encode(), (("Content-Type", "text/xml; charset=utf-8"),))
         if path == "/v1/ansi":
             return Reply(500, f"error {ANSI}".encode(), (("Content-Type", "text/plain; charset=utf-8"),))
-        return Reply(500, _echo(request).encode(), (("Content-Type", "text/plain"),))
+        # The request's credential headers come back as response headers too (httpcore logs those).
+        echoed = tuple(("X-Echo", value) for name, value in request.headers if is_credential_header(name))
+        return Reply(500, _echo(request).encode(), (("Content-Type", "text/plain"), *echoed))
 
     @staticmethod
     def _token(request: RawRequest) -> Reply:
