@@ -54,10 +54,11 @@ OAUTH_SECRET = "Rd-oauth-+/4455"
 WRONG_OAUTH_SECRET = "Rd-wrongoauth-9988"
 CUSTOM_TOKEN = "Rd-custom-6f7e8d9c"
 CRLF_TOKEN = "Rd-crlf-3b4c5d6e"
+WSSE_PASSWORD = "Rd-wsse-<&>-1a2b"
 ISSUED_TOKEN = "Rd-issued-tok-8e9f0a1b"
 
 PLANTED = [STORE_PASSWORD, BASIC_PASSWORD, HEADER_KEY, QUERY_KEY, BEARER, OAUTH_SECRET, WRONG_OAUTH_SECRET,
-           CUSTOM_TOKEN, CRLF_TOKEN, ISSUED_TOKEN]
+           CUSTOM_TOKEN, CRLF_TOKEN, ISSUED_TOKEN, WSSE_PASSWORD]
 ENVIRONMENT = {
     "RD_STORE_PASSWORD": STORE_PASSWORD,
     "RD_BASIC": BASIC_PASSWORD + "\n",  # a trailing newline (a Kubernetes secret made from a file): refused
@@ -69,6 +70,7 @@ ENVIRONMENT = {
     "RD_OAUTH_WRONG": WRONG_OAUTH_SECRET,
     "RD_CRLF": CRLF_TOKEN + "\r\n",
     "RD_CUSTOM": CUSTOM_TOKEN,
+    "RD_WSSE": WSSE_PASSWORD,
 }
 
 
@@ -179,8 +181,10 @@ def _records(files: PkiFiles, url: str) -> list[dict[str, Any]]:
          "token_url": f"{url}/v1/token", "client_id": OAUTH_CLIENT, "client_secret": {"env": "RD_OAUTH"}},
         {"kind": "credential", "name": "oauth_bad", "type": "oauth2_client_credentials",
          "token_url": f"{url}/v1/token", "client_id": OAUTH_CLIENT, "client_secret": {"env": "RD_OAUTH_WRONG"}},
+        {"kind": "credential", "name": "wsse", "type": "wsse_username_token", "username": BASIC_USER,
+         "password": {"env": "RD_WSSE"}},
     ]
-    for name in ("basic", "basic_newline", "hkey", "qkey", "bearer", "crlf", "oauth", "oauth_bad", None):
+    for name in ("basic", "basic_newline", "hkey", "qkey", "bearer", "crlf", "oauth", "oauth_bad", "wsse", None):
         connection: dict[str, Any] = {"url": f"{url}/v1", "mutual_authentication": True, "protocol_profile": "mtls",
                                       "timeout_s": 10}
         if name is not None:
@@ -242,6 +246,8 @@ def world(pki: Pki, tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]
         for name in [*CREDENTIALS, "oauth_bad"]:
             flow = {"name": f"leaky_{name}", "env": ["RD_CUSTOM"], "steps": _steps(f"a_{name}")}
             (flows / f"{name}.json").write_text(json.dumps(flow, indent=1))
+        soap_only = {"name": "wsse", "steps": [step for step in _steps("a_wsse") if step["type"] == "soap"]}
+        (flows / "wsse.json").write_text(json.dumps(soap_only, indent=1))
         for name in ("crlf", "basic_newline"):
             flow = {"name": name, "steps": [{"id": "s", "type": "rest", "alias": f"a_{name}", "path": "/ok"}]}
             (flows / f"{name}.json").write_text(json.dumps(flow, indent=1))
@@ -379,6 +385,18 @@ def test_embedders_get_masked_exceptions_and_results(world: World, debug_log: io
     assert_clean("the DEBUG log", debug_log.getvalue())
     with pytest.raises(SecretFormatError, match="RD_CRLF"), FlowRunner(aliases=world.aliases) as runner:
         runner.run(world.flows / "crlf.json").raise_for_failure()
+
+
+@pytest.mark.usefixtures("redaction_env")
+def test_a_ws_security_password_echoed_in_a_fault_is_masked(world: World, tmp_path: Path,
+                                                            capsys: pytest.CaptureFixture[str],
+                                                            debug_log: io.StringIO) -> None:
+    before = len(world.partner.requests)
+    text = _scan_run(world, tmp_path, capsys, debug_log,
+                     ["run", str(world.flows / "wsse.json"), "-v", "--report", str(tmp_path / "r.xml")], 1)
+    assert "soap.fault" in text and "***" in text
+    sent = world.partner.requests[before:]
+    assert sent and _xml(WSSE_PASSWORD).encode() in sent[-1].body  # the password went out, and came back
 
 
 @pytest.mark.usefixtures("redaction_env")
