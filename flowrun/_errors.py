@@ -9,7 +9,8 @@
     │   ├── SchemaError                   unknown field, wrong type, missing field, bad value
     │   ├── DuplicateNameError
     │   ├── UnknownReferenceError         with "did you mean"
-    │   └── SecretUnavailableError        {"env": ...} unset, {"file": ...} unreadable
+    │   ├── SecretUnavailableError        {"env": ...} unset, {"file": ...} unreadable
+    │   └── SoapArgumentError             a SOAP arg does not fit its XSD type (names the element)
     ├── KeyMaterialError                  a keystore or trust store cert cannot be used
     │   ├── KeystoreNotFoundError         missing file, a directory, unreadable
     │   ├── KeystoreFormatError           empty, unknown format, type given does not match content
@@ -49,10 +50,12 @@
         ├── UnexpectedStatusError
         ├── ResponseTooLargeError
         ├── ResponseParseError
+        │   └── SoapReplyError            a SOAP reply does not fit the WSDL (names the element)
         ├── UnsafeXmlError
         ├── SoapFaultError
         ├── WsdlError                     a WSDL or its schemas cannot be fetched or used
         ├── CaptureError
+        │   └── OutputNotFoundError       an output expression matches nothing
         └── AssertionFailedError
 
 Each class has a stable ``code`` (shown to users and written to reports), an exit code, and a
@@ -259,6 +262,11 @@ class TrustCertError(KeyMaterialError):
 # --- evaluation ---------------------------------------------------------------------------
 
 
+class SoapArgumentError(DefinitionError):
+    code = "definition.soap_argument"
+    default_hint = "give the value in the XSD type's form (xs:decimal: 1234.50, xs:int: 42, xs:boolean: true)"
+
+
 class DataPillError(FlowrunError):
     code = "data_pill"
     default_hint = "a data pill reads inputs.*, steps.<id>.* or env.* (declared in the flow)"
@@ -410,6 +418,12 @@ class ResponseParseError(StepFailure):
     code = "http.response_parse"
 
 
+class SoapReplyError(ResponseParseError):
+    code = "soap.reply"
+    default_hint = ("the partner's reply does not fit its WSDL; \"strict\": false on the step accepts extra and "
+                    "reordered elements, a raw envelope step without wsdl reads every value as text")
+
+
 class UnsafeXmlError(StepFailure):
     code = "xml.unsafe"
     default_hint = "DTDs and entities are refused in WSDLs, schemas and responses"
@@ -419,15 +433,17 @@ class SoapFaultError(StepFailure):
     code = "soap.fault"
 
     def __init__(self, message: str, *, faultcode: str | None = None, faultstring: str | None = None,
-                 detail: Any = None, **kwargs: Any) -> None:
+                 detail: Any = None, actor: str | None = None, **kwargs: Any) -> None:
         super().__init__(message, **kwargs)
         self.faultcode = faultcode
         self.faultstring = faultstring
         self.detail = detail
+        self.actor = actor
 
     def to_dict(self) -> dict[str, Any]:
         data = super().to_dict()
-        data["fault"] = {"code": self.faultcode, "string": self.faultstring, "detail": self.detail}
+        data["fault"] = {"code": self.faultcode, "string": self.faultstring, "actor": self.actor,
+                         "detail": self.detail}
         return data
 
 
@@ -441,6 +457,12 @@ class WsdlError(StepFailure):
 
 class CaptureError(StepFailure):
     code = "capture"
+
+
+class OutputNotFoundError(CaptureError):
+    code = "capture.no_match"
+    default_hint = ('fix the expression (flowrun run --show-body prints the parsed body), or mark the output '
+                    'optional: {"expr": "...", "optional": true}, or give a default: "body.x || \'none\'"')
 
 
 class AssertionFailedError(StepFailure):

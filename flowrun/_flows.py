@@ -345,8 +345,8 @@ def _extra_assertions(entry: FlowStep, result: StepResult, context: Mapping[str,
     """The ``assert`` of a ``uses`` entry, over the flow's context and the step's response."""
     from flowrun._eval._assertions import evaluate_assertion
 
-    subject = {**context, "status": result.http_status, "headers": dict(result.headers), "body": result.body,
-               "outputs": dict(result.outputs)}
+    subject = {**context, **result.context_entry()}
+    subject.pop("result", None)
     outcomes = list(result.assertions)
     error: FlowrunError | None = None
     for index, spec in enumerate(entry.assertions):

@@ -51,7 +51,7 @@ from xml.sax.saxutils import escape
 
 import attrs
 
-from flowrun._errors import DefinitionError, FlowrunError, SoapFaultError
+from flowrun._errors import AssertionFailedError, DefinitionError, FlowrunError, SoapFaultError
 from flowrun._eval import is_single_pill, render, render_text, value_to_text
 from flowrun._models._results import REDACTED, SENSITIVE_HEADERS, RequestInfo, StepResult
 from flowrun._models._steps import SoapStep
@@ -181,19 +181,32 @@ class _SoapCore(RegistryUser):
             reply = self._call(step, route, exchanger, context)
         except SoapFaultError as fault:
             last = exchanger.last_reply
-            received = self._received(last, fault_body(fault), None) if last is not None else None
-            return failure(step, fault, attempts=tuple(exchanger.attempts), started=started,
-                           tls=last.tls if last else None, request=self._request_info(route, exchanger),
-                           received=received)
+            request = self._request_info(route, exchanger)
+            if last is None:
+                return failure(step, fault, attempts=tuple(exchanger.attempts), started=started, request=request)
+            shown = fault_body(fault)
+            received = self._received(last, {"fault": shown}, None, fault=shown)
+            spec = step.response
+            if spec.expect_fault or (spec.expect_status is not None and spec.status_expected(last.status_code)):
+                # The fault is what the step expects: outputs and assertions read it.
+                return finish(step, received, context=context, attempts=tuple(exchanger.attempts),
+                              started=started, tls=last.tls, request=request)
+            return failure(step, fault, attempts=tuple(exchanger.attempts), started=started, tls=last.tls,
+                           request=request, received=received)
         except FlowrunError as error:
             last = exchanger.last_reply
-            shown = excerpt(last.content, charset(last.content_type or None)) if last is not None else None
+            shown_text = excerpt(last.content, charset(last.content_type or None)) if last is not None else None
             return failure(step, error, attempts=tuple(exchanger.attempts), started=started,
                            tls=last.tls if last else None, request=self._request_info(route, exchanger),
-                           received=self._received(last, shown, None) if last is not None else None)
-        received = self._received(reply.reply, reply.body, reply.root)
+                           received=self._received(last, shown_text, None) if last is not None else None)
+        received = self._received(reply.reply, reply.body, reply.root, soap_headers=reply.soap_headers)
+        unexpected = None
+        if step.response.expect_fault:
+            unexpected = AssertionFailedError(
+                f"the step expects a SOAP fault, and the call succeeded (HTTP {reply.reply.status_code})",
+                hint="remove expect_fault from the step's response, or check the args that should be refused")
         return finish(step, received, context=context, attempts=tuple(exchanger.attempts), started=started,
-                      tls=reply.reply.tls, request=self._request_info(route, exchanger))
+                      tls=reply.reply.tls, request=self._request_info(route, exchanger), parse_error=unexpected)
 
     def _call(self, step: SoapStep, route: _Route, exchanger: soap_transport.Exchanger,
               context: Mapping[str, Any] | None) -> soap_transport.SoapReply:
@@ -212,9 +225,16 @@ class _SoapCore(RegistryUser):
                 raise DefinitionError("soap_headers apply to operation steps; write the headers into the envelope",
                                       step=step.id, **_where(step))
             text = render_envelope(step.envelope, context, step=step.id) if context is not None else step.envelope
+            schema = None
+            if step.wsdl is not None:
+                # The WSDL types the reply as in operation mode: switching modes changes no output.
+                from flowrun._transport._soap_data import document_schema
+
+                schema = document_schema(self._binding(step, route, exchanger, context)[0])
             return soap.call_raw(exchanger, address=address, text=text, source=f"the envelope of step '{step.id}'",
                                  soap_action=step.soap_action, base_headers=resolved.headers,
-                                 step_headers=step_headers, wsse=wsse)
+                                 step_headers=step_headers, wsse=wsse, schema=schema, strict=step.strict,
+                                 wsdl=step.wsdl)
         document, chosen = self._binding(step, route, exchanger, context)
         transport = soap.CallTransport(exchanger, base_headers=resolved.headers, step_headers=step_headers,
                                        soap_action=step.soap_action)
@@ -223,7 +243,8 @@ class _SoapCore(RegistryUser):
                         if context is not None else step.soap_headers)
         assert step.operation is not None
         return soap.call_operation(document, chosen, transport, address=address, operation=step.operation,
-                                   args=args, soap_headers=soap_headers, wsse=wsse, step_id=step.id)
+                                   args=args, soap_headers=soap_headers, wsse=wsse, step_id=step.id,
+                                   wsdl=str(step.wsdl), strict=step.strict)
 
     @staticmethod
     def _binding(step: SoapStep, route: _Route, exchanger: soap_transport.Exchanger,
@@ -245,10 +266,12 @@ class _SoapCore(RegistryUser):
         return document, chosen
 
     @staticmethod
-    def _received(reply: soap_transport.Reply, body: Any, root: Any) -> Received:
+    def _received(reply: soap_transport.Reply, body: Any, root: Any, *, soap_headers: Any = None,
+                  fault: Any = None) -> Received:
         content_type = reply.content_type or None
         shown = "" if 200 <= reply.status_code < 300 else excerpt(reply.content, charset(content_type))
-        return Received(reply.status_code, tuple(reply.header_pairs()), body, content_type, shown, root, reply.url)
+        return Received(reply.status_code, tuple(reply.header_pairs()), body, content_type, shown, root, reply.url,
+                        soap_headers=soap_headers if soap_headers is not None else {}, fault=fault)
 
     @staticmethod
     def _request_info(route: _Route, exchanger: soap_transport.Exchanger) -> RequestInfo | None:

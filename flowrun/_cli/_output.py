@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import os
 from typing import Any, TextIO
 
 from flowrun._errors import FlowrunError
+from flowrun._models._numbers import dumps
 
 _CODES = {"red": "31", "green": "32", "yellow": "33", "blue": "34", "cyan": "36", "dim": "2", "bold": "1"}
 
@@ -37,7 +37,7 @@ class Console:
         self.stream.write(text + "\n")
 
     def print_json(self, data: Any) -> None:
-        self.stream.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+        self.stream.write(dumps(data, indent=2, ensure_ascii=False, default=None) + "\n")
 
     def print_error(self, error: FlowrunError) -> None:
         label = self.style(f"error[{error.code}]", "red", "bold")

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
 import sys
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
@@ -32,6 +31,7 @@ from flowrun._cli._output import Console
 from flowrun._errors import DefinitionError, FlowrunError, UsageError
 from flowrun._models._flow import FlowStep
 from flowrun._models._flow_results import FlowResult
+from flowrun._models._numbers import dumps
 from flowrun._models._results import StepResult
 
 if TYPE_CHECKING:
@@ -234,5 +234,5 @@ def _print_result(console: Console, result: FlowResult, many: bool, render: Any)
 def _outputs_text(outputs: Mapping[str, Any]) -> str:
     if not outputs:
         return ""
-    return "  " + " ".join(f"{key}={json.dumps(value, ensure_ascii=False, default=str)}"
+    return "  " + " ".join(f"{key}={dumps(value, ensure_ascii=False)}"
                            for key, value in outputs.items())

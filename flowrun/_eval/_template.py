@@ -34,6 +34,7 @@ Rules:
 
 from __future__ import annotations
 
+import decimal
 import difflib
 import functools
 import json
@@ -47,6 +48,7 @@ from jmespath import exceptions as jmespath_errors
 from jmespath.functions import Functions
 
 from flowrun._errors import DataPillError
+from flowrun._models._numbers import decimal_text, dumps
 
 OPEN = "{{"
 CLOSE = "}}"
@@ -350,8 +352,10 @@ def value_to_text(value: Any) -> str:
         return "true" if value else "false"
     if isinstance(value, int | float):
         return _number_text(value)
+    if isinstance(value, decimal.Decimal):
+        return decimal_text(value)
     try:
-        return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
+        return dumps(value, ensure_ascii=False, separators=(",", ":"))
     except RecursionError:
         raise DataPillError("the value is nested too deeply to write as text") from None
     except (TypeError, ValueError):
@@ -650,7 +654,7 @@ def json_type(value: Any) -> str:
         return "null"
     if isinstance(value, bool):
         return "boolean"
-    if isinstance(value, int | float):
+    if isinstance(value, int | float | decimal.Decimal):
         return "number"
     if isinstance(value, str):
         return "string"

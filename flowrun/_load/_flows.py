@@ -262,7 +262,7 @@ def _build_step(raw: Mapping[str, Any], document: JsonDocument, pointer: str, st
             operation=raw.get("operation"), args=dict(raw.get("args", {})),
             soap_headers=dict(raw.get("soap_headers", {})), headers=raw.get("headers"),
             soap_action=raw.get("soap_action"), soap_version=raw.get("soap_version", "1.1"),
-            envelope=raw.get("envelope"), path=raw.get("path"), base_dir=base,
+            envelope=raw.get("envelope"), path=raw.get("path"), base_dir=base, strict=raw.get("strict", True),
         )
     return RestStep(
         **common, method=raw.get("method", "GET"), path=raw.get("path", ""), query=raw.get("query"),
@@ -273,10 +273,14 @@ def _build_step(raw: Mapping[str, Any], document: JsonDocument, pointer: str, st
 
 def _response(raw: Mapping[str, Any], base: Path) -> ResponseSpec:
     expect = raw.get("expect_status")
+    outputs = {name: spec["expr"] if isinstance(spec, Mapping) else spec
+               for name, spec in raw.get("outputs", {}).items()}
+    optional = frozenset(name for name, spec in raw.get("outputs", {}).items()
+                         if isinstance(spec, Mapping) and spec.get("optional"))
     return ResponseSpec(
         expect_status=tuple(expect) if expect is not None else None,
         parse=raw.get("parse", "auto"),
-        outputs=dict(raw.get("outputs", {})),
+        outputs=outputs, optional_outputs=optional, expect_fault=bool(raw.get("expect_fault", False)),
         namespaces=dict(raw.get("namespaces", {})),
         save_to=_path(base, raw["save_to"]) if "save_to" in raw else None,
         **({"max_bytes": raw["max_bytes"]} if "max_bytes" in raw else {}),

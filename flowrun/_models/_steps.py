@@ -57,12 +57,16 @@ class Body:
 
 @attrs.frozen
 class ResponseSpec:
-    """How a response is handled. ``outputs`` maps names to JMESPath over ``{status, headers, body}``;
-    an expression starting with ``xpath:`` is XPath over an XML body."""
+    """How a response is handled. ``outputs`` maps names to JMESPath over ``{status, headers, body}``
+    (SOAP: also ``soap_headers`` and ``fault``); an expression starting with ``xpath:`` is XPath over an
+    XML body. An output that matches nothing fails the step unless its name is in ``optional_outputs``.
+    ``expect_fault``: a SOAP step passes on a fault, and fails without one."""
 
     expect_status: tuple[int, ...] | None = None
     parse: Literal["auto", "json", "xml", "text", "binary"] = "auto"
     outputs: Mapping[str, str] = attrs.field(factory=dict)
+    optional_outputs: frozenset[str] = frozenset()
+    expect_fault: bool = False
     namespaces: Mapping[str, str] = attrs.field(factory=dict)
     save_to: Path | None = None
     max_bytes: int = DEFAULT_MAX_RESPONSE_BYTES
@@ -123,6 +127,8 @@ class SoapStep(StepCommon):
     headers: tuple[tuple[str, Any], ...] = attrs.field(default=(), converter=pairs)
     soap_action: str | None = None
     soap_version: Literal["1.1", "1.2"] = "1.1"
+    # False: a reply with elements the WSDL does not declare, or out of order, is accepted.
+    strict: bool = True
     envelope: str | None = None
     path: str | None = None
     # Where relative WSDL paths are resolved: the directory of the file that named the step.

@@ -9,12 +9,12 @@ that went through a profile with ``insecure_skip_verify`` carries ``"insecure": 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from flowrun._models._flow_results import FlowResult, summarize
+from flowrun._models._numbers import dumps
 from flowrun._report._interruption import Interruption
 from flowrun._version import __version__
 
@@ -59,4 +59,4 @@ def test_report(results: Sequence[FlowResult], *, duration_ms: float | None = No
 
 def write_json(path: Path, data: Any) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8")
+    path.write_text(dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")

@@ -21,7 +21,6 @@ iterations that never started because of the signal are suites with one ``skippe
 
 from __future__ import annotations
 
-import json
 import re
 import socket
 import time
@@ -32,6 +31,7 @@ from typing import Any
 
 from flowrun._errors import AssertionFailedError, FlowrunError, RunInterruptedError
 from flowrun._models._flow_results import FlowResult
+from flowrun._models._numbers import dumps
 from flowrun._models._results import AssertionOutcome, StepResult
 from flowrun._report._interruption import Interruption
 
@@ -187,7 +187,7 @@ def _text(value: Any) -> str:
     if isinstance(value, str):
         return value
     try:
-        return json.dumps(value, ensure_ascii=False, default=str)
+        return dumps(value, ensure_ascii=False)
     except (TypeError, ValueError):
         return repr(value)
 

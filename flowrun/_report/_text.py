@@ -17,12 +17,12 @@ A flow or step that went through a protocol profile with ``insecure_skip_verify`
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 from flowrun._errors import AssertionFailedError, FlowrunError
 from flowrun._models._flow_results import FlowResult, summarize
+from flowrun._models._numbers import dumps
 from flowrun._models._results import AssertionOutcome, StepResult, TlsInfo
 
 if TYPE_CHECKING:
@@ -187,7 +187,7 @@ def _ms(value: float) -> str:
 
 def _show(value: Any) -> str:
     try:
-        text = json.dumps(value, ensure_ascii=False, default=str)
+        text = dumps(value, ensure_ascii=False)
     except (TypeError, ValueError):
         text = repr(value)
     return text if len(text) <= _SHOWN else text[: _SHOWN - 3] + "..."

@@ -154,7 +154,7 @@ FLOWS: dict[str, dict[str, Any]] = {
               **{"assert": [{"that": "outputs.balance", "gt": 0}]}),
         _step("query_key", "bank_query", "/accounts/2"),
         _step("basic", "bank_basic", "/accounts/3"),
-        _step("oauth", "bank_oauth", "/protected/accounts/4", response={"outputs": {"who": "body.client_id"}}),
+        _step("oauth", "bank_oauth", "/protected/accounts/4", response={"outputs": {"who": "body.account"}}),
         {"id": "ledger", "type": "soap", "alias": "ledger", "wsdl": str(DEMO / "steps" / "ledger.wsdl"),
          "operation": "GetBalance", "args": {"account": "42"}, "response": {"outputs": {"balance": "body.balance"}}},
     ]},
