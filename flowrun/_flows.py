@@ -44,6 +44,7 @@ from flowrun._errors import (
 from flowrun._load._schema import did_you_mean
 from flowrun._models._flow import Flow, FlowInput, FlowStep, matches_type
 from flowrun._models._flow_results import FlowResult
+from flowrun._models._numbers import WrittenNumber
 from flowrun._models._results import AssertionOutcome, StepResult
 from flowrun._models._steps import Step
 
@@ -85,12 +86,12 @@ def parse_input_text(text: str, type_name: str, name: str) -> Any:
         if _INTEGER_TEXT.match(stripped):
             return int(stripped)
         try:
-            number = float(stripped)
+            number = WrittenNumber(stripped)
         except ValueError:
             raise _bad_input(name, type_name, text) from None
         if not math.isfinite(number):
             raise _bad_input(name, type_name, text)
-        return number
+        return number  # a float that remembers its text: exact as an xs:decimal argument
     if type_name == "boolean":
         word = stripped.lower()
         if word in _TRUE_WORDS:
@@ -99,7 +100,7 @@ def parse_input_text(text: str, type_name: str, name: str) -> Any:
             return False
         raise _bad_input(name, type_name, text, "write true or false")
     try:
-        value = json.loads(stripped)
+        value = json.loads(stripped, parse_float=WrittenNumber)
     except ValueError:
         raise _bad_input(name, type_name, text, f"write the {type_name} as JSON") from None
     if not matches_type(value, type_name):

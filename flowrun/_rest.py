@@ -37,7 +37,7 @@ from flowrun._runner import Received, charset, excerpt, failure, finish, parse_b
 from flowrun._transport._auth import auth_header, build_auth
 from flowrun._transport._exchange import Raw, Route, aexchange, exchange, make_timeout, timeout_argument
 from flowrun._transport._http import AsyncClientPool, ClientPool, TlsInfoReader
-from flowrun._transport._request import RequestPlan, is_static, plan_request
+from flowrun._transport._request import Content, RequestPlan, is_static, plan_request
 from flowrun._transport._retry import Outcome, arun_with_retry, run_with_retry
 
 if TYPE_CHECKING:
@@ -138,7 +138,8 @@ class _RestCore(RegistryUser, Generic[C]):
                    for k, v in plan.headers]
         if route.auth_header is not None:
             headers.append((route.auth_header, REDACTED))
-        return RequestInfo(plan.method, plan.url, tuple(headers))
+        body = plan.body.data if isinstance(plan.body, Content) else None
+        return RequestInfo(plan.method, plan.url, tuple(headers), body)
 
     def _complete(self, step: RestStep, raw: Raw, *, context: Mapping[str, Any] | None,
                   attempts: tuple[Any, ...], started: float, request: RequestInfo) -> StepResult:

@@ -278,11 +278,11 @@ class _SoapCore(RegistryUser):
         sent = exchanger.last_request
         if sent is None:
             return None
-        method, url, headers = sent
+        method, url, headers, content = sent
         shown = [(k, REDACTED if k.lower() in SENSITIVE_HEADERS else v) for k, v in headers]
         if route.auth_header is not None:
             shown.append((route.auth_header, REDACTED))
-        return RequestInfo(method, url, tuple(shown))
+        return RequestInfo(method, url, tuple(shown), content)
 
 
 class SoapExecutor(_SoapCore):

@@ -66,8 +66,11 @@ def register(subparsers: Any, name: str, summary: str) -> None:
     parser.add_argument("--iterations", metavar="N", type=int, default=1,
                         help="run N times (with --data: every row N times)")
     parser.add_argument("-v", "--verbose", action="store_true",
-                        help="show each request (method, URL, headers with secrets redacted) and each attempt "
-                        "on standard error")
+                        help="show each request (method, URL, headers and body with secrets redacted), each "
+                        "attempt, and the body received (capped) with its shape, on standard error")
+    parser.add_argument("--show-body", action="store_true",
+                        help="print each step's parsed body (what output expressions read: body, soap_headers, "
+                        "fault) as JSON on standard error, secrets redacted")
     add_connect_to_option(parser)
     parser.set_defaults(handler=run_command)
 
@@ -138,7 +141,7 @@ def _run(args: argparse.Namespace, console: Console, guard: SignalGuard) -> int:
     from flowrun._flows import FlowRunner
     from flowrun._load._flows import load_flow
     from flowrun._report._interruption import Interruption
-    from flowrun._report._text import render_flow, render_interrupted, render_request, render_summary
+    from flowrun._report._text import render_body, render_flow, render_interrupted, render_request, render_summary
 
     if not 1 <= args.iterations <= _MAX_ITERATIONS:
         raise UsageError(f"--iterations must be between 1 and {_MAX_ITERATIONS}")
@@ -152,7 +155,9 @@ def _run(args: argparse.Namespace, console: Console, guard: SignalGuard) -> int:
     err = Console.for_stream(sys.stderr, no_color=not console.color)
 
     def show_request(entry: FlowStep, result: StepResult) -> None:
-        lines = render_request(result)
+        lines = render_request(result) if args.verbose else []
+        if args.show_body and result.status != "skipped":
+            lines += render_body(result)
         if lines:
             err.print(err.style(f"* step {entry.id}", "dim"))
             for line in lines:
@@ -164,7 +169,7 @@ def _run(args: argparse.Namespace, console: Console, guard: SignalGuard) -> int:
     stop: SignalInterrupt | None = None
     partial: list[FlowResult] = []
     with FlowRunner(aliases=args.aliases, env=args.env, steps_dirs=args.steps, connect_to=connect_to,
-                    on_step=show_request if args.verbose else None) as runner:
+                    on_step=show_request if args.verbose or args.show_body else None) as runner:
         try:
             with guard.armed():
                 # A missing or broken alias directory stops here, not once per iteration.

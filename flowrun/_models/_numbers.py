@@ -1,7 +1,8 @@
 """Exact numbers: decimals in JSON output, and JSON numbers that remember how they were written.
 
-* ``xs:decimal`` values of SOAP replies are ``Decimal``. ``dumps`` writes them as JSON numbers
-  exactly as they read, without exponent (``1234.50``, ``0.00005``, ``12345678901234567.89``):
+* ``xs:decimal`` values of SOAP replies are ``Decimal``. ``dumps`` writes them (and
+  ``WrittenNumber`` values) as JSON numbers exactly as they read, without exponent (``1234.50``,
+  ``0.00005``, ``12345678901234567.89``):
   ``--json``, reports and data pills agree, and a JSON reader that keeps decimals keeps them exact.
 * A number with a fraction or an exponent in a flow, inputs or data file is a ``WrittenNumber``: a
   float everywhere (timeouts, comparisons, arithmetic), which also remembers its text, so that a
@@ -76,8 +77,19 @@ def dumps(value: Any, *, default: Callable[[Any], Any] | None = str, **options: 
             return str(item) if isinstance(item, decimal.Decimal) else _refuse(item)
         return default(item)
 
-    text = json.dumps(value, default=encode, **options)
+    text = json.dumps(_as_written(value), default=encode, **options)
     return _MARKED.sub(r"\1", text) if marked else text
+
+
+def _as_written(value: Any) -> Any:
+    """``WrittenNumber`` values as the decimals they were written as (json writes floats by repr)."""
+    if isinstance(value, WrittenNumber):
+        return value.exact()
+    if isinstance(value, dict):
+        return {key: _as_written(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_as_written(item) for item in value]
+    return value
 
 
 def _refuse(item: Any) -> Any:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
@@ -19,6 +20,22 @@ SENSITIVE_HEADERS = frozenset({
 
 def redact_headers(headers: Sequence[tuple[str, str]], extra: frozenset[str] = frozenset()) -> list[list[str]]:
     return [[k, REDACTED if k.lower() in SENSITIVE_HEADERS or k.lower() in extra else v] for k, v in headers]
+
+
+_SECRET_NAMES = r"password|passwd|passphrase|secret|client_secret|token|access_token|refresh_token|api_?key|nonce"
+# WS-Security UsernameToken (<wsse:Password>, <wsse:Nonce>) and any element named like a secret.
+_SECRET_ELEMENT = re.compile(rf"(<(?:[\w.-]+:)?(?:{_SECRET_NAMES}|BinarySecurityToken)\b[^>]*>)[^<]*(</)", re.I)
+_SECRET_JSON = re.compile(rf'("(?:{_SECRET_NAMES})"\s*:\s*)"(?:[^"\\]|\\.)*"', re.I)
+_SECRET_FORM = re.compile(rf"((?:^|&)(?:{_SECRET_NAMES})=)[^&]*", re.I)
+
+
+def redact_body(text: str) -> str:
+    """A request or response body as shown by ``-v`` and ``--show-body``: values of elements,
+    JSON fields and form fields named like secrets (password, token, secret, api key, nonce,
+    WS-Security tokens) become ``***``."""
+    text = _SECRET_ELEMENT.sub(rf"\1{REDACTED}\2", text)
+    text = _SECRET_JSON.sub(rf'\1"{REDACTED}"', text)
+    return _SECRET_FORM.sub(rf"\1{REDACTED}", text)
 
 
 def _headers_repr(headers: Sequence[tuple[str, str]]) -> str:
@@ -84,6 +101,8 @@ class RequestInfo:
     method: str
     url: str
     headers: tuple[tuple[str, str], ...] = attrs.field(default=(), repr=_headers_repr)
+    # What was sent, for -v only (shown capped, through redact_body); never in reports.
+    body: bytes | None = attrs.field(default=None, repr=False, eq=False)
 
     def to_dict(self) -> dict[str, Any]:
         return {"method": self.method, "url": self.url, "headers": redact_headers(self.headers)}

@@ -176,7 +176,9 @@ def _kind_of(error: FlowrunError) -> str:
 def _problem(case: ET.Element, kind: str, error: FlowrunError) -> str:
     tag = "failure" if kind == "failures" else "error"
     element = ET.SubElement(case, tag, message=_clean(str(error)), type=error.code)
-    body = [str(error)]
+    from flowrun._report._text import fault_lines
+
+    body = [str(error), *(line.strip() for line in fault_lines(error))]
     if error.hint:
         body.append(f"hint: {error.hint}")
     element.text = _clean("\n".join(body))

@@ -135,7 +135,7 @@ class Exchanger:
         self._tls_reader = tls_reader
         self.attempts: list[Attempt] = []
         self.last_reply: Reply | None = None
-        self.last_request: tuple[str, str, tuple[tuple[str, str], ...]] | None = None
+        self.last_request: tuple[str, str, tuple[tuple[str, str], ...], bytes | None] | None = None
 
     def call(self, method: str, url: str, *, content: bytes | None = None,
              headers: Mapping[str, str] | None = None) -> Reply:
@@ -179,7 +179,7 @@ class Exchanger:
               max_bytes: int) -> Outcome[Reply]:
         request = self._client.build_request(method, url, content=content, headers=dict(headers),
                                              timeout=self._timeout)
-        self.last_request = (method, url, tuple(request.headers.multi_items()))
+        self.last_request = (method, url, tuple(request.headers.multi_items()), content)
         try:
             response = self._client.send(request, stream=True, auth=self._auth)
         except FlowrunError as error:  # a credential that cannot be applied (an OAuth2 token refused)

@@ -29,6 +29,7 @@ import zeep.xsd.types.builtins as xsd_builtins
 from lxml import etree
 
 from flowrun._errors import SoapFaultError
+from flowrun._models._numbers import exact_decimal
 
 SoapVersion = Literal["1.1", "1.2"]
 
@@ -490,6 +491,10 @@ def _arg(xsd_type: Any, value: Any, path: str) -> Any:
     return value
 
 
+def _finite(value: decimal.Decimal | float) -> bool:
+    return value.is_finite() if isinstance(value, decimal.Decimal) else math.isfinite(value)
+
+
 def arg_value(xsd_type: Any, value: Any, path: str) -> Any:
     if value is None or xsd_type is None or isinstance(xsd_type, xsd_builtins.String):
         return value
@@ -502,7 +507,7 @@ def arg_value(xsd_type: Any, value: Any, path: str) -> Any:
     if isinstance(xsd_type, xsd_builtins.Integer):
         if isinstance(value, int) and not isinstance(value, bool):
             return value
-        if isinstance(value, decimal.Decimal | float) and not isinstance(value, bool) and value == int(value):
+        if isinstance(value, decimal.Decimal | float) and _finite(value) and value == int(value):
             return int(value)
         if isinstance(value, str) and _INTEGER.fullmatch(value.strip()):
             return int(value.strip())
@@ -513,7 +518,7 @@ def arg_value(xsd_type: Any, value: Any, path: str) -> Any:
         if isinstance(value, int) and not isinstance(value, bool):
             return decimal.Decimal(value)
         if isinstance(value, float) and math.isfinite(value):
-            return decimal.Decimal(repr(value))
+            return exact_decimal(value)  # as written in the flow or inputs, never the binary float
         if isinstance(value, str) and _DECIMAL.fullmatch(value.strip()):
             return decimal.Decimal(value.strip())
         raise ArgValueError(path, f"{_shown(str(value))} is not a valid xs:decimal (digits, one '.' and an "
