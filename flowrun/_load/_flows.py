@@ -261,7 +261,7 @@ def _build_step(raw: Mapping[str, Any], document: JsonDocument, pointer: str, st
             **common, wsdl=raw.get("wsdl"), service=raw.get("service"), port=raw.get("port"),
             operation=raw.get("operation"), args=dict(raw.get("args", {})),
             soap_headers=dict(raw.get("soap_headers", {})), headers=raw.get("headers"),
-            soap_action=raw.get("soap_action"), soap_version=raw.get("soap_version", "1.1"),
+            soap_action=raw.get("soap_action"), soap_version=raw.get("soap_version"),
             envelope=raw.get("envelope"), path=raw.get("path"), base_dir=base, strict=raw.get("strict", True),
         )
     return RestStep(

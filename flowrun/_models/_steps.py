@@ -126,7 +126,8 @@ class SoapStep(StepCommon):
     soap_headers: Mapping[str, Any] = attrs.field(factory=dict)
     headers: tuple[tuple[str, Any], ...] = attrs.field(default=(), converter=pairs)
     soap_action: str | None = None
-    soap_version: Literal["1.1", "1.2"] = "1.1"
+    # None: the WSDL's only binding, 1.1 when it has both; a version named here must exist in it.
+    soap_version: Literal["1.1", "1.2"] | None = None
     # False: a reply with elements the WSDL does not declare, or out of order, is accepted.
     strict: bool = True
     envelope: str | None = None

@@ -19,9 +19,11 @@ fetched again after ``WSDL_REFRESH_S``. Unchanged bytes reuse the parsed documen
 from __future__ import annotations
 
 import hashlib
+import logging
 import threading
 import time
 import urllib.parse
+import warnings
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Mapping
 from pathlib import Path
@@ -47,6 +49,7 @@ from flowrun._transport._soap import Exchanger, FlowrunTransport, zeep_settings
 from flowrun._transport._soap_data import SoapVersion
 
 Origin = tuple[str, str, int]
+_LOG = logging.getLogger("flowrun.soap")
 
 # A WSDL or schema is a definition, not a payload: 10 MiB is generous for the largest real ones.
 MAX_DOCUMENT_BYTES = 10 * 1024 * 1024
@@ -275,21 +278,40 @@ class WsdlCache:
 WSDL_CACHE = WsdlCache()
 
 
+# What zeep raises for a WSDL it cannot read: its own errors, and plain Python ones from lookups of
+# names the WSDL does not define (a soap:header naming an undefined message is an IndexError).
+ZEEP_DEFINITION_ERRORS = (zeep.exceptions.Error, NotImplementedError, LookupError, ValueError, TypeError,
+                          AttributeError, AssertionError, RecursionError, etree.LxmlError)
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, IndexError | KeyError) and "definition" in str(exc).lower():
+        return f"it names something it does not define: {str(exc).strip(chr(34) + chr(39))}"
+    return f"{type(exc).__name__}: {exc}"
+
+
 def _parse(source: WsdlSource, content: bytes, policy: LoadPolicy, exchanger: Exchanger, strict: bool) -> Any:
     def fetch(url: str) -> bytes:
         return exchanger.fetch_document(url, max_bytes=MAX_DOCUMENT_BYTES)
 
     loader = LoaderTransport(policy, fetch, first=(source.location, content))
     try:
-        return zeep.wsdl.Document(source.location, loader,  # type: ignore[arg-type]
-                                  settings=zeep_settings(strict=strict))
+        # zeep warns (UserWarning) about parts it cannot resolve and goes on: those become log
+        # records naming the WSDL; a call of the operation concerned then fails with a WsdlError.
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            document = zeep.wsdl.Document(source.location, loader,  # type: ignore[arg-type]
+                                          settings=zeep_settings(strict=strict))
+        for warning in caught:
+            _LOG.warning("the WSDL %s: %s", source.location, warning.message)
+        return document
     except FlowrunError:
         raise
     except (zeep.exceptions.DTDForbidden, zeep.exceptions.EntitiesForbidden) as exc:
         raise UnsafeXmlError(f"{source.location} (or a document it imports) declares a DTD or entities: "
                              f"{exc}; refused") from None
-    except (zeep.exceptions.Error, NotImplementedError, KeyError, ValueError, etree.LxmlError) as exc:
-        raise WsdlError(f"the WSDL {source.location} cannot be used: {type(exc).__name__}: {exc}") from None
+    except ZEEP_DEFINITION_ERRORS as exc:
+        raise WsdlError(f"the WSDL {source.location} cannot be used: {_reason(exc)}") from None
     finally:
         loader.seal()
 
@@ -315,11 +337,13 @@ class ChosenBinding:
         return list(self.binding.all())
 
 
-def choose_binding(document: Any, *, service: str | None, port: str | None, soap_version: SoapVersion,
+def choose_binding(document: Any, *, service: str | None, port: str | None, soap_version: SoapVersion | None,
                    wsdl: str) -> ChosenBinding:
     """The SOAP binding to call: the step's ``service``/``port`` when named; otherwise the only
-    one, or the only one of the step's ``soap_version`` (a WSDL often has a 1.1 and a 1.2 port).
-    A WSDL without ``wsdl:service`` offers its bindings: the address comes from the alias anyway."""
+    one, or the only one of the step's ``soap_version`` (a WSDL often has a 1.1 and a 1.2 port;
+    without ``soap_version`` 1.1 is preferred). A ``soap_version`` the WSDL has no binding for is
+    an error, never a silent fallback. A WSDL without ``wsdl:service`` offers its bindings, and
+    those of the WSDLs it imports: the address comes from the alias anyway."""
     services: Mapping[str, Any] = document.services
     if service is not None and service not in services:
         raise DefinitionError(f"the WSDL {wsdl} has no service '{service}'{did_you_mean(service, list(services))}",
@@ -337,15 +361,33 @@ def choose_binding(document: Any, *, service: str | None, port: str | None, soap
                                   hint=f"ports: {', '.join(ports) or 'none'}")
         candidates = named
     elif not candidates and service is None:
-        candidates = [ChosenBinding(b, None, None) for b in document.bindings.values()]
+        candidates = [ChosenBinding(b, None, None) for b in all_bindings(document)]
     soap = [c for c in candidates
             if isinstance(c.binding, zeep.wsdl.bindings.Soap11Binding | zeep.wsdl.bindings.Soap12Binding)]
     if not soap:
         raise WsdlError(f"the WSDL {wsdl} has no SOAP binding for the chosen service and port")
+    if soap_version is not None:
+        versioned = [c for c in soap if c.version == soap_version]
+        if not versioned:
+            offered = " and ".join(sorted({c.version for c in soap}))
+            raise DefinitionError(
+                f"the step asks for SOAP {soap_version}, and the WSDL {wsdl} has SOAP {offered} bindings only",
+                hint=f'remove "soap_version" from the step, or set it to {offered.split(" and ")[0]}')
+        soap = versioned
+    elif len({c.qname for c in soap}) > 1:
+        soap = [c for c in soap if c.version == "1.1"] or soap
     if len({c.qname for c in soap}) > 1:
-        soap = [c for c in soap if c.version == soap_version] or soap
-    if len({c.qname for c in soap}) > 1:
-        listing = ", ".join(f"{c.service}/{c.port}" for c in soap)
-        raise DefinitionError(f"the WSDL {wsdl} offers several SOAP {soap_version} ports: {listing}",
+        listing = ", ".join(f"{c.service}/{c.port}" if c.service else c.qname for c in soap)
+        raise DefinitionError(f"the WSDL {wsdl} offers several SOAP {soap[0].version} bindings: {listing}",
                               hint="name one with the step's service and port")
     return soap[0]
+
+
+def all_bindings(document: Any) -> list[Any]:
+    """The bindings of the WSDL and of every WSDL it imports (the layout of the WSDL spec and of
+    Apache CXF puts the binding in an imported document)."""
+    found: dict[str, Any] = {}
+    for definition in [document, *getattr(document, "_definitions", {}).values()]:
+        for name, binding in getattr(definition, "bindings", {}).items():
+            found.setdefault(str(name), binding)
+    return list(found.values())

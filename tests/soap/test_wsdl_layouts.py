@@ -1,0 +1,97 @@
+"""WSDL layouts real partners publish, and WSDLs that used to crash: bindings in imported WSDLs
+(the WSDL spec's and Apache CXF's layout), an explicit soap_version the WSDL lacks, rpc/literal
+and rpc/encoded (with the SOAP encoding schema shipped in the package), broken definitions that
+must end in a flowrun error naming the WSDL, never a traceback."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from flowrun._errors import DefinitionError, FlowrunError, WsdlError
+from flowrun._models._steps import ResponseSpec, SoapStep
+from flowrun._soap import SoapExecutor
+from flowrun.testing import PartnerServer
+
+REPO = Path(__file__).resolve().parents[2]
+SHAPES = (REPO / "flowrun" / "testing" / "shapes.wsdl").read_text(encoding="utf-8")
+
+
+def _split(text: str, start: str, end: str = "</wsdl:definitions>") -> tuple[str, str, str]:
+    a, b = text.index(start), text.index(end)
+    return text[:a], text[a:b], text[b:]
+
+
+def cxf_layout(directory: Path, *, with_service: bool = True) -> Path:
+    """interface.wsdl (types, messages, portType) <- binding.wsdl (binding) <- service.wsdl (service)."""
+    head_end = SHAPES.index(">", SHAPES.index("<wsdl:definitions")) + 1
+    before_binding = SHAPES[:SHAPES.index("  <wsdl:binding")]
+    binding = SHAPES[SHAPES.index("  <wsdl:binding"):SHAPES.index("  <wsdl:service")]
+    service = SHAPES[SHAPES.index("  <wsdl:service"):SHAPES.index("</wsdl:definitions>")]
+    (directory / "interface.wsdl").write_text(before_binding + "</wsdl:definitions>\n", encoding="utf-8")
+    (directory / "binding.wsdl").write_text(
+        SHAPES[:head_end] + '\n  <wsdl:import namespace="urn:flowrun:shapes:1" location="interface.wsdl"/>\n'
+        + binding + "</wsdl:definitions>\n", encoding="utf-8")
+    (directory / "service.wsdl").write_text(
+        '<?xml version="1.0" encoding="UTF-8"?>\n<wsdl:definitions xmlns:wsdl="http://schemas.xmlsoap.org/wsdl/" '
+        'xmlns:soap="http://schemas.xmlsoap.org/wsdl/soap/" xmlns:tns="urn:flowrun:shapes:1" '
+        'targetNamespace="urn:flowrun:shapes:service">\n'
+        '  <wsdl:import namespace="urn:flowrun:shapes:1" location="binding.wsdl"/>\n'
+        + (service if with_service else "") + "</wsdl:definitions>\n", encoding="utf-8")
+    return directory / "service.wsdl"
+
+
+@pytest.mark.parametrize("with_service", [True, False])
+def test_a_binding_in_an_imported_wsdl(soap: SoapExecutor, partner: PartnerServer, tmp_path: Path,
+                                       with_service: bool) -> None:
+    wsdl = cxf_layout(tmp_path, with_service=with_service)
+    step = SoapStep(id="add", alias="ledger", wsdl=str(wsdl), operation="Add", path="/shapes",
+                    args={"a": 40, "b": 2}, response=ResponseSpec(outputs={"sum": "body.AddResult"}))
+
+    assert soap.run(step).raise_for_failure().outputs == {"sum": 42}
+
+
+def test_an_explicit_soap_version_the_wsdl_lacks_is_an_error(soap: SoapExecutor, partner: PartnerServer) -> None:
+    before = len(partner.requests)
+    result = soap.run(SoapStep(id="v12", alias="ledger", wsdl=f"{partner.url}/shapes?wsdl", operation="Add",
+                               path="/shapes", args={"a": 1, "b": 1}, soap_version="1.2"))
+
+    assert isinstance(result.error, DefinitionError)
+    assert "asks for SOAP 1.2" in result.error.message and "SOAP 1.1 bindings only" in result.error.message
+    assert not [r for r in partner.requests[before:] if r.method == "POST"]
+    ok = soap.run(SoapStep(id="v11", alias="ledger", wsdl=f"{partner.url}/shapes?wsdl", operation="Add",
+                           path="/shapes", args={"a": 1, "b": 1}, soap_version="1.1"))
+    assert ok.raise_for_failure().body == {"AddResult": 2}
+
+
+BROKEN = {
+    # A soap:header naming a message the WSDL does not define (zeep: IndexError / KeyError).
+    "undefined_header_message": lambda text: text.replace(
+        '<soap:header message="tns:SessionHeader" part="session" use="literal"/>',
+        '<soap:header message="tns:NoSuchHeader" part="session" use="literal"/>'),
+    "header_part_missing": lambda text: text.replace(
+        '<soap:header message="tns:SessionHeader" part="session" use="literal"/>',
+        '<soap:header message="tns:SessionHeader" part="nope" use="literal"/>'),
+    "not_xml": lambda text: text[: len(text) // 2],
+    "unknown_type": lambda text: text.replace('type="xsd:int"/>\n          <xsd:element name="b"',
+                                              'type="tns:Nope"/>\n          <xsd:element name="b"'),
+    "binding_of_unknown_port_type": lambda text: text.replace('type="tns:ShapesPortType"', 'type="tns:Nope"'),
+    "port_of_unknown_binding": lambda text: text.replace('binding="tns:ShapesBinding"', 'binding="tns:Nope"'),
+    "message_of_unknown_element": lambda text: text.replace('element="tns:AddResponse"', 'element="tns:Nope"'),
+}
+
+
+@pytest.mark.parametrize("kind", list(BROKEN))
+def test_a_broken_wsdl_is_a_flowrun_error_naming_it(soap: SoapExecutor, partner: PartnerServer, tmp_path: Path,
+                                                    kind: str) -> None:
+    wsdl = tmp_path / f"{kind}.wsdl"
+    wsdl.write_text(BROKEN[kind](SHAPES), encoding="utf-8")
+    for operation, args in (("Add", {"a": 1, "b": 2}), ("GetStatement", {"account": "1"})):
+        result = soap.run(SoapStep(id="call", alias="ledger", wsdl=str(wsdl), operation=operation, path="/shapes",
+                                   args=args))
+        if result.ok:
+            continue  # zeep reads some damage leniently; then the call must simply work
+        assert isinstance(result.error, FlowrunError)
+        assert isinstance(result.error, WsdlError | DefinitionError), result.error
+        assert wsdl.name in str(result.error) or operation in str(result.error), result.error
