@@ -22,6 +22,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 import attrs
+import zeep.wsdl.messages.soap as zeep_soap_messages
 import zeep.xsd.elements as xsd_elements
 import zeep.xsd.elements.indicators as xsd_indicators
 import zeep.xsd.types as xsd_types
@@ -344,9 +345,11 @@ class ReplySchema:
     by_local_name: Mapping[str, Any]   # local name -> xsd element (rpc replies are often unqualified)
     headers: Mapping[str, Any] = attrs.field(factory=dict)  # local name -> xsd element of a header
     expected: str | None = None        # the element the operation answers with, for messages
+    # rpc: the WSDL does not name the reply's wrapper element (WS-I: operation + "Response"), any goes.
+    wrapper: Any = None
 
     def element_for(self, reply: etree._Element) -> Any:
-        return self.bodies.get(reply.tag) or self.by_local_name.get(_local(reply.tag))
+        return self.bodies.get(reply.tag) or self.by_local_name.get(_local(reply.tag)) or self.wrapper
 
 
 def reply_schema(elements: Sequence[Any], *, header_types: Sequence[Any] = (), expected: str | None = None,
@@ -429,6 +432,8 @@ def operation_schema(operation: Any) -> ReplySchema | None:
         return None
     header = getattr(output, "header", None)
     schema = reply_schema([body], header_types=[getattr(header, "type", None)], expected=str(body.qname))
+    if isinstance(output, zeep_soap_messages.RpcMessage):
+        schema = attrs.evolve(schema, wrapper=body)
     _SCHEMAS[id(operation)] = (operation, schema)
     return schema
 

@@ -18,6 +18,7 @@ fetched again after ``WSDL_REFRESH_S``. Unchanged bytes reuse the parsed documen
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import threading
@@ -26,6 +27,7 @@ import urllib.parse
 import warnings
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Mapping
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -139,6 +141,14 @@ def check_document(data: bytes, *, source: str) -> None:
         raise WsdlError(error.message) from None
 
 
+SOAP_ENCODING_NAMESPACE = "http://schemas.xmlsoap.org/soap/encoding/"
+
+
+@functools.cache
+def soap_encoding_schema() -> bytes:
+    return resources.files("flowrun._transport").joinpath("schemas/soap-encoding.xsd").read_bytes()
+
+
 class LoaderTransport(FlowrunTransport):
     """Reads a WSDL and its imports under a ``LoadPolicy``. Sealed once the WSDL is parsed: a
     cached document keeps no live client and loads nothing afterwards."""
@@ -156,6 +166,10 @@ class LoaderTransport(FlowrunTransport):
     def load(self, url: str) -> bytes:
         if self._first is not None and url == self._first[0]:
             return self._first[1]
+        if url.rstrip("/") == SOAP_ENCODING_NAMESPACE.rstrip("/"):
+            # zeep imports the SOAP encoding schema by its namespace URL for every rpc/encoded
+            # WSDL: the copy shipped with flowrun answers, nothing is fetched.
+            return soap_encoding_schema()
         if self._fetch is None:
             return super().load(url)
         target = self._policy.locate(url)

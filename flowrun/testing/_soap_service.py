@@ -141,7 +141,10 @@ class ShapesService:
 
 
 def _shapes_text(operation: etree._Element, name: str, default: str | None = None) -> str:
+    # document/literal qualifies the children; rpc parts are unqualified.
     child = operation.find(f"{_SHAPES}{name}")
+    if child is None:
+        child = operation.find(name)
     if child is None:
         if default is not None:
             return default

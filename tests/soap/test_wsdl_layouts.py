@@ -95,3 +95,55 @@ def test_a_broken_wsdl_is_a_flowrun_error_naming_it(soap: SoapExecutor, partner:
         assert isinstance(result.error, FlowrunError)
         assert isinstance(result.error, WsdlError | DefinitionError), result.error
         assert wsdl.name in str(result.error) or operation in str(result.error), result.error
+
+
+RPC_WSDL = """<?xml version="1.0" encoding="UTF-8"?>
+<wsdl:definitions xmlns:wsdl="http://schemas.xmlsoap.org/wsdl/" xmlns:soap="http://schemas.xmlsoap.org/wsdl/soap/"
+    xmlns:xsd="http://www.w3.org/2001/XMLSchema" xmlns:soapenc="http://schemas.xmlsoap.org/soap/encoding/"
+    xmlns:tns="urn:flowrun:shapes:1" targetNamespace="urn:flowrun:shapes:1">
+  {types}
+  <wsdl:message name="AddIn"><wsdl:part name="a" type="{int_type}"/><wsdl:part name="b" type="xsd:int"/></wsdl:message>
+  <wsdl:message name="AddOut"><wsdl:part name="AddResult" type="xsd:int"/></wsdl:message>
+  <wsdl:portType name="ShapesRpc">
+    <wsdl:operation name="Add"><wsdl:input message="tns:AddIn"/><wsdl:output message="tns:AddOut"/></wsdl:operation>
+  </wsdl:portType>
+  <wsdl:binding name="ShapesRpcBinding" type="tns:ShapesRpc">
+    <soap:binding style="rpc" transport="http://schemas.xmlsoap.org/soap/http"/>
+    <wsdl:operation name="Add">
+      <soap:operation soapAction="urn:flowrun:shapes:1#Add"/>
+      <wsdl:input><soap:body use="{use}" namespace="urn:flowrun:shapes:1"{style}/></wsdl:input>
+      <wsdl:output><soap:body use="{use}" namespace="urn:flowrun:shapes:1"{style}/></wsdl:output>
+    </wsdl:operation>
+  </wsdl:binding>
+  <wsdl:service name="ShapesRpc">
+    <wsdl:port name="ShapesRpcPort" binding="tns:ShapesRpcBinding">
+      <soap:address location="https://localhost/shapes"/>
+    </wsdl:port>
+  </wsdl:service>
+</wsdl:definitions>
+"""
+ENCODED_TYPES = """<wsdl:types><xsd:schema targetNamespace="urn:flowrun:shapes:1">
+    <xsd:import namespace="http://schemas.xmlsoap.org/soap/encoding/"/>
+    <xsd:complexType name="ArrayOfInt"><xsd:complexContent><xsd:restriction base="soapenc:Array">
+      <xsd:attribute ref="soapenc:arrayType" wsdl:arrayType="xsd:int[]"/>
+    </xsd:restriction></xsd:complexContent></xsd:complexType>
+  </xsd:schema></wsdl:types>"""
+
+
+@pytest.mark.parametrize("use", ["literal", "encoded"])
+def test_rpc_wsdls(soap: SoapExecutor, partner: PartnerServer, tmp_path: Path, use: str) -> None:
+    encoded = use == "encoded"
+    wsdl = tmp_path / f"rpc-{use}.wsdl"
+    wsdl.write_text(RPC_WSDL.format(
+        use=use, types=ENCODED_TYPES if encoded else "", int_type="soapenc:int" if encoded else "xsd:int",
+        style=' encodingStyle="http://schemas.xmlsoap.org/soap/encoding/"' if encoded else ""), encoding="utf-8")
+    before = len(partner.requests)
+    step = SoapStep(id="add", alias="ledger", wsdl=str(wsdl), operation="Add", path="/shapes", args={"a": 2, "b": 3},
+                    response=ResponseSpec(outputs={"sum": "body.AddResult"}))
+
+    result = soap.run(step).raise_for_failure()
+
+    assert result.outputs == {"sum": 5}
+    assert result.body == {"AddResult": 5}
+    # Only the call went out: the SOAP encoding schema came from the package.
+    assert [r.method for r in partner.requests[before:]] == ["POST"]
