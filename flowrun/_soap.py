@@ -16,17 +16,18 @@ REST step; only the body is an envelope. Two modes:
   with its TLS identity, schema imports included) + ``operation`` + ``args``. The WSDL is parsed
   once per process (``flowrun._transport._wsdl.WSDL_CACHE``). The call goes to the alias's base
   URL plus the step's ``path``: the WSDL's ``soap:address`` is never used, since a WSDL published
-  by a partner routinely names an internal host or the production one. ``body`` is the
-  operation's result as plain data (decimals as numbers when exact, see
-  ``flowrun._transport._soap_data.to_plain``); ``xpath:`` outputs read the reply envelope.
+  by a partner routinely names an internal host or the production one.
 * **raw envelope**: ``envelope`` text is POSTed as written, with ``soap_action``; the SOAP
-  version comes from the envelope's namespace. ``body`` is the reply as ``xml_to_data`` gives it,
-  and outputs may use ``xpath:``. Data pill values inside the envelope are XML-escaped; an
-  envelope that is one single pill is inserted as is.
+  version comes from the envelope's namespace. Data pill values inside the envelope are
+  XML-escaped; an envelope that is one single pill is inserted as is. A raw step may name its
+  ``wsdl`` too: it is then only read, for the schema that types the reply.
 
-Either way a SOAP Fault (with HTTP 500 or 200) fails the step with ``SoapFaultError`` carrying
-faultcode, faultstring and detail, and the result's body is ``{"fault": {...}}``. A
-``wsse_username_token`` credential adds a WS-Security UsernameToken header; ``basic``,
+Both modes give the same reply shape (``flowrun._transport._soap_data``, docs/flows.md "SOAP
+steps"): ``body`` is the reply element keyed by its children's local names, never unwrapped,
+``soap_headers`` the reply's headers; ``xpath:`` outputs read the envelope. A SOAP Fault (with
+HTTP 500 or 200) fails the step with ``SoapFaultError`` (code, string, actor, detail), and the
+result carries it as ``fault`` (and ``body.fault``); ``response.expect_fault`` makes it the
+expected answer. A ``wsse_username_token`` credential adds a WS-Security UsernameToken header; ``basic``,
 ``bearer``, ``api_key`` and ``oauth2_client_credentials`` authenticate the HTTP request as in REST.
 
 zeep loads only when a SOAP step runs: ``import flowrun`` and REST-only runs never import it.
