@@ -39,6 +39,7 @@ from flowrun._errors import (
 )
 from flowrun._eval import capture_json, evaluate_assertion, raise_for
 from flowrun._eval._template import InvalidExpressionError, compile_expression
+from flowrun._models._numbers import WrittenNumber
 from flowrun._models._results import AssertionOutcome, Attempt, RequestInfo, StepResult, TlsInfo
 from flowrun._models._steps import ResponseSpec, StepCommon
 
@@ -130,12 +131,13 @@ def parse_body(content: bytes, content_type: str | None, mode: ParseMode = "auto
             kind = "json" if stripped[:1] in (b"{", b"[") else "text"
             if kind == "json":
                 try:
-                    return json.loads(content), None
+                    return json.loads(content, parse_float=WrittenNumber), None
                 except ValueError:
                     kind = "text"
     if kind == "json":
         try:
-            return json.loads(content), None
+            # Numbers keep their text: an amount passed on to a SOAP xs:decimal stays exact.
+            return json.loads(content, parse_float=WrittenNumber), None
         except (ValueError, UnicodeDecodeError) as exc:
             raise ResponseParseError(f"the body is not valid JSON ({content_type or 'no content type'}): {exc}",
                                      hint='set "parse": "text" on the response to keep it as text') from None

@@ -38,6 +38,7 @@ import decimal
 import difflib
 import functools
 import json
+import math
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
@@ -364,7 +365,11 @@ def value_to_text(value: Any) -> str:
 
 def _number_text(value: float) -> str:
     try:
-        return str(value)
+        text = str(value)
+        if isinstance(value, float) and "e" in text and math.isfinite(value):
+            # 5e-05 is no xs:decimal, no amount and no query value anyone expects: 0.00005.
+            return decimal_text(decimal.Decimal(text))
+        return text
     except ValueError:
         # An integer beyond Python's limit for str() (4300 digits): no JSON file can hold one.
         raise DataPillError("the number has too many digits to write as text") from None

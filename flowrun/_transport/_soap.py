@@ -429,6 +429,8 @@ def call_operation(document: Any, chosen: ChosenBinding, transport: CallTranspor
                               args, operation)
     except ArgValueError as exc:
         raise SoapArgumentError(f"args of {where}: {exc.path}: {exc.problem}", step=step_id) from None
+    except READ_ERRORS as exc:
+        raise WsdlError(f"the input of {where} cannot be read: {type(exc).__name__}: {exc}", step=step_id) from None
     header_value = soap_headers_value(soap_headers)
     if header_value is not None:
         kwargs["_soapheaders"] = header_value
@@ -452,6 +454,9 @@ def call_operation(document: Any, chosen: ChosenBinding, transport: CallTranspor
                           attachments=received.attachments)
     except ReplyValueError as exc:
         raise reply_error(exc, where) from None
+    except READ_ERRORS as exc:  # a schema construct zeep models in a way not foreseen here
+        raise SoapReplyError(f"the reply to {where} cannot be read with its WSDL: {type(exc).__name__}: {exc}",
+                             hint="a raw envelope step without wsdl reads the reply untyped") from None
     return SoapReply(reply, data.body, received.root, data.soap_headers)
 
 
@@ -460,6 +465,11 @@ def _signature(bound: Any) -> str:
         return f"{bound.name}({bound.input.signature() if bound.input is not None else ''})"
     except (AttributeError, LookupError, TypeError, ValueError):
         return bound.name if hasattr(bound, "name") else "?"
+
+
+# What reading a reply or args against zeep's model of a schema may raise beyond ReplyValueError.
+READ_ERRORS = (zeep.exceptions.Error, AttributeError, TypeError, ValueError, LookupError, ArithmeticError,
+               RecursionError)
 
 
 def reply_error(exc: ReplyValueError, where: str) -> SoapReplyError:
@@ -499,8 +509,11 @@ def call_raw(exchanger: Exchanger, *, address: str, text: str, source: str, soap
         set_soap_action(headers, soap_action)
     reply = exchanger.call("POST", address, content=content, headers=headers)
     received = read_envelope(reply)
+    where = source if wsdl is None else f"{source} ({wsdl})"
     try:
         data: ReplyData = reply_data(received.root, schema=schema, strict=strict, attachments=received.attachments)
     except ReplyValueError as exc:
-        raise reply_error(exc, f"the envelope of {source}" if wsdl is None else f"{source} ({wsdl})") from None
+        raise reply_error(exc, where) from None
+    except READ_ERRORS as exc:
+        raise SoapReplyError(f"the reply to {where} cannot be read: {type(exc).__name__}: {exc}") from None
     return SoapReply(reply, data.body, received.root, data.soap_headers)

@@ -4,6 +4,7 @@ expected faults, ``--show-body`` and ``-v``."""
 
 from __future__ import annotations
 
+import decimal
 import json
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -12,11 +13,14 @@ from typing import Any
 import pytest
 
 from flowrun._cli import main
+from flowrun._models._numbers import dumps
 from flowrun._models._results import REDACTED
 from flowrun.testing import PartnerServer
 from tests.soap.conftest import WSSE_PASSWORD
 
 pytestmark = pytest.mark.usefixtures("secrets_env")
+SOAP11 = "http://schemas.xmlsoap.org/soap/envelope/"
+D = decimal.Decimal
 
 
 def write_flow(tmp_path: Path, partner: PartnerServer, steps: list[dict[str, Any]], **extra: Any) -> Path:
@@ -185,3 +189,31 @@ def test_verbose_redacts_the_ws_security_password_in_the_request_body(tmp_path: 
     assert "UsernameToken" in err and "Password" in err
     assert WSSE_PASSWORD not in err
     assert f">{REDACTED}</" in err
+
+
+def test_an_amount_from_a_rest_reply_reaches_a_soap_decimal_exactly(tmp_path: Path, partner: PartnerServer,
+                                                                    alias_dir: Path,
+                                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    # The partner's /echo returns what it got: a JSON number with many digits comes back as JSON.
+    envelope = (f"<soap:Envelope xmlns:soap='{SOAP11}' xmlns:s='urn:flowrun:shapes:1'><soap:Body><s:Echo>"
+                "<s:amount>{{ steps.rest.outputs.tiny }}</s:amount></s:Echo></soap:Body></soap:Envelope>")
+    flow = tmp_path / "chain.json"
+    # Written with exact decimals, as a user's file has them.
+    flow.write_text(dumps({"name": "chain", "steps": [
+        {"id": "rest", "type": "rest", "alias": "ledger", "method": "POST", "path": "/echo",
+         "body": {"json": {"amount": D("12345678901234567.89"), "tiny": D("0.00005")}},
+         "response": {"outputs": {"amount": "body.json.amount", "tiny": "body.json.tiny"}}},
+        {"id": "soap", "type": "soap", "alias": "ledger", "path": "/shapes", "wsdl": f"{partner.url}/shapes?wsdl",
+         "operation": "Echo", "args": {"amount": "{{ steps.rest.outputs.amount }}"},
+         "response": {"outputs": {"received": "body.EchoResult.received"}}},
+        {"id": "raw", "type": "soap", "alias": "ledger", "path": "/shapes",
+         "soap_action": "urn:flowrun:shapes:1#Echo", "envelope": envelope,
+         "response": {"outputs": {"received": "body.EchoResult.received"}}}],
+        "outputs": {"big": "{{ steps.soap.outputs.received }}", "tiny": "{{ steps.raw.outputs.received }}"}}),
+        encoding="utf-8")
+    assert "12345678901234567.89" in flow.read_text(encoding="utf-8")
+
+    code, out, err = run(capsys, str(flow), "--aliases", str(alias_dir), "--json")
+
+    assert code == 0, out + err
+    assert json.loads(out)["outputs"] == {"big": "12345678901234567.89", "tiny": "0.00005"}

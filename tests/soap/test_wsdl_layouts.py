@@ -147,3 +147,21 @@ def test_rpc_wsdls(soap: SoapExecutor, partner: PartnerServer, tmp_path: Path, u
     assert result.body == {"AddResult": 5}
     # Only the call went out: the SOAP encoding schema came from the package.
     assert [r.method for r in partner.requests[before:]] == ["POST"]
+
+
+@pytest.mark.parametrize(("args", "expected"), [
+    ({"a": 1}, "Missing element b"),
+    ({"a": 1, "b": 2, "c": 3}, "unexpected keyword argument 'c'"),
+    ({"a": "1.5", "b": 2}, "Add/a: '1.5' is not a valid xs:int"),
+    ({"a": True, "b": 2}, "Add/a: 'True' is not a valid xs:int"),
+])
+def test_args_that_do_not_fit_the_operation(soap: SoapExecutor, partner: PartnerServer, args: dict[str, object],
+                                            expected: str) -> None:
+    before = len(partner.requests)
+    result = soap.run(SoapStep(id="add", alias="ledger", wsdl=f"{partner.url}/shapes?wsdl", operation="Add",
+                               path="/shapes", args=args))
+
+    assert isinstance(result.error, DefinitionError), result.error
+    assert expected in result.error.message
+    assert "Add" in str(result.error) and "shapes?wsdl" in str(result.error)
+    assert not [r for r in partner.requests[before:] if r.method == "POST"]
