@@ -46,7 +46,7 @@ from typing import Any
 import attrs
 import jmespath
 from jmespath import exceptions as jmespath_errors
-from jmespath.functions import Functions
+from jmespath.functions import Functions, signature
 
 from flowrun._errors import DataPillError
 from flowrun._models._numbers import decimal_text, dumps
@@ -92,6 +92,40 @@ class UnresolvedError(Exception):
         self.hint = hint
 
 
+_EXACT_NUMBERS = ("Decimal", "WrittenNumber")
+
+
+class _ExactNumberFunctions(Functions):
+    """JMESPath's functions, with exact decimals (``Decimal`` from SOAP replies, ``WrittenNumber``
+    from JSON) counted as numbers: ``sum()``, ``max()``, ``sort()``, ``abs()``, ``type()`` work on them."""
+
+    def _get_allowed_pytypes(self, types: Any) -> Any:
+        allowed, subtypes = super()._get_allowed_pytypes(types)  # type: ignore[misc]
+        return _widen(allowed), [_widen(names) for names in subtypes]
+
+    def _convert_to_jmespath_type(self, pyobject: Any) -> Any:
+        return "number" if pyobject in _EXACT_NUMBERS else super()._convert_to_jmespath_type(pyobject)  # type: ignore[misc]
+
+    @signature({"types": []})
+    def _func_type(self, arg: Any) -> Any:
+        return "number" if isinstance(arg, decimal.Decimal) else super()._func_type(arg)  # type: ignore[misc]
+
+    @signature({"types": []})
+    def _func_to_number(self, arg: Any) -> Any:
+        return arg if isinstance(arg, decimal.Decimal) else super()._func_to_number(arg)  # type: ignore[misc]
+
+    @signature({"types": []})
+    def _func_to_string(self, arg: Any) -> Any:
+        return arg if isinstance(arg, str) else dumps(arg, separators=(",", ":"))
+
+
+def _widen(names: Any) -> tuple[str, ...]:
+    return (*names, *_EXACT_NUMBERS) if "float" in names else tuple(names)
+
+
+_OPTIONS = jmespath.Options(custom_functions=_ExactNumberFunctions())
+
+
 @attrs.frozen
 class Expression:
     """A compiled JMESPath expression. ``path`` is set when it is a plain path."""
@@ -103,7 +137,7 @@ class Expression:
     def search(self, data: Any) -> Any:
         """JMESPath semantics: a missing value is null."""
         try:
-            return self.parsed.search(data)
+            return self.parsed.search(data, options=_OPTIONS)
         except jmespath_errors.JMESPathTypeError as err:
             kinds = [str(kind) for kind in err.expected_types]
             expected = ", ".join(kinds[:-1]) + " or " + kinds[-1] if len(kinds) > 1 else "".join(kinds)
