@@ -202,8 +202,8 @@ def _namespace_hint(root: etree._Element, namespaces: Mapping[str, str] | None) 
 # --- an expression that matches nothing ---------------------------------------------------------
 
 _SHAPE_KEYS = 12
-_TYPE_NAMES = {"str": "string", "int": "int", "float": "number", "Decimal": "decimal", "bool": "boolean",
-               "NoneType": "null", "bytes": "bytes"}
+_TYPE_NAMES = {"str": "string", "int": "int", "float": "number", "WrittenNumber": "number", "Decimal": "decimal",
+               "bool": "boolean", "NoneType": "null", "bytes": "bytes"}
 
 
 def shape_of(value: Any, depth: int = 2) -> str:
@@ -248,4 +248,6 @@ def describe_miss(expression: str, document: Mapping[str, Any], path: tuple[str 
         value = value[part]
         depth += 1
     where = format_path(path[:depth]) if depth else "the response"
+    if not isinstance(value, Mapping | list | tuple):
+        return f"'{expression}' {reason}"  # the reason already says what the leaf is
     return f"'{expression}' {reason}; {where} is {shape_of(value)}"

@@ -446,7 +446,12 @@ def call_operation(document: Any, chosen: ChosenBinding, transport: CallTranspor
                               hint=f"the operation's signature: {_signature(bound)}") from None
     except (zeep.exceptions.Error, LookupError, ValueError, AttributeError, ArithmeticError) as exc:
         raise WsdlError(f"cannot build the request of {where}: {type(exc).__name__}: {exc}", step=step_id) from None
-    transport.post_xml(address, envelope, http_headers)
+    try:
+        transport.post_xml(address, envelope, http_headers)
+    except (ResponseParseError, UnsafeXmlError) as error:
+        error.message = f"the reply to {where}: {error.message}"
+        error.args = (error.message,)
+        raise
     reply, received = transport.exchanger.last_reply, transport.envelope
     assert reply is not None and received is not None
     try:

@@ -446,16 +446,22 @@ def document_schema(document: Any) -> ReplySchema:
         return known[1]
     elements: list[Any] = []
     headers: list[Any] = []
+    rpc: dict[str, Any] = {}
     for binding in document.bindings.values():
         for operation in getattr(binding, "_operations", {}).values():
             output: Any = getattr(operation, "output", None)
             if getattr(output, "body", None) is not None:
                 elements.append(output.body)
+                if isinstance(output, zeep_soap_messages.RpcMessage):
+                    # The wrapper's name is a convention (WS-I): the operation's name + "Response".
+                    rpc.setdefault(f"{operation.name}Response", output.body)
             if getattr(output, "header", None) is not None:
                 headers.append(output.header)
     for schema in document.types.documents:
         elements.extend(schema._elements.values())
     result = reply_schema(elements, header_types=[header.type for header in headers])
+    if rpc:
+        result = attrs.evolve(result, by_local_name={**rpc, **result.by_local_name})
     _SCHEMAS[id(document)] = (document, result)
     return result
 

@@ -296,6 +296,8 @@ COMMANDS: dict[str, tuple[list[str], int, str]] = {
         0, "passed"),
     "run_iterations_verbose": (["run", "{flow:ok}", "--iterations", "2", "-v", "--json"],
         0, '"passed"'),
+    "run_show_body_verbose": (["run", "{flow:ok}", "--show-body", "-v"],
+        0, "body = "),
     "run_401": (["run", "{flow:status_401}", "-v", "--report", "{report}"],
         1, "HTTP 401"),
     "run_401_json": (["run", "{flow:status_401}", "--json"],

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from flowrun._errors import OutputNotFoundError, SoapFaultError, SoapReplyError
+from flowrun._errors import OutputNotFoundError, ResponseParseError, SoapFaultError, SoapReplyError, UnsafeXmlError
 from flowrun._models._results import StepResult
 from flowrun._models._steps import ResponseSpec, SoapStep
 from flowrun._soap import SoapExecutor
@@ -174,3 +174,23 @@ def test_decimals_round_trip_exactly(soap: SoapExecutor, partner: PartnerServer,
     sent = [r.body for r in partner.requests[before:] if r.method == "POST"]
     assert len(sent) == 2
     assert all(re.search(rb"<(\w+:)?amount>" + re.escape(amount.encode()) + rb"</", body) for body in sent), sent
+
+
+@pytest.mark.parametrize(("mode", "error", "text"), [
+    ("not-xml", ResponseParseError, "is not well-formed XML"),
+    ("html", UnsafeXmlError, "is an HTML page"),
+])
+def test_a_reply_that_is_not_an_envelope_names_the_operation(soap: SoapExecutor, partner: PartnerServer,
+                                                             mode: str, error: type[Exception], text: str) -> None:
+    result = run(soap, shapes_step(partner, "GetStatement", {"account": "42", "mode": mode}))
+
+    assert isinstance(result.error, error), result.error
+    assert text in result.error.message
+    assert "the reply to operation GetStatement of" in result.error.message and "shapes?wsdl" in result.error.message
+
+
+def test_raw_mode_reads_mtom_and_one_way_answers_too(soap: SoapExecutor, partner: PartnerServer) -> None:
+    document = run(soap, raw_step(partner, "GetDocument", {"id": "c"})).raise_for_failure()
+    assert base64.b64decode(document.body["content"]) == DOCUMENT_BYTES
+    notify = run(soap, raw_step(partner, "Notify", {"message": "m"})).raise_for_failure()
+    assert (notify.http_status, notify.body) == (202, None)

@@ -147,6 +147,11 @@ def test_rpc_wsdls(soap: SoapExecutor, partner: PartnerServer, tmp_path: Path, u
     assert result.body == {"AddResult": 5}
     # Only the call went out: the SOAP encoding schema came from the package.
     assert [r.method for r in partner.requests[before:]] == ["POST"]
+    envelope = ('<soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/" xmlns:s="urn:flowrun:shapes:1">'
+                "<soap:Body><s:Add><a>2</a><b>3</b></s:Add></soap:Body></soap:Envelope>")
+    raw = soap.run(SoapStep(id="raw", alias="ledger", wsdl=str(wsdl), envelope=envelope, path="/shapes",
+                            response=ResponseSpec(outputs={"sum": "body.AddResult"})))
+    assert raw.raise_for_failure().outputs == result.outputs  # typed by the WSDL: 5, not "5"
 
 
 @pytest.mark.parametrize(("args", "expected"), [
