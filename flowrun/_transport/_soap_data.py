@@ -153,7 +153,7 @@ def _plan(xsd_type: Any) -> _Plan:
     if isinstance(content, xsd_elements.Element) and content.name == "_value_1":
         text_type = content.type
     elif content is not None:
-        _collect(content, False, children, order, wildcard)
+        _collect(content, False, False, children, order, wildcard)
     if getattr(xsd_type, "_array_type", None) is not None:  # SOAP-encoded arrays name their items freely
         wildcard[0] = True
     attributes: dict[str, Any] = {}
@@ -168,20 +168,24 @@ def _plan(xsd_type: Any) -> _Plan:
     return plan
 
 
-def _collect(particle: Any, multiple: bool, children: dict[str, tuple[Any, bool]], order: dict[str, int],
-             wildcard: list[bool]) -> None:
-    many = multiple or bool(getattr(particle, "accepts_multiple", False))
+def _collect(particle: Any, many: bool, unordered: bool, children: dict[str, tuple[Any, bool]],
+             order: dict[str, int], wildcard: list[bool]) -> None:
+    """Children by local name; ``many``: inside a group that repeats (its elements are arrays);
+    ``unordered``: inside an xs:all or a repeating group (a b a b), where any order is valid."""
+    repeats = bool(getattr(particle, "accepts_multiple", False))
     if isinstance(particle, xsd_elements.Any):
         wildcard[0] = True
     elif isinstance(particle, xsd_elements.Element):
         name = _local(particle.name or "")
-        children.setdefault(name, (particle, many))
-        order.setdefault(name, len(order))
+        children.setdefault(name, (particle, many or repeats))
+        if not unordered:
+            order.setdefault(name, len(order))
     elif isinstance(particle, xsd_indicators.Group):
-        _collect(particle.child, many, children, order, wildcard)
+        _collect(particle.child, many or repeats, unordered or repeats, children, order, wildcard)
     elif isinstance(particle, xsd_indicators.OrderIndicator):
+        free = unordered or repeats or isinstance(particle, xsd_indicators.All)
         for item in particle:
-            _collect(item, many, children, order, wildcard)
+            _collect(item, many or repeats, free, children, order, wildcard)
 
 
 def _local(name: str) -> str:
