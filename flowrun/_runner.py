@@ -213,11 +213,19 @@ def extract_outputs(spec: ResponseSpec, received: Received) -> dict[str, Any]:
                                           "matches nothing in the reply")
             outputs[name] = value
             continue
+        path = _plain_path(expression)
+        if path is not None and path[0] == "body":
+            # The common case, read straight from the body: the same result as JMESPath.
+            value = _walk(received.body, path[1:])
+            if value is _MISSING:
+                if name not in spec.optional_outputs:
+                    raise no_match(name, expression, received.document(), path)
+                value = None
+            outputs[name] = value
+            continue
         if document is None:
             document = received.document()
-        path = _plain_path(expression)
         if path is not None and path[0] in document:
-            # The common case, read straight from the document: the same result as JMESPath.
             value = _walk(document, path)
             if value is _MISSING:
                 if name not in spec.optional_outputs:
