@@ -25,7 +25,11 @@ def redact_headers(headers: Sequence[tuple[str, str]], extra: frozenset[str] = f
 _SECRET_NAMES = r"password|passwd|passphrase|secret|client_secret|token|access_token|refresh_token|api_?key|nonce"
 # WS-Security UsernameToken (<wsse:Password>, <wsse:Nonce>) and any element named like a secret.
 _SECRET_ELEMENT = re.compile(rf"(<(?:[\w.-]+:)?(?:{_SECRET_NAMES}|BinarySecurityToken)\b[^>]*>)[^<]*(</)", re.I)
-_SECRET_JSON = re.compile(rf'("(?:{_SECRET_NAMES})"\s*:\s*)"(?:[^"\\]|\\.)*"', re.I)
+# A JSON field named like a secret or a credential header, as "name": "value" or, as partners that
+# echo headers write them, ["name", "value"].
+_SECRET_JSON = re.compile(
+    rf'("(?:{_SECRET_NAMES}|{"|".join(re.escape(name) for name in sorted(SENSITIVE_HEADERS))})"\s*[:,]\s*)'
+    r'"(?:[^"\\]|\\.)*"', re.I)
 _SECRET_FORM = re.compile(rf"((?:^|&)(?:{_SECRET_NAMES})=)[^&]*", re.I)
 
 
