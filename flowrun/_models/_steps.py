@@ -108,6 +108,12 @@ class RestStep(StepCommon):
     follow_redirects: bool = False
     max_redirects: int = 5
 
+    def __attrs_post_init__(self) -> None:
+        super().__attrs_post_init__()
+        if self.response.expect_fault:
+            raise SchemaError("expect_fault applies to SOAP steps; a REST step expects a "
+                              "status with expect_status", step=self.id, **self.origin.location())
+
     @property
     def kind(self) -> str:
         return "rest"

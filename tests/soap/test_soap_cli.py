@@ -217,3 +217,15 @@ def test_an_amount_from_a_rest_reply_reaches_a_soap_decimal_exactly(tmp_path: Pa
 
     assert code == 0, out + err
     assert json.loads(out)["outputs"] == {"big": "12345678901234567.89", "tiny": "0.00005"}
+
+
+def test_expect_fault_on_a_rest_step_is_refused(tmp_path: Path, alias_dir: Path,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    flow = tmp_path / "rest.json"
+    flow.write_text(json.dumps({"name": "r", "steps": [
+        {"id": "a", "type": "rest", "alias": "ledger", "response": {"expect_fault": True}}]}), encoding="utf-8")
+
+    code, out, err = run(capsys, str(flow), "--aliases", str(alias_dir))
+
+    assert code == 2
+    assert "expect_fault applies to SOAP steps" in out + err
