@@ -19,6 +19,7 @@ def test_a_soap12_fault_with_subcodes_and_detail() -> None:
           <env:Code><env:Value>env:Sender</env:Value>
             <env:Subcode><env:Value>app:Locked</env:Value></env:Subcode></env:Code>
           <env:Reason><env:Text xml:lang="en">account locked</env:Text></env:Reason>
+          <env:Role>urn:app:ledger</env:Role>
           <env:Detail><app:Lock><app:until>2026-12-31</app:until></app:Lock></env:Detail>
         </env:Fault></env:Body></env:Envelope>""")
     fault = find_fault(envelope)
@@ -29,6 +30,7 @@ def test_a_soap12_fault_with_subcodes_and_detail() -> None:
     assert error.faultcode == "env:Sender / app:Locked"
     assert error.faultstring == "account locked"
     assert error.detail == {"Lock": {"until": "2026-12-31"}}
+    assert error.actor == "urn:app:ledger"
     assert "HTTP 500" in error.message
 
 
