@@ -366,8 +366,9 @@ def reply_schema(elements: Sequence[Any], *, header_types: Sequence[Any] = (), e
             continue
         bodies.setdefault(str(qname), element)
         by_local.setdefault(_local(str(qname)), element)
-        # A document/literal message with several parts: zeep wraps them; the reply carries the parts.
-        if getattr(element, "name", None) is None or str(qname).endswith("}_body"):
+        # A document/literal message with several parts: zeep wraps them in a soap:Body element;
+        # the reply carries the parts themselves.
+        if _local(str(qname)) == "Body" and str(qname)[1:].partition("}")[0] in ENVELOPE_VERSIONS:
             for name, child in _plan(element.type).children.items():
                 bodies.setdefault(str(child[0].qname), child[0])
                 by_local.setdefault(name, child[0])

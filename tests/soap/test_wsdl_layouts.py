@@ -170,3 +170,17 @@ def test_args_that_do_not_fit_the_operation(soap: SoapExecutor, partner: Partner
     assert expected in result.error.message
     assert "Add" in str(result.error) and "shapes?wsdl" in str(result.error)
     assert not [r for r in partner.requests[before:] if r.method == "POST"]
+
+
+def test_a_document_message_with_two_parts_types_the_first_reply_element(soap: SoapExecutor,
+                                                                         partner: PartnerServer,
+                                                                         tmp_path: Path) -> None:
+    # The reply element is the Body's first child: here the first of the two parts zeep would wrap.
+    text = SHAPES.replace('<wsdl:message name="AddOut"><wsdl:part name="parameters" element="tns:AddResponse"/>',
+                          '<wsdl:message name="AddOut"><wsdl:part name="parameters" element="tns:AddResponse"/>'
+                          '<wsdl:part name="extra" element="tns:Session"/>')
+    wsdl = tmp_path / "two-parts.wsdl"
+    wsdl.write_text(text, encoding="utf-8")
+    result = soap.run(SoapStep(id="add", alias="ledger", wsdl=str(wsdl), operation="Add", path="/shapes",
+                               args={"a": 1, "b": 2}))
+    assert result.raise_for_failure().body == {"AddResult": 3}
