@@ -321,6 +321,9 @@ def read_envelope(reply: Reply) -> Envelope:
         raise fault_from_element(fault, status=reply.status_code)
     if not ok:
         raise unexpected_status(reply)
+    if etree.QName(root).localname != "Envelope" or etree.QName(root).namespace not in ENVELOPE_VERSIONS:
+        raise ResponseParseError(f"the reply from {reply.url} is XML but not a SOAP envelope: its root element is "
+                                 f"{root.tag}", hint="check the endpoint (alias URL and the step's path)")
     return Envelope(root, attachments)
 
 

@@ -30,6 +30,7 @@ import zeep.xsd.types.builtins as xsd_builtins
 from lxml import etree
 
 from flowrun._errors import SoapFaultError
+from flowrun._eval._xml import is_element, local_name
 from flowrun._models._numbers import exact_decimal
 
 SoapVersion = Literal["1.1", "1.2"]
@@ -160,7 +161,7 @@ def _plan(xsd_type: Any) -> _Plan:
     for attribute in getattr(xsd_type, "_attributes_unwrapped", ()):
         name = getattr(attribute, "name", None)
         if name:
-            attributes[_local(name)] = getattr(attribute, "type", None)
+            attributes[local_name(name)] = getattr(attribute, "type", None)
     plan = _Plan(children, order, attributes, text_type, wildcard[0])
     if len(_PLANS) >= _MAX_PLANS:
         _PLANS.clear()
@@ -176,7 +177,7 @@ def _collect(particle: Any, many: bool, unordered: bool, children: dict[str, tup
     if isinstance(particle, xsd_elements.Any):
         wildcard[0] = True
     elif isinstance(particle, xsd_elements.Element):
-        name = _local(particle.name or "")
+        name = local_name(particle.name or "")
         children.setdefault(name, (particle, many or repeats))
         if not unordered:
             order.setdefault(name, len(order))
@@ -186,15 +187,6 @@ def _collect(particle: Any, many: bool, unordered: bool, children: dict[str, tup
         free = unordered or repeats or isinstance(particle, xsd_indicators.All)
         for item in particle:
             _collect(item, many or repeats, free, children, order, wildcard)
-
-
-def _local(name: str) -> str:
-    return name.rpartition("}")[2]
-
-
-def _is_element(node: etree._Element) -> bool:
-    tag: object = node.tag
-    return isinstance(tag, str)
 
 
 class ReplyShaper:
@@ -214,13 +206,13 @@ class ReplyShaper:
 
     def value(self, element: etree._Element, xsd_type: Any = None, path: str = "") -> Any:
         """The value of one element (``xsd_type`` its schema type, None when unknown)."""
-        path = path or _local(element.tag)
+        path = path or local_name(element.tag)
         explicit = element.get(_XSI_TYPE)
         if explicit is not None:
             xsd_type = _xsi_type(element, explicit) or xsd_type
         if element.get(_XSI_NIL) in ("true", "1"):
             return None
-        children = [child for child in element if _is_element(child)]
+        children = [child for child in element if is_element(child)]
         if len(children) == 1 and children[0].tag == XOP_INCLUDE:
             return self.attachments.resolve(children[0].get("href", ""), path)
         attributes = _data_attributes(element)
@@ -239,11 +231,13 @@ class ReplyShaper:
         repeated: set[str] = set()
         last = -1
         for child in children:
-            key = _local(child.tag)
+            key = local_name(child.tag)
             declared = plan.children.get(key) if plan is not None else None
             if plan is not None and self.strict:
                 if declared is None and not plan.wildcard:
-                    expected = ", ".join(plan.children) or "no child elements"
+                    names = list(plan.children)
+                    expected = ", ".join(names[:12]) + (f", +{len(names) - 12} more" if len(names) > 12 else "")
+                    expected = expected or "no child elements"
                     raise ReplyValueError(f"{path}/{key}", "the schema does not declare this element here "
                                           f"(expected: {expected})")
                 position = plan.order.get(key, last)
@@ -274,7 +268,7 @@ def _is_simple(xsd_type: Any) -> bool:
 
 
 def _data_attributes(element: etree._Element) -> dict[str, str]:
-    return {_local(str(name)): str(value) for name, value in element.attrib.items()
+    return {local_name(str(name)): str(value) for name, value in element.attrib.items()
             if not str(name).startswith("{") or str(name)[1:].partition("}")[0] not in _MACHINERY}
 
 
@@ -330,7 +324,7 @@ _CHECKED_TEXT = (xsd_builtins.DateTime, xsd_builtins.Date, xsd_builtins.Time, xs
 
 def _type_name(xsd_type: Any) -> str:
     qname = getattr(xsd_type, "qname", None) or getattr(xsd_type, "_default_qname", None)
-    return f"xs:{_local(str(qname))}" if qname is not None else type(xsd_type).__name__
+    return f"xs:{local_name(str(qname))}" if qname is not None else type(xsd_type).__name__
 
 
 def _shown(text: str) -> str:
@@ -353,7 +347,7 @@ class ReplySchema:
     wrapper: Any = None
 
     def element_for(self, reply: etree._Element) -> Any:
-        return self.bodies.get(reply.tag) or self.by_local_name.get(_local(reply.tag)) or self.wrapper
+        return self.bodies.get(reply.tag) or self.by_local_name.get(local_name(reply.tag)) or self.wrapper
 
 
 def reply_schema(elements: Sequence[Any], *, header_types: Sequence[Any] = (), expected: str | None = None,
@@ -365,10 +359,10 @@ def reply_schema(elements: Sequence[Any], *, header_types: Sequence[Any] = (), e
         if qname is None:
             continue
         bodies.setdefault(str(qname), element)
-        by_local.setdefault(_local(str(qname)), element)
+        by_local.setdefault(local_name(str(qname)), element)
         # A document/literal message with several parts: zeep wraps them in a soap:Body element;
         # the reply carries the parts themselves.
-        if _local(str(qname)) == "Body" and str(qname)[1:].partition("}")[0] in ENVELOPE_VERSIONS:
+        if local_name(str(qname)) == "Body" and str(qname)[1:].partition("}")[0] in ENVELOPE_VERSIONS:
             for name, child in _plan(element.type).children.items():
                 bodies.setdefault(str(child[0].qname), child[0])
                 by_local.setdefault(name, child[0])
@@ -401,9 +395,9 @@ def reply_data(root: etree._Element | None, *, schema: ReplySchema | None = None
         # Headers the WSDL does not declare (WS-Security, WS-Addressing) are normal: never strict.
         lenient = ReplyShaper(strict=False, attachments=attachments)
         for child in header:
-            if not _is_element(child):
+            if not is_element(child):
                 continue
-            key = _local(child.tag)
+            key = local_name(child.tag)
             declared = (schema.headers.get(key) or schema.by_local_name.get(key)) if schema is not None else None
             value = lenient.value(child, declared.type if declared is not None else None, f"Header/{key}")
             if key not in headers:
@@ -413,12 +407,12 @@ def reply_data(root: etree._Element | None, *, schema: ReplySchema | None = None
             else:
                 headers[key] = [headers[key], value]
     body = root.find(f"{{{namespace}}}Body")
-    reply = next((child for child in body if _is_element(child)), None) if body is not None else None
+    reply = next((child for child in body if is_element(child)), None) if body is not None else None
     if reply is None:
         return ReplyData(None, headers)
     element = schema.element_for(reply) if schema is not None else None
     if element is None and schema is not None and schema.expected is not None and strict:
-        raise ReplyValueError(_local(reply.tag), f"the reply element is {reply.tag}, and the WSDL's operation "
+        raise ReplyValueError(local_name(reply.tag), f"the reply element is {reply.tag}, and the WSDL's operation "
                               f"answers with {schema.expected}")
     return ReplyData(shaper.value(reply, element.type if element is not None else None), headers)
 

@@ -123,8 +123,8 @@ class ShapesService:
     * ``GetStatement``: a reply SOAP header (``Session``), attributes, simpleContent, repeated
       ``Entry`` elements; ``mode`` picks a variant: ``one`` entry (default two), ``none``,
       ``extra`` (an element the schema does not declare), ``reordered``, ``bad-decimal``
-      (``1.234,50``), ``nil`` (``note`` with ``xsi:nil``), ``not-xml`` (a cut envelope) and
-      ``html`` (a maintenance page), both with status 200;
+      (``1.234,50``), ``nil`` (``note`` with ``xsi:nil``), ``not-xml`` (a cut envelope),
+      ``plain-xml`` (XML that is no envelope) and ``html`` (a maintenance page), all with status 200;
     * ``Notify``: one-way, answered 202 with an empty body;
     * ``GetDocument``: an MTOM (multipart/related, XOP) reply carrying ``DOCUMENT_BYTES``;
     * ``Fail``: a SOAP 1.1 fault with faultactor and detail.
@@ -193,6 +193,8 @@ def _get_statement(operation: etree._Element) -> SoapReply:
     mode = _shapes_text(operation, "mode", "two")
     if mode == "not-xml":
         return SoapReply(200, b'<?xml version="1.0"?><soap:Envelope xmlns:soap="' + SOAP_ENV.encode() + b'"><soap:Bo')
+    if mode == "plain-xml":
+        return SoapReply(200, b"<status>ok</status>")
     if mode == "html":
         return SoapReply(200, b"<!DOCTYPE html><html><body>Maintenance</body></html>", "text/html")
     session = etree.Element(f"{_SHAPES}Session")

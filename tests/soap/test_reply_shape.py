@@ -179,6 +179,7 @@ def test_decimals_round_trip_exactly(soap: SoapExecutor, partner: PartnerServer,
 @pytest.mark.parametrize(("mode", "error", "text"), [
     ("not-xml", ResponseParseError, "is not well-formed XML"),
     ("html", UnsafeXmlError, "is an HTML page"),
+    ("plain-xml", ResponseParseError, "is XML but not a SOAP envelope: its root element is status"),
 ])
 def test_a_reply_that_is_not_an_envelope_names_the_operation(soap: SoapExecutor, partner: PartnerServer,
                                                              mode: str, error: type[Exception], text: str) -> None:
