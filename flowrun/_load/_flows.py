@@ -273,14 +273,10 @@ def _build_step(raw: Mapping[str, Any], document: JsonDocument, pointer: str, st
 
 def _response(raw: Mapping[str, Any], base: Path) -> ResponseSpec:
     expect = raw.get("expect_status")
-    outputs = {name: spec["expr"] if isinstance(spec, Mapping) else spec
-               for name, spec in raw.get("outputs", {}).items()}
-    optional = frozenset(name for name, spec in raw.get("outputs", {}).items()
-                         if isinstance(spec, Mapping) and spec.get("optional"))
     return ResponseSpec(
         expect_status=tuple(expect) if expect is not None else None,
         parse=raw.get("parse", "auto"),
-        outputs=outputs, optional_outputs=optional, expect_fault=bool(raw.get("expect_fault", False)),
+        outputs=dict(raw.get("outputs", {})), expect_fault=bool(raw.get("expect_fault", False)),
         namespaces=dict(raw.get("namespaces", {})),
         save_to=_path(base, raw["save_to"]) if "save_to" in raw else None,
         **({"max_bytes": raw["max_bytes"]} if "max_bytes" in raw else {}),

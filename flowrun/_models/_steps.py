@@ -67,6 +67,15 @@ class ResponseSpec:
     outputs: Mapping[str, str] = attrs.field(factory=dict)
     optional_outputs: frozenset[str] = frozenset()
     expect_fault: bool = False
+
+    def __attrs_post_init__(self) -> None:
+        # The flow file's form {"expr": "...", "optional": true} is accepted here too.
+        if any(isinstance(spec, Mapping) for spec in self.outputs.values()):
+            given: Mapping[str, Any] = self.outputs
+            optional = {name for name, spec in given.items() if isinstance(spec, Mapping) and spec.get("optional")}
+            outputs = {name: spec["expr"] if isinstance(spec, Mapping) else spec for name, spec in given.items()}
+            object.__setattr__(self, "outputs", outputs)
+            object.__setattr__(self, "optional_outputs", self.optional_outputs | optional)
     namespaces: Mapping[str, str] = attrs.field(factory=dict)
     save_to: Path | None = None
     max_bytes: int = DEFAULT_MAX_RESPONSE_BYTES

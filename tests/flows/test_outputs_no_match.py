@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from flowrun import OutputNotFoundError, run_flow
+from flowrun import OutputNotFoundError, ResponseSpec, run_flow
 from tests.flows.conftest import write_json
 
 
@@ -55,3 +55,10 @@ def test_an_xpath_output_that_matches_nothing_fails(aliases: Path, tmp_path: Pat
 
     assert isinstance(result.steps[0].error, OutputNotFoundError)
     assert "the XPath" in result.steps[0].error.message
+
+
+def test_the_python_api_takes_the_optional_form_too() -> None:
+    spec = ResponseSpec(outputs={"a": "body.a", "b": {"expr": "body.b", "optional": True}})
+
+    assert dict(spec.outputs) == {"a": "body.a", "b": "body.b"}
+    assert spec.optional_outputs == frozenset({"b"})
