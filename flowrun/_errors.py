@@ -10,7 +10,11 @@
     │   ├── DuplicateNameError
     │   ├── UnknownReferenceError         with "did you mean"
     │   ├── SecretUnavailableError        {"env": ...} unset, {"file": ...} unreadable
-    │   └── SoapArgumentError             a SOAP arg does not fit its XSD type (names the element)
+    │   ├── SoapPortError                 a SOAP step's service/port unknown, or several ports fit
+    │   ├── SoapVersionError              the soap_version asked for has no port in the WSDL
+    │   ├── SoapOperationError            the operation is not in the chosen binding
+    │   └── SoapArgumentError             an arg unknown to the operation, a required one missing,
+    │                                     or a value that does not fit its XSD type (names the element)
     ├── KeyMaterialError                  a keystore or trust store cert cannot be used
     │   ├── KeystoreNotFoundError         missing file, a directory, unreadable
     │   ├── KeystoreFormatError           empty, unknown format, type given does not match content
@@ -54,6 +58,7 @@
         ├── UnsafeXmlError
         ├── SoapFaultError
         ├── WsdlError                     a WSDL or its schemas cannot be fetched or used
+        │   └── WsdlNotFetchedError       a remote WSDL or schema, which offline checks do not fetch
         ├── CaptureError
         │   └── OutputNotFoundError       an output expression matches nothing
         └── AssertionFailedError
@@ -163,6 +168,26 @@ class UnknownReferenceError(DefinitionError):
 
 class SecretUnavailableError(DefinitionError):
     code = "definition.secret_unavailable"
+
+
+class SoapPortError(DefinitionError):
+    code = "definition.soap_port"
+    default_hint = "name the service and port of the WSDL in the step's 'service' and 'port'"
+
+    def __init__(self, message: str, *, field: str | None = None, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        # The step field at fault ("service" or "port"); None: the step as a whole (several ports fit).
+        self.field = field
+
+
+class SoapVersionError(DefinitionError):
+    code = "definition.soap_version"
+    default_hint = "set soap_version to a version the WSDL has a port for, or leave it out"
+
+
+class SoapOperationError(DefinitionError):
+    code = "definition.soap_operation"
+    default_hint = "operation names are the WSDL's, case included"
 
 
 # --- key material -------------------------------------------------------------------------
@@ -453,6 +478,11 @@ class WsdlError(StepFailure):
         "check the step's wsdl location and that the WSDL and its schemas are valid; a partner whose "
         "WSDL is broken can still be called with a raw envelope step"
     )
+
+
+class WsdlNotFetchedError(WsdlError):
+    code = "soap.wsdl_not_fetched"
+    default_hint = "`flowrun validate` reads local WSDLs only; the step's WSDL is checked when it runs"
 
 
 class CaptureError(StepFailure):

@@ -107,17 +107,22 @@ def wsdl_source(step: SoapStep, location: str) -> wsdl_transport.WsdlSource:
         path = Path(unquote(parts.path))
     elif scheme and len(scheme) > 1:
         raise DefinitionError(f"wsdl {location!r}: use an https or http URL, or a local file path",
-                              step=step.id, **_where(step))
+                              step=step.id, **_where(step, "/wsdl"))
     else:
         path = Path(location)
+    if "\x00" in str(path):
+        raise DefinitionError(f"wsdl {location!r} holds a NUL character: no file has that name",
+                              step=step.id, **_where(step, "/wsdl"))
     if not path.is_absolute():
         path = (step.base_dir or Path.cwd()) / path
     return WsdlSource(str(path.resolve()), local=True)
 
 
-def _where(step: SoapStep) -> dict[str, Any]:
+def _where(step: SoapStep, field: str = "") -> dict[str, Any]:
     location = dict(step.origin.location())
     location.pop("step", None)
+    if field:
+        location["pointer"] = f"{location.get('pointer') or ''}{field}"
     return location
 
 

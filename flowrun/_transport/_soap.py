@@ -34,6 +34,7 @@ from flowrun._errors import (
     ResponseParseError,
     ResponseTooLargeError,
     SoapArgumentError,
+    SoapOperationError,
     SoapReplyError,
     UnexpectedStatusError,
     UnsafeXmlError,
@@ -422,7 +423,7 @@ def call_operation(document: Any, chosen: ChosenBinding, transport: CallTranspor
     """Call ``operation``: zeep builds the envelope, the reply is read here (see ``_soap_data``)."""
     operations = chosen.operations()
     if operation not in operations:
-        raise DefinitionError(
+        raise SoapOperationError(
             f"the WSDL binding {chosen.qname} has no operation '{operation}'{did_you_mean(operation, operations)}",
             hint=f"operations: {', '.join(sorted(operations))}", step=step_id)
     bound = chosen.binding.get(operation)
@@ -445,7 +446,7 @@ def call_operation(document: Any, chosen: ChosenBinding, transport: CallTranspor
     except FlowrunError:
         raise
     except (TypeError, zeep.exceptions.ValidationError) as exc:
-        raise DefinitionError(f"args do not fit {where}: {exc}", step=step_id,
+        raise SoapArgumentError(f"args do not fit {where}: {exc}", step=step_id,
                               hint=f"the operation's signature: {_signature(bound)}") from None
     except (zeep.exceptions.Error, LookupError, ValueError, AttributeError, ArithmeticError) as exc:
         raise WsdlError(f"cannot build the request of {where}: {type(exc).__name__}: {exc}", step=step_id) from None
