@@ -4,7 +4,7 @@
   env variables (a reusable step definition reads only its own inputs and env);
 * ``when`` expressions, ``with`` arguments of ``uses`` entries, assertions, response outputs;
 * SOAP steps against their WSDL (local files only: a WSDL URL, or a schema a local WSDL imports
-  over http(s), is not fetched, and a warning says so): the WSDL loads, the service/port is
+  over http(s), is not fetched, and a note says so): the WSDL loads, the service/port is
   unambiguous, the ``soap_version`` asked for has a port, the operation exists, and ``args``
   name the operation's input elements (nested ones too) with none of the required ones missing;
 * references: every alias exists and resolves (keystores are read with their passwords when the
@@ -12,11 +12,13 @@
 * alias records with literal secrets (warnings).
 
 Every problem is a ``FlowrunError`` with file, JSON pointer and line; warnings are the same
-errors, marked as warnings.
+errors, marked as warnings. What could not be checked offline (a remote WSDL) is an INFO record
+with a ``code`` on the ``flowrun`` logger, which ``flowrun validate`` prints as a note.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -40,6 +42,7 @@ from flowrun._models._flow import Flow, FlowStep, StepDefinition
 from flowrun._models._steps import RestStep, SoapStep, Step
 
 Severity = Literal["error", "warning"]
+_LOG = logging.getLogger("flowrun")
 _FLOW_ROOTS = ("inputs", "steps", "env")
 _DEFINITION_ROOTS = ("inputs", "env")
 _RESULT_ROOTS = ("status", "headers", "body", "outputs", "soap_headers", "fault")
@@ -102,8 +105,12 @@ def check_flow(flow: Flow) -> list[Problem]:
     checked_definitions: set[str] = set()
 
     def report(error: FlowrunError, file: Path | None) -> None:
-        severity: Severity = "warning" if isinstance(error, WsdlNotFetchedError) else "error"
-        problems.append(Problem(severity, lines.place(error, file)))
+        placed = lines.place(error, file)
+        if isinstance(placed, WsdlNotFetchedError):
+            # Not a problem: what could not be checked offline, said as a note (``validate`` shows them).
+            _LOG.info("%s; %s", placed, placed.hint, extra={"code": placed.code})
+            return
+        problems.append(Problem("error", placed))
 
     for index, entry in enumerate(flow.steps):
         scope = _Scope(_FLOW_ROOTS, flow.inputs, env, before=tuple(ids[:index]), after=tuple(ids[index + 1:]),

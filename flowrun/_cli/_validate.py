@@ -2,7 +2,7 @@
 
 Checks, in order: JSON and schema; ``uses`` definitions found; data pills, conditions,
 assertions and outputs; SOAP steps against their local WSDL (service/port, soap_version,
-operation, args; a WSDL URL is not fetched: a warning says so); aliases exist and resolve
+operation, args; a WSDL URL is not fetched: a note says so); aliases exist and resolve
 (keystores opened with their passwords when the environment holds them, else a warning); alias
 records with literal secrets (warnings).
 Nothing is sent over the network. Exit 2 when any error is found, else 0 (warnings included).

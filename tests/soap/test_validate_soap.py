@@ -163,28 +163,49 @@ def test_an_unknown_port_or_service_is_reported_with_the_closest_name(tmp_path: 
     assert (code, problems) == (0, [])
 
 
-def test_a_remote_wsdl_is_not_fetched_and_a_warning_says_so(tmp_path: Path,
-                                                             capsys: pytest.CaptureFixture[str]) -> None:
-    # Nothing listens there: a fetch would fail the check, not warn.
-    code, problems = _validate(tmp_path, capsys, wsdl="https://127.0.0.1:9/ws?wsdl", operation="Anything")
-    problem = _only(problems)
-    assert code == 0
-    assert (problem["severity"], problem["code"], problem["pointer"]) == (
-        "warning", "soap.wsdl_not_fetched", "/steps/0/wsdl")
-    assert "validate does not fetch it" in problem["message"]
+def _notes(tmp_path: Path, capsys: pytest.CaptureFixture[str], **step: Any) -> tuple[int, list[Any], list[Any]]:
+    flow = {"name": "check", "steps": [{"id": "call", "type": "soap", "connection": {"url": "https://partner.example"},
+                                        **step}]}
+    path = tmp_path / "flow.json"
+    path.write_text(json.dumps(flow, indent=2), encoding="utf-8")
+    code = main(["validate", str(path), "--json"])
+    report = json.loads(capsys.readouterr().out)
+    return code, report["problems"], report["notes"]
 
 
-def test_a_local_wsdl_importing_over_https_is_checked_as_far_as_possible(
+def test_a_remote_wsdl_is_not_fetched_and_a_note_says_so(tmp_path: Path,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    # Nothing listens there: a fetch would fail the check, not note it.
+    code, problems, notes = _notes(tmp_path, capsys, wsdl="https://127.0.0.1:9/ws?wsdl", operation="Anything")
+    assert (code, problems) == (0, [])
+    assert [note["code"] for note in notes] == ["soap.wsdl_not_fetched"]
+    message = notes[0]["message"]
+    assert f"{tmp_path / 'flow.json'}:" in message and "at /steps/0/wsdl step 'call'" in message
+    assert "validate does not fetch it" in message
+    assert "keep a local copy of the WSDL" in message
+
+
+def test_a_remote_wsdl_note_in_text_output(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    flow = {"name": "check", "steps": [{"id": "call", "type": "soap", "connection": {"url": "https://partner.example"},
+                                        "wsdl": "https://127.0.0.1:9/ws?wsdl", "operation": "Anything"}]}
+    path = tmp_path / "flow.json"
+    path.write_text(json.dumps(flow), encoding="utf-8")
+    assert main(["validate", str(path)]) == 0
+    captured = capsys.readouterr()
+    assert "note[soap.wsdl_not_fetched]: " in captured.out + captured.err
+    assert "0 errors, 0 warnings" in captured.out + captured.err
+
+
+def test_a_local_wsdl_importing_over_https_is_noted_as_not_checked(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     wsdl = tmp_path / "remote-schema.wsdl"
     wsdl.write_text(COUNTRIES.read_text(encoding="utf-8").replace(
         "<wsdl:types>", '<wsdl:types><xs:schema xmlns:xs="http://www.w3.org/2001/XMLSchema">'
         '<xs:import namespace="urn:x" schemaLocation="https://127.0.0.1:9/x.xsd"/></xs:schema>', 1), encoding="utf-8")
-    code, problems = _validate(tmp_path, capsys, wsdl=str(wsdl), operation="getCountry")
-    problem = _only(problems)
-    assert code == 0
-    assert (problem["severity"], problem["code"]) == ("warning", "soap.wsdl_not_fetched")
-    assert "https://127.0.0.1:9/x.xsd" in problem["message"]
+    code, problems, notes = _notes(tmp_path, capsys, wsdl=str(wsdl), operation="getCountry")
+    assert (code, problems) == (0, [])
+    assert [note["code"] for note in notes] == ["soap.wsdl_not_fetched"]
+    assert "https://127.0.0.1:9/x.xsd" in notes[0]["message"]
 
 
 def test_a_missing_or_broken_wsdl_is_an_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
