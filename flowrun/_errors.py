@@ -10,7 +10,12 @@
     │   ├── DuplicateNameError
     │   ├── UnknownReferenceError         with "did you mean"
     │   ├── SecretUnavailableError        {"env": ...} unset, {"file": ...} unreadable
-    │   └── SecretFormatError             a secret holds a line break (it cannot go into a header)
+    │   ├── SecretFormatError             a secret holds a line break (it cannot go into a header)
+    │   ├── SoapPortError                 a SOAP step's service/port unknown, or several ports fit
+    │   ├── SoapVersionError              the soap_version asked for has no port in the WSDL
+    │   ├── SoapOperationError            the operation is not in the chosen binding
+    │   └── SoapArgumentError             an arg unknown to the operation, a required one missing,
+    │                                     or a value that does not fit its XSD type (names the element)
     ├── KeyMaterialError                  a keystore or trust store cert cannot be used
     │   ├── KeystoreNotFoundError         missing file, a directory, unreadable
     │   ├── KeystoreFormatError           empty, unknown format, type given does not match content
@@ -50,10 +55,13 @@
         ├── UnexpectedStatusError
         ├── ResponseTooLargeError
         ├── ResponseParseError
+        │   └── SoapReplyError            a SOAP reply does not fit the WSDL (names the element)
         ├── UnsafeXmlError
         ├── SoapFaultError
         ├── WsdlError                     a WSDL or its schemas cannot be fetched or used
+        │   └── WsdlNotFetchedError       a remote WSDL or schema, which offline checks do not fetch
         ├── CaptureError
+        │   └── OutputNotFoundError       an output expression matches nothing
         └── AssertionFailedError
 
 Each class has a stable ``code`` (shown to users and written to reports), an exit code, and a
@@ -166,6 +174,24 @@ class SecretUnavailableError(DefinitionError):
 class SecretFormatError(DefinitionError):
     code = "definition.secret_format"
     default_hint = "strip the line break where the secret is stored (a file written with echo, a CRLF .env file)"
+class SoapPortError(DefinitionError):
+    code = "definition.soap_port"
+    default_hint = "name the service and port of the WSDL in the step's 'service' and 'port'"
+
+    def __init__(self, message: str, *, field: str | None = None, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        # The step field at fault ("service" or "port"); None: the step as a whole (several ports fit).
+        self.field = field
+
+
+class SoapVersionError(DefinitionError):
+    code = "definition.soap_version"
+    default_hint = "set soap_version to a version the WSDL has a port for, or leave it out"
+
+
+class SoapOperationError(DefinitionError):
+    code = "definition.soap_operation"
+    default_hint = "operation names are the WSDL's, case included"
 
 
 # --- key material -------------------------------------------------------------------------
@@ -263,6 +289,11 @@ class TrustCertError(KeyMaterialError):
 
 
 # --- evaluation ---------------------------------------------------------------------------
+
+
+class SoapArgumentError(DefinitionError):
+    code = "definition.soap_argument"
+    default_hint = "give the value in the XSD type's form (xs:decimal: 1234.50, xs:int: 42, xs:boolean: true)"
 
 
 class DataPillError(FlowrunError):
@@ -416,6 +447,12 @@ class ResponseParseError(StepFailure):
     code = "http.response_parse"
 
 
+class SoapReplyError(ResponseParseError):
+    code = "soap.reply"
+    default_hint = ("the partner's reply does not fit its WSDL; \"strict\": false on the step accepts extra and "
+                    "reordered elements, a raw envelope step without wsdl reads every value as text")
+
+
 class UnsafeXmlError(StepFailure):
     code = "xml.unsafe"
     default_hint = "DTDs and entities are refused in WSDLs, schemas and responses"
@@ -425,15 +462,17 @@ class SoapFaultError(StepFailure):
     code = "soap.fault"
 
     def __init__(self, message: str, *, faultcode: str | None = None, faultstring: str | None = None,
-                 detail: Any = None, **kwargs: Any) -> None:
+                 detail: Any = None, actor: str | None = None, **kwargs: Any) -> None:
         super().__init__(message, **kwargs)
         self.faultcode = faultcode
         self.faultstring = faultstring
         self.detail = detail
+        self.actor = actor
 
     def to_dict(self) -> dict[str, Any]:
         data = super().to_dict()
-        data["fault"] = {"code": self.faultcode, "string": self.faultstring, "detail": self.detail}
+        data["fault"] = {"code": self.faultcode, "string": self.faultstring, "actor": self.actor,
+                         "detail": self.detail}
         return data
 
 
@@ -445,8 +484,19 @@ class WsdlError(StepFailure):
     )
 
 
+class WsdlNotFetchedError(WsdlError):
+    code = "soap.wsdl_not_fetched"
+    default_hint = "`flowrun validate` reads local WSDLs only; the step's WSDL is checked when it runs"
+
+
 class CaptureError(StepFailure):
     code = "capture"
+
+
+class OutputNotFoundError(CaptureError):
+    code = "capture.no_match"
+    default_hint = ('fix the expression (flowrun run --show-body prints the parsed body), or mark the output '
+                    'optional: {"expr": "...", "optional": true}, or give a default: "body.x || \'none\'"')
 
 
 class AssertionFailedError(StepFailure):

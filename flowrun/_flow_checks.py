@@ -3,16 +3,22 @@
 * data pills: syntax, and the names they read: declared inputs, steps that run before, declared
   env variables (a reusable step definition reads only its own inputs and env);
 * ``when`` expressions, ``with`` arguments of ``uses`` entries, assertions, response outputs;
+* SOAP steps against their WSDL (local files only: a WSDL URL, or a schema a local WSDL imports
+  over http(s), is not fetched, and a note says so): the WSDL loads, the service/port is
+  unambiguous, the ``soap_version`` asked for has a port, the operation exists, and ``args``
+  name the operation's input elements (nested ones too) with none of the required ones missing;
 * references: every alias exists and resolves (keystores are read with their passwords when the
   environment provides them; otherwise a warning says what could not be checked);
 * alias records with literal secrets (warnings).
 
 Every problem is a ``FlowrunError`` with file, JSON pointer and line; warnings are the same
-errors, marked as warnings.
+errors, marked as warnings. What could not be checked offline (a remote WSDL) is an INFO record
+with a ``code`` on the ``flowrun`` logger, which ``flowrun validate`` prints as a note.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -24,16 +30,22 @@ from flowrun._errors import (
     DefinitionError,
     FlowrunError,
     SecretUnavailableError,
+    SoapArgumentError,
+    SoapOperationError,
+    SoapPortError,
+    SoapVersionError,
     UnknownReferenceError,
+    WsdlNotFetchedError,
 )
 from flowrun._load._schema import did_you_mean
 from flowrun._models._flow import Flow, FlowStep, StepDefinition
 from flowrun._models._steps import RestStep, SoapStep, Step
 
 Severity = Literal["error", "warning"]
+_LOG = logging.getLogger("flowrun")
 _FLOW_ROOTS = ("inputs", "steps", "env")
 _DEFINITION_ROOTS = ("inputs", "env")
-_RESULT_ROOTS = ("status", "headers", "body", "outputs")
+_RESULT_ROOTS = ("status", "headers", "body", "outputs", "soap_headers", "fault")
 
 
 @attrs.frozen
@@ -93,7 +105,12 @@ def check_flow(flow: Flow) -> list[Problem]:
     checked_definitions: set[str] = set()
 
     def report(error: FlowrunError, file: Path | None) -> None:
-        problems.append(Problem("error", lines.place(error, file)))
+        placed = lines.place(error, file)
+        if isinstance(placed, WsdlNotFetchedError):
+            # Not a problem: what could not be checked offline, said as a note (``validate`` shows them).
+            _LOG.info("%s; %s", placed, placed.hint, extra={"code": placed.code})
+            return
+        problems.append(Problem("error", placed))
 
     for index, entry in enumerate(flow.steps):
         scope = _Scope(_FLOW_ROOTS, flow.inputs, env, before=tuple(ids[:index]), after=tuple(ids[index + 1:]),
@@ -130,6 +147,8 @@ def _step_problems(step: Step, scope: _Scope, base: str, step_id: str) -> Iterat
     result_scope = attrs.evolve(scope, roots=(*scope.roots, *_RESULT_ROOTS))
     yield from _assertion_problems(step.assertions, result_scope, f"{base}/assert", step_id)
     yield from _output_problems(step, base, step_id)
+    if isinstance(step, SoapStep) and step.wsdl is not None:
+        yield from _soap_problems(step, base, step_id)
 
 
 def _templated_fields(step: Step, base: str) -> Iterator[tuple[str, Any]]:
@@ -264,6 +283,109 @@ def _output_problems(step: Step, base: str, step_id: str) -> Iterator[FlowrunErr
         except FlowrunError as error:
             error.step = error.step or step_id
             yield error
+
+
+def _soap_problems(step: SoapStep, base: str, step_id: str) -> Iterator[FlowrunError]:
+    """The step against its WSDL, offline. zeep loads here, and only for flows with SOAP steps."""
+    from flowrun._soap import wsdl_source
+    from flowrun._transport import _wsdl as wsdl
+
+    assert step.wsdl is not None
+    if "{{" in step.wsdl:
+        return  # known only when the flow runs
+    try:
+        source = wsdl_source(step, step.wsdl)
+        if not source.local:
+            raise WsdlNotFetchedError(f"the WSDL {step.wsdl} is remote: validate does not fetch it, so the "
+                                      "operation and args are checked when the step runs",
+                                      hint="keep a local copy of the WSDL (and its schemas) to check steps offline")
+        document = wsdl.load_offline(source)
+    except FlowrunError as error:
+        yield _at(error, f"{base}/wsdl", step_id)
+        return
+    try:
+        chosen = wsdl.choose_binding(document, service=step.service, port=step.port,
+                                     soap_version=step.soap_version, wsdl=step.wsdl)
+    except FlowrunError as error:
+        field = _binding_field(error)
+        yield _at(error, f"{base}/{field}" if field else base, step_id)
+        return
+    if step.operation is None:
+        return
+    operations = wsdl.operation_names(chosen)
+    if step.operation not in operations:
+        yield SoapOperationError(
+            f"the WSDL {step.wsdl} (binding {chosen.qname}) has no operation "
+            f"'{step.operation}'{did_you_mean(step.operation, operations)}",
+            hint=f"its operations: {', '.join(operations)}", pointer=f"{base}/operation", step=step_id)
+        return
+    try:
+        parameters = wsdl.operation_parameters(chosen, step.operation, wsdl=step.wsdl)
+        headers = wsdl.operation_headers(chosen, step.operation, wsdl=step.wsdl)
+    except FlowrunError as error:
+        yield _at(error, f"{base}/operation", step_id)
+        return
+    yield from _argument_problems(step.args, parameters, f"{base}/args", step.operation, step_id)
+    if step.soap_headers and not any(name.startswith("{") for name in step.soap_headers):
+        # Plain names are header parts the WSDL declares ({namespace}Name keys are built as given).
+        yield from _argument_problems(step.soap_headers, headers, f"{base}/soap_headers", step.operation, step_id,
+                                      field="soap_headers", noun="SOAP header")
+
+
+def _binding_field(error: FlowrunError) -> str | None:
+    """The step field a ``choose_binding`` error is about; None: the step as a whole (several ports fit)."""
+    if isinstance(error, SoapVersionError):
+        return "soap_version"
+    if isinstance(error, SoapPortError):
+        return error.field
+    return None
+
+
+def _argument_problems(args: Mapping[str, Any], parameter: Any, pointer: str, operation: str, step_id: str, *,
+                       field: str = "args", noun: str = "input element") -> Iterator[FlowrunError]:
+    """``args`` (or ``soap_headers``) against ``parameter``'s children, nested mappings too."""
+    from flowrun._eval._template import suggest
+
+    if parameter.children is None:
+        return
+    known = [child.name for child in parameter.children]
+    top = pointer.endswith(f"/{field}")
+    where = f"operation {operation}" if top else f"element '{parameter.name}' of {operation}"
+    meant: set[str] = set()  # a misspelt name is reported once, not again as missing
+    for name, value in args.items():
+        child = parameter.child(name)
+        if child is None:
+            guess = suggest(name, known)
+            if guess is not None:
+                meant.add(guess)
+            listed = "SOAP headers" if noun == "SOAP header" else "elements"
+            suggestion = f" (did you mean '{guess}'?)" if guess else ""
+            yield SoapArgumentError(f"{where} has no {noun} '{name}'{suggestion}",
+                                    hint=f"its {listed}: {', '.join(known) if known else 'none'}",
+                                    pointer=f"{pointer}/{_escape(name)}", step=step_id)
+            continue
+        values = value if isinstance(value, list) else [value]
+        for index, item in enumerate(values):
+            if isinstance(item, Mapping):
+                inner = f"{pointer}/{_escape(name)}" + (f"/{index}" if isinstance(value, list) else "")
+                yield from _argument_problems(item, child, inner, operation, step_id, field=field,
+                                              noun="element" if noun == "SOAP header" else noun)
+    missing = [child.name for child in parameter.children
+               if child.required and child.name not in args and child.name not in meant]
+    if missing:
+        yield SoapArgumentError(f"{where} needs {', '.join(repr(m) for m in missing)}, missing from the {field}",
+                                hint=f"add {'it' if len(missing) == 1 else 'them'} to the step's {field}",
+                                pointer=pointer, step=step_id)
+
+
+def _escape(name: str) -> str:
+    return name.replace("~", "~0").replace("/", "~1")
+
+
+def _at(error: FlowrunError, pointer: str, step_id: str) -> FlowrunError:
+    error.pointer = error.pointer or pointer
+    error.step = error.step or step_id
+    return error
 
 
 def _with_problems(entry: FlowStep, definition: StepDefinition, scope: _Scope) -> Iterator[FlowrunError]:

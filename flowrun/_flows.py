@@ -44,6 +44,7 @@ from flowrun._errors import (
 from flowrun._load._schema import did_you_mean
 from flowrun._models._flow import Flow, FlowInput, FlowStep, matches_type
 from flowrun._models._flow_results import FlowResult
+from flowrun._models._numbers import WrittenNumber
 from flowrun._models._redact import Secrets
 from flowrun._models._results import AssertionOutcome, StepResult
 from flowrun._models._steps import Step
@@ -86,12 +87,12 @@ def parse_input_text(text: str, type_name: str, name: str) -> Any:
         if _INTEGER_TEXT.match(stripped):
             return int(stripped)
         try:
-            number = float(stripped)
+            number = WrittenNumber(stripped)
         except ValueError:
             raise _bad_input(name, type_name, text) from None
         if not math.isfinite(number):
             raise _bad_input(name, type_name, text)
-        return number
+        return number  # a float that remembers its text: exact as an xs:decimal argument
     if type_name == "boolean":
         word = stripped.lower()
         if word in _TRUE_WORDS:
@@ -100,7 +101,7 @@ def parse_input_text(text: str, type_name: str, name: str) -> Any:
             return False
         raise _bad_input(name, type_name, text, "write true or false")
     try:
-        value = json.loads(stripped)
+        value = json.loads(stripped, parse_float=WrittenNumber)
     except ValueError:
         raise _bad_input(name, type_name, text, f"write the {type_name} as JSON") from None
     if not matches_type(value, type_name):
@@ -346,8 +347,8 @@ def _extra_assertions(entry: FlowStep, result: StepResult, context: Mapping[str,
     """The ``assert`` of a ``uses`` entry, over the flow's context and the step's response."""
     from flowrun._eval._assertions import evaluate_assertion
 
-    subject = {**context, "status": result.http_status, "headers": dict(result.headers), "body": result.body,
-               "outputs": dict(result.outputs)}
+    subject = {**context, **result.context_entry()}
+    subject.pop("result", None)
     outcomes = list(result.assertions)
     error: FlowrunError | None = None
     for index, spec in enumerate(entry.assertions):

@@ -39,7 +39,7 @@ from flowrun._transport._auth import auth_header, build_auth
 from flowrun._transport._exchange import Raw, Route, aexchange, exchange, make_timeout, timeout_argument
 from flowrun._transport._http import AsyncClientPool, ClientPool, TlsInfoReader
 from flowrun._transport._log_redaction import install as install_log_redaction
-from flowrun._transport._request import RequestPlan, is_static, plan_request
+from flowrun._transport._request import Content, RequestPlan, is_static, plan_request
 from flowrun._transport._retry import Outcome, arun_with_retry, run_with_retry
 
 if TYPE_CHECKING:
@@ -150,7 +150,8 @@ class _RestCore(RegistryUser, Generic[C]):
         elif credential is not None and credential.type == "api_key":
             # The key is added when the request is sent: show where it goes, not its value.
             url = with_query_credential(url, credential.query or "api_key")
-        return RequestInfo(plan.method, url, tuple(headers))
+        body = plan.body.data if isinstance(plan.body, Content) else None
+        return RequestInfo(plan.method, url, tuple(headers), body)
 
     def _complete(self, step: RestStep, raw: Raw, *, context: Mapping[str, Any] | None,
                   attempts: tuple[Any, ...], started: float, request: RequestInfo) -> StepResult:

@@ -30,9 +30,16 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import attrs
 
-from flowrun._errors import CaptureError, FlowrunError, ResponseParseError, UnexpectedStatusError
+from flowrun._errors import (
+    CaptureError,
+    FlowrunError,
+    OutputNotFoundError,
+    ResponseParseError,
+    UnexpectedStatusError,
+)
 from flowrun._eval import capture_json, evaluate_assertion, raise_for
 from flowrun._eval._template import InvalidExpressionError, compile_expression
+from flowrun._models._numbers import WrittenNumber
 from flowrun._models._results import AssertionOutcome, Attempt, RequestInfo, StepResult, TlsInfo
 from flowrun._models._steps import ResponseSpec, StepCommon
 
@@ -57,6 +64,18 @@ class Received:
     excerpt: str = attrs.field(default="", repr=False)
     xml: etree._Element | None = attrs.field(default=None, repr=False)
     url: str | None = None
+    # SOAP only: the reply's headers and, for a fault the step expects, the fault.
+    soap_headers: Mapping[str, Any] | None = attrs.field(default=None, repr=False)
+    fault: Mapping[str, Any] | None = attrs.field(default=None, repr=False)
+
+    def document(self) -> dict[str, Any]:
+        """What output expressions and a step's own assertions read."""
+        document = {"status": self.status, "headers": lowered_headers(self.headers), "body": self.body}
+        if self.soap_headers is not None:
+            document["soap_headers"] = self.soap_headers
+        if self.fault is not None:
+            document["fault"] = self.fault
+        return document
 
 
 # --- parsing ------------------------------------------------------------------------------------
@@ -112,12 +131,13 @@ def parse_body(content: bytes, content_type: str | None, mode: ParseMode = "auto
             kind = "json" if stripped[:1] in (b"{", b"[") else "text"
             if kind == "json":
                 try:
-                    return json.loads(content), None
+                    return json.loads(content, parse_float=WrittenNumber), None
                 except ValueError:
                     kind = "text"
     if kind == "json":
         try:
-            return json.loads(content), None
+            # Numbers keep their text: an amount passed on to a SOAP xs:decimal stays exact.
+            return json.loads(content, parse_float=WrittenNumber), None
         except (ValueError, UnicodeDecodeError) as exc:
             raise ResponseParseError(f"the body is not valid JSON ({content_type or 'no content type'}): {exc}",
                                      hint='set "parse": "text" on the response to keep it as text') from None
@@ -155,22 +175,27 @@ def _plain_path(expression: str) -> tuple[str | int, ...] | None:
         return None  # capture_json reports it
 
 
+_MISSING = object()
+
+
 def _walk(value: Any, path: tuple[str | int, ...]) -> Any:
-    """JMESPath semantics for a plain path (a missing part is null), without the interpreter."""
+    """JMESPath semantics for a plain path, without the interpreter; ``_MISSING`` when a part is absent
+    (a present null is ``None``)."""
     for part in path:
         if isinstance(part, str):
-            if not isinstance(value, Mapping):
-                return None
-            value = value.get(part)
+            if not isinstance(value, Mapping) or part not in value:
+                return _MISSING
+            value = value[part]
         elif isinstance(value, list) and -len(value) <= part < len(value):
             value = value[part]
         else:
-            return None
+            return _MISSING
     return value
 
 
 def extract_outputs(spec: ResponseSpec, received: Received) -> dict[str, Any]:
-    """``spec.outputs`` evaluated on the response; raises ``CaptureError``."""
+    """``spec.outputs`` evaluated on the response; raises ``CaptureError``, and
+    ``OutputNotFoundError`` for an expression that matches nothing (unless the output is optional)."""
     if not spec.outputs:
         return {}
     document: dict[str, Any] | None = None
@@ -182,28 +207,63 @@ def extract_outputs(spec: ResponseSpec, received: Received) -> dict[str, Any]:
                                    f"{received.content_type or 'without a content type'}")
             from flowrun._eval._capture import capture_xpath
 
-            outputs[name] = capture_xpath(expression[len(XPATH_PREFIX):].strip(), received.xml, spec.namespaces)
+            value = capture_xpath(expression[len(XPATH_PREFIX):].strip(), received.xml, spec.namespaces)
+            if value is None and name not in spec.optional_outputs:
+                raise OutputNotFoundError(f"output '{name}': the XPath '{expression[len(XPATH_PREFIX):].strip()}' "
+                                          "matches nothing in the reply")
+            outputs[name] = value
             continue
         path = _plain_path(expression)
         if path is not None and path[0] == "body":
-            # The common case, read straight from the body: the same result as the JMESPath below.
-            outputs[name] = _walk(received.body, path[1:])
+            # The common case, read straight from the body: the same result as JMESPath.
+            value = _walk(received.body, path[1:])
+            if value is _MISSING:
+                if name not in spec.optional_outputs:
+                    raise no_match(name, expression, received.document(), path)
+                value = None
+            outputs[name] = value
             continue
         if document is None:
-            document = {"status": received.status, "headers": lowered_headers(received.headers),
-                        "body": received.body}
+            document = received.document()
+        if path is not None and path[0] in document:
+            value = _walk(document, path)
+            if value is _MISSING:
+                if name not in spec.optional_outputs:
+                    raise no_match(name, expression, document, path)
+                value = None
+            outputs[name] = value
+            continue
         try:
-            outputs[name] = capture_json(expression, document)
+            value = capture_json(expression, document)
         except CaptureError as error:
             error.message = f"output '{name}': {error.message}"
             error.args = (error.message,)
             raise
+        if value is None and name not in spec.optional_outputs and not _is_literal(expression):
+            raise no_match(name, expression, document, path)
+        outputs[name] = value
     return outputs
+
+
+def _is_literal(expression: str) -> bool:
+    """`null` written on purpose is a value, not a miss."""
+    return bool(compile_expression(expression).parsed.parsed.get("type") == "literal")
+
+
+def no_match(name: str, expression: str, document: Mapping[str, Any],
+             path: tuple[str | int, ...] | None) -> OutputNotFoundError:
+    """The error of an output that matches nothing: the deepest part that exists, the closest key
+    and the shape (keys and types, never values) of what is there."""
+    from flowrun._eval._capture import describe_miss
+
+    return OutputNotFoundError(f"output '{name}': {describe_miss(expression.strip(), document, path)}")
 
 
 def status_error(spec: ResponseSpec, received: Received) -> UnexpectedStatusError | None:
     if spec.status_expected(received.status):
         return None
+    if spec.expect_fault and received.fault is not None and spec.expect_status is None:
+        return None  # a fault comes with 500 (or 200): the fault is what the step expects
     expected = "any 2xx" if spec.expect_status is None else ", ".join(map(str, spec.expect_status))
     shown = _SPACES.sub(" ", received.excerpt).strip()
     where = f" from {received.url}" if received.url else ""
@@ -263,8 +323,7 @@ def finish(
         error = unexpected
     assertions: tuple[AssertionOutcome, ...] = ()
     if error is None and step.assertions:
-        own = {"status": received.status, "headers": lowered_headers(received.headers), "body": received.body,
-               "outputs": outputs}
+        own = {**received.document(), "outputs": outputs}
         scope = {**context, **own} if context else own
         assertions, error = check_assertions(step.assertions, scope, step=step.id)
     return _result(step, "failed" if error is not None else "passed", error=error, received=received,
@@ -298,6 +357,8 @@ def _result(step: StepCommon, status: Literal["passed", "failed"], *, error: Flo
         http_status=received.status if received is not None else None,
         headers=received.headers if received is not None else (),
         body=received.body if received is not None else None,
+        soap_headers=received.soap_headers if received is not None else None,
+        fault=received.fault if received is not None else None,
         outputs=outputs, attempts=attempts,
         duration_ms=(time.perf_counter() - started) * 1000.0 if started is not None else 0.0,
         tls=tls, request=request, assertions=assertions, error=error,

@@ -16,17 +16,18 @@ REST step; only the body is an envelope. Two modes:
   with its TLS identity, schema imports included) + ``operation`` + ``args``. The WSDL is parsed
   once per process (``flowrun._transport._wsdl.WSDL_CACHE``). The call goes to the alias's base
   URL plus the step's ``path``: the WSDL's ``soap:address`` is never used, since a WSDL published
-  by a partner routinely names an internal host or the production one. ``body`` is the
-  operation's result as plain data (decimals as numbers when exact, see
-  ``flowrun._transport._soap_data.to_plain``); ``xpath:`` outputs read the reply envelope.
+  by a partner routinely names an internal host or the production one.
 * **raw envelope**: ``envelope`` text is POSTed as written, with ``soap_action``; the SOAP
-  version comes from the envelope's namespace. ``body`` is the reply as ``xml_to_data`` gives it,
-  and outputs may use ``xpath:``. Data pill values inside the envelope are XML-escaped; an
-  envelope that is one single pill is inserted as is.
+  version comes from the envelope's namespace. Data pill values inside the envelope are
+  XML-escaped; an envelope that is one single pill is inserted as is. A raw step may name its
+  ``wsdl`` too: it is then only read, for the schema that types the reply.
 
-Either way a SOAP Fault (with HTTP 500 or 200) fails the step with ``SoapFaultError`` carrying
-faultcode, faultstring and detail, and the result's body is ``{"fault": {...}}``. A
-``wsse_username_token`` credential adds a WS-Security UsernameToken header; ``basic``,
+Both modes give the same reply shape (``flowrun._transport._soap_data``, docs/flows.md "SOAP
+steps"): ``body`` is the reply element keyed by its children's local names, never unwrapped,
+``soap_headers`` the reply's headers; ``xpath:`` outputs read the envelope. A SOAP Fault (with
+HTTP 500 or 200) fails the step with ``SoapFaultError`` (code, string, actor, detail), and the
+result carries it as ``fault`` (and ``body.fault``); ``response.expect_fault`` makes it the
+expected answer. A ``wsse_username_token`` credential adds a WS-Security UsernameToken header; ``basic``,
 ``bearer``, ``api_key`` and ``oauth2_client_credentials`` authenticate the HTTP request as in REST.
 
 zeep loads only when a SOAP step runs: ``import flowrun`` and REST-only runs never import it.
@@ -51,7 +52,7 @@ from xml.sax.saxutils import escape
 
 import attrs
 
-from flowrun._errors import DefinitionError, FlowrunError, SoapFaultError
+from flowrun._errors import AssertionFailedError, DefinitionError, FlowrunError, SoapFaultError
 from flowrun._eval import is_single_pill, render, render_text, value_to_text
 from flowrun._models._redact import REDACTED, Secrets, is_credential_header, with_query_credential
 from flowrun._models._results import RequestInfo, StepResult
@@ -107,17 +108,22 @@ def wsdl_source(step: SoapStep, location: str) -> wsdl_transport.WsdlSource:
         path = Path(unquote(parts.path))
     elif scheme and len(scheme) > 1:
         raise DefinitionError(f"wsdl {location!r}: use an https or http URL, or a local file path",
-                              step=step.id, **_where(step))
+                              step=step.id, **_where(step, "/wsdl"))
     else:
         path = Path(location)
+    if "\x00" in str(path):
+        raise DefinitionError(f"wsdl {location!r} holds a NUL character: no file has that name",
+                              step=step.id, **_where(step, "/wsdl"))
     if not path.is_absolute():
         path = (step.base_dir or Path.cwd()) / path
     return WsdlSource(str(path.resolve()), local=True)
 
 
-def _where(step: SoapStep) -> dict[str, Any]:
+def _where(step: SoapStep, field: str = "") -> dict[str, Any]:
     location = dict(step.origin.location())
     location.pop("step", None)
+    if field:
+        location["pointer"] = f"{location.get('pointer') or ''}{field}"
     return location
 
 
@@ -189,19 +195,32 @@ class _SoapCore(RegistryUser):
             reply = self._call(step, route, exchanger, context)
         except SoapFaultError as fault:
             last = exchanger.last_reply
-            received = self._received(last, fault_body(fault), None) if last is not None else None
-            return failure(step, fault, attempts=tuple(exchanger.attempts), started=started,
-                           tls=last.tls if last else None, request=self._request_info(route, exchanger),
-                           received=received)
+            request = self._request_info(route, exchanger)
+            if last is None:
+                return failure(step, fault, attempts=tuple(exchanger.attempts), started=started, request=request)
+            shown = fault_body(fault)
+            received = self._received(last, {"fault": shown}, None, fault=shown)
+            spec = step.response
+            if spec.expect_fault or (spec.expect_status is not None and spec.status_expected(last.status_code)):
+                # The fault is what the step expects: outputs and assertions read it.
+                return finish(step, received, context=context, attempts=tuple(exchanger.attempts),
+                              started=started, tls=last.tls, request=request)
+            return failure(step, fault, attempts=tuple(exchanger.attempts), started=started, tls=last.tls,
+                           request=request, received=received)
         except FlowrunError as error:
             last = exchanger.last_reply
-            shown = excerpt(last.content, charset(last.content_type or None)) if last is not None else None
+            shown_text = excerpt(last.content, charset(last.content_type or None)) if last is not None else None
             return failure(step, error, attempts=tuple(exchanger.attempts), started=started,
                            tls=last.tls if last else None, request=self._request_info(route, exchanger),
-                           received=self._received(last, shown, None) if last is not None else None)
-        received = self._received(reply.reply, reply.body, reply.root)
+                           received=self._received(last, shown_text, None) if last is not None else None)
+        received = self._received(reply.reply, reply.body, reply.root, soap_headers=reply.soap_headers)
+        unexpected = None
+        if step.response.expect_fault:
+            unexpected = AssertionFailedError(
+                f"the step expects a SOAP fault, and the call succeeded (HTTP {reply.reply.status_code})",
+                hint="remove expect_fault from the step's response, or check the args that should be refused")
         return finish(step, received, context=context, attempts=tuple(exchanger.attempts), started=started,
-                      tls=reply.reply.tls, request=self._request_info(route, exchanger))
+                      tls=reply.reply.tls, request=self._request_info(route, exchanger), parse_error=unexpected)
 
     def _call(self, step: SoapStep, route: _Route, exchanger: soap_transport.Exchanger,
               context: Mapping[str, Any] | None) -> soap_transport.SoapReply:
@@ -222,9 +241,16 @@ class _SoapCore(RegistryUser):
                 raise DefinitionError("soap_headers apply to operation steps; write the headers into the envelope",
                                       step=step.id, **_where(step))
             text = render_envelope(step.envelope, context, step=step.id) if context is not None else step.envelope
+            schema = None
+            if step.wsdl is not None:
+                # The WSDL types the reply as in operation mode: switching modes changes no output.
+                from flowrun._transport._soap_data import document_schema
+
+                schema = document_schema(self._binding(step, route, exchanger, context)[0])
             return soap.call_raw(exchanger, address=address, text=text, source=f"the envelope of step '{step.id}'",
                                  soap_action=step.soap_action, base_headers=resolved.headers,
-                                 step_headers=step_headers, wsse=wsse)
+                                 step_headers=step_headers, wsse=wsse, schema=schema, strict=step.strict,
+                                 wsdl=step.wsdl)
         document, chosen = self._binding(step, route, exchanger, context)
         transport = soap.CallTransport(exchanger, base_headers=resolved.headers, step_headers=step_headers,
                                        soap_action=step.soap_action)
@@ -233,7 +259,8 @@ class _SoapCore(RegistryUser):
                         if context is not None else step.soap_headers)
         assert step.operation is not None
         return soap.call_operation(document, chosen, transport, address=address, operation=step.operation,
-                                   args=args, soap_headers=soap_headers, wsse=wsse, step_id=step.id)
+                                   args=args, soap_headers=soap_headers, wsse=wsse, step_id=step.id,
+                                   wsdl=str(step.wsdl), strict=step.strict)
 
     @staticmethod
     def _binding(step: SoapStep, route: _Route, exchanger: soap_transport.Exchanger,
@@ -255,16 +282,18 @@ class _SoapCore(RegistryUser):
         return document, chosen
 
     @staticmethod
-    def _received(reply: soap_transport.Reply, body: Any, root: Any) -> Received:
+    def _received(reply: soap_transport.Reply, body: Any, root: Any, *, soap_headers: Any = None,
+                  fault: Any = None) -> Received:
         content_type = reply.content_type or None
         shown = "" if 200 <= reply.status_code < 300 else excerpt(reply.content, charset(content_type))
-        return Received(reply.status_code, tuple(reply.header_pairs()), body, content_type, shown, root, reply.url)
+        return Received(reply.status_code, tuple(reply.header_pairs()), body, content_type, shown, root, reply.url,
+                        soap_headers=soap_headers if soap_headers is not None else {}, fault=fault)
 
     def _request_info(self, route: _Route, exchanger: soap_transport.Exchanger) -> RequestInfo | None:
         sent = exchanger.last_request
         if sent is None:
             return None
-        method, url, headers = sent
+        method, url, headers, content = sent
         shown: list[tuple[str, str]] = []
         for name, value in headers:
             if is_credential_header(name):
@@ -275,7 +304,7 @@ class _SoapCore(RegistryUser):
             shown.append((route.auth_header, REDACTED))
         elif credential is not None and credential.type == "api_key":
             url = with_query_credential(url, credential.query or "api_key")
-        return RequestInfo(method, url, tuple(shown))
+        return RequestInfo(method, url, tuple(shown), content)
 
 
 class SoapExecutor(_SoapCore):

@@ -7,12 +7,12 @@ escaped (``\\x1b``), never interpreted; only the colour codes ``style`` adds sta
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from typing import Any, TextIO
 
 from flowrun._errors import FlowrunError
+from flowrun._models._numbers import dumps
 from flowrun._models._redact import Secrets, json_visible, visible
 
 _CODES = {"red": "31", "green": "32", "yellow": "33", "blue": "34", "cyan": "36", "dim": "2", "bold": "1"}
@@ -56,7 +56,7 @@ class Console:
         self.stream.write(self.clean(text) + "\n")
 
     def print_json(self, data: Any) -> None:
-        text = json.dumps(self.secrets.mask_data(data), indent=2, ensure_ascii=False, default=str)
+        text = dumps(self.secrets.mask_data(data), indent=2, ensure_ascii=False, default=None)
         self.stream.write(json_visible(self.secrets.mask(text)) + "\n")
 
     def print_error(self, error: FlowrunError) -> None:

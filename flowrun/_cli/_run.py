@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
 import sys
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
@@ -32,6 +31,7 @@ from flowrun._cli._output import Console
 from flowrun._errors import DefinitionError, FlowrunError, UsageError
 from flowrun._models._flow import FlowStep
 from flowrun._models._flow_results import FlowResult
+from flowrun._models._numbers import dumps
 from flowrun._models._results import StepResult
 
 if TYPE_CHECKING:
@@ -66,8 +66,11 @@ def register(subparsers: Any, name: str, summary: str) -> None:
     parser.add_argument("--iterations", metavar="N", type=int, default=1,
                         help="run N times (with --data: every row N times)")
     parser.add_argument("-v", "--verbose", action="store_true",
-                        help="show each request (method, URL, headers with secrets redacted) and each attempt "
-                        "on standard error")
+                        help="show each request (method, URL, headers and body with secrets redacted), each "
+                        "attempt, and the body received (capped) with its shape, on standard error")
+    parser.add_argument("--show-body", action="store_true",
+                        help="print each step's parsed body (what output expressions read: body, soap_headers, "
+                        "fault) as JSON on standard error, secrets redacted")
     add_connect_to_option(parser)
     parser.set_defaults(handler=run_command)
 
@@ -138,7 +141,7 @@ def _run(args: argparse.Namespace, console: Console, guard: SignalGuard) -> int:
     from flowrun._flows import FlowRunner
     from flowrun._load._flows import load_flow
     from flowrun._report._interruption import Interruption
-    from flowrun._report._text import render_flow, render_interrupted, render_request, render_summary
+    from flowrun._report._text import render_body, render_flow, render_interrupted, render_request, render_summary
 
     if not 1 <= args.iterations <= _MAX_ITERATIONS:
         raise UsageError(f"--iterations must be between 1 and {_MAX_ITERATIONS}")
@@ -156,7 +159,9 @@ def _run(args: argparse.Namespace, console: Console, guard: SignalGuard) -> int:
     err = Console.for_stream(sys.stderr, no_color=not console.color, secrets=console.secrets)
 
     def show_request(entry: FlowStep, result: StepResult) -> None:
-        lines = render_request(result)
+        lines = render_request(result) if args.verbose else []
+        if args.show_body and result.status != "skipped":
+            lines += render_body(result)
         if lines:
             err.print(err.style(f"* step {entry.id}", "dim"))
             for line in lines:
@@ -168,7 +173,8 @@ def _run(args: argparse.Namespace, console: Console, guard: SignalGuard) -> int:
     stop: SignalInterrupt | None = None
     partial: list[FlowResult] = []
     with FlowRunner(aliases=args.aliases, env=args.env, steps_dirs=args.steps, connect_to=connect_to,
-                    on_step=show_request if args.verbose else None, secrets=console.secrets) as runner:
+                    on_step=show_request if args.verbose or args.show_body else None,
+                    secrets=console.secrets) as runner:
         try:
             with guard.armed():
                 # A missing or broken alias directory stops here, not once per iteration.
@@ -238,5 +244,5 @@ def _print_result(console: Console, result: FlowResult, many: bool, render: Any)
 def _outputs_text(outputs: Mapping[str, Any]) -> str:
     if not outputs:
         return ""
-    return "  " + " ".join(f"{key}={json.dumps(value, ensure_ascii=False, default=str)}"
+    return "  " + " ".join(f"{key}={dumps(value, ensure_ascii=False)}"
                            for key, value in outputs.items())

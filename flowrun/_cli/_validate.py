@@ -1,8 +1,10 @@
 """``flowrun validate FLOW...``: every problem of the flows, offline, with file:line and pointer.
 
 Checks, in order: JSON and schema; ``uses`` definitions found; data pills, conditions,
-assertions and outputs; aliases exist and resolve (keystores opened with their passwords when
-the environment holds them, else a warning); alias records with literal secrets (warnings).
+assertions and outputs; SOAP steps against their local WSDL (service/port, soap_version,
+operation, args; a WSDL URL is not fetched: a note says so); aliases exist and resolve
+(keystores opened with their passwords when the environment holds them, else a warning); alias
+records with literal secrets (warnings).
 Nothing is sent over the network. Exit 2 when any error is found, else 0 (warnings included).
 """
 
@@ -30,7 +32,8 @@ def register(subparsers: Any, name: str, summary: str) -> None:
     parser: argparse.ArgumentParser = subparsers.add_parser(
         name, help=summary,
         description="Check flow files without running them: schema, step definitions, data pills "
-        "(syntax, inputs, earlier steps, declared env variables), assertions, and the aliases they use "
+        "(syntax, inputs, earlier steps, declared env variables), assertions, SOAP steps against their local "
+        "WSDL (service/port, soap_version, operation, args; WSDL URLs are not fetched), and the aliases they use "
         "(resolvable offline; keystores are opened when their passwords are in the environment). "
         "Every problem is reported with file:line, JSON pointer and a hint.",
         epilog="Exit codes: 0 no errors (warnings may be shown), 2 at least one error.",

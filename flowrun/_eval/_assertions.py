@@ -24,8 +24,9 @@ fail with a message that says so; nothing here raises ``TypeError``.
 
 from __future__ import annotations
 
+import decimal
 import functools
-import json
+import math
 import operator
 import re
 from collections.abc import Callable, Mapping
@@ -46,6 +47,7 @@ from flowrun._eval._template import (
     suggest,
     value_to_text,
 )
+from flowrun._models._numbers import dumps
 from flowrun._models._results import AssertionOutcome
 
 OPERATORS: tuple[str, ...] = (
@@ -180,7 +182,9 @@ def _not_equals(actual: Any, expected: Any) -> _Verdict:
 
 def _ordering(test: Callable[[Any, Any], bool]) -> Callable[[Any, Any], _Verdict]:
     def check(actual: Any, expected: Any) -> _Verdict:
-        if (_is_number(actual) and _is_number(expected)) or (isinstance(actual, str) and isinstance(expected, str)):
+        if _is_number(actual) and _is_number(expected):
+            return test(*_comparable(actual, expected)), None
+        if isinstance(actual, str) and isinstance(expected, str):
             return test(actual, expected), None
         return False, f"cannot compare {json_type_article(actual)} with {json_type_article(expected)}"
 
@@ -213,8 +217,10 @@ def _exists(actual: Any, expected: Any) -> _Verdict:
 
 def _type(actual: Any, expected: Any) -> _Verdict:
     if expected == "integer":
-        passed = (isinstance(actual, int) and not isinstance(actual, bool)) or (
-            isinstance(actual, float) and actual.is_integer()
+        passed = (
+            (isinstance(actual, int) and not isinstance(actual, bool))
+            or (isinstance(actual, float) and actual.is_integer())
+            or (isinstance(actual, decimal.Decimal) and actual.is_finite() and actual == actual.to_integral_value())
         )
     else:
         passed = json_type(actual) == expected
@@ -239,6 +245,7 @@ def json_equal(left: Any, right: Any) -> bool:
     if isinstance(left, bool) or isinstance(right, bool):
         return isinstance(left, bool) and isinstance(right, bool) and left is right
     if _is_number(left) and _is_number(right):
+        left, right = _comparable(left, right)
         return bool(left == right)
     if isinstance(left, Mapping) and isinstance(right, Mapping):
         return left.keys() == right.keys() and all(json_equal(left[key], right[key]) for key in left)
@@ -285,12 +292,22 @@ def _compile_regex(pattern: str) -> re.Pattern[str]:
 
 
 def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
+    return isinstance(value, int | float | decimal.Decimal) and not isinstance(value, bool)
+
+
+def _comparable(left: Any, right: Any) -> tuple[Any, Any]:
+    """Numbers made comparable: a float meets a Decimal as the decimal it was written as
+    (``0.1`` from a JSON reply equals the exact ``0.1`` of a SOAP reply)."""
+    if isinstance(left, float) and isinstance(right, decimal.Decimal) and math.isfinite(left):
+        return decimal.Decimal(repr(left)), right
+    if isinstance(right, float) and isinstance(left, decimal.Decimal) and math.isfinite(right):
+        return left, decimal.Decimal(repr(right))
+    return left, right
 
 
 def _show(value: Any) -> str:
     try:
-        text = json.dumps(value, ensure_ascii=False, default=str)
+        text = dumps(value, ensure_ascii=False)
     except (TypeError, ValueError):
         text = repr(value)
     return text if len(text) <= _SHOWN_CHARS else text[: _SHOWN_CHARS - 3] + "..."

@@ -197,3 +197,57 @@ def _namespace_hint(root: etree._Element, namespaces: Mapping[str, str] | None) 
         f"prefixes declared: {declared}; namespaces in the document: {present}. Declare the prefix in "
         "namespaces, or match by local name (//*[local-name()='balance']), or set ignore_namespaces"
     )
+
+
+# --- an expression that matches nothing ---------------------------------------------------------
+
+_SHAPE_KEYS = 12
+_TYPE_NAMES = {"str": "string", "int": "int", "float": "number", "WrittenNumber": "number", "Decimal": "decimal",
+               "bool": "boolean", "NoneType": "null", "bytes": "bytes"}
+
+
+def shape_of(value: Any, depth: int = 2) -> str:
+    """The shape of ``value``: keys and types, never values (a body may hold secrets), kept short.
+
+    ``{"a": {"b": 1}, "c": [{"d": "x"}]}`` -> ``{a: {b: int}, c: [1 x {d: string}]}``.
+    """
+    if isinstance(value, Mapping):
+        if not value:
+            return "{}"
+        if depth <= 0:
+            return f"{{{len(value)} keys}}"
+        shown = [f"{key}: {shape_of(item, depth - 1)}" for key, item in list(value.items())[:_SHAPE_KEYS]]
+        more = f", +{len(value) - _SHAPE_KEYS} more" if len(value) > _SHAPE_KEYS else ""
+        return "{" + ", ".join(shown) + more + "}"
+    if isinstance(value, list | tuple):
+        if not value:
+            return "[]"
+        return f"[{len(value)} x {shape_of(value[0], depth)}]"
+    return _TYPE_NAMES.get(type(value).__name__, type(value).__name__)
+
+
+def describe_miss(expression: str, document: Mapping[str, Any], path: tuple[str | int, ...] | None) -> str:
+    """Why ``expression`` matches nothing in ``document``: the deepest part that exists, the
+    closest key (did you mean, as data pills say it) and the shape of what is there."""
+    from flowrun._eval._template import format_path, is_array
+
+    if not path:
+        return f"'{expression}' matches nothing (null); the response is {shape_of(document, 3)}"
+    reason = "is null"
+    try:
+        compile_expression(expression).evaluate(document)
+    except UnresolvedError as err:
+        reason = f"matches nothing: {err.reason}"
+    value: Any = document
+    depth = 0
+    for part in path:
+        present = (part in value if isinstance(part, str) and isinstance(value, Mapping) else
+                   isinstance(part, int) and is_array(value) and -len(value) <= part < len(value))
+        if not present:
+            break
+        value = value[part]
+        depth += 1
+    where = format_path(path[:depth]) if depth else "the response"
+    if not isinstance(value, Mapping | list | tuple):
+        return f"'{expression}' {reason}"  # the reason already says what the leaf is
+    return f"'{expression}' {reason}; {where} is {shape_of(value)}"

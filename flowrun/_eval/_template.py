@@ -34,9 +34,11 @@ Rules:
 
 from __future__ import annotations
 
+import decimal
 import difflib
 import functools
 import json
+import math
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
@@ -44,9 +46,10 @@ from typing import Any
 import attrs
 import jmespath
 from jmespath import exceptions as jmespath_errors
-from jmespath.functions import Functions
+from jmespath.functions import Functions, signature
 
 from flowrun._errors import DataPillError
+from flowrun._models._numbers import decimal_text, dumps
 
 OPEN = "{{"
 CLOSE = "}}"
@@ -89,6 +92,40 @@ class UnresolvedError(Exception):
         self.hint = hint
 
 
+_EXACT_NUMBERS = ("Decimal", "WrittenNumber")
+
+
+class _ExactNumberFunctions(Functions):
+    """JMESPath's functions, with exact decimals (``Decimal`` from SOAP replies, ``WrittenNumber``
+    from JSON) counted as numbers: ``sum()``, ``max()``, ``sort()``, ``abs()``, ``type()`` work on them."""
+
+    def _get_allowed_pytypes(self, types: Any) -> Any:
+        allowed, subtypes = super()._get_allowed_pytypes(types)  # type: ignore[misc]
+        return _widen(allowed), [_widen(names) for names in subtypes]
+
+    def _convert_to_jmespath_type(self, pyobject: Any) -> Any:
+        return "number" if pyobject in _EXACT_NUMBERS else super()._convert_to_jmespath_type(pyobject)  # type: ignore[misc]
+
+    @signature({"types": []})
+    def _func_type(self, arg: Any) -> Any:
+        return "number" if isinstance(arg, decimal.Decimal) else super()._func_type(arg)  # type: ignore[misc]
+
+    @signature({"types": []})
+    def _func_to_number(self, arg: Any) -> Any:
+        return arg if isinstance(arg, decimal.Decimal) else super()._func_to_number(arg)  # type: ignore[misc]
+
+    @signature({"types": []})
+    def _func_to_string(self, arg: Any) -> Any:
+        return arg if isinstance(arg, str) else dumps(arg, separators=(",", ":"))
+
+
+def _widen(names: Any) -> tuple[str, ...]:
+    return (*names, *_EXACT_NUMBERS) if "float" in names else tuple(names)
+
+
+_OPTIONS = jmespath.Options(custom_functions=_ExactNumberFunctions())
+
+
 @attrs.frozen
 class Expression:
     """A compiled JMESPath expression. ``path`` is set when it is a plain path."""
@@ -100,7 +137,7 @@ class Expression:
     def search(self, data: Any) -> Any:
         """JMESPath semantics: a missing value is null."""
         try:
-            return self.parsed.search(data)
+            return self.parsed.search(data, options=_OPTIONS)
         except jmespath_errors.JMESPathTypeError as err:
             kinds = [str(kind) for kind in err.expected_types]
             expected = ", ".join(kinds[:-1]) + " or " + kinds[-1] if len(kinds) > 1 else "".join(kinds)
@@ -350,8 +387,10 @@ def value_to_text(value: Any) -> str:
         return "true" if value else "false"
     if isinstance(value, int | float):
         return _number_text(value)
+    if isinstance(value, decimal.Decimal):
+        return decimal_text(value)
     try:
-        return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
+        return dumps(value, ensure_ascii=False, separators=(",", ":"))
     except RecursionError:
         raise DataPillError("the value is nested too deeply to write as text") from None
     except (TypeError, ValueError):
@@ -360,7 +399,11 @@ def value_to_text(value: Any) -> str:
 
 def _number_text(value: float) -> str:
     try:
-        return str(value)
+        text = str(value)
+        if isinstance(value, float) and "e" in text and math.isfinite(value):
+            # 5e-05 is no xs:decimal, no amount and no query value anyone expects: 0.00005.
+            return decimal_text(decimal.Decimal(text))
+        return text
     except ValueError:
         # An integer beyond Python's limit for str() (4300 digits): no JSON file can hold one.
         raise DataPillError("the number has too many digits to write as text") from None
@@ -650,7 +693,7 @@ def json_type(value: Any) -> str:
         return "null"
     if isinstance(value, bool):
         return "boolean"
-    if isinstance(value, int | float):
+    if isinstance(value, int | float | decimal.Decimal):
         return "number"
     if isinstance(value, str):
         return "string"

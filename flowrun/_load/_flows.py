@@ -261,8 +261,8 @@ def _build_step(raw: Mapping[str, Any], document: JsonDocument, pointer: str, st
             **common, wsdl=raw.get("wsdl"), service=raw.get("service"), port=raw.get("port"),
             operation=raw.get("operation"), args=dict(raw.get("args", {})),
             soap_headers=dict(raw.get("soap_headers", {})), headers=raw.get("headers"),
-            soap_action=raw.get("soap_action"), soap_version=raw.get("soap_version", "1.1"),
-            envelope=raw.get("envelope"), path=raw.get("path"), base_dir=base,
+            soap_action=raw.get("soap_action"), soap_version=raw.get("soap_version"),
+            envelope=raw.get("envelope"), path=raw.get("path"), base_dir=base, strict=raw.get("strict", True),
         )
     return RestStep(
         **common, method=raw.get("method", "GET"), path=raw.get("path", ""), query=raw.get("query"),
@@ -276,7 +276,7 @@ def _response(raw: Mapping[str, Any], base: Path) -> ResponseSpec:
     return ResponseSpec(
         expect_status=tuple(expect) if expect is not None else None,
         parse=raw.get("parse", "auto"),
-        outputs=dict(raw.get("outputs", {})),
+        outputs=dict(raw.get("outputs", {})), expect_fault=bool(raw.get("expect_fault", False)),
         namespaces=dict(raw.get("namespaces", {})),
         save_to=_path(base, raw["save_to"]) if "save_to" in raw else None,
         **({"max_bytes": raw["max_bytes"]} if "max_bytes" in raw else {}),

@@ -25,6 +25,7 @@ from typing import Any
 import attrs
 
 from flowrun._errors import DefinitionError, JsonSyntaxError, SchemaError
+from flowrun._models._numbers import WrittenNumber
 
 _WS = re.compile(r"[ \t\n\r]*")
 _SCALAR = re.compile(r"-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][-+]?\d+)?|true|false|null")
@@ -79,7 +80,8 @@ def _refuse_constant(name: str) -> Any:
 
 def parse_json(text: str, path: Path | None = None) -> JsonDocument:
     try:
-        data = json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_refuse_constant)
+        data = json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_refuse_constant,
+                          parse_float=WrittenNumber)
     except RecursionError:
         raise _too_deep(text, path) from None
     except json.JSONDecodeError as exc:

@@ -66,6 +66,29 @@ def redact_headers(headers: Iterable[tuple[str, str]], extra: frozenset[str] = f
     return [[k, REDACTED if is_credential_header(k) or k.lower() in extra else v] for k, v in headers]
 
 
+# Header names partners echo back in JSON bodies (``["X-Api-Key", "..."]``): the credential headers
+# and the common API-key and token headers.
+_ECHOED_HEADERS = CREDENTIAL_HEADERS | {"x-api-key", "api-key", "x-auth-token"}
+_SECRET_NAMES = r"password|passwd|passphrase|secret|client_secret|token|access_token|refresh_token|api_?key|nonce"
+# WS-Security UsernameToken (<wsse:Password>, <wsse:Nonce>) and any element named like a secret.
+_SECRET_ELEMENT = re.compile(rf"(<(?:[\w.-]+:)?(?:{_SECRET_NAMES}|BinarySecurityToken)\b[^>]*>)[^<]*(</)", re.I)
+# A JSON field named like a secret or a credential header, as "name": "value" or, as partners that
+# echo headers write them, ["name", "value"].
+_SECRET_JSON = re.compile(
+    rf'("(?:{_SECRET_NAMES}|{"|".join(re.escape(name) for name in sorted(_ECHOED_HEADERS))})"\s*[:,]\s*)'
+    r'"(?:[^"\\]|\\.)*"', re.I)
+_SECRET_FORM = re.compile(rf"((?:^|&)(?:{_SECRET_NAMES})=)[^&]*", re.I)
+
+
+def redact_body(text: str) -> str:
+    """A request or response body as shown by ``-v`` and ``--show-body``: values of elements,
+    JSON fields and form fields named like secrets (password, token, secret, api key, nonce,
+    WS-Security tokens) become ``***``."""
+    text = _SECRET_ELEMENT.sub(rf"\1{REDACTED}\2", text)
+    text = _SECRET_JSON.sub(rf'\1"{REDACTED}"', text)
+    return _SECRET_FORM.sub(rf"\1{REDACTED}", text)
+
+
 def with_query_credential(url: str, parameter: str) -> str:
     """``url`` as shown when an API key is added to its query when sent: ``?api_key=***``."""
     return url + ("&" if "?" in url else "?") + f"{quote(parameter, safe='')}={REDACTED}"

@@ -82,6 +82,8 @@ class RequestInfo:
     method: str
     url: str
     headers: tuple[tuple[str, str], ...] = attrs.field(default=(), repr=_headers_repr)
+    # What was sent, for -v only (shown capped, through redact_body); never in reports.
+    body: bytes | None = attrs.field(default=None, repr=False, eq=False)
 
     def to_dict(self) -> dict[str, Any]:
         return {"method": self.method, "url": self.url, "headers": redact_headers(self.headers)}
@@ -95,6 +97,9 @@ class StepResult:
     http_status: int | None = None
     headers: tuple[tuple[str, str], ...] = attrs.field(default=(), repr=_headers_repr)
     body: Any = attrs.field(default=None, repr=_body_repr)
+    # SOAP steps: the reply's SOAP headers, and the fault when the partner answered with one.
+    soap_headers: Mapping[str, Any] | None = attrs.field(default=None, repr=_body_repr)
+    fault: Mapping[str, Any] | None = None
     outputs: Mapping[str, Any] = attrs.field(factory=dict, repr=_outputs_repr)
     attempts: tuple[Attempt, ...] = ()
     duration_ms: float = 0.0
@@ -127,8 +132,13 @@ class StepResult:
 
     def context_entry(self) -> dict[str, Any]:
         """What later steps see as ``steps.<id>`` in data pills."""
-        return {"status": self.http_status, "headers": dict(self.headers), "body": self.body,
-                "outputs": dict(self.outputs), "result": self.status}
+        entry = {"status": self.http_status, "headers": dict(self.headers), "body": self.body,
+                 "outputs": dict(self.outputs), "result": self.status}
+        if self.soap_headers is not None:
+            entry["soap_headers"] = self.soap_headers
+        if self.fault is not None:
+            entry["fault"] = self.fault
+        return entry
 
     def to_dict(self, *, include_body: bool = False) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -145,10 +155,14 @@ class StepResult:
             data["attempt_log"] = [a.to_dict() for a in self.attempts]
         if self.insecure:
             data["insecure"] = True
+        if self.fault is not None:
+            data["fault"] = dict(self.fault)
         if include_body:
             body = self.body
             if isinstance(body, bytes):
                 body = {"base64": base64.b64encode(body).decode("ascii")}
             data["body"] = body
+            if self.soap_headers:
+                data["soap_headers"] = self.soap_headers
             data["headers"] = redact_headers(self.headers)
         return self.secrets.mask_data(data) if self.secrets is not None else data

@@ -57,12 +57,25 @@ class Body:
 
 @attrs.frozen
 class ResponseSpec:
-    """How a response is handled. ``outputs`` maps names to JMESPath over ``{status, headers, body}``;
-    an expression starting with ``xpath:`` is XPath over an XML body."""
+    """How a response is handled. ``outputs`` maps names to JMESPath over ``{status, headers, body}``
+    (SOAP: also ``soap_headers`` and ``fault``); an expression starting with ``xpath:`` is XPath over an
+    XML body. An output that matches nothing fails the step unless its name is in ``optional_outputs``.
+    ``expect_fault``: a SOAP step passes on a fault, and fails without one."""
 
     expect_status: tuple[int, ...] | None = None
     parse: Literal["auto", "json", "xml", "text", "binary"] = "auto"
     outputs: Mapping[str, str] = attrs.field(factory=dict)
+    optional_outputs: frozenset[str] = frozenset()
+    expect_fault: bool = False
+
+    def __attrs_post_init__(self) -> None:
+        # The flow file's form {"expr": "...", "optional": true} is accepted here too.
+        if any(isinstance(spec, Mapping) for spec in self.outputs.values()):
+            given: Mapping[str, Any] = self.outputs
+            optional = {name for name, spec in given.items() if isinstance(spec, Mapping) and spec.get("optional")}
+            outputs = {name: spec["expr"] if isinstance(spec, Mapping) else spec for name, spec in given.items()}
+            object.__setattr__(self, "outputs", outputs)
+            object.__setattr__(self, "optional_outputs", self.optional_outputs | optional)
     namespaces: Mapping[str, str] = attrs.field(factory=dict)
     save_to: Path | None = None
     max_bytes: int = DEFAULT_MAX_RESPONSE_BYTES
@@ -104,6 +117,12 @@ class RestStep(StepCommon):
     follow_redirects: bool = False
     max_redirects: int = 5
 
+    def __attrs_post_init__(self) -> None:
+        super().__attrs_post_init__()
+        if self.response.expect_fault:
+            raise SchemaError("expect_fault applies to SOAP steps; a REST step expects a "
+                              "status with expect_status", step=self.id, **self.origin.location())
+
     @property
     def kind(self) -> str:
         return "rest"
@@ -122,7 +141,10 @@ class SoapStep(StepCommon):
     soap_headers: Mapping[str, Any] = attrs.field(factory=dict)
     headers: tuple[tuple[str, Any], ...] = attrs.field(default=(), converter=pairs)
     soap_action: str | None = None
-    soap_version: Literal["1.1", "1.2"] = "1.1"
+    # None: the WSDL's only binding, 1.1 when it has both; a version named here must exist in it.
+    soap_version: Literal["1.1", "1.2"] | None = None
+    # False: a reply with elements the WSDL does not declare, or out of order, is accepted.
+    strict: bool = True
     envelope: str | None = None
     path: str | None = None
     # Where relative WSDL paths are resolved: the directory of the file that named the step.

@@ -9,12 +9,12 @@ that went through a profile with ``insecure_skip_verify`` carries ``"insecure": 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from flowrun._models._flow_results import FlowResult, summarize
+from flowrun._models._numbers import dumps
 from flowrun._models._redact import Secrets, json_visible
 from flowrun._report._files import write_report
 from flowrun._report._interruption import Interruption
@@ -63,5 +63,5 @@ def write_json(path: Path, data: Any, *, option: str = "--json-report", secrets:
     """Write the report 0600, masked with ``secrets`` (see ``flowrun._report._files``)."""
     if secrets is not None:
         data = secrets.mask_data(data)
-    text = json_visible(json.dumps(data, indent=2, ensure_ascii=False, default=str)) + "\n"
+    text = json_visible(dumps(data, indent=2, ensure_ascii=False)) + "\n"
     write_report(path, text, option=option, secrets=secrets)

@@ -22,7 +22,6 @@ iterations that never started because of the signal are suites with one ``skippe
 
 from __future__ import annotations
 
-import json
 import re
 import socket
 import time
@@ -33,6 +32,7 @@ from typing import Any
 
 from flowrun._errors import AssertionFailedError, FlowrunError, RunInterruptedError
 from flowrun._models._flow_results import FlowResult
+from flowrun._models._numbers import dumps
 from flowrun._models._redact import Secrets, visible
 from flowrun._models._results import AssertionOutcome, StepResult
 from flowrun._report._files import write_report
@@ -180,7 +180,9 @@ def _kind_of(error: FlowrunError) -> str:
 def _problem(case: ET.Element, kind: str, error: FlowrunError) -> str:
     tag = "failure" if kind == "failures" else "error"
     element = ET.SubElement(case, tag, message=_clean(str(error)), type=error.code)
-    body = [str(error)]
+    from flowrun._report._text import fault_lines
+
+    body = [str(error), *(line.strip() for line in fault_lines(error))]
     if error.hint:
         body.append(f"hint: {error.hint}")
     element.text = _clean("\n".join(body))
@@ -191,7 +193,7 @@ def _text(value: Any) -> str:
     if isinstance(value, str):
         return value
     try:
-        return json.dumps(value, ensure_ascii=False, default=str)
+        return dumps(value, ensure_ascii=False)
     except (TypeError, ValueError):
         return repr(value)
 

@@ -17,18 +17,21 @@ A flow or step that went through a protocol profile with ``insecure_skip_verify`
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
-from flowrun._errors import AssertionFailedError, FlowrunError
+from flowrun._errors import AssertionFailedError, FlowrunError, SoapFaultError
+from flowrun._eval._capture import shape_of
 from flowrun._models._flow_results import FlowResult, summarize
+from flowrun._models._numbers import dumps
+from flowrun._models._redact import redact_body
 from flowrun._models._results import AssertionOutcome, StepResult, TlsInfo
 
 if TYPE_CHECKING:
     from flowrun._registry import InsecureUse
 
 _SHOWN = 200
+_BODY_SHOWN = 2000
 _STATUS_LABELS = {"passed": ("ok", "green"), "failed": ("FAIL", "red"), "skipped": ("skip", "yellow")}
 
 
@@ -123,8 +126,21 @@ def render_error(error: FlowrunError, styler: Styler | None = None) -> list[str]
         lines.append(f"  expression: {error.expression}")
         lines.append(f"  expected:   {_show(error.expected)}")
         lines.append(f"  actual:     {_show(error.actual)}")
+    lines.extend(fault_lines(error))
     if error.hint:
         lines.append(f"{s.style('hint', 'cyan')}: {error.hint}")
+    return lines
+
+
+def fault_lines(error: FlowrunError) -> list[str]:
+    """A SOAP fault's code, string, actor and detail (capped, redacted), for text and JUnit."""
+    if not isinstance(error, SoapFaultError):
+        return []
+    lines = [f"  fault code:   {error.faultcode or '(none)'}", f"  fault string: {error.faultstring or '(none)'}"]
+    if error.actor:
+        lines.append(f"  fault actor:  {error.actor}")
+    if error.detail is not None:
+        lines.append(f"  fault detail: {_capped(body_text(error.detail, indent=None))}")
     return lines
 
 
@@ -142,17 +158,52 @@ def tls_facts(tls: TlsInfo) -> str:
 
 
 def render_request(step: StepResult) -> list[str]:
-    """``-v``: the request a step sent (headers redacted) and each attempt's outcome."""
+    """``-v``: the request a step sent (headers and body redacted, the body capped), each attempt's
+    outcome, and the body it got back (capped, redacted) with its shape."""
     lines: list[str] = []
     if step.request is not None:
         data = step.request.to_dict()
         lines.append(f"> {data['method']} {data['url']}")
         lines.extend(f"> {name}: {value}" for name, value in data["headers"])
+        if step.request.body:
+            lines.extend(f"> {line}" for line in _capped(step.request.body.decode("utf-8", "replace")).splitlines())
     for attempt in step.attempts:
         outcome = str(attempt.status) if attempt.status is not None else (
             attempt.error.code if attempt.error is not None else "-")
         lines.append(f"< attempt {attempt.number}: {outcome} in {_ms(attempt.duration_ms)}")
+    if step.http_status is not None:
+        lines.append(f"< body shape: {shape_of(step.body)}")
+        if step.body is not None:
+            lines.append(f"< body: {_capped(body_text(step.body, indent=None))}")
+        if step.soap_headers:
+            lines.append(f"< soap_headers: {_capped(body_text(step.soap_headers, indent=None))}")
     return lines
+
+
+def render_body(step: StepResult) -> list[str]:
+    """``--show-body``: the parsed body a step's output expressions read (redacted), as JSON."""
+    lines = [f"body = {body_text(step.body)}"]
+    if step.soap_headers:
+        lines.append(f"soap_headers = {body_text(step.soap_headers)}")
+    if step.fault is not None:
+        lines.append(f"fault = {body_text(step.fault)}")
+    return lines
+
+
+def body_text(value: Any, *, indent: int | None = 2) -> str:
+    """A parsed body as JSON text, values named like secrets redacted."""
+    if isinstance(value, bytes):
+        return f"<{len(value)} bytes>"
+    try:
+        text = dumps(value, ensure_ascii=False, indent=indent)
+    except (TypeError, ValueError):
+        text = repr(value)
+    return redact_body(text)
+
+
+def _capped(text: str) -> str:
+    text = redact_body(text)
+    return text if len(text) <= _BODY_SHOWN else f"{text[:_BODY_SHOWN]}... ({len(text)} characters in all)"
 
 
 def render_insecure(use: InsecureUse, styler: Styler | None = None) -> list[str]:
@@ -190,7 +241,7 @@ def _ms(value: float) -> str:
 
 def _show(value: Any) -> str:
     try:
-        text = json.dumps(value, ensure_ascii=False, default=str)
+        text = dumps(value, ensure_ascii=False)
     except (TypeError, ValueError):
         text = repr(value)
     return text if len(text) <= _SHOWN else text[: _SHOWN - 3] + "..."

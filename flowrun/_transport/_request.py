@@ -17,7 +17,6 @@ Encoding rules:
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import AsyncIterator, Mapping, Sequence
 from pathlib import Path
@@ -30,6 +29,7 @@ from flowrun._errors import DataPillError, DefinitionError
 from flowrun._eval import render as render_value
 from flowrun._eval import render_text, value_to_text
 from flowrun._eval._template import OPEN
+from flowrun._models._numbers import dumps
 from flowrun._models._steps import Body, FilePart, RestStep
 
 if TYPE_CHECKING:
@@ -175,7 +175,8 @@ def plan_body(body: Body, context: Mapping[str, Any], step: str) -> BodyPlan:
     value = render_value(body.value, context, step=step, pointer="/body/value")
     if body.kind == "json":
         try:
-            data = json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode("utf-8")
+            data = dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False,
+                         default=None).encode("utf-8")
         except (TypeError, ValueError) as exc:
             raise DefinitionError(f"the json body cannot be written as JSON: {exc}", step=step,
                                   pointer="/body") from None

@@ -15,6 +15,8 @@ faults and plain data in ``flowrun._transport._soap_data``.
 
 from __future__ import annotations
 
+import email.parser
+import email.policy
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -31,11 +33,14 @@ from flowrun._errors import (
     FlowrunError,
     ResponseParseError,
     ResponseTooLargeError,
+    SoapArgumentError,
+    SoapOperationError,
+    SoapReplyError,
     UnexpectedStatusError,
     UnsafeXmlError,
     WsdlError,
 )
-from flowrun._eval import parse_xml, xml_to_data
+from flowrun._eval import parse_xml
 from flowrun._load._schema import did_you_mean
 from flowrun._models._aliases import Credential, RetryPolicy
 from flowrun._models._results import Attempt, TlsInfo
@@ -45,14 +50,20 @@ from flowrun._transport._http import TlsInfoReader
 from flowrun._transport._retry import Outcome, run_with_retry
 from flowrun._transport._soap_data import (
     ENVELOPE_VERSIONS,
+    NO_ATTACHMENTS,
     SOAP11_ENVELOPE,
     SOAP12_ENVELOPE,
+    ArgValueError,
+    Attachments,
+    ReplyData,
+    ReplySchema,
+    ReplyValueError,
     SoapVersion,
-    fault_error,
     fault_from_element,
     find_fault,
-    serialize,
-    to_plain,
+    operation_schema,
+    prepare_args,
+    reply_data,
 )
 from flowrun._transport._streams import begin_attempt, end_attempt
 
@@ -125,7 +136,7 @@ class Exchanger:
         self._tls_reader = tls_reader
         self.attempts: list[Attempt] = []
         self.last_reply: Reply | None = None
-        self.last_request: tuple[str, str, tuple[tuple[str, str], ...]] | None = None
+        self.last_request: tuple[str, str, tuple[tuple[str, str], ...], bytes | None] | None = None
 
     def call(self, method: str, url: str, *, content: bytes | None = None,
              headers: Mapping[str, str] | None = None) -> Reply:
@@ -169,7 +180,7 @@ class Exchanger:
               max_bytes: int) -> Outcome[Reply]:
         request = self._client.build_request(method, url, content=content, headers=dict(headers),
                                              timeout=self._timeout)
-        self.last_request = (method, url, tuple(request.headers.multi_items()))
+        self.last_request = (method, url, tuple(request.headers.multi_items()), content)
         try:
             response = self._client.send(request, stream=True, auth=self._auth)
         except FlowrunError as error:  # a credential that cannot be applied (an OAuth2 token refused)
@@ -256,19 +267,14 @@ class CallTransport(FlowrunTransport):
         self._base_headers = dict(base_headers)
         self._step_headers = dict(step_headers)
         self._soap_action = soap_action
-        self.reply_root: etree._Element | None = None
+        self.envelope: Envelope | None = None
 
     def post(self, address: str, message: bytes, headers: Any) -> Reply:
         merged = {**self._base_headers, **dict(headers or {}), **self._step_headers}
         if self._soap_action is not None:
             set_soap_action(merged, self._soap_action)
         reply = self.exchanger.call("POST", address, content=message, headers=merged)
-        root = check_reply(reply)
-        # Faults are read here, the same way for both modes and whatever the binding's version.
-        fault = find_fault(root)
-        if fault is not None:
-            raise fault_from_element(fault, status=reply.status_code)
-        self.reply_root = root
+        self.envelope = read_envelope(reply)
         return reply
 
 
@@ -286,18 +292,56 @@ def set_soap_action(headers: dict[str, str], action: str) -> None:
         headers["SOAPAction"] = f'"{action}"'
 
 
-def check_reply(reply: Reply) -> etree._Element:
-    """Parse a reply safely. 2xx and any reply carrying a SOAP Fault go on; others raise."""
+@attrs.frozen
+class Envelope:
+    """A reply's envelope, parsed once (None: an empty 2xx answer, as one-way operations get),
+    and its MTOM/XOP attachments."""
+
+    root: etree._Element | None
+    attachments: Attachments = NO_ATTACHMENTS
+
+
+def read_envelope(reply: Reply) -> Envelope:
+    """Parse a reply safely. A SOAP Fault raises ``SoapFaultError`` (the same way for both modes
+    and whatever the binding's version); a 2xx reply goes on; others raise."""
+    ok = 200 <= reply.status_code < 300
+    if ok and not reply.content.strip():
+        return Envelope(None)
+    content, attachments = reply.content, NO_ATTACHMENTS
+    if reply.content_type.split(";", 1)[0].strip().lower() == "multipart/related":
+        content, attachments = _multipart(reply)
     try:
-        root = parse_xml(reply.content, source=f"the reply from {reply.url}")
+        root = parse_xml(content, source=f"the reply from {reply.url}")
     except (ResponseParseError, UnsafeXmlError):
-        if 200 <= reply.status_code < 300:
+        if ok:
             raise
         # An error page (often HTML, with a DOCTYPE) is never parsed: the status is the news.
         raise unexpected_status(reply) from None
-    if not 200 <= reply.status_code < 300 and find_fault(root) is None:
+    fault = find_fault(root)
+    if fault is not None:
+        raise fault_from_element(fault, status=reply.status_code)
+    if not ok:
         raise unexpected_status(reply)
-    return root
+    if etree.QName(root).localname != "Envelope" or etree.QName(root).namespace not in ENVELOPE_VERSIONS:
+        raise ResponseParseError(f"the reply from {reply.url} is XML but not a SOAP envelope: its root element is "
+                                 f"{root.tag}", hint="check the endpoint (alias URL and the step's path)")
+    return Envelope(root, attachments)
+
+
+def _multipart(reply: Reply) -> tuple[bytes, Attachments]:
+    """The root part (the ``start`` parameter's, else the first) and the other parts by Content-ID."""
+    head = f"Content-Type: {reply.content_type}\r\nMIME-Version: 1.0\r\n\r\n".encode("latin-1", "replace")
+    message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(head + reply.content)
+    parts = list(message.iter_parts()) if message.is_multipart() else []
+    if not parts:
+        raise ResponseParseError(f"the multipart/related reply from {reply.url} has no parts",
+                                 hint="the partner's MTOM reply is broken: ask them for the raw reply")
+    start = str(message.get_param("start", "") or "").strip("<>")
+    ids = [str(part.get("Content-ID", "")).strip().strip("<>") for part in parts]
+    root_index = ids.index(start) if start in ids else 0
+    attachments = {ids[i]: bytes(part.get_payload(decode=True) or b"")
+                   for i, part in enumerate(parts) if i != root_index and ids[i]}
+    return bytes(parts[root_index].get_payload(decode=True) or b""), Attachments(attachments)
 
 
 def unexpected_status(reply: Reply) -> UnexpectedStatusError:
@@ -364,50 +408,81 @@ def wsse_token(credential: Credential | None) -> Any:
 
 @attrs.frozen
 class SoapReply:
-    """What a SOAP call gave back, as plain data."""
+    """What a SOAP call gave back: the HTTP reply, ``body`` and ``soap_headers`` in the documented
+    shape, and the parsed envelope (None for an empty one-way answer) for ``xpath:`` outputs."""
 
     reply: Reply
     body: Any
-    root: etree._Element
+    root: etree._Element | None
+    soap_headers: dict[str, Any] = attrs.field(factory=dict)
 
 
 def call_operation(document: Any, chosen: ChosenBinding, transport: CallTransport, *, address: str,
                    operation: str, args: Mapping[str, Any], soap_headers: Mapping[str, Any],
-                   wsse: Any, step_id: str) -> SoapReply:
-    """Call ``operation`` through zeep; the result becomes plain data (see ``to_plain``)."""
-    client = zeep.Client(document, transport=transport,  # type: ignore[no-untyped-call]
-                         settings=zeep_settings(strict=document.settings.strict), wsse=wsse)
-    proxy = client.create_service(chosen.qname, address)  # type: ignore[no-untyped-call]
+                   wsse: Any, step_id: str, wsdl: str, strict: bool = True) -> SoapReply:
+    """Call ``operation``: zeep builds the envelope, the reply is read here (see ``_soap_data``)."""
     operations = chosen.operations()
     if operation not in operations:
-        raise DefinitionError(
+        raise SoapOperationError(
             f"the WSDL binding {chosen.qname} has no operation '{operation}'{did_you_mean(operation, operations)}",
             hint=f"operations: {', '.join(sorted(operations))}", step=step_id)
-    kwargs = dict(args)
+    bound = chosen.binding.get(operation)
+    where = f"operation {operation} of {wsdl}"
+    try:
+        kwargs = prepare_args(bound.input.body.type if bound.input is not None and bound.input.body else None,
+                              args, operation)
+    except ArgValueError as exc:
+        raise SoapArgumentError(f"args of {where}: {exc.path}: {exc.problem}", step=step_id) from None
+    except READ_ERRORS as exc:
+        raise WsdlError(f"the input of {where} cannot be read: {type(exc).__name__}: {exc}", step=step_id) from None
     header_value = soap_headers_value(soap_headers)
     if header_value is not None:
         kwargs["_soapheaders"] = header_value
+    client = zeep.Client(document, transport=transport,  # type: ignore[no-untyped-call]
+                         settings=zeep_settings(strict=document.settings.strict), wsse=wsse)
     try:
-        result = proxy[operation](**kwargs)
-    except zeep.exceptions.Fault as fault:
-        reply = transport.exchanger.last_reply
-        raise fault_error(fault.message, fault.code, fault.detail, getattr(fault, "subcodes", None),
-                          status=reply.status_code if reply else None) from None
+        envelope, http_headers = chosen.binding._create(operation, (), kwargs, client=client,
+                                                        options={"address": address})
+    except FlowrunError:
+        raise
     except (TypeError, zeep.exceptions.ValidationError) as exc:
-        raise DefinitionError(f"args do not fit operation {operation}: {exc}", step=step_id,
-                              hint="the operation's signature is in the message; names are the WSDL's") from None
-    except (zeep.exceptions.DTDForbidden, zeep.exceptions.EntitiesForbidden) as exc:
-        raise UnsafeXmlError(f"the reply declares a DTD or entities ({exc}); refused") from None
-    except zeep.exceptions.TransportError as exc:
-        first_line = (exc.message or "").splitlines()[0] if exc.message else type(exc).__name__
-        raise ResponseParseError(f"the reply is not a SOAP envelope zeep can read: {first_line}") from None
-    except (zeep.exceptions.XMLSyntaxError, zeep.exceptions.XMLParseError, zeep.exceptions.UnexpectedElementError,
-            zeep.exceptions.LookupError) as exc:
-        raise ResponseParseError(f"the reply does not match the WSDL: {exc}") from None
-    reply = transport.exchanger.last_reply
-    root = transport.reply_root
-    assert reply is not None and root is not None
-    return SoapReply(reply, to_plain(serialize(result)), root)
+        raise SoapArgumentError(f"args do not fit {where}: {exc}", step=step_id,
+                              hint=f"the operation's signature: {_signature(bound)}") from None
+    except (zeep.exceptions.Error, LookupError, ValueError, AttributeError, ArithmeticError) as exc:
+        raise WsdlError(f"cannot build the request of {where}: {type(exc).__name__}: {exc}", step=step_id) from None
+    try:
+        transport.post_xml(address, envelope, http_headers)
+    except (ResponseParseError, UnsafeXmlError) as error:
+        error.message = f"the reply to {where}: {error.message}"
+        error.args = (error.message,)
+        raise
+    reply, received = transport.exchanger.last_reply, transport.envelope
+    assert reply is not None and received is not None
+    try:
+        data = reply_data(received.root, schema=operation_schema(bound), strict=strict,
+                          attachments=received.attachments)
+    except ReplyValueError as exc:
+        raise reply_error(exc, where) from None
+    except READ_ERRORS as exc:  # a schema construct zeep models in a way not foreseen here
+        raise SoapReplyError(f"the reply to {where} cannot be read with its WSDL: {type(exc).__name__}: {exc}",
+                             hint="a raw envelope step without wsdl reads the reply untyped") from None
+    return SoapReply(reply, data.body, received.root, data.soap_headers)
+
+
+def _signature(bound: Any) -> str:
+    try:
+        return f"{bound.name}({bound.input.signature() if bound.input is not None else ''})"
+    except (AttributeError, LookupError, TypeError, ValueError):
+        return bound.name if hasattr(bound, "name") else "?"
+
+
+# What reading a reply or args against zeep's model of a schema may raise beyond ReplyValueError.
+READ_ERRORS = (zeep.exceptions.Error, AttributeError, TypeError, ValueError, LookupError, ArithmeticError,
+               RecursionError)
+
+
+def reply_error(exc: ReplyValueError, where: str) -> SoapReplyError:
+    return SoapReplyError(f"the reply to {where} does not fit the WSDL at {exc.path}: {exc.problem}")
 
 
 def envelope_version(root: etree._Element) -> SoapVersion:
@@ -421,9 +496,11 @@ def envelope_version(root: etree._Element) -> SoapVersion:
 
 
 def call_raw(exchanger: Exchanger, *, address: str, text: str, source: str, soap_action: str | None,
-             base_headers: Mapping[str, str], step_headers: Mapping[str, str], wsse: Any) -> SoapReply:
+             base_headers: Mapping[str, str], step_headers: Mapping[str, str], wsse: Any,
+             schema: ReplySchema | None = None, strict: bool = True, wsdl: str | None = None) -> SoapReply:
     """POST an envelope as written, byte for byte in UTF-8; with a WS-Security credential the
-    envelope is parsed, given its Security header and serialized again."""
+    envelope is parsed, given its Security header and serialized again. With ``schema`` (the step
+    names a ``wsdl``) the reply is typed as in operation mode."""
     content = text.encode("utf-8")
     try:
         envelope = parse_xml(content, source=source)
@@ -440,8 +517,12 @@ def call_raw(exchanger: Exchanger, *, address: str, text: str, source: str, soap
     if soap_action is not None:
         set_soap_action(headers, soap_action)
     reply = exchanger.call("POST", address, content=content, headers=headers)
-    root = check_reply(reply)
-    fault = find_fault(root)
-    if fault is not None:
-        raise fault_from_element(fault, status=reply.status_code)
-    return SoapReply(reply, xml_to_data(root), root)
+    received = read_envelope(reply)
+    where = source if wsdl is None else f"{source} ({wsdl})"
+    try:
+        data: ReplyData = reply_data(received.root, schema=schema, strict=strict, attachments=received.attachments)
+    except ReplyValueError as exc:
+        raise reply_error(exc, where) from None
+    except READ_ERRORS as exc:
+        raise SoapReplyError(f"the reply to {where} cannot be read: {type(exc).__name__}: {exc}") from None
+    return SoapReply(reply, data.body, received.root, data.soap_headers)

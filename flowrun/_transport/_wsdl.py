@@ -18,12 +18,16 @@ fetched again after ``WSDL_REFRESH_S``. Unchanged bytes reuse the parsed documen
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import logging
 import threading
 import time
 import urllib.parse
+import warnings
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Mapping
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +35,7 @@ import attrs
 import zeep.exceptions
 import zeep.wsdl
 import zeep.wsdl.bindings
+import zeep.xsd
 from lxml import etree
 
 from flowrun._errors import (
@@ -38,8 +43,11 @@ from flowrun._errors import (
     FlowrunError,
     ResponseParseError,
     ResponseTooLargeError,
+    SoapPortError,
+    SoapVersionError,
     UnsafeXmlError,
     WsdlError,
+    WsdlNotFetchedError,
 )
 from flowrun._eval import parse_xml
 from flowrun._load._schema import did_you_mean
@@ -47,6 +55,7 @@ from flowrun._transport._soap import Exchanger, FlowrunTransport, zeep_settings
 from flowrun._transport._soap_data import SoapVersion
 
 Origin = tuple[str, str, int]
+_LOG = logging.getLogger("flowrun.soap")
 
 # A WSDL or schema is a definition, not a payload: 10 MiB is generous for the largest real ones.
 MAX_DOCUMENT_BYTES = 10 * 1024 * 1024
@@ -74,11 +83,15 @@ class LoadPolicy:
     origins: frozenset[Origin]
     # Local files are allowed under this directory only; None: no local file at all.
     local_root: Path | None = None
+    # Offline checks (``flowrun validate``) read local files only: http(s) is never fetched.
+    offline: bool = False
 
     def locate(self, location: str) -> str | Path:
         """The URL or the local path to read for ``location``; ``UnsafeXmlError`` when refused."""
         scheme = urllib.parse.urlsplit(location).scheme.lower()
         if scheme in _DEFAULT_PORTS:
+            if self.offline:
+                raise _not_fetched(location)
             origin = origin_of(location)
             if origin is None or origin not in self.origins:
                 allowed = ", ".join(sorted(f"{s}://{h}:{p}" for s, h, p in self.origins)) or "none"
@@ -136,6 +149,14 @@ def check_document(data: bytes, *, source: str) -> None:
         raise WsdlError(error.message) from None
 
 
+SOAP_ENCODING_NAMESPACE = "http://schemas.xmlsoap.org/soap/encoding/"
+
+
+@functools.cache
+def soap_encoding_schema() -> bytes:
+    return resources.files("flowrun._transport").joinpath("schemas/soap-encoding.xsd").read_bytes()
+
+
 class LoaderTransport(FlowrunTransport):
     """Reads a WSDL and its imports under a ``LoadPolicy``. Sealed once the WSDL is parsed: a
     cached document keeps no live client and loads nothing afterwards."""
@@ -153,6 +174,10 @@ class LoaderTransport(FlowrunTransport):
     def load(self, url: str) -> bytes:
         if self._first is not None and url == self._first[0]:
             return self._first[1]
+        if url.rstrip("/") == SOAP_ENCODING_NAMESPACE.rstrip("/"):
+            # zeep imports the SOAP encoding schema by its namespace URL for every rpc/encoded
+            # WSDL: the copy shipped with flowrun answers, nothing is fetched.
+            return soap_encoding_schema()
         if self._fetch is None:
             return super().load(url)
         target = self._policy.locate(url)
@@ -275,21 +300,40 @@ class WsdlCache:
 WSDL_CACHE = WsdlCache()
 
 
+# What zeep raises for a WSDL it cannot read: its own errors, and plain Python ones from lookups of
+# names the WSDL does not define (a soap:header naming an undefined message is an IndexError).
+ZEEP_DEFINITION_ERRORS = (zeep.exceptions.Error, NotImplementedError, LookupError, ValueError, TypeError,
+                          AttributeError, AssertionError, RecursionError, etree.LxmlError)
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, IndexError | KeyError) and "definition" in str(exc).lower():
+        return f"it names something it does not define: {str(exc).strip(chr(34) + chr(39))}"
+    return f"{type(exc).__name__}: {exc}"
+
+
 def _parse(source: WsdlSource, content: bytes, policy: LoadPolicy, exchanger: Exchanger, strict: bool) -> Any:
     def fetch(url: str) -> bytes:
         return exchanger.fetch_document(url, max_bytes=MAX_DOCUMENT_BYTES)
 
     loader = LoaderTransport(policy, fetch, first=(source.location, content))
     try:
-        return zeep.wsdl.Document(source.location, loader,  # type: ignore[arg-type]
-                                  settings=zeep_settings(strict=strict))
+        # zeep warns (UserWarning) about parts it cannot resolve and goes on: those become log
+        # records naming the WSDL; a call of the operation concerned then fails with a WsdlError.
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            document = zeep.wsdl.Document(source.location, loader,  # type: ignore[arg-type]
+                                          settings=zeep_settings(strict=strict))
+        for warning in caught:
+            _LOG.warning("the WSDL %s: %s", source.location, warning.message)
+        return document
     except FlowrunError:
         raise
     except (zeep.exceptions.DTDForbidden, zeep.exceptions.EntitiesForbidden) as exc:
         raise UnsafeXmlError(f"{source.location} (or a document it imports) declares a DTD or entities: "
                              f"{exc}; refused") from None
-    except (zeep.exceptions.Error, NotImplementedError, KeyError, ValueError, etree.LxmlError) as exc:
-        raise WsdlError(f"the WSDL {source.location} cannot be used: {type(exc).__name__}: {exc}") from None
+    except ZEEP_DEFINITION_ERRORS as exc:
+        raise WsdlError(f"the WSDL {source.location} cannot be used: {_reason(exc)}") from None
     finally:
         loader.seal()
 
@@ -315,15 +359,17 @@ class ChosenBinding:
         return list(self.binding.all())
 
 
-def choose_binding(document: Any, *, service: str | None, port: str | None, soap_version: SoapVersion,
+def choose_binding(document: Any, *, service: str | None, port: str | None, soap_version: SoapVersion | None,
                    wsdl: str) -> ChosenBinding:
     """The SOAP binding to call: the step's ``service``/``port`` when named; otherwise the only
-    one, or the only one of the step's ``soap_version`` (a WSDL often has a 1.1 and a 1.2 port).
-    A WSDL without ``wsdl:service`` offers its bindings: the address comes from the alias anyway."""
+    one, or the only one of the step's ``soap_version`` (a WSDL often has a 1.1 and a 1.2 port;
+    without ``soap_version`` 1.1 is preferred). A ``soap_version`` the WSDL has no binding for is
+    an error, never a silent fallback. A WSDL without ``wsdl:service`` offers its bindings, and
+    those of the WSDLs it imports: the address comes from the alias anyway."""
     services: Mapping[str, Any] = document.services
     if service is not None and service not in services:
-        raise DefinitionError(f"the WSDL {wsdl} has no service '{service}'{did_you_mean(service, list(services))}",
-                              hint=f"services: {', '.join(services) or 'none'}")
+        raise SoapPortError(f"the WSDL {wsdl} has no service '{service}'{did_you_mean(service, list(services))}",
+                            hint=f"services: {', '.join(services) or 'none'}", field="service")
     candidates = [
         ChosenBinding(p.binding, name, p.name)
         for name, s in services.items() if service is None or name == service
@@ -333,19 +379,143 @@ def choose_binding(document: Any, *, service: str | None, port: str | None, soap
         named = [c for c in candidates if c.port == port]
         if not named:
             ports = sorted({str(c.port) for c in candidates})
-            raise DefinitionError(f"the WSDL {wsdl} has no port '{port}'{did_you_mean(port, ports)}",
-                                  hint=f"ports: {', '.join(ports) or 'none'}")
+            raise SoapPortError(f"the WSDL {wsdl} has no port '{port}'{did_you_mean(port, ports)}",
+                                hint=f"ports: {', '.join(ports) or 'none'}", field="port")
         candidates = named
     elif not candidates and service is None:
-        candidates = [ChosenBinding(b, None, None) for b in document.bindings.values()]
+        candidates = [ChosenBinding(b, None, None) for b in all_bindings(document)]
     soap = [c for c in candidates
             if isinstance(c.binding, zeep.wsdl.bindings.Soap11Binding | zeep.wsdl.bindings.Soap12Binding)]
     if not soap:
         raise WsdlError(f"the WSDL {wsdl} has no SOAP binding for the chosen service and port")
+    if soap_version is not None:
+        versioned = [c for c in soap if c.version == soap_version]
+        if not versioned:
+            offered = " and ".join(sorted({c.version for c in soap}))
+            raise SoapVersionError(
+                f"the step asks for SOAP {soap_version}, and the WSDL {wsdl} has SOAP {offered} bindings only",
+                hint=f'remove "soap_version" from the step, or set it to {offered.split(" and ")[0]}')
+        soap = versioned
+    elif len({c.qname for c in soap}) > 1:
+        soap = [c for c in soap if c.version == "1.1"] or soap
     if len({c.qname for c in soap}) > 1:
-        soap = [c for c in soap if c.version == soap_version] or soap
-    if len({c.qname for c in soap}) > 1:
-        listing = ", ".join(f"{c.service}/{c.port}" for c in soap)
-        raise DefinitionError(f"the WSDL {wsdl} offers several SOAP {soap_version} ports: {listing}",
-                              hint="name one with the step's service and port")
+        listing = ", ".join(f"{c.service}/{c.port}" if c.service else c.qname for c in soap)
+        raise SoapPortError(f"the WSDL {wsdl} offers several SOAP {soap[0].version} bindings: {listing}",
+                            hint="name one with the step's service and port")
     return soap[0]
+
+
+def all_bindings(document: Any) -> list[Any]:
+    """The bindings of the WSDL and of every WSDL it imports (the layout of the WSDL spec and of
+    Apache CXF puts the binding in an imported document)."""
+    found: dict[str, Any] = {}
+    for definition in [document, *getattr(document, "_definitions", {}).values()]:
+        for name, binding in getattr(definition, "bindings", {}).items():
+            found.setdefault(str(name), binding)
+    return list(found.values())
+
+
+# --- what validate reads: operations and their parameters ---------------------------------------
+
+
+@attrs.frozen
+class Parameter:
+    """One input element (or attribute) of an operation. ``children`` is None when its content
+    is not checked by name: a simple value, or a type open to any element (``xs:any``)."""
+
+    name: str
+    required: bool
+    children: tuple[Parameter, ...] | None = None
+
+    def child(self, name: str) -> Parameter | None:
+        return next((c for c in self.children or () if c.name == name), None)
+
+
+def operation_names(chosen: ChosenBinding) -> list[str]:
+    return sorted(chosen.operations())
+
+
+def operation_parameters(chosen: ChosenBinding, operation: str, *, wsdl: str) -> Parameter:
+    """The input of ``operation`` as zeep maps ``args`` to it: the body's elements by name
+    (document/literal wrapped: the wrapper's children; rpc: the message parts)."""
+    try:
+        message = chosen.binding.get(operation).input
+        body = message.body if message is not None else None
+        if body is None:
+            return Parameter(operation, True, ())
+        return Parameter(operation, True, _children(body.type, depth=0))
+    except ZEEP_DEFINITION_ERRORS as exc:
+        raise WsdlError(f"the input of operation {operation} in the WSDL {wsdl} cannot be read: "
+                        f"{_reason(exc)}") from None
+
+
+def operation_headers(chosen: ChosenBinding, operation: str, *, wsdl: str) -> Parameter:
+    """The SOAP headers the WSDL declares for ``operation``'s input, by part name (none required:
+    a partner may take them from elsewhere, and zeep checks what is sent)."""
+    try:
+        message = chosen.binding.get(operation).input
+        header = message.header if message is not None else None
+        # zeep names header parts by their wsdl:part name, not by the element they refer to.
+        parts = getattr(header.type, "elements", []) if header is not None else []
+        return Parameter(operation, False, tuple(Parameter(str(name), False, _children(element.type, depth=1))
+                                                 for name, element in parts))
+    except ZEEP_DEFINITION_ERRORS as exc:
+        raise WsdlError(f"the SOAP headers of operation {operation} in the WSDL {wsdl} cannot be read: "
+                        f"{_reason(exc)}") from None
+
+
+_MAX_DEPTH = 12  # recursive schemas (a type containing itself) stop being checked here
+
+
+def _children(xsd_type: Any, *, depth: int) -> tuple[Parameter, ...] | None:
+    if depth > _MAX_DEPTH or not hasattr(xsd_type, "elements_nested"):
+        return None
+    found: list[Parameter] = []
+    if not _collect(xsd_type.elements_nested, found, optional=False, depth=depth):
+        return None
+    found.extend(Parameter(str(name), bool(getattr(attribute, "required", False)))
+                 for name, attribute in getattr(xsd_type, "attributes", ()) if name)
+    return tuple(found)
+
+
+def _collect(nested: Any, found: list[Parameter], *, optional: bool, depth: int) -> bool:
+    """Elements of an indicator tree into ``found``; False when an ``xs:any`` opens it."""
+    for _, item in nested:
+        if isinstance(item, zeep.xsd.Any):
+            return False
+        if isinstance(item, zeep.xsd.Element):
+            required = not optional and item.min_occurs >= 1 and not item.nillable
+            found.append(Parameter(str(item.name), required, _children(item.type, depth=depth + 1)))
+        elif isinstance(item, zeep.xsd.Choice):
+            if not _collect(_indicator_items(item), found, optional=True, depth=depth):
+                return False
+        elif isinstance(item, zeep.xsd.Group | zeep.xsd.Sequence | zeep.xsd.All):
+            inner_optional = optional or getattr(item, "min_occurs", 1) == 0
+            if not _collect(_indicator_items(item), found, optional=inner_optional, depth=depth):
+                return False
+    return True
+
+
+def _indicator_items(indicator: Any) -> list[tuple[str | None, Any]]:
+    if isinstance(indicator, zeep.xsd.Group):
+        return [(None, indicator.child)]
+    return [(getattr(item, "name", None), item) for item in indicator]
+
+
+def load_offline(source: WsdlSource) -> Any:
+    """The parsed document of a local WSDL without any network: documents it imports over
+    http(s) make ``WsdlNotFetchedError`` (``flowrun validate`` says it could not check them)."""
+    policy = LoadPolicy(frozenset(), source.local_root, offline=True)
+    return WSDL_CACHE.document(source, policy, _OFFLINE, fetch_key=None)
+
+
+class _Offline:
+    def fetch_document(self, url: str, *, max_bytes: int) -> bytes:
+        raise _not_fetched(url)
+
+
+_OFFLINE: Any = _Offline()
+
+
+def _not_fetched(location: str) -> WsdlNotFetchedError:
+    return WsdlNotFetchedError(f"{location} is a remote document: not fetched offline, checked when the step runs")

@@ -112,6 +112,7 @@ class PartnerServer:
         self._api_keys = frozenset(DEFAULT_API_KEYS if api_keys is None else api_keys)
         self._token_lifetime_s = token_lifetime_s
         self._ledger = _soap_service.LedgerService()
+        self._shapes = _soap_service.ShapesService()
         self._httpd: _TlsHttpServer | None = None
         self._thread: threading.Thread | None = None
         self._stopping = threading.Event()
@@ -375,6 +376,14 @@ class PartnerServer:
             return _method_not_allowed("POST")
         if path == "/ledger.xsd":
             return _Reply(200, _soap_service.xsd_document(), _soap_service.CONTENT_TYPE)
+        if path == "/shapes":
+            if request.method == "POST":
+                reply = self._shapes.handle(request.body)
+                return _Reply(reply.status, reply.body, reply.content_type)
+            if any(key.lower() == "wsdl" for key, _ in request.query):
+                wsdl = _soap_service.shapes_wsdl_document(f"{self.url}{base}/shapes")
+                return _Reply(200, wsdl, _soap_service.CONTENT_TYPE)
+            return _method_not_allowed("POST")
         if path == "/ledger-hostile":
             kind = dict(request.query).get("kind", "")
             if kind not in _soap_service.HOSTILE_KINDS:
@@ -675,7 +684,7 @@ def _echo(request: RecordedRequest) -> _Reply:
         text: str | None = request.body.decode("utf-8")
     except UnicodeDecodeError:
         text = None
-    return _json(200, {
+    reply = _json(200, {
         "method": request.method,
         "path": request.path,
         "query": [list(pair) for pair in request.query],
@@ -685,6 +694,14 @@ def _echo(request: RecordedRequest) -> _Reply:
         "content_type": request.header("Content-Type"),
         "client_cert_sha256": request.client_cert_sha256,
     })
+    if text is not None and (request.header("Content-Type") or "").startswith("application/json"):
+        try:
+            json.loads(text)
+        except ValueError:
+            return reply
+        # A JSON body comes back as "json", byte for byte: its numbers keep every digit.
+        return _Reply(200, reply.body[:-1] + b', "json": ' + text.encode() + b"}", "application/json")
+    return reply
 
 
 def _basic_credentials(request: RecordedRequest) -> tuple[str, str] | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
@@ -166,6 +167,21 @@ def test_verbose_shows_requests_with_secrets_redacted(capsys: pytest.CaptureFixt
     assert "< attempt 1: 200" in err
     assert API_KEY not in out + err
     assert PASSWORD not in out + err
+
+
+def test_verbose_shows_request_and_response_bodies_capped_and_redacted(capsys: pytest.CaptureFixture[str],
+                                                                      aliases: Path, tmp_path: Path) -> None:
+    flow = {"name": "bodies", "steps": [
+        {"id": "post", "type": "rest", "alias": "bank", "method": "POST", "path": "/echo",
+         "body": {"json": {"amount": 12.5, "password": "hunter2-Secret", "note": "x" * 5000}}}]}
+    code, _, err = run_cli(capsys, "run", write_json(tmp_path / "bodies.json", flow), "--aliases", aliases, "-v")
+    assert code == 0
+    assert '> {"amount":12.5,"password":"***","note":"xxx' in err
+    assert re.search(r'^> \{"amount".{1990,2010}\.\.\. \(50\d\d characters in all\)$', err, re.M)  # capped
+    assert "< body shape: {method: string, path: string, query: [], headers: [" in err
+    assert '< body: {"method": "POST"' in err
+    assert '["X-API-Key", "***"]' in err  # the partner echoes our headers: a credential header stays hidden
+    assert "hunter2-Secret" not in err and API_KEY not in err
 
 
 def test_report_writes_junit(capsys: pytest.CaptureFixture[str], aliases: Path, tmp_path: Path) -> None:

@@ -1,9 +1,7 @@
-"""The pure parts of SOAP handling: plain data, faults, SOAPAction, headers, where documents may come from."""
+"""The pure parts of SOAP handling: faults, SOAPAction, headers, where documents may come from."""
 
 from __future__ import annotations
 
-import datetime
-import decimal
 from pathlib import Path
 
 import pytest
@@ -11,25 +9,8 @@ from lxml import etree
 
 from flowrun._errors import DefinitionError, UnsafeXmlError
 from flowrun._transport._soap import set_soap_action, soap_headers_value
-from flowrun._transport._soap_data import SOAP12_ENVELOPE, fault_from_element, find_fault, to_plain
+from flowrun._transport._soap_data import SOAP12_ENVELOPE, fault_from_element, find_fault
 from flowrun._transport._wsdl import LoadPolicy
-
-
-@pytest.mark.parametrize(("value", "plain"), [
-    (decimal.Decimal("1234.50"), 1234.5),
-    (decimal.Decimal("1234.00"), 1234),
-    (decimal.Decimal("0.1"), 0.1),
-    (decimal.Decimal("12345678901234567.89"), "12345678901234567.89"),
-    (decimal.Decimal("NaN"), "NaN"),
-    (datetime.date(2026, 1, 31), "2026-01-31"),
-    (datetime.datetime(2026, 1, 31, 8, 30, tzinfo=datetime.UTC), "2026-01-31T08:30:00+00:00"),
-    (datetime.timedelta(days=1, hours=2), "P1DT2H"),
-    (b"\x00\xff", "AP8="),
-    (etree.QName("urn:x", "code"), "{urn:x}code"),
-    ({"n": [decimal.Decimal("2.5"), None, True]}, {"n": [2.5, None, True]}),
-])
-def test_to_plain(value: object, plain: object) -> None:
-    assert to_plain(value) == plain
 
 
 def test_a_soap12_fault_with_subcodes_and_detail() -> None:
@@ -38,6 +19,7 @@ def test_a_soap12_fault_with_subcodes_and_detail() -> None:
           <env:Code><env:Value>env:Sender</env:Value>
             <env:Subcode><env:Value>app:Locked</env:Value></env:Subcode></env:Code>
           <env:Reason><env:Text xml:lang="en">account locked</env:Text></env:Reason>
+          <env:Role>urn:app:ledger</env:Role>
           <env:Detail><app:Lock><app:until>2026-12-31</app:until></app:Lock></env:Detail>
         </env:Fault></env:Body></env:Envelope>""")
     fault = find_fault(envelope)
@@ -48,6 +30,7 @@ def test_a_soap12_fault_with_subcodes_and_detail() -> None:
     assert error.faultcode == "env:Sender / app:Locked"
     assert error.faultstring == "account locked"
     assert error.detail == {"Lock": {"until": "2026-12-31"}}
+    assert error.actor == "urn:app:ledger"
     assert "HTTP 500" in error.message
 
 

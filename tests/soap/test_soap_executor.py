@@ -8,6 +8,7 @@ bundle variables ignored; the async executor.
 from __future__ import annotations
 
 import asyncio
+import decimal
 import json
 import subprocess
 import sys
@@ -29,6 +30,7 @@ from flowrun._errors import (
     WsdlError,
 )
 from flowrun._models._aliases import Connection, RetryPolicy
+from flowrun._models._numbers import dumps
 from flowrun._models._results import StepResult
 from flowrun._models._steps import ResponseSpec, SoapStep
 from flowrun._registry import Registry
@@ -41,7 +43,7 @@ LEDGER_NS = "urn:flowrun:ledger:1"
 SOAP11 = "http://schemas.xmlsoap.org/soap/envelope/"
 SOAP12 = "http://www.w3.org/2003/05/soap-envelope"
 WSSE_NS = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-secext-1.0.xsd"
-BALANCE_BODY = {"account": "42", "balance": 1234.5, "currency": "EUR"}
+BALANCE_BODY = {"account": "42", "balance": decimal.Decimal("1234.50"), "currency": "EUR"}
 
 ENVELOPE = (
     f'<soap:Envelope xmlns:soap="{SOAP11}" xmlns:led="{LEDGER_NS}"><soap:Body>'
@@ -98,7 +100,9 @@ def test_get_balance_over_mutual_tls_with_a_jks_keystore(soap: SoapExecutor, par
     (post,) = posts_since(partner, before)
     assert post.header("SOAPAction") == f'"{LEDGER_NS}#GetBalance"'
     assert post.header("Content-Type") == "text/xml; charset=utf-8"
-    assert json.loads(json.dumps(result.to_dict(include_body=True)))["body"] == BALANCE_BODY
+    written = dumps(result.to_dict(include_body=True))
+    assert '"balance": 1234.50' in written  # xs:decimal: exact, as the partner wrote it
+    assert json.loads(written, parse_float=decimal.Decimal)["body"] == BALANCE_BODY
 
 
 def test_transfer_sends_the_args_and_returns_the_booking(soap: SoapExecutor, partner: PartnerServer) -> None:
@@ -127,9 +131,10 @@ def test_a_fault_is_a_failed_result_with_code_string_and_detail(soap: SoapExecut
     assert error.faultstring == "account 0 does not exist"
     assert error.detail == {"LedgerFault": {"code": "ACCOUNT_NOT_FOUND", "message": "account 0 does not exist"}}
     assert error.step == "balance"
-    assert result.body == {"fault": {"code": "soap:Client", "string": "account 0 does not exist",
-                                     "detail": error.detail}}
-    assert result.context_entry()["body"]["fault"]["detail"]["LedgerFault"]["code"] == "ACCOUNT_NOT_FOUND"
+    fault = {"code": "soap:Client", "string": "account 0 does not exist", "actor": None, "detail": error.detail}
+    assert result.fault == fault
+    assert result.body == {"fault": fault}
+    assert result.context_entry()["fault"]["detail"]["LedgerFault"]["code"] == "ACCOUNT_NOT_FOUND"
     assert result.to_dict()["error"]["code"] == "soap.fault"
     with pytest.raises(SoapFaultError):
         result.raise_for_failure()
@@ -297,12 +302,14 @@ def test_raw_envelope_with_xpath_outputs(soap: SoapExecutor, partner: PartnerSer
                         namespaces={"led": LEDGER_NS},
                         outputs={"balance": "xpath://led:GetBalanceResponse/led:balance",
                                  "anywhere": "xpath:string(//*[local-name()='currency'])",
-                                 "json": "body.Envelope.Body.GetBalanceResponse.balance"}))
+                                 "json": "body.balance"}))
 
     result = soap.run(step, {"inputs": {"account": "42"}}).raise_for_failure()
 
+    # Without a wsdl a raw envelope step has no schema: leaves are strings.
     assert result.outputs == {"balance": "1234.50", "anywhere": "EUR", "json": "1234.50"}
-    assert result.body["Envelope"]["Body"]["GetBalanceResponse"]["account"] == "42"
+    assert result.body == {"account": "42", "balance": "1234.50", "currency": "EUR"}
+    assert result.soap_headers == {}
     (post,) = posts_since(partner, before)
     assert post.header("SOAPAction") == f'"{LEDGER_NS}#GetBalance"'
     assert post.header("Content-Type") == "text/xml; charset=utf-8"
@@ -326,7 +333,7 @@ def test_raw_envelope_pills_are_xml_escaped(soap: SoapExecutor, partner: Partner
 
     result = soap.run(step, {"inputs": {"account": "<b>&1"}}).raise_for_failure()
 
-    assert result.body["Envelope"]["Body"]["GetBalanceResponse"]["account"] == "<b>&1"
+    assert result.body["account"] == "<b>&1"
     assert b"&lt;b&gt;&amp;1" in posts_since(partner, before)[0].body
 
 
