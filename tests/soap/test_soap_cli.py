@@ -14,7 +14,7 @@ import pytest
 
 from flowrun._cli import main
 from flowrun._models._numbers import dumps
-from flowrun._models._results import REDACTED
+from flowrun._models._redact import REDACTED
 from flowrun.testing import PartnerServer
 from tests.soap.conftest import WSSE_PASSWORD
 
