@@ -103,7 +103,7 @@ def parse_json(text: str, path: Path | None = None) -> JsonDocument:
             hint="JSON has no NaN or Infinity: write null, a number, or a string",
             file=path, line=_line_of(text, constant.start()),
         ) from None
-    if _nesting_exceeds(data, MAX_NESTING):
+    if nesting_exceeds(data, MAX_NESTING):
         raise _too_deep(text, path)
     return JsonDocument(path, data, _scan_lines(text))
 
@@ -142,7 +142,7 @@ def _first_outside_strings(pattern: re.Pattern[str], text: str) -> re.Match[str]
     return next((m for m in pattern.finditer(text) if m.group(1) is not None), None)
 
 
-def _nesting_exceeds(data: Any, limit: int) -> bool:
+def nesting_exceeds(data: Any, limit: int) -> bool:
     # Iterative: the point is to check depth without recursing.
     pending: list[tuple[Any, int]] = [(data, 0)]
     while pending:

@@ -208,7 +208,7 @@ class OAuth2ClientCredentials(httpx.Auth):
         payload: Any
         try:
             payload = json.loads(content)
-        except ValueError:
+        except (ValueError, RecursionError):
             payload = None
         where = self._where()
         if response.status_code != 200 or not isinstance(payload, dict) or "access_token" not in payload:
