@@ -224,7 +224,7 @@ class _SoapCore(RegistryUser):
 
         resolved = route.resolved
         path = step.path or ""
-        path = render_path(path, context, step=step.id) if context is not None else encode_path(path)
+        path = render_path(path, context, step=step.id) if context is not None else encode_path(path, step=step.id)
         address = join_url(resolved.base_url, path)
         headers = (render(list(step.headers), context, step=step.id, pointer="/headers")
                    if context is not None else step.headers)

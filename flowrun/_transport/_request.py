@@ -4,8 +4,13 @@ Encoding rules:
 
 * ``path`` is joined to the alias base path. Literal text is kept as written (characters that
   cannot appear in a path are percent-encoded, existing ``%XX`` escapes are kept); the value of
-  each data pill is percent-encoded as ONE segment (``/`` becomes ``%2F``). A ``?`` in the
-  literal path starts a query that is kept as written and comes before ``query``.
+  each data pill is percent-encoded as ONE segment (``/`` becomes ``%2F``, a value that is ``.``
+  or ``..`` becomes ``%2E`` or ``%2E%2E``). A ``?`` in the literal path starts a query that is
+  kept as written and comes before ``query``.
+* a path never leaves the alias's base path: once rendered, its segments are read as a server
+  reads them (percent-escapes decoded, ``%2F`` as ``/``, ``.`` and ``..`` resolved), and a path
+  that climbs above where it starts is refused (``PathOutsideBaseError``), whether the ``..``
+  came from a data pill or was written in the step. A ``..`` that stays inside is sent.
 * ``query`` pairs keep their order and repeat; keys and values are percent-encoded (space is
   ``%20``). A null value is left out; a pill that gives an array repeats the key.
 * headers: the connection's, then the step's, in order, duplicates kept; a null value is
@@ -22,11 +27,11 @@ import os
 from collections.abc import AsyncIterator, Mapping, Sequence
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 import attrs
 
-from flowrun._errors import DataPillError, DefinitionError
+from flowrun._errors import DataPillError, DefinitionError, PathOutsideBaseError
 from flowrun._eval import render as render_value
 from flowrun._eval import render_text, value_to_text
 from flowrun._eval._template import OPEN
@@ -117,9 +122,11 @@ def _mentions_pill(value: Any) -> bool:
 # --- URL ----------------------------------------------------------------------------------------
 
 
-def encode_path(path: str) -> str:
-    if "?" in path:
-        route, _, query = path.partition("?")
+def encode_path(path: str, *, step: str | None = None, pointer: str = "/path") -> str:
+    """The path as sent; ``PathOutsideBaseError`` when it climbs above the base path."""
+    route, mark, query = path.partition("?")
+    check_inside_base(route, step=step, pointer=pointer)
+    if mark:
         return quote(route, safe=_PATH_SAFE) + "?" + quote(query, safe=_QUERY_SAFE)
     return quote(path, safe=_PATH_SAFE)
 
@@ -128,11 +135,30 @@ def render_path(template: str, context: Mapping[str, Any], *, step: str | None =
                 pointer: str = "/path") -> str:
     """Render pills in a path; each pill's value is encoded as one path segment (or query value)."""
     # A pill value is fully percent-encoded, so encoding the whole path afterwards leaves it alone.
-    return encode_path(render_text(template, context, escape=_encode_segment, step=step, pointer=pointer))
+    return encode_path(render_text(template, context, escape=_encode_segment, step=step, pointer=pointer),
+                       step=step, pointer=pointer)
 
 
 def _encode_segment(value: Any) -> str:
-    return quote(value_to_text(value), safe="")
+    encoded = quote(value_to_text(value), safe="")
+    # quote() keeps dots: a value "." or ".." would be a dot segment, which servers resolve.
+    return encoded.replace(".", "%2E") if encoded in (".", "..") else encoded
+
+
+def check_inside_base(route: str, *, step: str | None = None, pointer: str = "/path") -> None:
+    """Refuse a path whose segments, read as a server reads them, climb above where they start."""
+    if "." not in route and "%" not in route:  # the common case: nothing to resolve
+        return
+    depth = 0
+    for segment in unquote(route).split("/"):
+        if segment == "..":
+            depth -= 1
+            if depth < 0:
+                raise PathOutsideBaseError(
+                    "the path climbs above the alias's base path ('..' once decoded and resolved): refused",
+                    step=step, pointer=pointer)
+        elif segment not in ("", "."):
+            depth += 1
 
 
 def join_url(base_url: str, path: str) -> str:
