@@ -24,17 +24,18 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 from urllib.parse import quote, unquote
 
 import attrs
 
-from flowrun._errors import DataPillError, DefinitionError, PathOutsideBaseError
+from flowrun._errors import BodyFileChangedError, DataPillError, DefinitionError, PathOutsideBaseError
 from flowrun._eval import render as render_value
 from flowrun._eval import render_text, value_to_text
 from flowrun._eval._template import OPEN
+from flowrun._models._files import NotRegularFileError, open_regular
 from flowrun._models._steps import Body, FilePart, RestStep
 
 if TYPE_CHECKING:
@@ -239,22 +240,64 @@ def _pairs_of(value: Any) -> list[tuple[str, Any]]:
     raise DataPillError(f"form and multipart fields are an object or a list of pairs, got {type(value).__name__}")
 
 
+class SizedFile:
+    """A file body as it is sent. Its length is announced (Content-Length) before the first byte
+    goes out; a file that grows or shrinks meanwhile fails the step with ``BodyFileChangedError``
+    instead of sending a body that does not match what was announced."""
+
+    def __init__(self, handle: IO[bytes], path: Path, step: str) -> None:
+        self._handle = handle
+        self._path = path
+        self._step = step
+        self._size = os.fstat(handle.fileno()).st_size
+        self._read = 0
+
+    def fileno(self) -> int:  # httpx reads the announced length from it
+        return self._handle.fileno()
+
+    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        position = self._handle.seek(offset, whence)
+        self._read = position
+        return position
+
+    def read(self, size: int = -1) -> bytes:
+        data = self._handle.read(size if size >= 0 else self._size - self._read + 1)
+        self._read += len(data)
+        if self._read > self._size or (size != 0 and not data and self._read < self._size):
+            raise BodyFileChangedError(
+                f"the file to upload {self._path} changed while it was sent: {self._size} bytes were announced, "
+                f"{'more' if self._read > self._size else self._read} were there", step=self._step, pointer="/body")
+        return data
+
+    def __iter__(self) -> Iterator[bytes]:
+        while chunk := self.read(_CHUNK):
+            yield chunk
+
+    def close(self) -> None:
+        self._handle.close()
+
+
 class OpenBody:
     """The files a body has open for one send; closed after the exchange."""
 
     def __init__(self) -> None:
         self.kwargs: dict[str, Any] = {}
         self.headers: list[tuple[str, str]] = []
-        self._files: list[IO[bytes]] = []
+        self._files: list[SizedFile] = []
 
-    def open(self, path: Path, step: str) -> IO[bytes]:
+    def open(self, path: Path, step: str) -> SizedFile:
         try:
-            handle = path.open("rb")
+            handle = open_regular(path)
+        except NotRegularFileError as exc:
+            raise DefinitionError(f"the file to upload {path} is {exc.kind}, not a file", step=step,
+                                  pointer="/body", hint="upload a regular file: FIFOs and devices are never read"
+                                  ) from None
         except OSError as exc:
             raise DefinitionError(f"cannot read the file to upload {path}: {exc.strerror or exc}", step=step,
                                   pointer="/body") from None
-        self._files.append(handle)
-        return handle
+        sized = SizedFile(handle, path, step)
+        self._files.append(sized)
+        return sized
 
     @property
     def replayable(self) -> bool:
@@ -303,6 +346,6 @@ def open_body(plan: BodyPlan | None, step: str, *, asynchronous: bool = False) -
     return opened
 
 
-async def _file_chunks(handle: IO[bytes]) -> AsyncIterator[bytes]:
+async def _file_chunks(handle: SizedFile) -> AsyncIterator[bytes]:
     while chunk := handle.read(_CHUNK):
         yield chunk

@@ -45,6 +45,7 @@ from flowrun._errors import (
 )
 from flowrun._eval import parse_xml
 from flowrun._load._schema import did_you_mean
+from flowrun._models._files import NotRegularFileError, open_regular
 from flowrun._models._web_origin import web_origin
 from flowrun._transport._soap import Exchanger, FlowrunTransport, zeep_settings
 from flowrun._transport._soap_data import SoapVersion
@@ -115,12 +116,15 @@ class WsdlSource:
 
 def read_local_document(path: Path, *, source: str) -> bytes:
     try:
-        size = path.stat().st_size
-        if size > MAX_DOCUMENT_BYTES:
-            raise ResponseTooLargeError(f"{source} has {size} bytes, more than the cap of {MAX_DOCUMENT_BYTES}")
-        return path.read_bytes()
+        with open_regular(path) as handle:
+            data = handle.read(MAX_DOCUMENT_BYTES + 1)
+    except NotRegularFileError as exc:
+        raise WsdlError(f"{source} is {exc.kind}, not a file; refused") from None
     except OSError as exc:
         raise WsdlError(f"cannot read {source}: {exc.strerror or exc}") from None
+    if len(data) > MAX_DOCUMENT_BYTES:
+        raise ResponseTooLargeError(f"{source} has more than the cap of {MAX_DOCUMENT_BYTES} bytes")
+    return data
 
 
 def check_document(data: bytes, *, source: str) -> None:
