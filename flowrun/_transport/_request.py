@@ -264,9 +264,10 @@ class SizedFile:
         data = self._handle.read(size if size >= 0 else self._size - self._read + 1)
         self._read += len(data)
         if self._read > self._size or (size != 0 and not data and self._read < self._size):
+            change = "grew past that" if self._read > self._size else f"ended after {self._read}"
             raise BodyFileChangedError(
-                f"the file to upload {self._path} changed while it was sent: {self._size} bytes were announced, "
-                f"{'more' if self._read > self._size else self._read} were there", step=self._step, pointer="/body")
+                f"the file to upload {self._path} changed while it was sent: {self._size} bytes were announced "
+                f"(Content-Length), the file {change}", step=self._step, pointer="/body")
         return data
 
     def __iter__(self) -> Iterator[bytes]:
