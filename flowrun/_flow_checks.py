@@ -3,6 +3,7 @@
 * data pills: syntax, and the names they read: declared inputs, steps that run before, declared
   env variables (a reusable step definition reads only its own inputs and env);
 * ``when`` expressions, ``with`` arguments of ``uses`` entries, assertions, response outputs;
+* a ``..`` written in a step's path that climbs above the alias's base path;
 * references: every alias exists and resolves (keystores are read with their passwords when the
   environment provides them; otherwise a warning says what could not be checked);
 * alias records with literal secrets (warnings).
@@ -13,6 +14,7 @@ errors, marked as warnings.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -127,9 +129,27 @@ def check_flow(flow: Flow) -> list[Problem]:
 def _step_problems(step: Step, scope: _Scope, base: str, step_id: str) -> Iterator[FlowrunError]:
     for pointer, value in _templated_fields(step, base):
         yield from _pill_problems(value, scope, pointer, step_id)
+    yield from _path_problems(step, base, step_id)
     result_scope = attrs.evolve(scope, roots=(*scope.roots, *_RESULT_ROOTS))
     yield from _assertion_problems(step.assertions, result_scope, f"{base}/assert", step_id)
     yield from _output_problems(step, base, step_id)
+
+
+_PILL = re.compile(r"\{\{.*?\}\}", re.DOTALL)
+
+
+def _path_problems(step: Step, base: str, step_id: str) -> Iterator[FlowrunError]:
+    """A ``..`` written in the path that climbs above the base path (pill values, always one
+    segment, cannot; whether their value climbs is checked when the step runs)."""
+    path = getattr(step, "path", None)
+    if not isinstance(path, str) or ("." not in path and "%" not in path):
+        return
+    from flowrun._transport._request import check_inside_base
+
+    try:
+        check_inside_base(_PILL.sub("x", path).partition("?")[0], step=step_id, pointer=f"{base}/path")
+    except FlowrunError as error:
+        yield error
 
 
 def _templated_fields(step: Step, base: str) -> Iterator[tuple[str, Any]]:

@@ -5,7 +5,9 @@ is sent. Requests go to a real loopback server that records the target as it arr
 from __future__ import annotations
 
 import asyncio
+import json
 import ssl
+from pathlib import Path
 
 import pytest
 
@@ -107,3 +109,19 @@ def test_the_check_reads_segments_as_a_server_does() -> None:
     for outside in ("/..", "..", "/a/../..", "/%2E%2E", "/a%2F..%2F..", "/./../x"):
         with pytest.raises(PathOutsideBaseError):
             check_inside_base(outside)
+
+
+def test_validate_reports_a_literal_path_that_leaves_the_base_path(tmp_path: Path) -> None:
+    from flowrun._cli._validate import validate_paths
+
+    flow = tmp_path / "flow.json"
+    flow.write_text(json.dumps({"name": "f", "steps": [
+        {"id": "up", "type": "rest", "connection": {"url": "https://partner.example/v2"}, "path": "/../admin"},
+        {"id": "pill", "type": "rest", "connection": {"url": "https://partner.example/v2"},
+         "path": "/a/{{ inputs.x }}/.."},
+        {"id": "fine", "type": "rest", "connection": {"url": "https://partner.example/v2"}, "path": "/a/../b"}],
+        "inputs": {"x": {"type": "string", "default": ".."}}}, indent=1))
+    _, problems = validate_paths([flow], aliases=None, steps_dirs=[])
+    found = [p.error for p in problems if isinstance(p.error, PathOutsideBaseError)]
+    assert [(e.step, e.pointer) for e in found] == [("up", "/steps/0/path")]
+    assert found[0].line is not None
