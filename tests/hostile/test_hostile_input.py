@@ -324,3 +324,16 @@ def test_the_traceback_of_a_defect_is_shown_with_v_only(verbose: bool, monkeypat
     assert "unexpected KeyError: 'planted defect'" in out + err
     assert ("Traceback" in err) == verbose
     assert "Traceback" not in out
+
+
+@pytest.mark.parametrize("verbose", [False, True], ids=["plain", "verbose"])
+def test_a_defect_outside_any_step_is_one_error_line(verbose: bool, monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setattr("flowrun._load._flows.FlowLoader.load", _explode)
+    flow = write_flow(tmp_path, rest_step())
+    code = main(["run", str(flow), *(["-v"] if verbose else [])])
+    out, err = capsys.readouterr()
+    assert "Traceback" not in out
+    assert code == 1
+    assert "error[internal]: unexpected KeyError: 'planted defect'" in err
+    assert ("Traceback" in err) == verbose
