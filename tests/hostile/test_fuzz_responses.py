@@ -1,6 +1,6 @@
 """Property-based hostile partners: hypothesis builds responses (status, Content-Type, stacked and
 lying Content-Encodings, Retry-After values, deeply nested JSON and XML, raw bytes) that a real
-loopback server sends to the REST executors. Whatever arrives, ``run`` returns a result whose
+loopback server sends to the REST executors and to a SOAP step. Whatever arrives, ``run`` returns a result whose
 error, if any, is one of flowrun's own (never ``InternalError``: that would be a defect), and the
 result serializes as the reports write it."""
 
@@ -20,8 +20,9 @@ from hypothesis import strategies as st
 
 from flowrun._errors import FlowrunError, InternalError
 from flowrun._models._aliases import Connection, RetryPolicy
-from flowrun._models._steps import ResponseSpec, RestStep
+from flowrun._models._steps import ResponseSpec, RestStep, SoapStep
 from flowrun._rest import AsyncRestExecutor, RestExecutor
+from flowrun._soap import SoapExecutor
 from tests.hostile._servers import HostileAction, HostileServer, head, send
 from tests.transport._support import RawRequest
 
@@ -141,3 +142,20 @@ def test_any_response_ends_in_a_result_with_flowruns_own_error(
         with RestExecutor() as rest:
             result = rest.run(step)
     _check(result)
+
+
+ENVELOPE = ('<soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/"><soap:Body><Ping/></soap:Body>'
+            "</soap:Envelope>")
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                                                   HealthCheck.too_slow])
+@given(answer=responses())
+def test_any_reply_to_a_soap_step_ends_in_a_result_with_flowruns_own_error(
+        answer: bytes, partner: tuple[HostileServer, Scripted]) -> None:
+    server, scripted = partner
+    scripted.answer = answer
+    step = SoapStep(id="fuzz", connection=Connection(url=server.url()), envelope=ENVELOPE, retry_policy=POLICY,
+                    response=ResponseSpec(max_bytes=64 * 1024, outputs={"a": "body.a"}))
+    with SoapExecutor() as soap:
+        _check(soap.run(step))
