@@ -11,6 +11,7 @@ accept ours, so a certificate that is not there was not offered.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -317,3 +318,19 @@ def test_validate_reports_every_credential_over_http(tmp_path: Path) -> None:
     assert any("trusted origin 'http://login.example' is not https" in m for m in messages), messages
     assert "Traceback" not in done.stderr
 
+
+
+def test_alias_show_says_where_the_credential_goes(tmp_path: Path) -> None:
+    aliases = tmp_path / "aliases"
+    aliases.mkdir()
+    (aliases / "a.json").write_text(json.dumps([
+        {"kind": "credential", "name": "token", "type": "bearer", "token": {"env": "TOKEN"}},
+        {"kind": "alias", "name": "bank", "connection": {
+            "url": "https://api.bank.example:8443/v2", "credential": "token",
+            "trusted_origins": ["https://login.bank.example"]}}]))
+    done = subprocess.run([sys.executable, "-m", "flowrun", "alias", "show", "bank", "--aliases", str(aliases)],
+                          capture_output=True, text=True, check=False, env={**os.environ, "NO_COLOR": "1"})
+    assert done.returncode == 0, done.stderr
+    line = next(line for line in done.stdout.splitlines() if "credential goes to" in line)
+    assert line.split("credential goes to", 1)[1].strip(" :") == \
+        "https://api.bank.example:8443, https://login.bank.example"
