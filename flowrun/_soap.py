@@ -257,7 +257,8 @@ class _SoapCore(RegistryUser):
         assert step.wsdl is not None
         location = render(step.wsdl, context, step=step.id, pointer="/wsdl") if context is not None else step.wsdl
         source = wsdl_source(step, str(location))
-        origins = {route.resolved.origin_key}
+        # Imports may come from the alias's origin, the origins it trusts, and the WSDL's own.
+        origins = {route.resolved.origin_key, *route.resolved.trusted_origins}
         wsdl_origin = None if source.local else wsdl.origin_of(source.location)
         if wsdl_origin is not None:
             origins.add(wsdl_origin)

@@ -309,6 +309,9 @@ def test_flowrun_test_marks_a_crashed_flow_errored_runs_the_others_and_writes_it
     suites = ET.parse(junit).getroot()
     errored = [s for s in suites if s.get("errors") == "1"]
     assert [s.get("name") for s in errored] == [crashed["file"]]
+    (case,) = errored[0]
+    assert case.get("name") == "run"
+    assert case[0].tag == "error" and "planted defect in the runner" in (case[0].get("message") or "")
 
 
 @pytest.mark.parametrize("verbose", [False, True], ids=["plain", "verbose"])

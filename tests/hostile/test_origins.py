@@ -334,3 +334,30 @@ def test_alias_show_says_where_the_credential_goes(tmp_path: Path) -> None:
     line = next(line for line in done.stdout.splitlines() if "credential goes to" in line)
     assert line.split("credential goes to", 1)[1].strip(" :") == \
         "https://api.bank.example:8443, https://login.bank.example"
+
+
+@pytest.mark.parametrize("trusted", [False, True], ids=["other-origin", "trusted-origin"])
+def test_a_schema_import_from_a_third_origin_is_allowed_only_when_trusted(
+        trusted: bool, origin_pki: Pki, origin_files: PkiFiles, fresh_wsdl_cache: None) -> None:
+    with RawServer(documents, ssl_context=server_context(origin_pki, require_client_cert=False)) as schemas:
+        wsdl = LEDGER_WSDL.replace(b'schemaLocation="ledger.xsd"',
+                                   f'schemaLocation="{schemas.url()}/ledger.xsd"'.encode())
+        assert wsdl != LEDGER_WSDL
+
+        def home_answer(request: RawRequest) -> Reply:
+            return Reply(200, wsdl, (XML,)) if request.method == "GET" else partner(request)
+
+        with RawServer(home_answer, ssl_context=server_context(origin_pki)) as home:
+            credential = Credential("cred", "bearer", token=SecretRef(literal=SECRET))
+            registry = make_registry(origin_files, home.url(), credentials=[credential], credential="cred",
+                                     trusted_origins=(schemas.url(),) if trusted else ())
+            with SoapExecutor(registry) as soap:
+                result = soap.run(ledger_step(f"{home.url()}/ledger?wsdl"))
+    if not trusted:
+        assert result.error is not None and "not on the WSDL's or the alias's host and port" in str(result.error)
+        assert schemas.requests == []
+        return
+    assert result.status == "passed", result.error
+    (fetched,) = schemas.requests
+    assert fetched.header("Authorization") == f"Bearer {SECRET}"
+    assert fetched.client_cert_sha256 == origin_pki.client.sha256
