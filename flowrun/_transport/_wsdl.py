@@ -1,7 +1,7 @@
 """WSDLs: where their documents may come from, parsed once per content, and which binding to call.
 
 Where a document may come from (``LoadPolicy``): ``http(s)`` only from the origins the step
-allows (the alias's, and the WSDL URL's; which of them get the alias's credential and client
+allows (the alias's, its ``trusted_origins``, and the WSDL URL's; which of them get the alias's credential and client
 certificate is the origin rule's decision, ``flowrun._models._web_origin``, made by the
 ``Exchanger`` for each fetch), local files only for a WSDL the step names by its
 local path, and then only from that WSDL's directory tree. ``file://`` is a local file like any
