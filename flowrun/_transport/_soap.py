@@ -200,7 +200,7 @@ class Exchanger:
             return Outcome(error=classify(exc, url=url, resolved=resolved), status=response.status_code)
         finally:
             response.close()
-        refused = refusal_page(response.status_code, body, url=url, resolved=self._resolved)
+        refused = refusal_page(response.status_code, body, url=url, resolved=resolved)
         if refused is not None:  # nginx refused our certificate with an HTTP answer
             return Outcome(error=refused, status=response.status_code)
         reply = Reply(response.status_code, response.headers, body, str(response.url), tls)
