@@ -33,6 +33,7 @@
     │   ├── KeyEncryptionUnsupportedError a key protected with an algorithm that cannot be read
     │   └── TrustCertError                a trust store cert file cannot be read
     ├── DataPillError                     {{ expression }} invalid or names a missing value
+    │   └── PathOutsideBaseError          a rendered path leaves the alias's base path
     ├── RunInterruptedError               exit 130: SIGINT or SIGTERM stopped the run mid-step
     └── StepFailure                       exit 1: a step ran and failed
         ├── TransportError
@@ -62,7 +63,9 @@
         │   └── WsdlNotFetchedError       a remote WSDL or schema, which offline checks do not fetch
         ├── CaptureError
         │   └── OutputNotFoundError       an output expression matches nothing
-        └── AssertionFailedError
+        ├── AssertionFailedError
+        ├── BodyFileChangedError          a file body changed size while it was sent
+        └── InternalError                 an unexpected exception, kept as a step error
 
 Each class has a stable ``code`` (shown to users and written to reports), an exit code, and a
 default hint saying what to do. Messages never contain secrets: callers pass names of secrets
@@ -301,6 +304,12 @@ class DataPillError(FlowrunError):
     default_hint = "a data pill reads inputs.*, steps.<id>.* or env.* (declared in the flow)"
 
 
+class PathOutsideBaseError(DataPillError):
+    code = "data_pill.path_outside_base"
+    default_hint = ("a step's path stays under the alias's base path: a data pill value is one path segment, "
+                    "and '..' may not climb above the base path")
+
+
 # --- interruption -------------------------------------------------------------------------
 
 
@@ -508,6 +517,21 @@ class AssertionFailedError(StepFailure):
         self.expression = expression
         self.expected = expected
         self.actual = actual
+
+
+class BodyFileChangedError(StepFailure):
+    code = "request.body_file_changed"
+    default_hint = "the file to upload was written to while it was sent: upload a finished file"
+
+
+class InternalError(StepFailure):
+    """An exception flowrun did not expect: the step fails with it instead of the run crashing."""
+
+    code = "internal"
+    default_hint = ("this is a flowrun defect: please report it with the message (run again with -v for "
+                    "the traceback)")
+    # The traceback, shown only by -v (never in reports: it may quote partner data).
+    details: str = ""
 
 
 __all__ = [name for name, value in list(globals().items())

@@ -7,6 +7,7 @@
   over http(s), is not fetched, and a note says so): the WSDL loads, the service/port is
   unambiguous, the ``soap_version`` asked for has a port, the operation exists, and ``args``
   name the operation's input elements (nested ones too) with none of the required ones missing;
+* a ``..`` written in a step's path that climbs above the alias's base path;
 * references: every alias exists and resolves (keystores are read with their passwords when the
   environment provides them; otherwise a warning says what could not be checked);
 * alias records with literal secrets (warnings).
@@ -19,6 +20,7 @@ with a ``code`` on the ``flowrun`` logger, which ``flowrun validate`` prints as 
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -144,11 +146,29 @@ def check_flow(flow: Flow) -> list[Problem]:
 def _step_problems(step: Step, scope: _Scope, base: str, step_id: str) -> Iterator[FlowrunError]:
     for pointer, value in _templated_fields(step, base):
         yield from _pill_problems(value, scope, pointer, step_id)
+    yield from _path_problems(step, base, step_id)
     result_scope = attrs.evolve(scope, roots=(*scope.roots, *_RESULT_ROOTS))
     yield from _assertion_problems(step.assertions, result_scope, f"{base}/assert", step_id)
     yield from _output_problems(step, base, step_id)
     if isinstance(step, SoapStep) and step.wsdl is not None:
         yield from _soap_problems(step, base, step_id)
+
+
+_PILL = re.compile(r"\{\{.*?\}\}", re.DOTALL)
+
+
+def _path_problems(step: Step, base: str, step_id: str) -> Iterator[FlowrunError]:
+    """A ``..`` written in the path that climbs above the base path (pill values, always one
+    segment, cannot; whether their value climbs is checked when the step runs)."""
+    path = getattr(step, "path", None)
+    if not isinstance(path, str) or ("." not in path and "%" not in path):
+        return
+    from flowrun._transport._request import check_inside_base
+
+    try:
+        check_inside_base(_PILL.sub("x", path).partition("?")[0], step=step_id, pointer=f"{base}/path")
+    except FlowrunError as error:
+        yield error
 
 
 def _templated_fields(step: Step, base: str) -> Iterator[tuple[str, Any]]:

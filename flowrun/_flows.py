@@ -533,6 +533,10 @@ class FlowRunner(_RunnerBase):
             result = self._executor(flow, call.step.kind).run(call.step, call.context)
         except FlowrunError as error:
             return _failed(call.entry, self.secrets.mask_error(error))
+        except Exception as exc:  # a custom executor's bug fails its step, not the run
+            from flowrun._runner import internal_error
+
+            return _failed(call.entry, self.secrets.mask_error(internal_error(exc)))
         return self._mark_insecure(flow, call.step, result)
 
     def _executor(self, flow: Flow, kind: str) -> _Executor:
@@ -594,6 +598,10 @@ class AsyncFlowRunner(_RunnerBase):
             result = await self._executor(flow, call.step.kind).run(call.step, call.context)
         except FlowrunError as error:
             return _failed(call.entry, self.secrets.mask_error(error))
+        except Exception as exc:  # a custom executor's bug fails its step, not the run
+            from flowrun._runner import internal_error
+
+            return _failed(call.entry, self.secrets.mask_error(internal_error(exc)))
         return self._mark_insecure(flow, call.step, result)
 
     def _executor(self, flow: Flow, kind: str) -> _AsyncExecutor:

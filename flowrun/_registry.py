@@ -24,13 +24,14 @@ import attrs
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 
-from flowrun._errors import DefinitionError, KeyMaterialError, TrustCertError, UnknownReferenceError
+from flowrun._errors import DefinitionError, KeyMaterialError, SchemaError, TrustCertError, UnknownReferenceError
 from flowrun._load._aliases import AliasRecords, alias_files, load_alias_records
 from flowrun._load._schema import did_you_mean
 from flowrun._models._aliases import NO_RETRY, Alias, Connection, Credential, ProtocolProfile, RetryPolicy
 from flowrun._models._origin import Origin
 from flowrun._models._redact import Secrets
 from flowrun._models._results import StepResult
+from flowrun._models._web_origin import OriginRule, WebOrigin, credential_over_http, web_origin
 from flowrun._tls._cache import TLS_CACHE, TlsCache
 from flowrun._tls._context import TlsSettings
 from flowrun._tls._material import identity_for, place, trust_for
@@ -64,6 +65,8 @@ class ResolvedConnection:
     # Where to open the TCP connection instead of host:port (like curl's --connect-to);
     # TLS SNI, certificate checks and the Host header still use host.
     connect_to: Mapping[tuple[str, int], tuple[str, int]] = attrs.field(factory=dict)
+    # The connection's ``trusted_origins`` (see ``flowrun._models._web_origin``).
+    trusted_origins: frozenset[WebOrigin] = frozenset()
 
     @property
     def base_url(self) -> str:
@@ -72,6 +75,11 @@ class ResolvedConnection:
     @property
     def origin_key(self) -> tuple[str, str, int]:
         return (self.scheme, self.host.lower(), self.port)
+
+    @property
+    def origin_rule(self) -> OriginRule:
+        """Who may receive this connection's credential and client certificate."""
+        return OriginRule(self.origin_key, self.trusted_origins)
 
     @property
     def client_certificate(self) -> x509.Certificate | None:
@@ -130,7 +138,10 @@ class Registry:
     """The records of an alias directory, cross-checked, and their resolution."""
 
     def __init__(self, records: AliasRecords, *, cache: TlsCache = TLS_CACHE,
-                 connect_to: Mapping[tuple[str, int], tuple[str, int]] | None = None) -> None:
+                 connect_to: Mapping[tuple[str, int], tuple[str, int]] | None = None,
+                 check_origins: bool = True) -> None:
+        """``check_origins=False`` leaves credentials over plain http to ``origin_problems()``
+        (``validate`` lists them all); any use of such a connection still refuses it."""
         self.records = records
         self._cache = cache
         self.connect_to = {(host.lower(), port): target for (host, port), target in (connect_to or {}).items()}
@@ -138,7 +149,7 @@ class Registry:
         self.on_insecure: InsecureListener | None = None
         self._insecure_reported: set[tuple[str, str]] = set()
         self._insecure_lock = threading.Lock()
-        self._check_references()
+        self._check_references(check_origins)
 
     @classmethod
     def load(cls, path: str | os.PathLike[str] | None = None, *,
@@ -218,6 +229,7 @@ class Registry:
             read_timeout_s=connection.timeout_s, headers=dict(connection.headers), profile=profile,
             client_chain=chain, insecure=bool(profile and profile.insecure_skip_verify),
             connect_to=self.connect_to,
+            trusted_origins=frozenset(o for o in map(web_origin, connection.trusted_origins) if o is not None),
         )
 
     def _report_insecure(self, use: InsecureUse) -> None:
@@ -336,7 +348,7 @@ class Registry:
 
     # --- cross-checks ---------------------------------------------------------------------
 
-    def _check_connection_references(self, connection: Connection) -> None:
+    def _check_connection_references(self, connection: Connection, *, origins: bool = True) -> None:
         records = self.records
         if connection.protocol_profile and connection.protocol_profile not in records.protocol_profiles:
             raise _unknown("protocol_profile", connection.protocol_profile, records.protocol_profiles,
@@ -344,8 +356,31 @@ class Registry:
         if connection.credential and connection.credential not in records.credentials:
             raise _unknown("credential", connection.credential, records.credentials,
                            connection.origin.child("credential"), "credential")
+        problem = self.plain_http_credential(connection) if origins else None
+        if problem is not None:
+            raise problem
 
-    def _check_references(self) -> None:
+    def plain_http_credential(self, connection: Connection) -> SchemaError | None:
+        """The error for a connection that would send its credential over plain http, else None."""
+        credential = self.records.credentials.get(connection.credential) if connection.credential else None
+        if credential is None:
+            return None
+        scheme = (connection.protocol if connection.url_builder
+                  else urllib.parse.urlsplit(connection.url or "").scheme.lower())
+        if not credential_over_http(credential.type, scheme):
+            return None
+        return SchemaError(
+            f"credential '{credential.name}' ({credential.type}) is used on a plain http connection: "
+            "the secret would travel in clear text",
+            hint="use the partner's https:// URL (or protocol https); flowrun never sends a credential over http",
+            **connection.origin.child("credential").location())
+
+    def origin_problems(self) -> list[SchemaError]:
+        """Every alias connection that would send a credential over plain http (for ``validate``)."""
+        return [problem for alias in self.records.aliases.values() for connection in alias.connections.values()
+                if (problem := self.plain_http_credential(connection)) is not None]
+
+    def _check_references(self, check_origins: bool) -> None:
         records = self.records
         for keystore in records.keystores.values():
             for index, item in enumerate(keystore.chain_certs):
@@ -365,7 +400,7 @@ class Registry:
                                    profile.origin.child("trust_store_certs", index), "trust_store_certs")
         for alias in records.aliases.values():
             for connection in alias.connections.values():
-                self._check_connection_references(connection)
+                self._check_connection_references(connection, origins=check_origins)
                 scheme = (connection.protocol if connection.url_builder
                           else urllib.parse.urlsplit(connection.url or "").scheme.lower())
                 if connection.mutual_authentication and scheme != "https":

@@ -34,10 +34,10 @@ from flowrun._models._redact import REDACTED, Secrets, is_credential_header, wit
 from flowrun._models._results import RequestInfo, StepResult
 from flowrun._models._steps import RestStep
 from flowrun._registry import Registry, RegistryUser, ResolvedConnection
-from flowrun._runner import Received, charset, excerpt, failure, finish, parse_body
+from flowrun._runner import Received, charset, excerpt, failure, finish, internal_error, parse_body
 from flowrun._transport._auth import auth_header, build_auth
 from flowrun._transport._exchange import Raw, Route, aexchange, exchange, make_timeout, timeout_argument
-from flowrun._transport._http import AsyncClientPool, ClientPool, TlsInfoReader
+from flowrun._transport._http import AsyncClientPool, ClientPool, ExecutorClosedError, TlsInfoReader
 from flowrun._transport._log_redaction import install as install_log_redaction
 from flowrun._transport._request import Content, RequestPlan, is_static, plan_request
 from flowrun._transport._retry import Outcome, arun_with_retry, run_with_retry
@@ -92,7 +92,13 @@ class _RestCore(RegistryUser, Generic[C]):
         timeout = make_timeout(resolved, None)
         client = self._client_for((resolved.alias, resolved.env, id(context), frozenset(dial.items())), context,
                                   dial, timeout)
-        auth = self._auth_for(resolved, client)
+        credential = resolved.credential
+        # The token endpoint gets the client secret (its credential names it); our certificate only
+        # when the origin rule trusts it.
+        token_client = (client if credential is None or credential.token_url is None
+                        or resolved.origin_rule.trusts_url(credential.token_url)
+                        else self._anonymous_client(resolved, timeout))
+        auth = self._auth_for(resolved, token_client)
         header = auth_header(resolved.credential)
         secret = frozenset({header.lower()} if header else set())
         leaf = resolved.client_certificate
@@ -103,17 +109,21 @@ class _RestCore(RegistryUser, Generic[C]):
     def _auth_for(self, resolved: ResolvedConnection, client: C) -> httpx.Auth | None:
         raise NotImplementedError
 
+    def _anonymous_client(self, resolved: ResolvedConnection, timeout: httpx.Timeout) -> C:
+        """A client with the connection's trust and TLS settings and no client certificate."""
+        if resolved.client_certificate is None:
+            context = resolved.ssl_context or self._default_context()
+        else:
+            context = self.records_registry.anonymous_ssl_context(resolved.profile)
+        dial = resolved.connect_to
+        return self._client_for(("stranger", id(context), frozenset(dial.items())), context, dial, timeout)
+
     def _stranger(self, route: Route[C]) -> Route[C]:
-        """The route for another origin: same trust, no client certificate, no credential."""
+        """The route for an origin the rule does not trust: same trust, no client certificate, no
+        credential (``flowrun._models._web_origin``)."""
         if route.stranger is None:
             resolved = route.resolved
-            if resolved.client_certificate is None:
-                context = resolved.ssl_context or self._default_context()
-            else:
-                context = self.records_registry.anonymous_ssl_context(resolved.profile)
-            dial = resolved.connect_to
-            client = self._client_for(("stranger", id(context), frozenset(dial.items())), context, dial,
-                                      route.timeout)
+            client = self._anonymous_client(resolved, route.timeout)
             route.stranger = Route(resolved, client, None, route.home, route.timeout, TlsInfoReader(None, None),
                                     None, route.secret_headers)
         return route.stranger
@@ -216,8 +226,17 @@ class RestExecutor(_RestCore["httpx.Client"]):
         return route
 
     def run(self, step: RestStep, context: Mapping[str, Any] | None = None) -> StepResult:
-        """Run one step; failures are returned in the result, not raised."""
+        """Run one step; failures are returned in the result, not raised (an exception flowrun did
+        not expect included: it becomes an ``InternalError``)."""
         started = time.perf_counter()
+        try:
+            return self._run(step, context, started)
+        except ExecutorClosedError:
+            raise
+        except Exception as exc:  # documented never to raise (the closed executor aside)
+            return self.masked(failure(step, internal_error(exc), started=started))
+
+    def _run(self, step: RestStep, context: Mapping[str, Any] | None, started: float) -> StepResult:
         try:
             route = self._route(step)
             plan, request = self._prepare(step, route, context)
@@ -278,8 +297,16 @@ class AsyncRestExecutor(_RestCore["httpx.AsyncClient"]):
             return route
 
     async def run(self, step: RestStep, context: Mapping[str, Any] | None = None) -> StepResult:
-        """Run one step; failures are returned in the result, not raised."""
+        """Run one step; failures are returned in the result, not raised (see ``RestExecutor.run``)."""
         started = time.perf_counter()
+        try:
+            return await self._run(step, context, started)
+        except ExecutorClosedError:
+            raise
+        except Exception as exc:  # documented never to raise (the closed executor aside)
+            return self.masked(failure(step, internal_error(exc), started=started))
+
+    async def _run(self, step: RestStep, context: Mapping[str, Any] | None, started: float) -> StepResult:
         try:
             route = await self._route(step)
             plan, request = self._prepare(step, route, context)

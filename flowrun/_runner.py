@@ -33,6 +33,7 @@ import attrs
 from flowrun._errors import (
     CaptureError,
     FlowrunError,
+    InternalError,
     OutputNotFoundError,
     ResponseParseError,
     UnexpectedStatusError,
@@ -48,6 +49,9 @@ if TYPE_CHECKING:
 
 ParseMode = Literal["auto", "json", "xml", "text", "binary"]
 EXCERPT_CHARS = 500
+# Far deeper than any real API answer, far below Python's recursion limit: every later step
+# (outputs, -v, JSON and JUnit reports) can walk what passes.
+MAX_BODY_DEPTH = 200
 XPATH_PREFIX = "xpath:"
 _SPACES = re.compile(r"\s+")
 
@@ -131,13 +135,14 @@ def parse_body(content: bytes, content_type: str | None, mode: ParseMode = "auto
             kind = "json" if stripped[:1] in (b"{", b"[") else "text"
             if kind == "json":
                 try:
-                    return json.loads(content, parse_float=WrittenNumber), None
+                    return json_body(content), None
                 except ValueError:
                     kind = "text"
     if kind == "json":
         try:
-            # Numbers keep their text: an amount passed on to a SOAP xs:decimal stays exact.
-            return json.loads(content, parse_float=WrittenNumber), None
+            return json_body(content), None
+        except ResponseParseError:
+            raise
         except (ValueError, UnicodeDecodeError) as exc:
             raise ResponseParseError(f"the body is not valid JSON ({content_type or 'no content type'}): {exc}",
                                      hint='set "parse": "text" on the response to keep it as text') from None
@@ -149,6 +154,28 @@ def parse_body(content: bytes, content_type: str | None, mode: ParseMode = "auto
     if kind == "text":
         return decode_text(content, charset(content_type)), None
     return content, None
+
+
+def json_body(content: bytes) -> Any:
+    """``json.loads`` with a bound on nesting (``ResponseParseError`` beyond ``MAX_BODY_DEPTH``)."""
+    try:
+        # Numbers keep their text: an amount passed on to a SOAP xs:decimal stays exact.
+        data = json.loads(content, parse_float=WrittenNumber)
+    except RecursionError:
+        raise _too_deep() from None
+    # Depth is at most the number of brackets: counting them (in C) spares the walk for almost every body.
+    if content.count(b"[") + content.count(b"{") > MAX_BODY_DEPTH:
+        from flowrun._load._json import nesting_exceeds
+
+        if nesting_exceeds(data, MAX_BODY_DEPTH):
+            raise _too_deep()
+    return data
+
+
+def _too_deep() -> ResponseParseError:
+    return ResponseParseError(f"the JSON body is nested more than {MAX_BODY_DEPTH} levels deep; refused",
+                              hint='no real answer is that deep; set "parse": "text" on the response to keep '
+                                   "it as text")
 
 
 def excerpt(content: bytes, encoding: str | None = None) -> str:
@@ -344,6 +371,19 @@ def failure(
     """The result of a step that failed before (or while) getting a response."""
     return _result(step, "failed", error=error, received=received, outputs={}, attempts=attempts,
                    started=started, tls=tls, request=request, assertions=())
+
+
+def internal_error(exc: BaseException) -> InternalError:
+    """An exception flowrun did not expect, as a step error: its type and first line, never a
+    traceback (kept in ``details`` for ``-v``; logged on the ``flowrun`` logger at debug level)."""
+    import logging
+    import traceback
+
+    first = (str(exc).strip().splitlines() or [""])[0][:200]
+    error = InternalError(f"unexpected {type(exc).__name__}" + (f": {first}" if first else ""))
+    error.details = "".join(traceback.format_exception(exc))
+    logging.getLogger("flowrun").debug("flowrun: unexpected exception in a step", exc_info=exc)
+    return error
 
 
 def _result(step: StepCommon, status: Literal["passed", "failed"], *, error: FlowrunError | None,

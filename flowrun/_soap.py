@@ -12,11 +12,13 @@
 A SOAP step uses the same alias, pooled client, SSL context, credential and retry policy as a
 REST step; only the body is an envelope. Two modes:
 
-* **operation**: ``wsdl`` (a local path, or an http(s) URL fetched through the alias's client
-  with its TLS identity, schema imports included) + ``operation`` + ``args``. The WSDL is parsed
-  once per process (``flowrun._transport._wsdl.WSDL_CACHE``). The call goes to the alias's base
-  URL plus the step's ``path``: the WSDL's ``soap:address`` is never used, since a WSDL published
-  by a partner routinely names an internal host or the production one.
+* **operation**: ``wsdl`` (a local path, or an http(s) URL; a URL on the alias's origin, or on
+  one of its ``trusted_origins``, is fetched through the alias's client with its credential and
+  TLS identity, any other through a client with neither, schema imports included) +
+  ``operation`` + ``args``. The WSDL is parsed once per process
+  (``flowrun._transport._wsdl.WSDL_CACHE``). The call goes to the alias's base URL plus the
+  step's ``path``: the WSDL's ``soap:address`` is never used, since a WSDL published by a
+  partner routinely names an internal host or the production one.
 * **raw envelope**: ``envelope`` text is POSTed as written, with ``soap_action``; the SOAP
   version comes from the envelope's namespace. Data pill values inside the envelope are
   XML-escaped; an envelope that is one single pill is inserted as is. A raw step may name its
@@ -43,7 +45,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Hashable, Mapping
+from collections.abc import Callable, Hashable, Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -58,9 +60,9 @@ from flowrun._models._redact import REDACTED, Secrets, is_credential_header, wit
 from flowrun._models._results import RequestInfo, StepResult
 from flowrun._models._steps import SoapStep
 from flowrun._registry import Registry, RegistryUser, ResolvedConnection
-from flowrun._runner import Received, charset, excerpt, failure, finish
+from flowrun._runner import Received, charset, excerpt, failure, finish, internal_error
 from flowrun._transport._auth import auth_header, build_auth
-from flowrun._transport._http import ClientPool, TlsInfoReader
+from flowrun._transport._http import ClientPool, ExecutorClosedError, TlsInfoReader
 from flowrun._transport._request import encode_path, join_url, render_path
 
 if TYPE_CHECKING:
@@ -74,7 +76,8 @@ _XML_ESCAPES = {'"': "&quot;", "'": "&apos;"}
 
 @attrs.define(eq=False)
 class _Route:
-    """A resolved connection with its pooled client and credential."""
+    """A resolved connection with its pooled client and credential, and (made on first use) the
+    client for origins the origin rule does not trust: same trust, no client certificate."""
 
     key: Hashable
     resolved: ResolvedConnection
@@ -82,6 +85,7 @@ class _Route:
     auth: httpx.Auth | None
     auth_header: str | None
     tls: TlsInfoReader
+    anonymous: Callable[[], httpx.Client]
 
 
 def render_envelope(template: str, context: Mapping[str, Any], *, step: str | None = None) -> str:
@@ -163,21 +167,37 @@ class _SoapCore(RegistryUser):
     def _make_route(self, key: Hashable, resolved: ResolvedConnection) -> _Route:
         context = resolved.ssl_context or self.records_registry.ssl_context(None)[0]
         client = self._pool.get((resolved.alias, resolved.env, id(context)), context, resolved.connect_to)
+
+        def anonymous() -> httpx.Client:
+            bare = (context if resolved.client_certificate is None
+                    else self.records_registry.anonymous_ssl_context(resolved.profile))
+            return self._pool.get(("anonymous", id(bare)), bare, resolved.connect_to)
+
         credential = resolved.credential
         wsse = credential is not None and credential.type == "wsse_username_token"
-        auth = None if wsse else build_auth(credential, resolved=resolved, client=client, secrets=self.secrets)
+        # The token endpoint gets the client secret (its credential names it); our certificate only
+        # when the origin rule trusts it.
+        token_client = (client if credential is None or credential.token_url is None
+                        or resolved.origin_rule.trusts_url(credential.token_url) else anonymous())
+        auth = None if wsse else build_auth(credential, resolved=resolved, client=token_client, secrets=self.secrets)
         leaf = resolved.client_certificate
         reader = TlsInfoReader(resolved.client_cert_sha256, leaf.subject.rfc4514_string() if leaf else None)
-        return _Route(key, resolved, client, auth, None if wsse else auth_header(credential), reader)
+        return _Route(key, resolved, client, auth, None if wsse else auth_header(credential), reader, anonymous)
 
     # --- one run ----------------------------------------------------------------------------
 
     def run(self, step: SoapStep, context: Mapping[str, Any] | None = None) -> StepResult:
-        """Run one SOAP step; failures are returned in the result, not raised."""
-        return self.masked(self._run(step, context))
-
-    def _run(self, step: SoapStep, context: Mapping[str, Any] | None) -> StepResult:
+        """Run one SOAP step; failures are returned in the result, not raised (an exception flowrun
+        did not expect included: it becomes an ``InternalError``)."""
         started = time.perf_counter()
+        try:
+            return self.masked(self._run(step, context, started))
+        except ExecutorClosedError:
+            raise
+        except Exception as exc:  # documented never to raise (the closed executor aside)
+            return self.masked(failure(step, internal_error(exc), started=started))
+
+    def _run(self, step: SoapStep, context: Mapping[str, Any] | None, started: float) -> StepResult:
         try:
             route = self._route(step)
         except FlowrunError as error:
@@ -190,7 +210,7 @@ class _SoapCore(RegistryUser):
         exchanger = soap.Exchanger(
             route.client, resolved=resolved, auth=route.auth, timeout=soap.timeout_for(resolved, step.timeout_s),
             max_bytes=step.response.max_bytes, retry_policy=step.retry_policy or resolved.retry_policy,
-            tls_reader=route.tls)
+            tls_reader=route.tls, anonymous=route.anonymous)
         try:
             reply = self._call(step, route, exchanger, context)
         except SoapFaultError as fault:
@@ -228,7 +248,7 @@ class _SoapCore(RegistryUser):
 
         resolved = route.resolved
         path = step.path or ""
-        path = render_path(path, context, step=step.id) if context is not None else encode_path(path)
+        path = render_path(path, context, step=step.id) if context is not None else encode_path(path, step=step.id)
         address = join_url(resolved.base_url, path)
         headers = (render(list(step.headers), context, step=step.id, pointer="/headers")
                    if context is not None else step.headers)
@@ -271,7 +291,8 @@ class _SoapCore(RegistryUser):
         assert step.wsdl is not None
         location = render(step.wsdl, context, step=step.id, pointer="/wsdl") if context is not None else step.wsdl
         source = wsdl_source(step, str(location))
-        origins = {route.resolved.origin_key}
+        # Imports may come from the alias's origin, the origins it trusts, and the WSDL's own.
+        origins = {route.resolved.origin_key, *route.resolved.trusted_origins}
         wsdl_origin = None if source.local else wsdl.origin_of(source.location)
         if wsdl_origin is not None:
             origins.add(wsdl_origin)

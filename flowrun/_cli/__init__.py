@@ -125,6 +125,14 @@ def _main(args_list: list[str], console: Console, err_console: Console) -> int:
     except KeyboardInterrupt:
         err_console.print("interrupted")
         return 130
+    except Exception as exc:  # a defect: flowrun's own error line; the traceback only with -v
+        from flowrun._runner import internal_error
+
+        defect = internal_error(exc)
+        err_console.print_error(defect)
+        if "-v" in args_list or "--verbose" in args_list:
+            err_console.print(defect.details.rstrip())
+        return defect.exit_code
 
 
 def console_main() -> None:

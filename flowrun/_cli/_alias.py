@@ -194,6 +194,7 @@ def _connection_view(registry: Registry, env: str, connection: Connection) -> di
         "credential": _credential_view(credential) if credential is not None else None,
         "timeouts": {"connect_s": connect_timeout, "read_s": connection.timeout_s},
         "headers": {name: _header_value(name, value) for name, value in connection.headers.items()},
+        "trusted_origins": list(connection.trusted_origins),
     }
 
 
@@ -333,6 +334,9 @@ def _print_show(console: Console, view: dict[str, Any]) -> None:
                f"read {connection['timeouts']['read_s']:g} s")
         for header, value in connection["headers"].items():
             _field(console, "header", f"{header}: {value}")
+        # Who else gets the credential and client certificate (the origin rule).
+        _field(console, "credential goes to", ", ".join([f"{connection['scheme']}://{connection['host']}:"
+                                                         f"{connection['port']}", *connection["trusted_origins"]]))
         profile = connection["protocol_profile"]
         if profile is None:
             _field(console, "mutual TLS", "off (no client certificate is sent)")

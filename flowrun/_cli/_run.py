@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import io
 import sys
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
@@ -28,7 +29,7 @@ from flowrun._cli._flow_options import (
 )
 from flowrun._cli._interrupt import SignalGuard, SignalInterrupt
 from flowrun._cli._output import Console
-from flowrun._errors import DefinitionError, FlowrunError, UsageError
+from flowrun._errors import DefinitionError, FlowrunError, InternalError, UsageError
 from flowrun._models._flow import FlowStep
 from flowrun._models._flow_results import FlowResult
 from flowrun._models._numbers import dumps
@@ -105,8 +106,10 @@ def data_rows(path: Path) -> list[dict[str, Any]]:
             raise DefinitionError("a JSON data file holds an array of objects (one per iteration)",
                                   file=path, line=1)
         return [dict(row) for row in data]
+    from flowrun._models._files import NotRegularFileError, open_regular
+
     try:
-        with path.open(encoding="utf-8-sig", newline="") as handle:
+        with io.TextIOWrapper(open_regular(path), encoding="utf-8-sig", newline="") as handle:
             reader = csv.DictReader(handle)
             rows: list[dict[str, Any]] = []
             for row in reader:
@@ -119,6 +122,10 @@ def data_rows(path: Path) -> list[dict[str, Any]]:
             return rows
     except FileNotFoundError:
         raise DefinitionError("data file not found", file=path) from None
+    except NotRegularFileError as error:
+        raise DefinitionError(f"the data file is {error.kind}, not a file", file=path,
+                              hint="name a regular CSV or JSON file: FIFOs, devices and sockets are never read"
+                              ) from None
     except (OSError, UnicodeDecodeError, csv.Error) as error:
         raise DefinitionError(f"cannot read the CSV data file: {error}", file=path) from None
 
@@ -166,6 +173,10 @@ def _run(args: argparse.Namespace, console: Console, guard: SignalGuard) -> int:
             err.print(err.style(f"* step {entry.id}", "dim"))
             for line in lines:
                 err.print(line)
+        if isinstance(result.error, InternalError) and result.error.details:
+            # -v is where a defect's traceback goes (for the report the hint asks for), never elsewhere.
+            err.print(err.style(f"* step {entry.id}: traceback of the unexpected exception", "dim"))
+            err.print(result.error.details.rstrip())
 
     total = args.iterations * (len(rows) if rows is not None else 1)
     many = total > 1

@@ -190,6 +190,17 @@ class _Workers:
                 runner.close()
 
 
+def crashed(exc: Exception, file: Path) -> FlowrunError:
+    """A flow that crashed: an error outcome (reported like a flow that could not run) naming the
+    flow file and the exception's type; never a traceback."""
+    from flowrun._runner import internal_error
+
+    error = internal_error(exc)
+    error.message = f"the flow crashed: {error.message}"
+    error.file = str(file)
+    return error
+
+
 def test_command(args: argparse.Namespace, console: Console) -> int:
     with SignalGuard() as guard:
         return _test(args, console, guard)
@@ -248,9 +259,14 @@ def _test(args: argparse.Namespace, console: Console, guard: SignalGuard) -> int
             result: Outcome = runner.run(flow)
         except FlowrunError as error:  # inputs without defaults, undeclared env variables
             result = error
-        if isinstance(result, FlowResult):
-            lines = render_flow(result, console, title=f"{result.name} ({file})", all_assertions=args.verbose)
-        else:
+        except Exception as exc:  # one flow's crash never stops the others or the reports
+            result = crashed(exc, file)
+        try:
+            lines = (render_flow(result, console, title=f"{result.name} ({file})", all_assertions=args.verbose)
+                     if isinstance(result, FlowResult) else [])
+        except Exception as exc:
+            result = crashed(exc, file)
+        if not isinstance(result, FlowResult):
             lines = [f"{console.style('error', 'red', 'bold')} {file}: {result}"]
             if result.hint:
                 lines.append(f"  {console.style('hint', 'cyan')}: {result.hint}")

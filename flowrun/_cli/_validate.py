@@ -4,7 +4,8 @@ Checks, in order: JSON and schema; ``uses`` definitions found; data pills, condi
 assertions and outputs; SOAP steps against their local WSDL (service/port, soap_version,
 operation, args; a WSDL URL is not fetched: a note says so); aliases exist and resolve
 (keystores opened with their passwords when the environment holds them, else a warning); alias
-records with literal secrets (warnings).
+records with literal secrets (warnings); credentials a connection would send over plain http
+(errors, every one of them).
 Nothing is sent over the network. Exit 2 when any error is found, else 0 (warnings included).
 """
 
@@ -101,7 +102,9 @@ def _registry(directory: Path, problems: list[Problem]) -> Any:
         else:
             readable.append(file)
     try:
-        return Registry(load_alias_records(readable))
+        registry = Registry(load_alias_records(readable), check_origins=False)
+        problems.extend(Problem("error", error) for error in registry.origin_problems())
+        return registry
     except FlowrunError as error:
         problems.append(Problem("error", error))
         return None

@@ -53,6 +53,10 @@ _PROLOG_BYTES = re.compile(rb"(?:\s|<\?.*?\?>|<!--.*?-->)*", re.DOTALL)
 _PROLOG_TEXT = re.compile(r"(?:\s|<\?.*?\?>|<!--.*?-->)*", re.DOTALL)
 
 
+# libxml2 refuses documents deeper than this unless huge_tree is on (it never is here).
+MAX_XML_DEPTH = 256
+
+
 class _RefuseExternal(etree.Resolver):
     """Answers every request for an external resource with nothing, and remembers it was asked."""
 
@@ -87,6 +91,10 @@ def parse_xml(data: bytes, *, source: str = "the response") -> etree._Element:
     except etree.XMLSyntaxError as err:
         if refuse.asked:
             raise _unsafe(source) from None
+        if "Excessive depth" in str(err):
+            # libxml2's own bound (huge_tree stays off): far beyond any real document.
+            raise ResponseParseError(f"{source} is nested more than {MAX_XML_DEPTH} elements deep; refused",
+                                     hint="no real answer is that deep") from None
         raise ResponseParseError(f"{source} is not well-formed XML: {err}") from None
     info: Any = root.getroottree().docinfo
     if refuse.asked or info.doctype or info.internalDTD is not None or info.externalDTD is not None:

@@ -220,6 +220,8 @@ def retry_policy_from(raw: Mapping[str, Any]) -> RetryPolicy:
 
 def _connection(raw: dict[str, Any], origin: Origin, document: JsonDocument) -> Connection:
     origin = attrs.evolve(origin, line=document.line(origin.pointer))
+    if "trusted_origins" in raw:
+        raw = {**raw, "trusted_origins": tuple(raw["trusted_origins"])}
     return Connection(**raw, origin=origin)
 
 

@@ -27,6 +27,7 @@ from flowrun._load._json import MAX_FILE_BYTES, JsonDocument, read_json_file
 from flowrun._load._paths import is_file, resolve_path
 from flowrun._load._schema import check, did_you_mean, iter_schema_errors
 from flowrun._models._aliases import Connection
+from flowrun._models._files import open_regular
 from flowrun._models._flow import NO_DEFAULT, Flow, FlowEnvVar, FlowInput, FlowStep, StepDefinition
 from flowrun._models._origin import Origin
 from flowrun._models._steps import Body, FilePart, ResponseSpec, RestStep, SoapStep, Step
@@ -59,7 +60,7 @@ def load_flow(path: str | Path, *, steps_dirs: Iterable[Path] = ()) -> Flow:
 def looks_like_flow(path: Path) -> bool:
     """A cheap guess for directory scans: a JSON object with ``name`` and a ``steps`` array."""
     try:
-        with path.open("rb") as handle:
+        with open_regular(path) as handle:  # a FIFO in a scanned folder must not hang the scan
             raw = handle.read(MAX_FILE_BYTES + 1)
         if len(raw) > MAX_FILE_BYTES:
             return False  # a data file, not a flow; a scan must not hold it in memory

@@ -15,9 +15,7 @@ from __future__ import annotations
 import bisect
 import contextlib
 import json
-import os
 import re
-import stat
 from json.decoder import scanstring  # type: ignore[attr-defined]
 from pathlib import Path
 from typing import Any
@@ -25,6 +23,7 @@ from typing import Any
 import attrs
 
 from flowrun._errors import DefinitionError, JsonSyntaxError, SchemaError
+from flowrun._models._files import NotRegularFileError, open_regular
 from flowrun._models._numbers import WrittenNumber
 
 _WS = re.compile(r"[ \t\n\r]*")
@@ -105,19 +104,19 @@ def parse_json(text: str, path: Path | None = None) -> JsonDocument:
             hint="JSON has no NaN or Infinity: write null, a number, or a string",
             file=path, line=_line_of(text, constant.start()),
         ) from None
-    if _nesting_exceeds(data, MAX_NESTING):
+    if nesting_exceeds(data, MAX_NESTING):
         raise _too_deep(text, path)
     return JsonDocument(path, data, _scan_lines(text))
 
 
 def read_json_file(path: Path) -> JsonDocument:
     try:
-        with path.open("rb") as handle:
-            mode = os.fstat(handle.fileno()).st_mode
-            if not (stat.S_ISREG(mode) or stat.S_ISFIFO(mode)):
-                raise DefinitionError("expected a JSON file, found a device or socket", file=path)
-            # Read one byte past the limit: enough to refuse, bounded for pipes and endless files.
+        with open_regular(path) as handle:
+            # Read one byte past the limit: enough to refuse, bounded for a file that grows.
             raw = handle.read(MAX_FILE_BYTES + 1)
+    except NotRegularFileError as exc:
+        raise DefinitionError(f"expected a JSON file, found {exc.kind}", file=path,
+                              hint="name a regular file: FIFOs, devices and sockets are never read") from None
     except IsADirectoryError:
         raise DefinitionError("expected a JSON file, found a directory", file=path) from None
     except FileNotFoundError:
@@ -144,7 +143,7 @@ def _first_outside_strings(pattern: re.Pattern[str], text: str) -> re.Match[str]
     return next((m for m in pattern.finditer(text) if m.group(1) is not None), None)
 
 
-def _nesting_exceeds(data: Any, limit: int) -> bool:
+def nesting_exceeds(data: Any, limit: int) -> bool:
     # Iterative: the point is to check depth without recursing.
     pending: list[tuple[Any, int]] = [(data, 0)]
     while pending:

@@ -18,6 +18,7 @@ import attrs
 from flowrun._errors import SchemaError
 from flowrun._models._origin import NOWHERE, Origin
 from flowrun._models._secret import SecretRef
+from flowrun._models._web_origin import web_origin
 
 KeystoreType = Literal["jks", "jceks", "pkcs12", "pem"]
 TlsVersion = Literal["1.2", "1.3"]
@@ -57,6 +58,17 @@ def _check_host(host: str, origin: Origin) -> None:
     if parsed != bare.lower() or any(c.isspace() for c in bare):
         raise _fail(origin, f"'host' {host!r} is not a host name or IP address",
                     "give the host alone: no scheme, port, path or user name")
+
+
+def _check_trusted_origin(text: str, origin: Origin) -> None:
+    _check_url(text, "trusted_origins", origin)
+    parts = urlsplit(text)
+    if parts.scheme.lower() != "https":
+        raise _fail(origin, f"trusted origin {text!r} is not https: a credential never travels in clear text",
+                    "list the https:// origin, e.g. \"https://login.bank.example\"")
+    if parts.path not in ("", "/") or parts.query or parts.fragment or web_origin(text) is None:
+        raise _fail(origin, f"trusted origin {text!r} is not an origin: give scheme, host and port only",
+                    "e.g. \"https://login.bank.example:8443\"; every path on that origin is trusted")
 
 
 @attrs.frozen
@@ -139,6 +151,10 @@ class Credential:
     def __attrs_post_init__(self) -> None:
         if self.token_url is not None:
             _check_url(self.token_url, "token_url", self.origin)
+            if urlsplit(self.token_url).scheme.lower() != "https":
+                raise _fail(self.origin, f"credential '{self.name}': token_url {self.token_url!r} is not https: "
+                            "the client secret would travel in clear text",
+                            "use the token endpoint's https:// URL")
         if self.type == "api_key" and (self.header is None) == (self.query is None):
             raise _fail(self.origin, f"api_key credential '{self.name}' needs exactly one of header or query",
                         'e.g. "header": "X-API-Key" or "query": "api_key"')
@@ -163,9 +179,13 @@ class Connection:
     timeout_s: float = 30.0
     connect_timeout_s: float | None = None
     headers: Mapping[str, str] = attrs.field(factory=dict)
+    # Other origins ("https://host[:port]") that may receive the credential and client certificate.
+    trusted_origins: tuple[str, ...] = ()
     origin: Origin = attrs.field(default=NOWHERE, eq=False, repr=False)
 
     def __attrs_post_init__(self) -> None:
+        for index, text in enumerate(self.trusted_origins):
+            _check_trusted_origin(text, self.origin.child("trusted_origins", index))
         if self.url_builder:
             if self.url is not None:
                 raise _fail(self.origin, "url_builder is on: give host (and port, base_path), not url")

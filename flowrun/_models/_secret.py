@@ -7,13 +7,13 @@ the moment it is needed, so that a rotated secret file is picked up without a re
 from __future__ import annotations
 
 import os
-import stat
 from collections.abc import Mapping
 from pathlib import Path
 
 import attrs
 
 from flowrun._errors import SecretFormatError, SecretUnavailableError
+from flowrun._models._files import NotRegularFileError, open_regular
 from flowrun._models._origin import NOWHERE, Origin
 
 MAX_SECRET_FILE_BYTES = 64 * 1024
@@ -78,12 +78,14 @@ class SecretRef:
             return value
         assert self.file is not None
         try:
-            # Checked before opening: opening a FIFO blocks, reading /dev/zero never ends.
-            if not stat.S_ISREG(self.file.stat().st_mode):
+            # Opening a FIFO would block, reading /dev/zero never ends: regular files only.
+            try:
+                handle = open_regular(self.file)
+            except NotRegularFileError as exc:
                 raise SecretUnavailableError(
-                    f"secret file {self.file} is not a regular file (a directory, device, FIFO or socket)",
-                    hint="point the secret at a file that holds it", **self.origin.location())
-            with self.file.open("rb") as handle:
+                    f"secret file {self.file} is not a regular file: {exc.strerror}",
+                    hint="point the secret at a file that holds it", **self.origin.location()) from None
+            with handle:
                 data = handle.read(MAX_SECRET_FILE_BYTES + 1)
             if len(data) > MAX_SECRET_FILE_BYTES:
                 raise SecretUnavailableError(

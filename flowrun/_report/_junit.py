@@ -30,7 +30,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from flowrun._errors import AssertionFailedError, FlowrunError, RunInterruptedError
+from flowrun._errors import AssertionFailedError, FlowrunError, InternalError, RunInterruptedError
 from flowrun._models._flow_results import FlowResult
 from flowrun._models._numbers import dumps
 from flowrun._models._redact import Secrets, visible
@@ -60,7 +60,9 @@ def junit_xml(results: Sequence[FlowResult], *, name: str = "flowrun",
     for error in load_errors:
         suite = ET.SubElement(root, "testsuite", name=_clean(error.file or "flow"), tests="1", failures="0",
                               errors="1", skipped="0", time="0")
-        case = ET.SubElement(suite, "testcase", classname=_clean(error.file or "flow"), name="load", time="0")
+        # A flow that crashed while it ran (an internal error) is told apart from one that did not load.
+        case = ET.SubElement(suite, "testcase", classname=_clean(error.file or "flow"),
+                             name="run" if isinstance(error, InternalError) else "load", time="0")
         _problem(case, "error", error)
         totals["tests"] += 1
         totals["errors"] += 1

@@ -31,6 +31,7 @@ from flowrun._errors import (
     PlaceholderCertError,
     TrustCertError,
 )
+from flowrun._models._files import special_kind
 from flowrun._tls import _der
 from flowrun._tls._chain import (
     check_certificate,
@@ -61,8 +62,6 @@ __all__ = [
 _TYPE_NAMES: dict[KeystoreType, str] = {"jks": "JKS", "jceks": "JCEKS", "pkcs12": "PKCS12", "pem": "PEM"}
 # Far above any keystore or certificate bundle; a bigger file is something else.
 MAX_KEY_MATERIAL_BYTES = 16 * 1024 * 1024
-_FILE_KINDS = ((stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISSOCK, "a socket"),
-               (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"))
 _BOM = b"\xef\xbb\xbf"
 
 
@@ -222,11 +221,9 @@ def check_key_material_file(
     except (OSError, ValueError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
         raise error(f"the {what} file cannot be read ({reason}): {path}", file=path) from None
-    if stat.S_ISDIR(info.st_mode):
-        raise error(f"the {what} path is a directory, not a file: {path}", file=path)
-    kind = next((name for test, name in _FILE_KINDS if test(info.st_mode)), None)
-    if kind is not None or not stat.S_ISREG(info.st_mode):
-        raise error(f"the {what} path is {kind or 'not a regular file'}, not a file: {path}", file=path)
+    kind = special_kind(info.st_mode)
+    if kind is not None:
+        raise error(f"the {what} path is {kind}, not a file: {path}", file=path)
     if info.st_size > MAX_KEY_MATERIAL_BYTES:
         raise error(f"the {what} file {path} is {info.st_size} bytes, more than any {what} "
                     f"(the limit is {MAX_KEY_MATERIAL_BYTES} bytes): is it the right file?", file=path)

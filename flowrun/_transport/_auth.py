@@ -2,8 +2,9 @@
 
 Secrets are revealed when a request is authenticated, not when the executor starts, so a
 rotated secret file is picked up without a restart. OAuth2 client-credentials tokens are
-fetched through the alias's own pooled client: when the alias uses mutual authentication the
-token request carries our client certificate too (certificate-bound tokens, RFC 8705).
+fetched through the client the executor gives: the alias's own (with our client certificate,
+for certificate-bound tokens, RFC 8705) when the origin rule trusts ``token_url``, else one
+without a client certificate (``flowrun._models._web_origin``).
 """
 
 from __future__ import annotations
@@ -222,7 +223,7 @@ class OAuth2ClientCredentials(httpx.Auth):
         payload: Any
         try:
             payload = json.loads(content)
-        except ValueError:
+        except (ValueError, RecursionError):
             payload = None
         where = self._where()
         if response.status_code != 200 or not isinstance(payload, dict) or "access_token" not in payload:

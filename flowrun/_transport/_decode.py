@@ -7,7 +7,9 @@ and a bomb costs no more memory than the cap.
 
 flowrun asks for ``gzip, deflate`` only (``ACCEPT_ENCODING``, sent by every client) and decodes
 those (``x-gzip`` too); like httpx, an encoding it does not know is passed through undecoded.
-A body that does not inflate is an ``httpx.DecodingError`` (classified as a protocol error).
+A body that does not inflate is an ``httpx.DecodingError`` (classified as a protocol error), and
+so is a Content-Encoding that lists more than ``MAX_ENCODINGS`` compressions: no real server
+compresses twice, and each layer costs a decompressor and a level of nesting.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import httpx
 
 ACCEPT_ENCODING = "gzip, deflate"
 SLICE = 64 * 1024
+MAX_ENCODINGS = 4
 _GZIP = frozenset({"gzip", "x-gzip"})
 
 
@@ -67,8 +70,12 @@ class BodyDecoder:
 
     def __init__(self, content_encoding: str | None) -> None:
         names = [part.strip().lower() for part in (content_encoding or "").split(",")]
+        stages = [name for name in names if name in _GZIP or name == "deflate"]
+        if len(stages) > MAX_ENCODINGS:
+            raise httpx.DecodingError(f"Content-Encoding lists {len(stages)} compressions, more than the "
+                                      f"{MAX_ENCODINGS} flowrun undoes")
         # Encodings are listed in the order they were applied: undo them last to first.
-        self._stages = [_Inflater(name) for name in reversed(names) if name in _GZIP or name == "deflate"]
+        self._stages = [_Inflater(name) for name in reversed(stages)]
 
     def feed(self, data: bytes) -> Iterator[bytes]:
         if not self._stages:

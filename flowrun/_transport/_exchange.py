@@ -276,7 +276,8 @@ def exchange(route: Route[httpx.Client], step: RestStep, plan: RequestPlan, time
             hops, method = 0, plan.method
             while is_redirect(response):
                 hop = next_hop(response, method=method, headers=plan.headers, home=route.home, hops=hops,
-                               max_redirects=step.max_redirects, secret_headers=route.secret_headers)
+                               max_redirects=step.max_redirects, secret_headers=route.secret_headers,
+                               trusted=route.resolved.trusted_origins)
                 response.close()
                 hops, method, url = hops + 1, hop.method, str(hop.url)
                 target = route if hop.same_origin else stranger(route)
@@ -336,7 +337,8 @@ async def aexchange(route: Route[httpx.AsyncClient], step: RestStep, plan: Reque
             hops, method = 0, plan.method
             while is_redirect(response):
                 hop = next_hop(response, method=method, headers=plan.headers, home=route.home, hops=hops,
-                               max_redirects=step.max_redirects, secret_headers=route.secret_headers)
+                               max_redirects=step.max_redirects, secret_headers=route.secret_headers,
+                               trusted=route.resolved.trusted_origins)
                 await response.aclose()
                 hops, method, url = hops + 1, hop.method, str(hop.url)
                 target = route if hop.same_origin else stranger(route)

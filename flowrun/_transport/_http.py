@@ -71,6 +71,10 @@ def new_async_client(ssl_context: ssl.SSLContext, *, connect_to: Mapping[Address
                                                  headers=_DEFAULT_HEADERS, timeout=timeout or DEFAULT_TIMEOUT))
 
 
+class ExecutorClosedError(RuntimeError):
+    """A closed executor was asked to run a step: the embedder's mistake, raised, not a step error."""
+
+
 class ClientPool:
     """Sync clients by key. The key must identify the SSL context (``id(ctx)``): the client
     holds the context, so the id stays valid for as long as the entry exists."""
@@ -87,7 +91,7 @@ class ClientPool:
             return client
         with self._lock:
             if self._closed:
-                raise RuntimeError("the executor is closed")
+                raise ExecutorClosedError("the executor is closed")
             client = self._clients.get(key)
             if client is None:
                 client = self._clients[key] = new_client(ssl_context, connect_to=connect_to, timeout=timeout)
@@ -113,7 +117,7 @@ class AsyncClientPool:
         client = self._clients.get(key)
         if client is None:
             if self._closed:
-                raise RuntimeError("the executor is closed")
+                raise ExecutorClosedError("the executor is closed")
             client = self._clients[key] = new_async_client(ssl_context, connect_to=connect_to, timeout=timeout)
         return client
 

@@ -1,6 +1,7 @@
 """Redirects, when a step opts in (``follow_redirects``).
 
-* Same origin (scheme, host, port of the alias): the request keeps its credential and goes
+* Same origin (scheme, host, port of the alias), or one the alias lists in ``trusted_origins``
+  (the origin rule, ``flowrun._models._web_origin``): the request keeps its credential and goes
   through the alias's client, so the client certificate is presented as before.
 * Another origin: the credential is not applied, headers that look like credentials
   (``flowrun._models._redact.is_credential_header``: Authorization, Cookie, X-Partner-Token...)
@@ -22,6 +23,7 @@ import httpx
 
 from flowrun._errors import RedirectRefusedError
 from flowrun._models._redact import is_credential_header
+from flowrun._models._web_origin import DEFAULT_PORTS, WebOrigin
 
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 _BODY_HEADERS = frozenset({"content-type", "content-length", "transfer-encoding", "content-encoding"})
@@ -36,8 +38,8 @@ class Hop:
     same_origin: bool
 
 
-def origin_of(url: httpx.URL) -> tuple[str, str, int]:
-    return (url.scheme, url.host.lower(), url.port or (443 if url.scheme == "https" else 80))
+def origin_of(url: httpx.URL) -> WebOrigin:
+    return (url.scheme, url.host.lower(), url.port or DEFAULT_PORTS.get(url.scheme, 0))
 
 
 def is_redirect(response: httpx.Response) -> bool:
@@ -53,6 +55,7 @@ def next_hop(
     hops: int,
     max_redirects: int,
     secret_headers: frozenset[str] = frozenset(),
+    trusted: frozenset[WebOrigin] = frozenset(),
 ) -> Hop:
     """Where a redirect leads and what is sent there; raises ``RedirectRefusedError``."""
     current = response.request.url
@@ -74,7 +77,8 @@ def next_hop(
     keep_body = True
     if (status == 303 and method != "HEAD") or (status in (301, 302) and method == "POST"):
         method, keep_body = "GET", False
-    same_origin = origin_of(target) == home
+    arrival = origin_of(target)
+    same_origin = arrival == home or arrival in trusted
     if not same_origin:
         # A 307/308 keeps the method, but the body was meant for the alias's partner only.
         keep_body = False

@@ -4,8 +4,13 @@ Encoding rules:
 
 * ``path`` is joined to the alias base path. Literal text is kept as written (characters that
   cannot appear in a path are percent-encoded, existing ``%XX`` escapes are kept); the value of
-  each data pill is percent-encoded as ONE segment (``/`` becomes ``%2F``). A ``?`` in the
-  literal path starts a query that is kept as written and comes before ``query``.
+  each data pill is percent-encoded as ONE segment (``/`` becomes ``%2F``, a value that is ``.``
+  or ``..`` becomes ``%2E`` or ``%2E%2E``). A ``?`` in the literal path starts a query that is
+  kept as written and comes before ``query``.
+* a path never leaves the alias's base path: once rendered, its segments are read as a server
+  reads them (percent-escapes decoded, ``%2F`` as ``/``, ``.`` and ``..`` resolved), and a path
+  that climbs above where it starts is refused (``PathOutsideBaseError``), whether the ``..``
+  came from a data pill or was written in the step. A ``..`` that stays inside is sent.
 * ``query`` pairs keep their order and repeat; keys and values are percent-encoded (space is
   ``%20``). A null value is left out; a pill that gives an array repeats the key.
 * headers: the connection's, then the step's, in order, duplicates kept; a null value is
@@ -18,17 +23,18 @@ Encoding rules:
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 import attrs
 
-from flowrun._errors import DataPillError, DefinitionError
+from flowrun._errors import BodyFileChangedError, DataPillError, DefinitionError, PathOutsideBaseError
 from flowrun._eval import render as render_value
 from flowrun._eval import render_text, value_to_text
 from flowrun._eval._template import OPEN
+from flowrun._models._files import NotRegularFileError, open_regular
 from flowrun._models._numbers import dumps
 from flowrun._models._steps import Body, FilePart, RestStep
 
@@ -117,9 +123,11 @@ def _mentions_pill(value: Any) -> bool:
 # --- URL ----------------------------------------------------------------------------------------
 
 
-def encode_path(path: str) -> str:
-    if "?" in path:
-        route, _, query = path.partition("?")
+def encode_path(path: str, *, step: str | None = None, pointer: str = "/path") -> str:
+    """The path as sent; ``PathOutsideBaseError`` when it climbs above the base path."""
+    route, mark, query = path.partition("?")
+    check_inside_base(route, step=step, pointer=pointer)
+    if mark:
         return quote(route, safe=_PATH_SAFE) + "?" + quote(query, safe=_QUERY_SAFE)
     return quote(path, safe=_PATH_SAFE)
 
@@ -128,11 +136,30 @@ def render_path(template: str, context: Mapping[str, Any], *, step: str | None =
                 pointer: str = "/path") -> str:
     """Render pills in a path; each pill's value is encoded as one path segment (or query value)."""
     # A pill value is fully percent-encoded, so encoding the whole path afterwards leaves it alone.
-    return encode_path(render_text(template, context, escape=_encode_segment, step=step, pointer=pointer))
+    return encode_path(render_text(template, context, escape=_encode_segment, step=step, pointer=pointer),
+                       step=step, pointer=pointer)
 
 
 def _encode_segment(value: Any) -> str:
-    return quote(value_to_text(value), safe="")
+    encoded = quote(value_to_text(value), safe="")
+    # quote() keeps dots: a value "." or ".." would be a dot segment, which servers resolve.
+    return encoded.replace(".", "%2E") if encoded in (".", "..") else encoded
+
+
+def check_inside_base(route: str, *, step: str | None = None, pointer: str = "/path") -> None:
+    """Refuse a path whose segments, read as a server reads them, climb above where they start."""
+    if "." not in route and "%" not in route:  # the common case: nothing to resolve
+        return
+    depth = 0
+    for segment in unquote(route).split("/"):
+        if segment == "..":
+            depth -= 1
+            if depth < 0:
+                raise PathOutsideBaseError(
+                    "the path climbs above the alias's base path ('..' once decoded and resolved): refused",
+                    step=step, pointer=pointer)
+        elif segment not in ("", "."):
+            depth += 1
 
 
 def join_url(base_url: str, path: str) -> str:
@@ -214,22 +241,65 @@ def _pairs_of(value: Any) -> list[tuple[str, Any]]:
     raise DataPillError(f"form and multipart fields are an object or a list of pairs, got {type(value).__name__}")
 
 
+class SizedFile:
+    """A file body as it is sent. Its length is announced (Content-Length) before the first byte
+    goes out; a file that grows or shrinks meanwhile fails the step with ``BodyFileChangedError``
+    instead of sending a body that does not match what was announced."""
+
+    def __init__(self, handle: IO[bytes], path: Path, step: str) -> None:
+        self._handle = handle
+        self._path = path
+        self._step = step
+        self._size = os.fstat(handle.fileno()).st_size
+        self._read = 0
+
+    def fileno(self) -> int:  # httpx reads the announced length from it
+        return self._handle.fileno()
+
+    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        position = self._handle.seek(offset, whence)
+        self._read = position
+        return position
+
+    def read(self, size: int = -1) -> bytes:
+        data = self._handle.read(size if size >= 0 else self._size - self._read + 1)
+        self._read += len(data)
+        if self._read > self._size or (size != 0 and not data and self._read < self._size):
+            change = "grew past that" if self._read > self._size else f"ended after {self._read}"
+            raise BodyFileChangedError(
+                f"the file to upload {self._path} changed while it was sent: {self._size} bytes were announced "
+                f"(Content-Length), the file {change}", step=self._step, pointer="/body")
+        return data
+
+    def __iter__(self) -> Iterator[bytes]:
+        while chunk := self.read(_CHUNK):
+            yield chunk
+
+    def close(self) -> None:
+        self._handle.close()
+
+
 class OpenBody:
     """The files a body has open for one send; closed after the exchange."""
 
     def __init__(self) -> None:
         self.kwargs: dict[str, Any] = {}
         self.headers: list[tuple[str, str]] = []
-        self._files: list[IO[bytes]] = []
+        self._files: list[SizedFile] = []
 
-    def open(self, path: Path, step: str) -> IO[bytes]:
+    def open(self, path: Path, step: str) -> SizedFile:
         try:
-            handle = path.open("rb")
+            handle = open_regular(path)
+        except NotRegularFileError as exc:
+            raise DefinitionError(f"the file to upload {path} is {exc.kind}, not a file", step=step,
+                                  pointer="/body", hint="upload a regular file: FIFOs and devices are never read"
+                                  ) from None
         except OSError as exc:
             raise DefinitionError(f"cannot read the file to upload {path}: {exc.strerror or exc}", step=step,
                                   pointer="/body") from None
-        self._files.append(handle)
-        return handle
+        sized = SizedFile(handle, path, step)
+        self._files.append(sized)
+        return sized
 
     @property
     def replayable(self) -> bool:
@@ -278,6 +348,6 @@ def open_body(plan: BodyPlan | None, step: str, *, asynchronous: bool = False) -
     return opened
 
 
-async def _file_chunks(handle: IO[bytes]) -> AsyncIterator[bytes]:
+async def _file_chunks(handle: SizedFile) -> AsyncIterator[bytes]:
     while chunk := handle.read(_CHUNK):
         yield chunk

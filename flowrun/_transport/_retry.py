@@ -12,14 +12,17 @@ What is retried:
 
 Waits: ``fixed`` (interval), ``exponential`` (interval * 2^(n-1), capped at max_interval_s,
 plus up to one interval of random jitter), ``retry_after`` (the Retry-After header in seconds or
-as an HTTP date; the interval when absent). No retry starts once ``max_elapsed_s`` would be
-exceeded by the coming wait: the last outcome is returned instead.
+as an HTTP date; the interval when absent or not a finite number; never more than
+``max_interval_s``, so ``nan``, ``inf``, ``1e308`` or a negative value can neither stall nor crash
+a run). No retry starts once ``max_elapsed_s`` would be exceeded by the coming wait: the last
+outcome is returned instead.
 """
 
 from __future__ import annotations
 
 import datetime
 import email.utils
+import math
 import random
 import time
 from collections.abc import Awaitable, Callable
@@ -78,16 +81,19 @@ def retry_after_seconds(value: str | None, *, now: float | None = None) -> float
     if not text:
         return None
     try:
-        return max(float(text), 0.0)
+        seconds = float(text)
     except ValueError:
         pass
+    else:
+        # "nan" and "inf" parse as floats; neither is a wait.
+        return max(seconds, 0.0) if math.isfinite(seconds) else None
     try:
         when = email.utils.parsedate_to_datetime(text)
-    except (TypeError, ValueError, IndexError):
+        if when.tzinfo is None:  # "-0000": a date in UTC without a zone
+            when = when.replace(tzinfo=datetime.UTC)
+        return max(when.timestamp() - (time.time() if now is None else now), 0.0)
+    except (TypeError, ValueError, IndexError, OverflowError):
         return None
-    if when.tzinfo is None:  # "-0000": a date in UTC without a zone
-        when = when.replace(tzinfo=datetime.UTC)
-    return max(when.timestamp() - (time.time() if now is None else now), 0.0)
 
 
 class PolicyWait:
@@ -115,7 +121,8 @@ class PolicyWait:
             outcome = retry_state.outcome.result()
             seconds = retry_after_seconds(outcome.retry_after) if isinstance(outcome, Outcome) else None
             if seconds is not None:
-                return seconds
+                # The partner asks; the policy bounds what it may ask for.
+                return min(seconds, self._policy.max_interval_s)
         return self.backoff(retry_state.attempt_number)
 
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import email.parser
 import email.policy
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -126,8 +126,11 @@ class Exchanger:
 
     def __init__(self, client: httpx.Client, *, resolved: ResolvedConnection, auth: httpx.Auth | None,
                  timeout: httpx.Timeout, max_bytes: int, retry_policy: RetryPolicy,
-                 tls_reader: TlsInfoReader | None = None) -> None:
+                 tls_reader: TlsInfoReader | None = None,
+                 anonymous: Callable[[], httpx.Client] | None = None) -> None:
         self._client = client
+        # For documents on origins the origin rule does not trust: no certificate, no credential.
+        self._anonymous = anonymous
         self._resolved = resolved
         self._auth = auth
         self._timeout = timeout
@@ -154,9 +157,17 @@ class Exchanger:
     def fetch_document(self, url: str, *, max_bytes: int) -> bytes:
         """GET a WSDL or schema (retried as any GET); the status must be 2xx. The attempts are
         kept only when the fetch fails: they are then the step's only attempts."""
+        client, auth, resolved = self._client, self._auth, self._resolved
+        if not resolved.origin_rule.trusts_url(url):
+            if self._anonymous is None:
+                raise WsdlError(f"{url} is not on the alias's origin ({resolved.origin_rule.describe()}) and "
+                                "this transport has no client without credentials; refused",
+                                hint="list the origin in the alias's trusted_origins, or keep a local copy")
+            client, auth, resolved = self._anonymous(), None, attrs.evolve(resolved, client_chain=())
         outcome, attempts = run_with_retry(
             self._retry_policy, "GET",
-            lambda: self._once("GET", url, None, {"Accept": "text/xml, application/xml, */*"}, max_bytes))
+            lambda: self._once("GET", url, None, {"Accept": "text/xml, application/xml, */*"}, max_bytes,
+                               client=client, auth=auth, resolved=resolved))
         if outcome.error is not None:
             self.attempts.extend(attempts)
             raise outcome.error
@@ -168,35 +179,39 @@ class Exchanger:
         return reply.content
 
     def _once(self, method: str, url: str, content: bytes | None, headers: Mapping[str, str],
-              max_bytes: int) -> Outcome[Reply]:
+              max_bytes: int, *, client: httpx.Client | None = None, auth: httpx.Auth | None = None,
+              resolved: ResolvedConnection | None = None) -> Outcome[Reply]:
         # One attempt (a call, or a WSDL or schema fetch) ends by its total deadline (``_streams``).
         attempt = begin_attempt(self._timeout.read if self._timeout.read is not None else _DEFAULT_WAIT_S)
         try:
-            return self._send(method, url, content, headers, max_bytes)
+            if client is None:
+                client, auth, resolved = self._client, self._auth, self._resolved
+            assert resolved is not None
+            return self._send(method, url, content, headers, max_bytes, client, auth, resolved)
         finally:
             end_attempt(attempt)
 
     def _send(self, method: str, url: str, content: bytes | None, headers: Mapping[str, str],
-              max_bytes: int) -> Outcome[Reply]:
-        request = self._client.build_request(method, url, content=content, headers=dict(headers),
-                                             timeout=self._timeout)
+              max_bytes: int, client: httpx.Client, auth: httpx.Auth | None,
+              resolved: ResolvedConnection) -> Outcome[Reply]:
+        request = client.build_request(method, url, content=content, headers=dict(headers), timeout=self._timeout)
         self.last_request = (method, url, tuple(request.headers.multi_items()), content)
         try:
-            response = self._client.send(request, stream=True, auth=self._auth)
+            response = client.send(request, stream=True, auth=auth)
         except FlowrunError as error:  # a credential that cannot be applied (an OAuth2 token refused)
             return Outcome(error=error, sent=False)
         except (httpx.HTTPError, OSError) as exc:
-            return Outcome(error=classify(exc, url=url, resolved=self._resolved), sent=not failed_before_sending(exc))
+            return Outcome(error=classify(exc, url=url, resolved=resolved), sent=not failed_before_sending(exc))
         try:
-            tls = self._tls_reader.read(response) if self._tls_reader is not None else None
+            tls = self._tls_reader.read(response) if self._tls_reader is not None and client is self._client else None
             body = _read_capped(response, max_bytes, url)
         except FlowrunError as error:
             return Outcome(error=error, status=response.status_code)
         except (httpx.HTTPError, OSError) as exc:
-            return Outcome(error=classify(exc, url=url, resolved=self._resolved), status=response.status_code)
+            return Outcome(error=classify(exc, url=url, resolved=resolved), status=response.status_code)
         finally:
             response.close()
-        refused = refusal_page(response.status_code, body, url=url, resolved=self._resolved)
+        refused = refusal_page(response.status_code, body, url=url, resolved=resolved)
         if refused is not None:  # nginx refused our certificate with an HTTP answer
             return Outcome(error=refused, status=response.status_code)
         reply = Reply(response.status_code, response.headers, body, str(response.url), tls)

@@ -1,7 +1,9 @@
 """WSDLs: where their documents may come from, parsed once per content, and which binding to call.
 
 Where a document may come from (``LoadPolicy``): ``http(s)`` only from the origins the step
-allows (the alias's, and the WSDL URL's), local files only for a WSDL the step names by its
+allows (the alias's, its ``trusted_origins``, and the WSDL URL's; which of them get the alias's credential and client
+certificate is the origin rule's decision, ``flowrun._models._web_origin``, made by the
+``Exchanger`` for each fetch), local files only for a WSDL the step names by its
 local path, and then only from that WSDL's directory tree. ``file://`` is a local file like any
 other; every other scheme is refused. Every document passes ``flowrun._eval.parse_xml`` (no
 DOCTYPE) before zeep parses it, with a byte cap.
@@ -51,6 +53,8 @@ from flowrun._errors import (
 )
 from flowrun._eval import parse_xml
 from flowrun._load._schema import did_you_mean
+from flowrun._models._files import NotRegularFileError, open_regular
+from flowrun._models._web_origin import web_origin
 from flowrun._transport._soap import Exchanger, FlowrunTransport, zeep_settings
 from flowrun._transport._soap_data import SoapVersion
 
@@ -65,15 +69,7 @@ _DEFAULT_PORTS = {"https": 443, "http": 80}
 
 
 def origin_of(url: str) -> Origin | None:
-    parts = urllib.parse.urlsplit(url)
-    scheme = parts.scheme.lower()
-    if scheme not in _DEFAULT_PORTS or not parts.hostname:
-        return None
-    try:
-        port = parts.port or _DEFAULT_PORTS[scheme]
-    except ValueError:
-        return None
-    return scheme, parts.hostname.lower(), port
+    return web_origin(url)
 
 
 @attrs.frozen
@@ -133,12 +129,15 @@ class WsdlSource:
 
 def read_local_document(path: Path, *, source: str) -> bytes:
     try:
-        size = path.stat().st_size
-        if size > MAX_DOCUMENT_BYTES:
-            raise ResponseTooLargeError(f"{source} has {size} bytes, more than the cap of {MAX_DOCUMENT_BYTES}")
-        return path.read_bytes()
+        with open_regular(path) as handle:
+            data = handle.read(MAX_DOCUMENT_BYTES + 1)
+    except NotRegularFileError as exc:
+        raise WsdlError(f"{source} is {exc.kind}, not a file; refused") from None
     except OSError as exc:
         raise WsdlError(f"cannot read {source}: {exc.strerror or exc}") from None
+    if len(data) > MAX_DOCUMENT_BYTES:
+        raise ResponseTooLargeError(f"{source} has more than the cap of {MAX_DOCUMENT_BYTES} bytes")
+    return data
 
 
 def check_document(data: bytes, *, source: str) -> None:

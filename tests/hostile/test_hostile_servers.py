@@ -188,6 +188,20 @@ CASES = [
     Case("invalid_utf8_json",
          lambda r: send(head("200 OK", JSON, CLOSE, ("Content-Length", "11")) + b'{"a": "\xff\xfe"}'),
          ResponseParseError, "can't decode byte 0xff in position 7"),
+    Case("json_nested_1000_deep",
+         lambda r: send(head("200 OK", JSON, CLOSE, ("Content-Length", "2000")) + b"[" * 1000 + b"]" * 1000),
+         ResponseParseError, "nested more than 200 levels deep"),
+    Case("json_nested_100000_deep_without_content_type",
+         lambda r: send(head("200 OK", CLOSE, ("Content-Length", "200000")) + b"[" * 100_000 + b"]" * 100_000),
+         ResponseParseError, "nested more than 200 levels deep"),
+    Case("xml_nested_5000_deep",
+         lambda r: send(head("200 OK", ("Content-Type", "text/xml"), CLOSE, ("Content-Length", str(5000 * 7 + 1)))
+                        + b"<a>" * 5000 + b"1" + b"</a>" * 5000),
+         ResponseParseError, "nested more than 256 elements deep"),
+    Case("gzip_listed_3000_times",
+         lambda r: send(head("200 OK", JSON, CLOSE, ("Content-Encoding", ", ".join(["gzip"] * 3000)),
+                             ("Content-Length", "2")) + b"{}"),
+         ProtocolError, "lists 3000 compressions"),
     Case("redirect_loop", _loop, RedirectRefusedError, "more than 3 redirects",
          {"follow_redirects": True, "max_redirects": 3, "path": "/a"}),
 ]
@@ -563,7 +577,8 @@ def clean_wsdl_cache() -> Iterator[None]:
     WSDL_CACHE.clear()
 
 
-SOAP_CASES = [c for c in CASES if c.name in ("endless_body", "gzip_bomb", "slowloris_body", "truncated_body")]
+SOAP_CASES = [c for c in CASES if c.name in ("endless_body", "gzip_bomb", "slowloris_body", "truncated_body",
+                                             "xml_nested_5000_deep", "gzip_listed_3000_times")]
 
 
 @pytest.mark.parametrize("case", SOAP_CASES, ids=[c.name for c in SOAP_CASES])

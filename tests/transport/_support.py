@@ -50,6 +50,7 @@ def make_registry(
     headers: dict[str, str] | None = None,
     timeout_s: float = 10.0,
     connect_to: dict[tuple[str, int], tuple[str, int]] | None = None,
+    trusted_origins: tuple[str, ...] = (),
 ) -> Registry:
     """A registry with one alias ``partner`` at ``url``.
 
@@ -64,7 +65,8 @@ def make_registry(
     profile = ProtocolProfile("mtls", keystore="client" if mutual else None, trust_store_certs=tuple(trust_records),
                               use_system_trust=False, tls_versions=tls_versions)  # type: ignore[arg-type]
     connection = Connection(url=url, mutual_authentication=True, protocol_profile="mtls",
-                            credential=credential, headers=headers or {}, timeout_s=timeout_s)
+                            credential=credential, headers=headers or {}, timeout_s=timeout_s,
+                            trusted_origins=trusted_origins)
     alias = Alias("partner", {Alias.SINGLE: connection}, retry_policy=retry)
     return Registry(AliasRecords(keystores, trust_records, {"mtls": profile},
                                  {c.name: c for c in credentials}, {"partner": alias}), connect_to=connect_to)

@@ -157,6 +157,38 @@ def test_retry_after_parsing() -> None:
     assert retry_after_seconds(None) is None
 
 
+@pytest.mark.parametrize("value", ["nan", "NaN", "inf", "-inf", "Infinity", "1e999"])
+def test_retry_after_that_is_no_finite_number_is_ignored(value: str) -> None:
+    assert retry_after_seconds(value) is None
+
+
+def test_retry_after_of_an_absurd_date_is_ignored() -> None:
+    assert retry_after_seconds("Fri, 31 Dec 99999 23:59:59 GMT") is None
+    assert retry_after_seconds("Mon, 01 Jan 0001 00:00:00 GMT") == 0.0
+
+
+@pytest.mark.parametrize(("header", "wait"), [("1e308", 2.5), ("-7", 0.0), ("nan", 0.25), ("inf", 0.25),
+                                              ("3", 2.5), ("1", 1.0)])
+def test_retry_after_waits_are_capped_by_max_interval(header: str, wait: float) -> None:
+    policy = RetryPolicy(strategy="retry_after", count=3, interval_s=0.25, max_interval_s=2.5)
+    assert PolicyWait(policy)(_state(1, Outcome(status=429, retry_after=header))) == wait
+
+
+@pytest.mark.parametrize("header", ["nan", "inf", "-inf", "1e308", "-1", "99999999999999999999"])
+def test_a_hostile_retry_after_ends_in_a_retry_not_a_crash(tls_server_context: ssl.SSLContext,
+                                                           pki_files: PkiFiles, header: str) -> None:
+    def first_busy(request: RawRequest) -> Reply:
+        if len(server.requests) <= 1:
+            return Reply(503, b"busy", (("Retry-After", header),))
+        return Reply(200, b'{"ok": true}')
+
+    policy = RetryPolicy(strategy="retry_after", count=1, interval_s=0.01, max_interval_s=0.05)
+    with RawServer(first_busy, ssl_context=tls_server_context) as server:
+        result = run(server.url(), pki_files, RestStep(alias="partner", path="/busy"), policy)
+    assert result.status == "passed", result.error
+    assert [a.status for a in result.attempts] == [503, 200]
+
+
 def _state(number: int, outcome: Outcome[object]) -> tenacity.RetryCallState:
     state = tenacity.RetryCallState(tenacity.Retrying(), fn=None, args=(), kwargs={})
     state.attempt_number = number
