@@ -21,7 +21,7 @@ from flowrun._models._aliases import (
     TrustStoreCert,
 )
 from flowrun._models._results import AssertionOutcome, Attempt, RequestInfo, StepResult, TlsInfo
-from flowrun._models._secret import SecretRef
+from flowrun._models._secret import SecretRef, SecretSource
 from flowrun._models._steps import Body, FilePart, ResponseSpec, RestStep, SoapStep
 from flowrun._version import __version__
 
@@ -69,7 +69,7 @@ __all__ = [  # grouped by topic
     "__version__",
     # records
     "Alias", "Connection", "Credential", "Keystore", "ProtocolProfile", "RetryPolicy", "TrustStoreCert",
-    "SecretRef",
+    "SecretRef", "SecretSource",
     # steps and results
     "RestStep", "SoapStep", "Body", "FilePart", "ResponseSpec",
     "StepResult", "Attempt", "TlsInfo", "RequestInfo", "AssertionOutcome",

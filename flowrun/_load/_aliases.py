@@ -62,21 +62,25 @@ def alias_files(directory: Path) -> list[Path]:
 
 
 def load_alias_records(paths: Iterable[Path]) -> AliasRecords:
+    files = list(paths)
+    return collect_records((record for path in files for record in records_from_document(read_json_file(path))),
+                           files=files)
+
+
+def collect_records(records: Iterable[Record], *, files: Iterable[Path] = ()) -> AliasRecords:
+    """Records (read from files or built in code) by kind and name; a name used twice is an error."""
     by_kind: dict[str, dict[str, Record]] = {kind: {} for kind in KINDS}
-    files: list[Path] = []
-    for path in paths:
-        files.append(path)
-        for record in records_from_document(read_json_file(path)):
-            kind = _kind_of(record)
-            existing = by_kind[kind].get(record.name)
-            if existing is not None:
-                first = existing.origin
-                raise DuplicateNameError(
-                    f"{kind.replace('_', ' ')} '{record.name}' is defined twice "
-                    f"(first at {first.file}:{first.line})",
-                    **record.origin.location(),
-                )
-            by_kind[kind][record.name] = record
+    for record in records:
+        kind = _kind_of(record)
+        existing = by_kind[kind].get(record.name)
+        if existing is not None:
+            first = existing.origin
+            where = f" (first at {first.file}:{first.line})" if first.file is not None else ""
+            raise DuplicateNameError(
+                f"{kind.replace('_', ' ')} '{record.name}' is defined twice{where}",
+                **record.origin.location(),
+            )
+        by_kind[kind][record.name] = record
     return AliasRecords(
         keystores=by_kind["keystore"],  # type: ignore[arg-type]
         trust_store_certs=by_kind["trust_store_cert"],  # type: ignore[arg-type]
@@ -91,7 +95,8 @@ def _kind_of(record: Record) -> str:
     for kind, cls in KINDS.items():
         if isinstance(record, cls):
             return kind
-    raise AssertionError(record)
+    raise TypeError(f"not an alias record: {type(record).__name__} (expected one of "
+                    f"{', '.join(cls.__name__ for cls in KINDS.values())})")
 
 
 def records_from_document(document: JsonDocument, *, problems: list[FlowrunError] | None = None) -> list[Record]:
@@ -156,6 +161,8 @@ def _build(item: dict[str, Any], origin: Origin, document: JsonDocument) -> Reco
             return SecretRef(literal=raw, origin=sub)
         if "env" in raw:
             return SecretRef(env=raw["env"], origin=sub)
+        if "source" in raw:
+            return SecretRef(source=raw["source"], name=raw["name"], origin=sub)
         return SecretRef(file=path_at(f"{key}/file", raw["file"]), origin=sub)
 
     if kind == "keystore":
