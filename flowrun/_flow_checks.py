@@ -57,6 +57,7 @@ class _Scope:
     after: tuple[str, ...] = ()
     current: str | None = None
     definition: str | None = None
+    refused: frozenset[str] = frozenset()  # steps already reported as broken: reading them is no new error
 
 
 class _Lines:
@@ -84,8 +85,10 @@ class _Lines:
         return document.line(pointer) if document is not None else None
 
 
-def check_flow(flow: Flow) -> list[Problem]:
-    """Pills, conditions, assertions and arguments of every step, and the flow's outputs."""
+def check_flow(flow: Flow, *, refused: Iterable[str] = ()) -> list[Problem]:
+    """Pills, conditions, assertions and arguments of every step, and the flow's outputs.
+    ``refused``: ids of steps the loader reported and left out; pills reading them are not reported again."""
+    refused_ids = frozenset(refused)
     lines = _Lines()
     problems: list[Problem] = []
     env = flow.declared_env
@@ -97,7 +100,7 @@ def check_flow(flow: Flow) -> list[Problem]:
 
     for index, entry in enumerate(flow.steps):
         scope = _Scope(_FLOW_ROOTS, flow.inputs, env, before=tuple(ids[:index]), after=tuple(ids[index + 1:]),
-                       current=entry.id)
+                       current=entry.id, refused=refused_ids)
         base = entry.origin.pointer
         file = flow.origin.file if entry.uses is not None else entry.step.origin.file
         if entry.when is not None:
@@ -118,7 +121,7 @@ def check_flow(flow: Flow) -> list[Problem]:
             own = _Scope(_DEFINITION_ROOTS, definition.inputs, env, definition=definition.name)
             for error in _step_problems(definition.step, own, "", entry.id):
                 report(error, definition.origin.file)
-    outputs_scope = _Scope(_FLOW_ROOTS, flow.inputs, env, before=tuple(ids))
+    outputs_scope = _Scope(_FLOW_ROOTS, flow.inputs, env, before=tuple(ids), refused=refused_ids)
     for error in _pill_problems(flow.outputs, outputs_scope, "/outputs", None):
         report(error, flow.origin.file)
     return problems
@@ -217,7 +220,7 @@ def _root_problem(name: str, key: str, scope: _Scope, expression: str) -> tuple[
                 f"declare it in the flow's 'env' (declared: {', '.join(known) if known else 'none'}); "
                 "undeclared variables are invisible to data pills")
     if name == "steps":
-        if key in scope.before:
+        if key in scope.before or key in scope.refused:
             return None
         if key == scope.current:
             return (f"step '{key}' reads its own result",

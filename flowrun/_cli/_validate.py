@@ -57,7 +57,7 @@ def validate_paths(paths: list[Path], *, aliases: Path | None, steps_dirs: list[
         flow = loader.load(file)
         if flow is not None:
             flows.append(flow)
-            problems.extend(check_flow(flow))
+            problems.extend(check_flow(flow, refused=loader.refused_steps.get(file.resolve(), ())))
     problems.extend(Problem("error", error) for error in loader.problems)
     if aliases is not None or any(flow.alias_names for flow in flows):
         registry = _registry(aliases if aliases is not None else _default_aliases(), problems)

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from flowrun._cli import main
+from flowrun._load._flows import FlowLoader
 from flowrun.testing import PkiFiles
 from tests.flows.conftest import REPO, alias_records, write_json
 
@@ -160,3 +161,32 @@ def test_directories_are_searched_for_flows(capsys: pytest.CaptureFixture[str], 
     code, out, _ = run_cli(capsys, "validate", tmp_path / "flows", "--aliases", aliases)
     assert code == 0
     assert "1 flow file checked" in out
+
+
+def test_methods_and_step_types_in_any_case_and_no_follow_on_errors(capsys: pytest.CaptureFixture[str],
+                                                                     tmp_path: Path) -> None:
+    flow = write_json(tmp_path / "case.json", {"name": "case", "steps": [
+        {"id": "first", "type": "REST", "connection": {"url": "https://partner.example"}, "method": "post",
+         "path": "/x", "response": {"outputs": {"id": "body.id"}}},
+        {"id": "second", "type": "Rest", "connection": {"url": "https://partner.example"},
+         "path": "/y/{{ steps.first.outputs.id }}"},
+        {"id": "third", "type": "rest", "connection": {"url": "https://partner.example"}, "methd": "GET",
+         "path": "/z", "response": {"outputs": {"id": "body.id"}}},
+        {"id": "fourth", "type": "rest", "connection": {"url": "https://partner.example"},
+         "path": "/y/{{ steps.third.outputs.id }}"}],
+        "outputs": {"id": "{{ steps.third.outputs.id }}"}})
+    code = main(["validate", str(flow)])
+    out = capsys.readouterr().out
+    assert code == 2
+    assert "unknown field 'methd'" in out
+    assert "1 error" in out  # the refused step is not reported again where later pills read it
+    assert "there is no step" not in out
+
+    good = write_json(tmp_path / "good.json", {"name": "good", "steps": [
+        {"id": "first", "type": "SOAP", "connection": {"url": "https://partner.example"},
+         "envelope": "<x/>"},
+        {"id": "second", "type": "REST", "connection": {"url": "https://partner.example"}, "method": "delete"}]})
+    built = FlowLoader().load(good)
+    assert built is not None
+    assert [entry.step.kind for entry in built.steps] == ["soap", "rest"]
+    assert built.steps[1].step.method == "DELETE"  # type: ignore[union-attr]
