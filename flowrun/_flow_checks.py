@@ -33,7 +33,7 @@ from flowrun._models._steps import RestStep, SoapStep, Step
 Severity = Literal["error", "warning"]
 _FLOW_ROOTS = ("inputs", "steps", "env")
 _DEFINITION_ROOTS = ("inputs", "env")
-_RESULT_ROOTS = ("status", "headers", "body", "outputs")
+_RESULT_ROOTS = ("status", "headers", "body", "outputs", "duration_ms")
 
 
 @attrs.frozen

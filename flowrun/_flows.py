@@ -346,7 +346,7 @@ def _extra_assertions(entry: FlowStep, result: StepResult, context: Mapping[str,
     from flowrun._eval._assertions import evaluate_assertion
 
     subject = {**context, "status": result.http_status, "headers": dict(result.headers), "body": result.body,
-               "outputs": dict(result.outputs)}
+               "outputs": dict(result.outputs), "duration_ms": result.duration_ms}
     outcomes = list(result.assertions)
     error: FlowrunError | None = None
     for index, spec in enumerate(entry.assertions):
