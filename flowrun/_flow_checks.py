@@ -371,3 +371,39 @@ def check_literal_secrets(registry: Any) -> list[Problem]:
                 hint='use {"env": "NAME"} or {"file": "path"}: alias files are shared, secrets are not',
                 **location)))
     return problems
+
+
+def check_alias_records(registry: Any, env: str | None = None) -> list[Problem]:
+    """Without flows (``flowrun validate --aliases DIR``): every alias resolves, and every keystore
+    and trust store cert opens, whether an alias uses it or not. A secret that is not available
+    (an unset variable) is a warning that says what was not checked."""
+    problems: list[Problem] = []
+    registry.on_insecure = lambda use: problems.append(Problem("warning", DefinitionError(
+        use.message, hint=use.hint, **use.profile.origin.location())))
+    for name in registry.alias_names():
+        problems.extend(alias_problems(registry, name, env))
+    records = registry.records
+    opened = [("keystore", name, registry.identity) for name in records.keystores]
+    opened += [("trust_store_cert", name, registry.trust_store_cert) for name in records.trust_store_certs]
+    for kind, name, open_record in opened:
+        try:
+            open_record(name)
+        except SecretUnavailableError as error:
+            error.message = f"{kind.replace('_', ' ')} '{name}' not checked: {error.message}"
+            error.hint = "set it to let `flowrun validate` open it; a run needs it too"
+            problems.append(Problem("warning", error))
+        except FlowrunError as error:
+            problems.append(Problem("error", error))
+    return problems
+
+
+def alias_problems(registry: Any, name: str, env: str | None = None) -> list[Problem]:
+    """The problems of resolving one alias: for ``env``, else for each of its environments."""
+    try:
+        alias = registry.alias(name)
+    except FlowrunError as error:
+        return [Problem("error", error)]
+    problems: list[Problem] = []
+    for chosen in [env] if env is not None else (list(alias.environments) or [None]):
+        problems.extend(_resolve_problem(registry, name, chosen))
+    return problems

@@ -190,3 +190,41 @@ def test_methods_and_step_types_in_any_case_and_no_follow_on_errors(capsys: pyte
     assert built is not None
     assert [entry.step.kind for entry in built.steps] == ["soap", "rest"]
     assert built.steps[1].step.method == "DELETE"  # type: ignore[union-attr]
+
+
+def test_validate_aliases_alone_opens_every_keystore(capsys: pytest.CaptureFixture[str], tmp_path: Path,
+                                                     pki_files: PkiFiles, monkeypatch: pytest.MonkeyPatch) -> None:
+    directory = tmp_path / "aliases"
+    write_json(directory / "partner.json", alias_records(pki_files, "https://localhost:1"))
+    monkeypatch.delenv("FLOWRUN_TEST_KEYSTORE_PASSWORD", raising=False)
+    monkeypatch.setenv("FLOWRUN_TEST_API_KEY", "x")
+    code = main(["validate", "--aliases", str(directory)])
+    out = capsys.readouterr().out
+    assert code == 0  # a missing variable is reported, not a crash and not an error
+    assert "keystore 'client' not checked: environment variable FLOWRUN_TEST_KEYSTORE_PASSWORD is not set" in out
+    assert f"alias records in {directory} checked: 0 errors" in out
+    monkeypatch.setenv("FLOWRUN_TEST_KEYSTORE_PASSWORD", "wrong-password")
+    code = main(["validate", "--aliases", str(directory)])
+    out = capsys.readouterr().out
+    assert code == 2
+    assert "error[keystore.wrong_password]" in out
+    write_json(directory / "extra.json", {"kind": "keystore", "name": "unused", "file": "../nowhere/client.jks"})
+    monkeypatch.setenv("FLOWRUN_TEST_KEYSTORE_PASSWORD", "changeit")
+    code = main(["validate", "--aliases", str(directory)])
+    out = capsys.readouterr().out
+    assert code == 2  # no alias uses it, but it is opened all the same
+    assert "keystore 'unused'" in out and "flowrun demo --keep DIR" in out
+    code = main(["validate"])
+    assert code == 2
+    assert "give flow files or directories, or --aliases DIR" in capsys.readouterr().err
+
+
+def test_a_flow_whose_alias_has_errors_is_not_ok(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    directory = tmp_path / "aliases"
+    write_json(directory / "bank.json", json.loads((REPO / "aliases" / "bank.json").read_text()))
+    code = main(["validate", str(REPO / "samples" / "flows" / "contract.json"), "--aliases", str(directory)])
+    out = capsys.readouterr().out
+    assert code == 2
+    assert "keystore file not found" in out
+    assert "contract.json: alias 'bank' has errors (above)" in out
+    assert "ok  " not in out
