@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from flowrun._errors import DefinitionError, UsageError
 from flowrun._models._flow_results import FlowResult
 
 Address = tuple[str, int]
+CONNECT_TO_ENV = "FLOWRUN_CONNECT_TO"
 
 
 def add_input_options(parser: argparse.ArgumentParser, *, data_help: str) -> None:
@@ -104,13 +106,17 @@ def add_connect_to_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--connect-to", metavar="HOST:PORT:TO_HOST:TO_PORT", action="append", default=[],
         help="open connections for HOST:PORT at TO_HOST:TO_PORT instead (TLS still checks HOST), "
-        "like curl --connect-to: reach a local or staging copy of a partner (repeatable)",
+        "like curl --connect-to: reach a local or staging copy of a partner (repeatable; also read from "
+        f"${CONNECT_TO_ENV})",
     )
 
 
 def connect_to_mapping(values: Sequence[str]) -> dict[Address, Address]:
+    """``--connect-to`` values, after those of ``$FLOWRUN_CONNECT_TO`` (separated by spaces or
+    commas; ``flowrun demo --serve`` writes it into demo.env), which the command line overrides."""
     mapping: dict[Address, Address] = {}
-    for value in values:
+    from_env = os.environ.get(CONNECT_TO_ENV, "").replace(",", " ").split()
+    for value in [*from_env, *values]:
         parts = value.rsplit(":", 3)
         if len(parts) != 4 or not all(parts) or not parts[1].isdigit() or not parts[3].isdigit():
             raise UsageError(f"--connect-to {value!r}: expected HOST:PORT:TO_HOST:TO_PORT",
