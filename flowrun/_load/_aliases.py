@@ -60,7 +60,8 @@ class AliasRecords:
 def alias_files(directory: Path) -> list[Path]:
     if not directory.exists():
         raise DefinitionError(f"alias directory {directory} does not exist",
-                              hint="pass --aliases DIR or set FLOWRUN_ALIASES")
+                              hint="pass --aliases DIR or set FLOWRUN_ALIASES; `flowrun demo --keep DIR` writes a "
+                              "working one (with its keystore) into DIR")
     if directory.is_file():
         return [directory]
     return sorted(p for p in directory.rglob("*.json") if p.is_file())
