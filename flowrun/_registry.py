@@ -134,9 +134,11 @@ def _unknown(kind: str, name: str, defined: Iterable[str], origin: Origin, field
 class Registry:
     """The records of an alias directory, cross-checked, and their resolution."""
 
-    def __init__(self, records: AliasRecords, *, cache: TlsCache = TLS_CACHE,
+    def __init__(self, records: AliasRecords | Iterable[Record], *, cache: TlsCache = TLS_CACHE,
                  connect_to: Mapping[tuple[str, int], tuple[str, int]] | None = None,
                  secrets: SecretSources | None = None) -> None:
+        if not isinstance(records, AliasRecords):
+            records = collect_records(records)  # Registry([...]) as Registry.from_records([...])
         self._default_source, self._secret_sources = _secret_sources(secrets)
         self.records = self._bind_secrets(records)
         self._cache = cache

@@ -142,3 +142,10 @@ def test_an_alias_file_names_a_source_secret(tmp_path: Path, files: PkiFiles) ->
     ]))
     registry = Registry.load(directory, secrets={"vault": DictSecrets({"bank/p12": P12_PASSWORD})})
     assert registry.identity("client").chain
+
+
+def test_the_constructor_takes_a_list_of_records_too(files: PkiFiles) -> None:
+    built = records(files, "https://localhost:1")
+    registry = Registry(built, secrets={"vault": DictSecrets({"bank/p12": P12_PASSWORD})})  # type: ignore[arg-type]
+    assert registry.alias_names() == ["bank"]
+    assert registry.identity("client").chain

@@ -52,8 +52,9 @@ _MAX_PARALLEL = 128
 def register(subparsers: Any, name: str, summary: str) -> None:
     parser: argparse.ArgumentParser = subparsers.add_parser(
         name, help=summary,
-        description="Run every flow in the given files and directories (with their default inputs) and "
-        "report each flow, step and assertion; write JUnit XML and JSON reports for CI.",
+        description="Run every flow in the given files and directories (with their default inputs, and the "
+        "inputs given with -i, --inputs-file or --data for the flows that declare them) and report each flow, "
+        "step and assertion; write JUnit XML and JSON reports for CI.",
         epilog="Exit codes: 0 all flows passed, 1 a step or assertion failed, 2 a flow could not be loaded "
         "or a definition is wrong. Example: flowrun test samples/ --aliases aliases --report out.xml",
     )
