@@ -340,8 +340,11 @@ def _jobs(flows: list[tuple[Path, Flow]], inputs: dict[str, Any], rows: list[dic
     if unknown and flows:
         listing = ", ".join(sorted(declared)) or "none"
         where = " or a column of the data file" if rows is not None else ""
+        from flowrun._load._schema import did_you_mean
+
+        guess = did_you_mean(unknown[0], sorted(declared)) if len(unknown) == 1 else ""
         raise UsageError(f"input {', '.join(repr(n) for n in unknown)} (given with -i, --inputs-file{where}) "
-                         "is declared by none of the flows",
+                         f"is declared by none of the flows{guess}",
                          hint=f"inputs the flows declare: {listing}")
     jobs: list[Job] = []
     for file, flow in flows:

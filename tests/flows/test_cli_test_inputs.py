@@ -59,7 +59,7 @@ def test_an_input_no_flow_declares_is_a_usage_error(capsys: pytest.CaptureFixtur
                                                      suite: Path) -> None:
     code, _, err = run_cli(capsys, "test", suite, "--aliases", aliases, "-i", "account=7", "-i", "acount=8")
     assert code == 2
-    assert "input 'acount'" in err and "declared by none of the flows" in err
+    assert "input 'acount'" in err and "declared by none of the flows (did you mean 'account'?)" in err
     assert "account, limit" in err
 
 
