@@ -228,3 +228,19 @@ def test_a_flow_whose_alias_has_errors_is_not_ok(capsys: pytest.CaptureFixture[s
     assert "keystore file not found" in out
     assert "contract.json: alias 'bank' has errors (above)" in out
     assert "ok  " not in out
+
+
+def test_duration_ms_and_generated_values_pass_validate(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    flow = write_json(tmp_path / "timed.json", {"name": "timed", "steps": [
+        {"id": "pay", "type": "rest", "connection": {"url": "https://partner.example"}, "method": "POST",
+         "headers": {"Idempotency-Key": "{{ uuid() }}", "X-Date": "{{ now('%Y%m%d') }}"},
+         "body": {"json": {"n": "{{ random_int(`1`, `9`) }}", "at": "{{ now() }}"}},
+         "assert": [{"that": "duration_ms", "lt": 2000}]}]})
+    assert main(["validate", str(flow)]) == 0, capsys.readouterr().out
+    bad = write_json(tmp_path / "bad.json", {"name": "bad", "steps": [
+        {"id": "pay", "type": "rest", "connection": {"url": "https://partner.example"},
+         "headers": {"X-Date": "{{ now('%Y', 'x') }}"}, "assert": [{"that": "duration", "lt": 2000}]}]})
+    assert main(["validate", str(bad)]) == 2
+    out = capsys.readouterr().out
+    assert "now() takes at most 1 argument, got 2" in out
+    assert "'duration' is not something a data pill can read (did you mean 'duration_ms'?)" in out
