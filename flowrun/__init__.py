@@ -22,7 +22,7 @@ from flowrun._models._aliases import (
 )
 from flowrun._models._redact import Secrets
 from flowrun._models._results import AssertionOutcome, Attempt, RequestInfo, StepResult, TlsInfo
-from flowrun._models._secret import SecretRef
+from flowrun._models._secret import SecretRef, SecretSource
 from flowrun._models._steps import Body, FilePart, ResponseSpec, RestStep, SoapStep
 from flowrun._version import __version__
 
@@ -70,7 +70,7 @@ __all__ = [  # grouped by topic
     "__version__",
     # records
     "Alias", "Connection", "Credential", "Keystore", "ProtocolProfile", "RetryPolicy", "TrustStoreCert",
-    "SecretRef",
+    "SecretRef", "SecretSource",
     "Secrets",  # what a run sent as secrets, and the one masking function for its output
     # steps and results
     "RestStep", "SoapStep", "Body", "FilePart", "ResponseSpec",

@@ -47,7 +47,7 @@ Severity = Literal["error", "warning"]
 _LOG = logging.getLogger("flowrun")
 _FLOW_ROOTS = ("inputs", "steps", "env")
 _DEFINITION_ROOTS = ("inputs", "env")
-_RESULT_ROOTS = ("status", "headers", "body", "outputs", "soap_headers", "fault")
+_RESULT_ROOTS = ("status", "headers", "body", "outputs", "soap_headers", "fault", "duration_ms")
 
 
 @attrs.frozen
@@ -71,6 +71,7 @@ class _Scope:
     after: tuple[str, ...] = ()
     current: str | None = None
     definition: str | None = None
+    refused: frozenset[str] = frozenset()  # steps already reported as broken: reading them is no new error
 
 
 class _Lines:
@@ -98,8 +99,10 @@ class _Lines:
         return document.line(pointer) if document is not None else None
 
 
-def check_flow(flow: Flow) -> list[Problem]:
-    """Pills, conditions, assertions and arguments of every step, and the flow's outputs."""
+def check_flow(flow: Flow, *, refused: Iterable[str] = ()) -> list[Problem]:
+    """Pills, conditions, assertions and arguments of every step, and the flow's outputs.
+    ``refused``: ids of steps the loader reported and left out; pills reading them are not reported again."""
+    refused_ids = frozenset(refused)
     lines = _Lines()
     problems: list[Problem] = []
     env = flow.declared_env
@@ -116,7 +119,7 @@ def check_flow(flow: Flow) -> list[Problem]:
 
     for index, entry in enumerate(flow.steps):
         scope = _Scope(_FLOW_ROOTS, flow.inputs, env, before=tuple(ids[:index]), after=tuple(ids[index + 1:]),
-                       current=entry.id)
+                       current=entry.id, refused=refused_ids)
         base = entry.origin.pointer
         file = flow.origin.file if entry.uses is not None else entry.step.origin.file
         if entry.when is not None:
@@ -137,7 +140,7 @@ def check_flow(flow: Flow) -> list[Problem]:
             own = _Scope(_DEFINITION_ROOTS, definition.inputs, env, definition=definition.name)
             for error in _step_problems(definition.step, own, "", entry.id):
                 report(error, definition.origin.file)
-    outputs_scope = _Scope(_FLOW_ROOTS, flow.inputs, env, before=tuple(ids))
+    outputs_scope = _Scope(_FLOW_ROOTS, flow.inputs, env, before=tuple(ids), refused=refused_ids)
     for error in _pill_problems(flow.outputs, outputs_scope, "/outputs", None):
         report(error, flow.origin.file)
     return problems
@@ -256,7 +259,7 @@ def _root_problem(name: str, key: str, scope: _Scope, expression: str) -> tuple[
                 f"declare it in the flow's 'env' (declared: {', '.join(known) if known else 'none'}); "
                 "undeclared variables are invisible to data pills")
     if name == "steps":
-        if key in scope.before:
+        if key in scope.before or key in scope.refused:
             return None
         if key == scope.current:
             return (f"step '{key}' reads its own result",
@@ -509,4 +512,40 @@ def check_literal_secrets(registry: Any) -> list[Problem]:
                 f"{kind} '{name}' holds a literal secret",
                 hint='use {"env": "NAME"} or {"file": "path"}: alias files are shared, secrets are not',
                 **location)))
+    return problems
+
+
+def check_alias_records(registry: Any, env: str | None = None) -> list[Problem]:
+    """Without flows (``flowrun validate --aliases DIR``): every alias resolves, and every keystore
+    and trust store cert opens, whether an alias uses it or not. A secret that is not available
+    (an unset variable) is a warning that says what was not checked."""
+    problems: list[Problem] = []
+    registry.on_insecure = lambda use: problems.append(Problem("warning", DefinitionError(
+        use.message, hint=use.hint, **use.profile.origin.location())))
+    for name in registry.alias_names():
+        problems.extend(alias_problems(registry, name, env))
+    records = registry.records
+    opened = [("keystore", name, registry.identity) for name in records.keystores]
+    opened += [("trust_store_cert", name, registry.trust_store_cert) for name in records.trust_store_certs]
+    for kind, name, open_record in opened:
+        try:
+            open_record(name)
+        except SecretUnavailableError as error:
+            error.message = f"{kind.replace('_', ' ')} '{name}' not checked: {error.message}"
+            error.hint = "set it to let `flowrun validate` open it; a run needs it too"
+            problems.append(Problem("warning", error))
+        except FlowrunError as error:
+            problems.append(Problem("error", error))
+    return problems
+
+
+def alias_problems(registry: Any, name: str, env: str | None = None) -> list[Problem]:
+    """The problems of resolving one alias: for ``env``, else for each of its environments."""
+    try:
+        alias = registry.alias(name)
+    except FlowrunError as error:
+        return [Problem("error", error)]
+    problems: list[Problem] = []
+    for chosen in [env] if env is not None else (list(alias.environments) or [None]):
+        problems.extend(_resolve_problem(registry, name, chosen))
     return problems

@@ -349,6 +349,7 @@ def _extra_assertions(entry: FlowStep, result: StepResult, context: Mapping[str,
 
     subject = {**context, **result.context_entry()}
     subject.pop("result", None)
+    subject["duration_ms"] = result.duration_ms
     outcomes = list(result.assertions)
     error: FlowrunError | None = None
     for index, spec in enumerate(entry.assertions):

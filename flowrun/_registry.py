@@ -1,6 +1,9 @@
 """Alias resolution: alias -> connection -> URL, credential, protocol profile -> SSL context.
 
 ``Registry.load(dir)`` reads and cross-checks every record (no I/O beyond the JSON files);
+``Registry.from_records([...])`` does the same for records built in code. ``secrets=`` gives
+the registry the service's own secret stores (``SecretSource``): every secret its records name is
+read through ``registry.reveal_secret``, the one place secrets are resolved.
 ``registry.resolve(name, env)`` reads key material (cached by content) and returns a
 ``ResolvedConnection`` that the transports use as is.
 
@@ -19,18 +22,20 @@ import threading
 import urllib.parse
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
+from typing import Any
 
 import attrs
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 
 from flowrun._errors import DefinitionError, KeyMaterialError, SchemaError, TrustCertError, UnknownReferenceError
-from flowrun._load._aliases import AliasRecords, alias_files, load_alias_records
+from flowrun._load._aliases import AliasRecords, Record, alias_files, collect_records, load_alias_records
 from flowrun._load._schema import did_you_mean
 from flowrun._models._aliases import NO_RETRY, Alias, Connection, Credential, ProtocolProfile, RetryPolicy
 from flowrun._models._origin import Origin
 from flowrun._models._redact import Secrets
 from flowrun._models._results import StepResult
+from flowrun._models._secret import SecretRef, SecretSource
 from flowrun._models._web_origin import OriginRule, WebOrigin, credential_over_http, web_origin
 from flowrun._tls._cache import TLS_CACHE, TlsCache
 from flowrun._tls._context import TlsSettings
@@ -114,6 +119,8 @@ class InsecureUse:
 
 
 InsecureListener = Callable[[InsecureUse], None]
+# One source for every {"source": ..., "name": ...} secret, or one per source name.
+SecretSources = SecretSource | Mapping[str, SecretSource]
 
 
 def base_url(scheme: str, host: str, port: int, base_path: str) -> str:
@@ -137,12 +144,15 @@ def _unknown(kind: str, name: str, defined: Iterable[str], origin: Origin, field
 class Registry:
     """The records of an alias directory, cross-checked, and their resolution."""
 
-    def __init__(self, records: AliasRecords, *, cache: TlsCache = TLS_CACHE,
+    def __init__(self, records: AliasRecords | Iterable[Record], *, cache: TlsCache = TLS_CACHE,
                  connect_to: Mapping[tuple[str, int], tuple[str, int]] | None = None,
-                 check_origins: bool = True) -> None:
+                 secrets: SecretSources | None = None, check_origins: bool = True) -> None:
         """``check_origins=False`` leaves credentials over plain http to ``origin_problems()``
         (``validate`` lists them all); any use of such a connection still refuses it."""
-        self.records = records
+        if not isinstance(records, AliasRecords):
+            records = collect_records(records)  # Registry([...]) as Registry.from_records([...])
+        self._default_source, self._secret_sources = _secret_sources(secrets)
+        self.records = self._bind_secrets(records)
         self._cache = cache
         self.connect_to = {(host.lower(), port): target for (host, port), target in (connect_to or {}).items()}
         # Who hears about insecure profiles in use (None: the "flowrun" logger), once per alias.
@@ -153,17 +163,50 @@ class Registry:
 
     @classmethod
     def load(cls, path: str | os.PathLike[str] | None = None, *,
-             connect_to: Mapping[tuple[str, int], tuple[str, int]] | None = None) -> Registry:
+             connect_to: Mapping[tuple[str, int], tuple[str, int]] | None = None,
+             secrets: SecretSources | None = None) -> Registry:
         """Read an alias directory (default: $FLOWRUN_ALIASES, else ./aliases).
 
         ``connect_to`` maps (host, port) to the address actually dialled, for testing against a
-        local or staging copy of a partner without editing its alias."""
+        local or staging copy of a partner without editing its alias. ``secrets`` answers the
+        records' ``{"source": ..., "name": ...}`` secrets (see ``from_records``)."""
         directory = Path(path) if path is not None else Path(os.environ.get(ALIASES_ENV, DEFAULT_ALIAS_DIR))
-        return cls(load_alias_records(alias_files(directory)), connect_to=connect_to)
+        return cls(load_alias_records(alias_files(directory)), connect_to=connect_to, secrets=secrets)
+
+    @classmethod
+    def from_records(cls, records: Iterable[Record], *, secrets: SecretSources | None = None,
+                     connect_to: Mapping[tuple[str, int], tuple[str, int]] | None = None) -> Registry:
+        """A registry of records built in code (``Keystore``, ``TrustStoreCert``, ``ProtocolProfile``,
+        ``Credential``, ``Alias``), cross-checked like an alias directory.
+
+        ``secrets`` is a ``SecretSource`` that answers every ``SecretRef.from_source(source, name)``,
+        or a mapping of source names to sources; ``{"env": ...}`` and ``{"file": ...}`` secrets
+        still read the environment and files."""
+        return cls(collect_records(records), secrets=secrets, connect_to=connect_to)
 
     @classmethod
     def empty(cls) -> Registry:
         return cls(AliasRecords({}, {}, {}, {}, {}))
+
+    # --- secrets --------------------------------------------------------------------------
+
+    def reveal_secret(self, secret: SecretRef) -> str:
+        """The value of a secret named by this registry's records: every secret a run uses
+        (keystore passwords, credentials) is read here, at the moment it is needed."""
+        source = None
+        if secret.source is not None:
+            source = self._secret_sources.get(secret.source, self._default_source)
+        return secret.read(source=source)
+
+    def _bind_secrets(self, records: AliasRecords) -> AliasRecords:
+        def bind(record: Any) -> Any:
+            changes = {field.name: attrs.evolve(value, resolver=self.reveal_secret)
+                       for field in attrs.fields(type(record))
+                       if isinstance(value := getattr(record, field.name), SecretRef)}
+            return attrs.evolve(record, **changes) if changes else record
+
+        return attrs.evolve(records, keystores={n: bind(r) for n, r in records.keystores.items()},
+                            credentials={n: bind(r) for n, r in records.credentials.items()})
 
     # --- lookup ---------------------------------------------------------------------------
 
@@ -408,6 +451,20 @@ class Registry:
                     raise DefinitionError("mutual_authentication needs https: over http no client certificate "
                                           "is sent", hint="use an https:// URL (or protocol https)",
                                           **connection.origin.location())
+
+
+def _secret_sources(secrets: SecretSources | None) -> tuple[SecretSource | None, dict[str, SecretSource]]:
+    if secrets is None:
+        return None, {}
+    if isinstance(secrets, SecretSource):
+        return secrets, {}
+    if not isinstance(secrets, Mapping):
+        raise TypeError("secrets must be a SecretSource (an object with get_secret(name)) or a mapping of "
+                        f"source names to them, not {type(secrets).__name__}")
+    for name, source in secrets.items():
+        if not isinstance(source, SecretSource):
+            raise TypeError(f"secret source '{name}' has no get_secret(name) method ({type(source).__name__})")
+    return None, dict(secrets)
 
 
 class RegistryUser:

@@ -350,7 +350,9 @@ def finish(
         error = unexpected
     assertions: tuple[AssertionOutcome, ...] = ()
     if error is None and step.assertions:
-        own = {**received.document(), "outputs": outputs}
+        own = {**received.document(), "outputs": outputs,
+               # Every attempt and the parsing so far: {"that": "duration_ms", "lt": 2000}.
+               "duration_ms": (time.perf_counter() - started) * 1000.0 if started is not None else 0.0}
         scope = {**context, **own} if context else own
         assertions, error = check_assertions(step.assertions, scope, step=step.id)
     return _result(step, "failed" if error is not None else "passed", error=error, received=received,

@@ -136,4 +136,9 @@ def _main(args_list: list[str], console: Console, err_console: Console) -> int:
 
 
 def console_main() -> None:
-    sys.exit(main())
+    from flowrun._cli._pipes import flush_quietly, quiet_broken_pipes
+
+    quiet_broken_pipes()
+    code = main()
+    flush_quietly()
+    sys.exit(code)

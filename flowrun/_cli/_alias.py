@@ -274,6 +274,8 @@ def describe_secret(secret: SecretRef | None) -> str:
     if secret.file is not None:
         state = "readable" if is_file(secret.file) and os.access(secret.file, os.R_OK) else "not readable"
         return f"file {secret.file} ({state})"
+    if secret.name is not None:
+        return f"{secret.describe()} (read in Python through Registry(..., secrets=...))"
     return "a literal value in the alias file (move it to an environment variable or a file)"
 
 

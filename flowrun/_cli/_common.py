@@ -41,7 +41,9 @@ def aliases_dir(args: argparse.Namespace) -> Path:
 
 
 def load_registry(args: argparse.Namespace) -> Registry:
-    return Registry.load(aliases_dir(args))
+    from flowrun._cli._flow_options import connect_to_mapping
+
+    return Registry.load(aliases_dir(args), connect_to=connect_to_mapping(getattr(args, "connect_to", None) or []))
 
 
 def non_negative_days(text: str) -> int:

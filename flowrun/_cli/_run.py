@@ -13,8 +13,6 @@ written to ``--report`` / ``--json`` as usual, then the command exits 130 (SIGIN
 from __future__ import annotations
 
 import argparse
-import csv
-import io
 import sys
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
@@ -23,13 +21,18 @@ from typing import TYPE_CHECKING, Any
 from flowrun._cli._common import add_aliases_option, add_env_option
 from flowrun._cli._flow_options import (
     add_connect_to_option,
+    add_input_options,
     add_steps_option,
     connect_to_mapping,
+    data_rows,
     exit_code,
+    given_inputs,
+    given_rows,
+    parse_input_options,
 )
 from flowrun._cli._interrupt import SignalGuard, SignalInterrupt
 from flowrun._cli._output import Console
-from flowrun._errors import DefinitionError, FlowrunError, InternalError, UsageError
+from flowrun._errors import FlowrunError, InternalError, UsageError
 from flowrun._models._flow import FlowStep
 from flowrun._models._flow_results import FlowResult
 from flowrun._models._numbers import dumps
@@ -53,17 +56,13 @@ def register(subparsers: Any, name: str, summary: str) -> None:
         "Example: flowrun run samples/flows/balance.json --aliases aliases -i account=7",
     )
     parser.add_argument("flow", type=Path, metavar="FLOW", help="the flow file (JSON)")
-    parser.add_argument("-i", "--input", dest="inputs", metavar="NAME=VALUE", action="append", default=[],
-                        help="an input value, converted to the input's declared type (repeatable)")
-    parser.add_argument("--inputs-file", metavar="FILE", type=Path,
-                        help="a JSON object of input values (-i wins over it)")
+    add_input_options(parser, data_help="run once per row of a CSV (header row = input names) or a JSON "
+                      "array of objects")
     add_aliases_option(parser)
     add_steps_option(parser)
     add_env_option(parser)
     parser.add_argument("--json", action="store_true", help="print the result as JSON instead of a summary")
     parser.add_argument("--report", metavar="FILE", type=Path, help="also write a JUnit XML report to FILE")
-    parser.add_argument("--data", metavar="FILE", type=Path,
-                        help="run once per row of a CSV (header row = input names) or a JSON array of objects")
     parser.add_argument("--iterations", metavar="N", type=int, default=1,
                         help="run N times (with --data: every row N times)")
     parser.add_argument("-v", "--verbose", action="store_true",
@@ -74,60 +73,6 @@ def register(subparsers: Any, name: str, summary: str) -> None:
                         "fault) as JSON on standard error, secrets redacted")
     add_connect_to_option(parser)
     parser.set_defaults(handler=run_command)
-
-
-def parse_input_options(values: list[str]) -> dict[str, str]:
-    inputs: dict[str, str] = {}
-    for value in values:
-        name, sep, text = value.partition("=")
-        if not sep or not name.strip():
-            raise UsageError(f"-i {value!r}: expected NAME=VALUE", hint="e.g. -i account=7")
-        inputs[name.strip()] = text
-    return inputs
-
-
-def _inputs_file(path: Path) -> dict[str, Any]:
-    from flowrun._load._json import read_json_file
-
-    document = read_json_file(path)
-    if not isinstance(document.data, dict):
-        raise DefinitionError("an inputs file holds one JSON object of input values", file=path, line=1)
-    return dict(document.data)
-
-
-def data_rows(path: Path) -> list[dict[str, Any]]:
-    """The rows of a ``--data`` file: CSV with a header row, or a JSON array of objects."""
-    if path.suffix.lower() == ".json":
-        from flowrun._load._json import read_json_file
-
-        document = read_json_file(path)
-        data = document.data
-        if not isinstance(data, list) or not all(isinstance(row, dict) for row in data):
-            raise DefinitionError("a JSON data file holds an array of objects (one per iteration)",
-                                  file=path, line=1)
-        return [dict(row) for row in data]
-    from flowrun._models._files import NotRegularFileError, open_regular
-
-    try:
-        with io.TextIOWrapper(open_regular(path), encoding="utf-8-sig", newline="") as handle:
-            reader = csv.DictReader(handle)
-            rows: list[dict[str, Any]] = []
-            for row in reader:
-                if None in row:
-                    raise DefinitionError(f"row {reader.line_num} has more cells than the header",
-                                          file=path, line=reader.line_num)
-                rows.append({key.strip(): value for key, value in row.items() if value not in (None, "")})
-            if reader.fieldnames is None:
-                raise DefinitionError("the CSV data file is empty (the first row names the inputs)", file=path)
-            return rows
-    except FileNotFoundError:
-        raise DefinitionError("data file not found", file=path) from None
-    except NotRegularFileError as error:
-        raise DefinitionError(f"the data file is {error.kind}, not a file", file=path,
-                              hint="name a regular CSV or JSON file: FIFOs, devices and sockets are never read"
-                              ) from None
-    except (OSError, UnicodeDecodeError, csv.Error) as error:
-        raise DefinitionError(f"cannot read the CSV data file: {error}", file=path) from None
 
 
 def _runs(base: Mapping[str, Any], rows: list[dict[str, Any]] | None, iterations: int,
@@ -157,11 +102,8 @@ def _run(args: argparse.Namespace, console: Console, guard: SignalGuard) -> int:
 
         check_report_path(args.report, "--report")
     connect_to = connect_to_mapping(args.connect_to)
-    base: dict[str, Any] = _inputs_file(args.inputs_file) if args.inputs_file is not None else {}
-    base.update(parse_input_options(args.inputs))
-    rows = data_rows(args.data) if args.data is not None else None
-    if rows is not None and not rows:
-        raise DefinitionError("the data file has no rows", file=args.data)
+    base = given_inputs(args)
+    rows = given_rows(args)
     flow = load_flow(args.flow, steps_dirs=args.steps)
     err = Console.for_stream(sys.stderr, no_color=not console.color, secrets=console.secrets)
 

@@ -1,6 +1,9 @@
 """``flowrun test PATH...``: run many flows and report per flow and per assertion.
 
-Directories are searched for flow files. ``--parallel N`` runs N flows at a time, each worker
+Directories are searched for flow files. Inputs (``-i``, ``--inputs-file``) apply to every flow
+that declares them; an input no flow declares is a usage error. With ``--data`` each flow runs
+once per row, with the row's values for the inputs it declares (a column no flow declares is a
+usage error), like ``flowrun run --data``. ``--parallel N`` runs N flows at a time, each worker
 with its own runner (its own connections), all sharing the alias records and the TLS caches.
 On a terminal a progress line shows what is running; piped output is plain, one block per flow.
 Exit 0 when every flow passed, 1 when a step or assertion failed, 2 when a flow could not be
@@ -23,7 +26,15 @@ from typing import TYPE_CHECKING, Any
 
 from flowrun._cli._common import add_aliases_option, add_env_option
 from flowrun._cli._flow_files import flow_files
-from flowrun._cli._flow_options import add_connect_to_option, add_steps_option, connect_to_mapping, exit_code
+from flowrun._cli._flow_options import (
+    add_connect_to_option,
+    add_input_options,
+    add_steps_option,
+    connect_to_mapping,
+    exit_code,
+    given_inputs,
+    given_rows,
+)
 from flowrun._cli._interrupt import SignalGuard, SignalInterrupt
 from flowrun._cli._output import Console
 from flowrun._errors import FlowrunError, UsageError
@@ -41,8 +52,9 @@ _MAX_PARALLEL = 128
 def register(subparsers: Any, name: str, summary: str) -> None:
     parser: argparse.ArgumentParser = subparsers.add_parser(
         name, help=summary,
-        description="Run every flow in the given files and directories (with their default inputs) and "
-        "report each flow, step and assertion; write JUnit XML and JSON reports for CI.",
+        description="Run every flow in the given files and directories (with their default inputs, and the "
+        "inputs given with -i, --inputs-file or --data for the flows that declare them) and report each flow, "
+        "step and assertion; write JUnit XML and JSON reports for CI.",
         epilog="Exit codes: 0 all flows passed, 1 a step or assertion failed, 2 a flow could not be loaded "
         "or a definition is wrong. Example: flowrun test samples/ --aliases aliases --report out.xml",
     )
@@ -51,6 +63,8 @@ def register(subparsers: Any, name: str, summary: str) -> None:
     parser.add_argument("--parallel", metavar="N", type=int, default=1, help="run N flows at a time (default 1)")
     parser.add_argument("--report", metavar="FILE", type=Path, help="write a JUnit XML report to FILE")
     parser.add_argument("--json-report", metavar="FILE", type=Path, help="write a JSON report to FILE")
+    add_input_options(parser, data_help="run each flow once per row of a CSV (header row = input names) or a "
+                      "JSON array of objects, with the values of the inputs it declares")
     add_aliases_option(parser)
     add_steps_option(parser)
     add_env_option(parser)
@@ -108,6 +122,8 @@ class _Progress:
 
 
 Outcome = FlowResult | FlowrunError  # a flow's result, or the definition error that kept it from running
+# A flow to run: its file, the flow, its inputs, and the data row (numbered from 1) they came from.
+Job = tuple[Path, "Flow", dict[str, Any], int | None]
 
 
 class _Workers:
@@ -116,7 +132,7 @@ class _Workers:
     What each worker runs is kept under one lock, so that an interruption sees every flow exactly
     once: completed (an outcome), running (a snapshot of its runner) or not started."""
 
-    def __init__(self, flows: list[tuple[Path, Flow]], count: int, make_runner: Any, run_one: Any) -> None:
+    def __init__(self, flows: list[Job], count: int, make_runner: Any, run_one: Any) -> None:
         self.flows = flows
         self.lock = threading.Lock()
         self.todo = collections.deque(range(len(flows)))
@@ -148,8 +164,7 @@ class _Workers:
                         return
                     index = self.todo.popleft()
                     self.running[ident] = (index, runner)
-                file, flow = self.flows[index]
-                outcome, lines = self._run_one(runner, file, flow)
+                outcome, lines = self._run_one(runner, *self.flows[index])
                 with self.lock:
                     self.outcomes[index] = outcome
                     del self.running[ident]
@@ -246,17 +261,19 @@ def _test(args: argparse.Namespace, console: Console, guard: SignalGuard) -> int
             console.print_error(error)
             return error.exit_code
         registry.on_insecure = warn_insecure(err)
-    progress = _Progress(console, len(flows))
+    jobs = _jobs(flows, given_inputs(args), given_rows(args))
+    progress = _Progress(console, len(jobs))
 
     def make_runner() -> FlowRunner:
         return FlowRunner(registry=registry, env=args.env, steps_dirs=args.steps, connect_to=connect_to,
                           secrets=console.secrets)
 
-    def run_one(runner: FlowRunner, file: Path, flow: Flow) -> tuple[Outcome, Any]:
-        label = str(file)
+    def run_one(runner: FlowRunner, file: Path, flow: Flow, inputs: dict[str, Any],
+                row: int | None) -> tuple[Outcome, Any]:
+        label = _label(file, row)
         progress.started(label)
         try:
-            result: Outcome = runner.run(flow)
+            result: Outcome = runner.run(flow, inputs, iteration=row)
         except FlowrunError as error:  # inputs without defaults, undeclared env variables
             result = error
         except Exception as exc:  # one flow's crash never stops the others or the reports
@@ -267,12 +284,12 @@ def _test(args: argparse.Namespace, console: Console, guard: SignalGuard) -> int
         except Exception as exc:
             result = crashed(exc, file)
         if not isinstance(result, FlowResult):
-            lines = [f"{console.style('error', 'red', 'bold')} {file}: {result}"]
+            lines = [f"{console.style('error', 'red', 'bold')} {label}: {result}"]
             if result.hint:
                 lines.append(f"  {console.style('hint', 'cyan')}: {result.hint}")
         return result, lambda: progress.finished(label, lines)
 
-    workers = _Workers(flows, min(args.parallel, max(len(flows), 1)), make_runner, run_one)
+    workers = _Workers(jobs, min(args.parallel, max(len(jobs), 1)), make_runner, run_one)
     stop: SignalInterrupt | None = None
     partial: dict[int, FlowResult] = {}
     not_started: list[int] = []
@@ -287,7 +304,7 @@ def _test(args: argparse.Namespace, console: Console, guard: SignalGuard) -> int
         # Workers still inside a step are left to the end of the process (they are daemons).
         workers.close(busy_too=False)
         for index in sorted(partial):
-            for line in render_flow(partial[index], console, title=f"{partial[index].name} ({flows[index][0]})"):
+            for line in render_flow(partial[index], console, title=f"{partial[index].name} ({jobs[index][0]})"):
                 console.print(line)
     else:
         progress.close()
@@ -310,7 +327,7 @@ def _test(args: argparse.Namespace, console: Console, guard: SignalGuard) -> int
         stop = guard.interrupt  # a signal after the last flow: nothing is lost, still report it
     interrupted = None
     if stop is not None:
-        interrupted = Interruption(stop.reason, not_run=tuple(str(flows[i][0]) for i in not_started))
+        interrupted = Interruption(stop.reason, not_run=tuple(_label(jobs[i][0], jobs[i][3]) for i in not_started))
     duration_ms = (time.perf_counter() - started) * 1000
     if args.report is not None:
         from flowrun._report._junit import write_junit
@@ -331,3 +348,32 @@ def _test(args: argparse.Namespace, console: Console, guard: SignalGuard) -> int
     if problems:
         code = max(code, *(error.exit_code for error in problems))
     return code
+
+
+def _label(file: Path, row: int | None) -> str:
+    return str(file) if row is None else f"{file} row {row}"
+
+
+def _jobs(flows: list[tuple[Path, Flow]], inputs: dict[str, Any], rows: list[dict[str, Any]] | None) -> list[Job]:
+    """Each flow with the given inputs it declares, once, or once per data row."""
+    declared = {name for _, flow in flows for name in flow.inputs}
+    given = set(inputs) | {name for row in rows or () for name in row}
+    unknown = sorted(given - declared)
+    if unknown and flows:
+        listing = ", ".join(sorted(declared)) or "none"
+        where = " or a column of the data file" if rows is not None else ""
+        from flowrun._load._schema import did_you_mean
+
+        guess = did_you_mean(unknown[0], sorted(declared)) if len(unknown) == 1 else ""
+        raise UsageError(f"input {', '.join(repr(n) for n in unknown)} (given with -i, --inputs-file{where}) "
+                         f"is declared by none of the flows{guess}",
+                         hint=f"inputs the flows declare: {listing}")
+    jobs: list[Job] = []
+    for file, flow in flows:
+        own = {name: value for name, value in inputs.items() if name in flow.inputs}
+        if rows is None:
+            jobs.append((file, flow, own, None))
+            continue
+        for number, row in enumerate(rows, 1):
+            jobs.append((file, flow, {**own, **{k: v for k, v in row.items() if k in flow.inputs}}, number))
+    return jobs

@@ -22,8 +22,15 @@ from flowrun._cli._common import add_aliases_option, add_env_option, aliases_dir
 from flowrun._cli._flow_files import flow_files
 from flowrun._cli._flow_options import add_steps_option
 from flowrun._cli._output import Console
-from flowrun._errors import FlowrunError
-from flowrun._flow_checks import Problem, check_flow, check_literal_secrets, check_references
+from flowrun._errors import FlowrunError, UsageError
+from flowrun._flow_checks import (
+    Problem,
+    alias_problems,
+    check_alias_records,
+    check_flow,
+    check_literal_secrets,
+    check_references,
+)
 from flowrun._models._flow import Flow
 
 __all__ = ["register", "validate_command", "validate_paths"]
@@ -39,8 +46,9 @@ def register(subparsers: Any, name: str, summary: str) -> None:
         "Every problem is reported with file:line, JSON pointer and a hint.",
         epilog="Exit codes: 0 no errors (warnings may be shown), 2 at least one error.",
     )
-    parser.add_argument("paths", nargs="+", type=Path, metavar="FLOW",
-                        help="flow files, or directories searched for flow files")
+    parser.add_argument("paths", nargs="*", type=Path, metavar="FLOW",
+                        help="flow files, or directories searched for flow files; none with --aliases DIR: "
+                        "check the alias records alone (every alias resolved, every keystore opened)")
     add_aliases_option(parser)
     add_steps_option(parser)
     add_env_option(parser)
@@ -49,26 +57,53 @@ def register(subparsers: Any, name: str, summary: str) -> None:
 
 
 def validate_paths(paths: list[Path], *, aliases: Path | None, steps_dirs: list[Path],
-                   env: str | None = None) -> tuple[list[Path], list[Problem]]:
-    """The flow files found and every problem, errors and warnings, sorted by file and line."""
+                   env: str | None = None, blocked: dict[Path, list[str]] | None = None,
+                   ) -> tuple[list[Path], list[Problem]]:
+    """The flow files found and every problem, errors and warnings, sorted by file and line.
+    ``blocked`` receives, per flow file, the aliases it uses that have errors."""
     from flowrun._load._flows import FlowLoader
 
+    if not paths:
+        if aliases is None:
+            raise UsageError("nothing to validate: give flow files or directories, or --aliases DIR alone "
+                             "to check the alias records", hint="flowrun validate --aliases aliases")
+        problems: list[Problem] = []
+        registry = _registry(aliases, problems)
+        if registry is not None:
+            problems.extend(check_alias_records(registry, env))
+            problems.extend(check_literal_secrets(registry))
+        return [], _sorted(problems)
     files = flow_files(paths)
     loader = FlowLoader(steps_dirs=steps_dirs, collect=True)
     flows: list[Flow] = []
-    problems: list[Problem] = []
+    problems = []
+    flow_file: dict[int, Path] = {}
     for file in files:
         flow = loader.load(file)
         if flow is not None:
             flows.append(flow)
-            problems.extend(check_flow(flow))
+            flow_file[id(flow)] = file
+            problems.extend(check_flow(flow, refused=loader.refused_steps.get(file.resolve(), ())))
     problems.extend(Problem("error", error) for error in loader.problems)
     if aliases is not None or any(flow.alias_names for flow in flows):
         registry = _registry(aliases if aliases is not None else _default_aliases(), problems)
         if registry is not None:
             problems.extend(check_references(flows, registry, env))
             problems.extend(check_literal_secrets(registry))
+        if blocked is not None:
+            for flow in flows:
+                broken = _broken_aliases(flow, registry, env)
+                if broken:
+                    blocked[flow_file[id(flow)]] = broken
     return files, _sorted(problems)
+
+
+def _broken_aliases(flow: Flow, registry: Any, env: str | None) -> list[str]:
+    """The aliases a flow uses that do not resolve (all of them when the records do not load)."""
+    if registry is None:
+        return sorted(flow.alias_names)
+    return [name for name in sorted(flow.alias_names)
+            if any(problem.is_error for problem in alias_problems(registry, name, env))]
 
 
 def _default_aliases() -> Path:
@@ -146,9 +181,10 @@ def _collecting_notes() -> Iterator[_NoteCollector]:
 
 
 def validate_command(args: argparse.Namespace, console: Console) -> int:
+    blocked: dict[Path, list[str]] = {}
     with _collecting_notes() as collected:
         files, problems = validate_paths(list(args.paths), aliases=args.aliases, steps_dirs=list(args.steps),
-                                         env=args.env)
+                                         env=args.env, blocked=blocked)
     errors = [p for p in problems if p.is_error]
     warnings = [p for p in problems if not p.is_error]
     if args.json:
@@ -165,10 +201,18 @@ def validate_command(args: argparse.Namespace, console: Console) -> int:
         console.print(f"{console.style(f'note[{code}]', 'blue')}: {message}")
     failing = {p.error.file for p in errors}
     for file in files:
-        if str(file) not in failing and str(file.resolve()) not in failing:
+        if str(file) in failing or str(file.resolve()) in failing:
+            continue
+        if file in blocked:
+            # The flow itself is fine, but it cannot run: an alias it uses has an error above.
+            names = ", ".join(f"'{name}'" for name in blocked[file])
+            which = f"alias {names} has" if len(blocked[file]) == 1 else f"aliases {names} have"
+            console.print(f"{console.style('fail', 'red')} {file}: {which} errors (above)")
+        else:
             console.print(f"{console.style('ok', 'green')}  {file}")
-    summary = (f"{_count(len(files), 'flow file')} checked: {_count(len(errors), 'error')}, "
-               f"{_count(len(warnings), 'warning')}")
+    checked = (_count(len(files), "flow file") if files
+               else f"alias records in {args.aliases}")
+    summary = f"{checked} checked: {_count(len(errors), 'error')}, {_count(len(warnings), 'warning')}"
     console.print(console.style(summary, "red" if errors else "green", "bold"))
     return 2 if errors else 0
 

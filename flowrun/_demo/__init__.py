@@ -53,12 +53,40 @@ def _copy_tree(source: resources.abc.Traversable, target: Path) -> None:
             (target / entry.name).write_bytes(entry.read_bytes())
 
 
-def prepare(directory: Path, pki: object) -> DemoSetup:
-    """Write key material and demo files; return the environment the aliases' secrets read."""
+def check_keep_directory(directory: Path, *, force: bool) -> None:
+    """``--keep DIR`` writes into a new or empty directory; ``--force`` allows a used one."""
+    from flowrun._errors import UsageError
+
+    if directory.exists() and not directory.is_dir():
+        raise UsageError(f"--keep {directory}: not a directory")
+    if force or not directory.exists() or not any(directory.iterdir()):
+        return
+    raise UsageError(f"--keep {directory}: the directory is not empty, and the demo writes aliases, samples, "
+                     "steps, keystores and certs there",
+                     hint=f"name a new or empty directory, or add --force to replace the demo's files in {directory} "
+                     "(the keystore password in its demo.env is kept)")
+
+
+def kept_password(directory: Path) -> str | None:
+    """The keystore password an earlier ``demo --keep`` wrote into ``demo.env``, if any."""
+    try:
+        lines = (directory / "demo.env").read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError):
+        return None
+    prefix = "export BANK_KEYSTORE_PASSWORD="
+    for line in lines:
+        if line.startswith(prefix):
+            return line[len(prefix):].strip().strip("'") or None
+    return None
+
+
+def prepare(directory: Path, pki: object, *, password: str | None = None) -> DemoSetup:
+    """Write key material and demo files; return the environment the aliases' secrets read.
+    ``password`` keeps the keystore password of an earlier run (``--force``); else a new one."""
     from flowrun.testing import Pki
 
     assert isinstance(pki, Pki)
-    password = secrets.token_urlsafe(18)
+    password = password or secrets.token_urlsafe(18)
     files = pki.write(directory / ".pki", keystore_password=password)
     (directory / "keystores").mkdir(parents=True, exist_ok=True)
     (directory / "certs").mkdir(parents=True, exist_ok=True)
@@ -75,10 +103,14 @@ def prepare(directory: Path, pki: object) -> DemoSetup:
     return DemoSetup(directory, keystore, environment)
 
 
-def write_env_file(setup: DemoSetup) -> Path:
-    """For ``--keep``: the exports a user sources to run the kept aliases themselves."""
+def write_env_file(setup: DemoSetup, *, connect_to: str | None = None) -> Path:
+    """For ``--keep``: the exports a user sources to run the kept aliases themselves; with a
+    partner left running (``--serve``), ``FLOWRUN_CONNECT_TO`` points the aliases at it."""
     path = setup.directory / "demo.env"
-    lines = [f"export {name}='{value}'" for name, value in setup.environment.items()]
+    values = dict(setup.environment)
+    if connect_to is not None:
+        values["FLOWRUN_CONNECT_TO"] = connect_to
+    lines = [f"export {name}='{value}'" for name, value in values.items()]
     # O_NOFOLLOW: a link planted at demo.env is refused; fchmod: a file kept from an earlier
     # demo (or created 0644 by hand) holds passwords from now on, so it becomes 0600 as well.
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)

@@ -1,9 +1,9 @@
 """Assertions: ``{"that": "<JMESPath>", "<operator>": expected}``.
 
 ``that`` is a JMESPath expression, written without braces, evaluated over the context the caller
-passes (for a step, the runner puts the step's own ``status``, ``headers``, ``body`` and
-``outputs`` next to ``inputs``, ``steps`` and ``env``). ``expected`` may hold data pills, rendered
-over the same context first.
+passes (for a step, the runner puts the step's own ``status``, ``headers``, ``body``,
+``outputs`` and ``duration_ms`` next to ``inputs``, ``steps`` and ``env``). ``expected`` may hold
+data pills, rendered over the same context first.
 
 =============  ==============================================================================
 operator       passes when

@@ -9,6 +9,10 @@ The context a pill reads::
 Rules:
 
 * Expressions are JMESPath (https://jmespath.org); nothing is ever executed as code.
+* Besides JMESPath's own functions, a fixed set makes the only values that differ from run to
+  run: ``uuid()`` (a random UUID 4), ``now()`` (the current time in UTC, ISO 8601 to the second:
+  ``2026-12-05T08:30:00Z``; ``now('%Y%m%d')`` formats it with ``strftime``) and
+  ``random_int(a, b)`` (a whole number from a to b, both included).
 * A string that is exactly one pill, with no other character (not even a space), keeps the
   value's JSON type: ``"{{ inputs.count }}"`` gives ``7``, not ``"7"``.
 * Pills inside a longer string become text (``value_to_text``): strings as they are, numbers
@@ -34,12 +38,15 @@ Rules:
 
 from __future__ import annotations
 
+import datetime
 import decimal
 import difflib
 import functools
 import json
 import math
+import random
 import re
+import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
@@ -123,7 +130,39 @@ def _widen(names: Any) -> tuple[str, ...]:
     return (*names, *_EXACT_NUMBERS) if "float" in names else tuple(names)
 
 
-_OPTIONS = jmespath.Options(custom_functions=_ExactNumberFunctions())
+class _PillFunctions(_ExactNumberFunctions):
+    """JMESPath's functions plus the generated values of data pills. A signature entry marked
+    ``optional`` may be left out (only trailing ones)."""
+
+    _random = random.SystemRandom()
+
+    @signature()
+    def _func_uuid(self) -> str:
+        return str(uuid.uuid4())
+
+    @signature({"types": ["string"], "optional": True})  # type: ignore[typeddict-unknown-key]
+    def _func_now(self, *format_: str) -> str:
+        moment = datetime.datetime.now(datetime.UTC)
+        if not format_:
+            return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+        return moment.strftime(format_[0])
+
+    @signature({"types": ["number"]}, {"types": ["number"]})
+    def _func_random_int(self, low: float, high: float) -> int:
+        if low != int(low) or high != int(high) or low > high:
+            raise ValueError(f"random_int(a, b) takes two whole numbers with a <= b, got {low} and {high}")
+        return self._random.randint(int(low), int(high))
+
+    def _validate_arguments(self, args: Any, signature: Any, function_name: str) -> Any:
+        optional = sum(1 for entry in signature if entry.get("optional"))
+        if optional and len(signature) - optional <= len(args) <= len(signature):
+            signature = signature[:len(args)]
+        parent: Any = super()
+        return parent._validate_arguments(args, signature, function_name)
+
+
+_OPTIONS = jmespath.Options(custom_functions=_PillFunctions())
+FUNCTION_TABLE: Mapping[str, Any] = _PillFunctions.FUNCTION_TABLE
 
 
 @attrs.frozen
@@ -565,7 +604,7 @@ def _syntax_reason(err: jmespath_errors.JMESPathError, text: str) -> str:
 
 
 def _check_functions(text: str, tree: Mapping[str, Any]) -> None:
-    table: Mapping[str, Any] = Functions.FUNCTION_TABLE
+    table = FUNCTION_TABLE
     for node in _nodes(tree):
         if node["type"] != "function_expression":
             continue
@@ -576,6 +615,12 @@ def _check_functions(text: str, tree: Mapping[str, Any]) -> None:
             raise InvalidExpressionError(text, f"unknown function {name}(){guess}")
         signature = table[name]["signature"]
         given = len(node["children"])
+        optional = sum(1 for entry in signature if entry.get("optional"))
+        if optional:
+            if not len(signature) - optional <= given <= len(signature):
+                raise InvalidExpressionError(text, f"function {name}() takes at most {_count(len(signature))}, "
+                                             f"got {given}")
+            continue
         variadic = bool(signature) and bool(signature[-1].get("variadic"))
         if variadic and given < len(signature):
             raise InvalidExpressionError(

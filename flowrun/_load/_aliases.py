@@ -1,7 +1,12 @@
-"""Alias directory -> records. Each ``*.json`` file holds one record or a list of records."""
+"""Alias directory -> records. Each ``*.json`` file holds one record or a list of records.
+
+A record names its ``kind``; an object without one is "not an alias record" (named as such, not
+as a schema mismatch of some kind). A flow file left in the alias directory is skipped with a
+warning (logger ``flowrun``, code ``aliases.flow_file``): it is clearly not meant as records."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -55,28 +60,33 @@ class AliasRecords:
 def alias_files(directory: Path) -> list[Path]:
     if not directory.exists():
         raise DefinitionError(f"alias directory {directory} does not exist",
-                              hint="pass --aliases DIR or set FLOWRUN_ALIASES")
+                              hint="pass --aliases DIR or set FLOWRUN_ALIASES; `flowrun demo --keep DIR` writes a "
+                              "working one (with its keystore) into DIR")
     if directory.is_file():
         return [directory]
     return sorted(p for p in directory.rglob("*.json") if p.is_file())
 
 
 def load_alias_records(paths: Iterable[Path]) -> AliasRecords:
+    files = list(paths)
+    return collect_records((record for path in files for record in records_from_document(read_json_file(path))),
+                           files=files)
+
+
+def collect_records(records: Iterable[Record], *, files: Iterable[Path] = ()) -> AliasRecords:
+    """Records (read from files or built in code) by kind and name; a name used twice is an error."""
     by_kind: dict[str, dict[str, Record]] = {kind: {} for kind in KINDS}
-    files: list[Path] = []
-    for path in paths:
-        files.append(path)
-        for record in records_from_document(read_json_file(path)):
-            kind = _kind_of(record)
-            existing = by_kind[kind].get(record.name)
-            if existing is not None:
-                first = existing.origin
-                raise DuplicateNameError(
-                    f"{kind.replace('_', ' ')} '{record.name}' is defined twice "
-                    f"(first at {first.file}:{first.line})",
-                    **record.origin.location(),
-                )
-            by_kind[kind][record.name] = record
+    for record in records:
+        kind = _kind_of(record)
+        existing = by_kind[kind].get(record.name)
+        if existing is not None:
+            first = existing.origin
+            where = f" (first at {first.file}:{first.line})" if first.file is not None else ""
+            raise DuplicateNameError(
+                f"{kind.replace('_', ' ')} '{record.name}' is defined twice{where}",
+                **record.origin.location(),
+            )
+        by_kind[kind][record.name] = record
     return AliasRecords(
         keystores=by_kind["keystore"],  # type: ignore[arg-type]
         trust_store_certs=by_kind["trust_store_cert"],  # type: ignore[arg-type]
@@ -91,15 +101,50 @@ def _kind_of(record: Record) -> str:
     for kind, cls in KINDS.items():
         if isinstance(record, cls):
             return kind
-    raise AssertionError(record)
+    raise TypeError(f"not an alias record: {type(record).__name__} (expected one of "
+                    f"{', '.join(cls.__name__ for cls in KINDS.values())})")
+
+
+def is_flow_document(document: JsonDocument) -> bool:
+    """A flow (an object with ``steps`` and no ``kind``) rather than alias records."""
+    data = document.data
+    return isinstance(data, dict) and "kind" not in data and isinstance(data.get("steps"), list)
+
+
+_warned_flows: set[Path] = set()
+
+
+def _skip_flow(document: JsonDocument) -> None:
+    path = document.path
+    if path is not None and path.resolve() in _warned_flows:
+        return
+    if path is not None:
+        _warned_flows.add(path.resolve())
+    logging.getLogger("flowrun").warning(
+        "%s is a flow, not alias records: skipped (keep flows outside the alias directory)",
+        path, extra={"code": "aliases.flow_file"})
+
+
+def _check_kind(item: Any, document: JsonDocument, pointer: str) -> None:
+    if isinstance(item, dict) and "kind" not in item:
+        flow_like = "steps" in item or ("id" in item and "type" in item)
+        looks = " (it looks like a flow or a flow step)" if flow_like else ""
+        raise SchemaError(f"not an alias record: no 'kind' field{looks}",
+                          hint=f"each record names its kind: {', '.join(KINDS)}; other JSON files do not belong "
+                          "in the alias directory", file=document.path, pointer=pointer or None,
+                          line=document.line(pointer))
 
 
 def records_from_document(document: JsonDocument, *, problems: list[FlowrunError] | None = None) -> list[Record]:
     """The records of one alias file. Raises the first error, or with ``problems`` given, appends
-    each record's error there and goes on with the next record."""
+    each record's error there and goes on with the next record. A flow file gives no records."""
+    if is_flow_document(document):
+        _skip_flow(document)
+        return []
     records = []
     for pointer, item in _items(document):
         try:
+            _check_kind(item, document, pointer)
             check(item, document, schema_name="aliases", definition="record", pointer=pointer)
             origin = Origin(document.path, pointer, document.line(pointer))
             records.append(_build(item, origin, document))
@@ -115,6 +160,8 @@ def schema_problems(document: JsonDocument) -> list[SchemaError]:
     from flowrun._load._fast_schema import accepts
     from flowrun._load._schema import schema
 
+    if is_flow_document(document):
+        return []
     try:
         items = _items(document)
     except SchemaError as error:
@@ -122,6 +169,11 @@ def schema_problems(document: JsonDocument) -> list[SchemaError]:
     record = {"$ref": "#/$defs/record"}
     problems: list[SchemaError] = []
     for pointer, item in items:
+        try:
+            _check_kind(item, document, pointer)
+        except SchemaError as error:
+            problems.append(error)
+            continue
         if not accepts(item, record, schema("aliases")):
             problems.extend(iter_schema_errors(item, document, schema_name="aliases", definition="record",
                                                pointer=pointer))
@@ -156,6 +208,8 @@ def _build(item: dict[str, Any], origin: Origin, document: JsonDocument) -> Reco
             return SecretRef(literal=raw, origin=sub)
         if "env" in raw:
             return SecretRef(env=raw["env"], origin=sub)
+        if "source" in raw:
+            return SecretRef(source=raw["source"], name=raw["name"], origin=sub)
         return SecretRef(file=path_at(f"{key}/file", raw["file"]), origin=sub)
 
     if kind == "keystore":

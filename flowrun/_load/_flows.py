@@ -77,6 +77,8 @@ class FlowLoader:
         self.steps_dirs = tuple(Path(d) for d in steps_dirs)
         self.collect = collect
         self.problems: list[FlowrunError] = []
+        # Per flow file (collect mode): ids of the steps reported and left out of the flow.
+        self.refused_steps: dict[Path, frozenset[str]] = {}
         self._definitions: dict[Path, StepDefinition | None] = {}
 
     def _report(self, error: FlowrunError) -> None:
@@ -101,6 +103,9 @@ class FlowLoader:
             self._report(SchemaError("a flow file holds one JSON object with 'name' and 'steps'",
                                      file=document.path, line=1))
             return None
+        steps = data.get("steps")
+        for raw in steps if isinstance(steps, list) else ():
+            _normalise_case(raw)
         bad_steps: set[int] = set()
         if self.collect:
             errors = _schema_errors(data, document, "flow")
@@ -115,14 +120,20 @@ class FlowLoader:
         origin = Origin(document.path, "", document.line(""))
         search = steps_search_path(document.path, self.steps_dirs)
         entries: list[FlowStep] = []
+        refused: set[str] = set()
         for index, raw in enumerate(data["steps"]):
-            if index in bad_steps:
-                continue
             pointer = f"/steps/{index}"
-            try:
-                entries.append(self._flow_step(raw, document, pointer, search))
-            except FlowrunError as error:
-                self._report(_placed(error, document, pointer))
+            if index not in bad_steps:
+                try:
+                    entries.append(self._flow_step(raw, document, pointer, search))
+                    continue
+                except FlowrunError as error:
+                    self._report(_placed(error, document, pointer))
+            if isinstance(raw, dict) and isinstance(raw.get("id"), str):
+                refused.add(raw["id"])
+        if document.path is not None:
+            # Later pills that read a refused step are not errors of their own: one error, no echo.
+            self.refused_steps[document.path.resolve()] = frozenset(refused)
         try:
             inputs = _inputs(data.get("inputs", {}), document, "/inputs")
             env = _env(data.get("env"), document, "/env")
@@ -189,6 +200,7 @@ class FlowLoader:
 
     def _build_definition(self, document: JsonDocument) -> StepDefinition | None:
         data = document.data
+        _normalise_case(data)
         if self.collect:
             errors = _schema_errors(data, document, "step")
             if errors:
@@ -204,6 +216,16 @@ class FlowLoader:
             env=_env(data.get("env"), document, "/env"), description=data.get("description", ""),
             origin=Origin(document.path, "", document.line("")),
         )
+
+
+def _normalise_case(raw: Any) -> None:
+    """Step types and HTTP methods in any case: ``"REST"`` is ``"rest"``, ``"post"`` is ``"POST"``."""
+    if not isinstance(raw, dict):
+        return
+    if isinstance(raw.get("type"), str):
+        raw["type"] = raw["type"].lower()
+    if isinstance(raw.get("method"), str):
+        raw["method"] = raw["method"].upper()
 
 
 def find_definition(name: str, search: Sequence[Path], origin: Origin) -> Path:

@@ -76,12 +76,12 @@ class Keystore:
     """Our identity: a private key and its CA-signed chain."""
 
     name: str
-    file: Path
+    file: Path = attrs.field(converter=Path)
     type: KeystoreType | None = None
     password: SecretRef | None = None
     key_alias: str | None = None
     key_password: SecretRef | None = None
-    key_file: Path | None = None
+    key_file: Path | None = attrs.field(default=None, converter=attrs.converters.optional(Path))
     # Certificates that complete the chain we send when the store lacks them: a file (Path) or
     # the name of a trust_store_cert record (str).
     chain_certs: tuple[Path | str, ...] = ()
@@ -94,7 +94,7 @@ class TrustStoreCert:
 
     name: str
     format: Literal["pem", "der"] = "pem"
-    file: Path | None = None
+    file: Path | None = attrs.field(default=None, converter=attrs.converters.optional(Path))
     pem: str | None = attrs.field(default=None, repr=False)
     origin: Origin = attrs.field(default=NOWHERE, eq=False, repr=False)
 
@@ -238,12 +238,17 @@ class RetryPolicy:
 NO_RETRY = RetryPolicy()
 
 
+def _connections(value: Connection | Mapping[str, Connection]) -> Mapping[str, Connection]:
+    return {Alias.SINGLE: value} if isinstance(value, Connection) else dict(value)
+
+
 @attrs.frozen
 class Alias:
     """A Connection & Credential alias: one connection, or one per environment."""
 
     name: str
-    connections: Mapping[str, Connection]
+    # A single Connection is stored under SINGLE: Alias("bank", Connection(url=...)) in code.
+    connections: Mapping[str, Connection] = attrs.field(converter=_connections)
     default_env: str | None = None
     retry_policy: RetryPolicy = NO_RETRY
     description: str = ""

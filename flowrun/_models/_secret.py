@@ -1,14 +1,18 @@
-"""Secret references: ``{"env": "NAME"}``, ``{"file": "path"}`` or (discouraged) a literal.
+"""Secret references: ``{"env": "NAME"}``, ``{"file": "path"}``, ``{"source": "vault", "name": "bank/api_key"}``
+(a ``SecretSource`` the embedding service gives the registry) or (discouraged) a literal.
 
 A ``SecretRef`` never shows its value: not in ``repr``, not in errors. ``reveal()`` reads it at
-the moment it is needed, so that a rotated secret file is picked up without a restart.
+the moment it is needed, so that a rotated secret file is picked up without a restart. A registry
+binds each reference of its records to its own ``reveal_secret``, so that every secret a run uses
+is resolved in one place (the registry's secret sources).
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Protocol, runtime_checkable
 
 import attrs
 
@@ -19,17 +23,35 @@ from flowrun._models._origin import NOWHERE, Origin
 MAX_SECRET_FILE_BYTES = 64 * 1024
 
 
+@runtime_checkable
+class SecretSource(Protocol):
+    """Where a service keeps its secrets (Vault, a cloud secret manager, a dict in tests).
+
+    ``get_secret(name)`` returns the secret's value, or None when the source has no such secret.
+    The registry asks at the moment the secret is needed (a keystore opened, a request signed),
+    never caches the value itself, and never shows it."""
+
+    def get_secret(self, name: str) -> str | None: ...
+
+
 @attrs.frozen
 class SecretRef:
     env: str | None = None
     file: Path | None = None
     literal: str | None = attrs.field(default=None, repr=lambda _: "'***'")
     origin: Origin = attrs.field(default=NOWHERE, eq=False, repr=False)
+    # {"source": "vault", "name": "bank/api_key"}: a secret a SecretSource given to the registry holds.
+    source: str | None = None
+    name: str | None = None
+    # Set by the registry that holds the record: every reveal() goes through it.
+    resolver: Callable[[SecretRef], str] | None = attrs.field(default=None, eq=False, repr=False)
 
     def __attrs_post_init__(self) -> None:
-        given = [x for x in (self.env, self.file, self.literal) if x is not None]
+        given = [x for x in (self.env, self.file, self.literal, self.name) if x is not None]
         if len(given) != 1:
-            raise ValueError("a secret is exactly one of env, file or a literal value")
+            raise ValueError("a secret is exactly one of env, file, a source's name or a literal value")
+        if (self.source is None) != (self.name is None):
+            raise ValueError("a secret from a secret source names both the source and the secret's name")
 
     @classmethod
     def from_env(cls, name: str) -> SecretRef:
@@ -38,6 +60,11 @@ class SecretRef:
     @classmethod
     def from_value(cls, value: str) -> SecretRef:
         return cls(literal=value)
+
+    @classmethod
+    def from_source(cls, source: str, name: str) -> SecretRef:
+        """A secret the registry's ``SecretSource`` for ``source`` holds under ``name``."""
+        return cls(source=source, name=name)
 
     @property
     def is_literal(self) -> bool:
@@ -48,6 +75,8 @@ class SecretRef:
             return f"environment variable {self.env}"
         if self.file is not None:
             return f"file {self.file}"
+        if self.name is not None:
+            return f"secret '{self.name}' of source '{self.source}'"
         return "a literal value"
 
     def reveal_line(self, environ: Mapping[str, str] | None = None) -> str:
@@ -65,6 +94,15 @@ class SecretRef:
         return value
 
     def reveal(self, environ: Mapping[str, str] | None = None) -> str:
+        """The value, through the registry that holds this reference when there is one."""
+        if self.resolver is not None and environ is None:
+            return self.resolver(self)
+        return self.read(environ)
+
+    def read(self, environ: Mapping[str, str] | None = None, source: SecretSource | None = None) -> str:
+        """The value from where the reference points: the environment, a file, ``source``, or the literal."""
+        if self.name is not None:
+            return self._from_source(source)
         if self.literal is not None:
             return self.literal
         if self.env is not None:
@@ -104,3 +142,28 @@ class SecretRef:
                 hint="check the path (relative to the file that names it) and its permissions",
                 **self.origin.location(),
             ) from None
+
+    def _from_source(self, source: SecretSource | None) -> str:
+        if source is None:
+            raise SecretUnavailableError(
+                f"{self.describe()}: no secret source named '{self.source}' was given to the registry",
+                hint=f"pass it in Python: Registry.load(dir, secrets={{'{self.source}': MySource()}}); "
+                "the command line reads only {\"env\": ...} and {\"file\": ...} secrets",
+                **self.origin.location())
+        assert self.name is not None
+        try:
+            value = source.get_secret(self.name)
+        except Exception as error:  # the service's own client: its failure is a secret not available
+            raise SecretUnavailableError(
+                f"{self.describe()}: the secret source failed ({type(error).__name__})",
+                hint="check the secret source's connection and permissions", **self.origin.location(),
+            ) from None
+        if value is None:
+            raise SecretUnavailableError(
+                f"{self.describe()} does not exist",
+                hint=f"store the secret under '{self.name}' in source '{self.source}', or fix the name",
+                **self.origin.location())
+        if not isinstance(value, str):
+            raise SecretUnavailableError(f"{self.describe()}: the secret source returned "
+                                         f"{type(value).__name__}, not text", **self.origin.location())
+        return value

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import attrs
 
@@ -106,10 +106,15 @@ class StepCommon:
                               **self.origin.location())
 
 
+def _http_method(method: str) -> HttpMethod:
+    """Methods in any case, like HTTP clients take them: ``"post"`` is ``"POST"``."""
+    return cast(HttpMethod, method.upper())
+
+
 @attrs.frozen(kw_only=True)
 class RestStep(StepCommon):
     id: str = "rest"
-    method: HttpMethod = "GET"
+    method: HttpMethod = attrs.field(default="GET", converter=_http_method)
     path: str = ""
     query: tuple[tuple[str, Any], ...] = attrs.field(default=(), converter=pairs)
     headers: tuple[tuple[str, Any], ...] = attrs.field(default=(), converter=pairs)

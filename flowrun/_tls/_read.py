@@ -201,6 +201,11 @@ def read_keystore(
     return read_pem(data, password=password, source=source)
 
 
+_NOT_FOUND_HINT = ("check the path (a path in an alias file is relative to that file); to try flowrun without "
+                   "key material of your own, `flowrun demo --keep DIR` writes a keystore, the partner's root "
+                   "certificate and the aliases and sample flows that use them into DIR: run the samples from there")
+
+
 def check_key_material_file(
     path: Path, *, what: str = "keystore",
     error: type[KeystoreNotFoundError] | type[TrustCertError] = KeystoreNotFoundError,
@@ -215,7 +220,7 @@ def check_key_material_file(
             raise error(f"the {what} file {path} is a symbolic link to {path.readlink()}, which does not exist",
                         file=path) from None
         missing = "" if path.parent.is_dir() else f" (its folder {path.parent} does not exist either)"
-        raise error(f"{what} file not found: {path}{missing}", file=path) from None
+        raise error(f"{what} file not found: {path}{missing}", file=path, hint=_NOT_FOUND_HINT) from None
     except PermissionError:
         raise error(f"the {what} file cannot be read (permission denied): {path}", file=path) from None
     except (OSError, ValueError) as exc:

@@ -357,3 +357,27 @@ def test_connections_need_named_environments(tmp_path: Path) -> None:
     error = failure(tmp_path, content)
     assert type(error) is SchemaError
     assert error.pointer == "/4/connections"
+
+
+def test_a_file_without_kind_is_named_as_not_an_alias_record(tmp_path: Path) -> None:
+    directory = tmp_path / "aliases"
+    error = failure(directory, json.dumps({"name": "bank_ca", "format": "pem"}), filename="notes.json")
+    assert isinstance(error, SchemaError)
+    assert "not an alias record: no 'kind' field" in error.message
+    assert "give exactly one of" not in str(error)
+    assert error.file is not None and error.file.endswith("notes.json")
+    in_list = failure(directory, [*CANONICAL, {"id": "balance", "type": "rest"}])
+    assert "not an alias record: no 'kind' field (it looks like a flow or a flow step)" in in_list.message
+    assert in_list.pointer == f"/{len(CANONICAL)}"
+
+
+def test_a_flow_file_in_the_alias_directory_is_skipped_with_a_warning(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    directory = canonical_tree(tmp_path)
+    (directory / "balance.json").write_text((REPO / "samples" / "flows" / "balance.json").read_text())
+    with caplog.at_level("WARNING", logger="flowrun"):
+        registry = Registry.load(directory)
+    assert registry.alias_names() == ["bank"]
+    warned = [r for r in caplog.records if getattr(r, "code", None) == "aliases.flow_file"]
+    assert len(warned) == 1
+    assert "balance.json is a flow, not alias records: skipped" in warned[0].getMessage()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import re
 from typing import Any
 
 import pytest
@@ -440,3 +441,42 @@ def test_render_without_pills_returns_an_equal_value(value: Any) -> None:
 
     if not has_open(value):
         assert render(value, {}) == value
+
+
+def test_generated_values_are_the_whitelisted_functions() -> None:
+    import datetime
+    import re
+    import uuid
+
+    first, second = render("{{ uuid() }}", {}), render("{{ uuid() }}", {})
+    assert uuid.UUID(first).version == 4 and first != second
+    stamp = render("{{ now() }}", {})
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", stamp)
+    parsed = datetime.datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=datetime.UTC)
+    assert abs((datetime.datetime.now(datetime.UTC) - parsed).total_seconds()) < 3600
+    assert render("{{ now('%Y') }}", {}) == stamp[:4]
+    assert render("day-{{ now('%Y%m%d') }}", {}) == "day-" + stamp[:10].replace("-", "")
+    rolls = {render("{{ random_int(`1`, `3`) }}", {}) for _ in range(200)}
+    assert rolls == {1, 2, 3}
+    assert render("{{ random_int(`5`, `5`) }}", {}) == 5
+
+
+@pytest.mark.parametrize(("template", "message"), [
+    ("{{ uuid(`1`) }}", "uuid() takes 0 arguments, got 1"),
+    ("{{ now('a', 'b') }}", "now() takes at most 1 argument, got 2"),
+    ("{{ random_int(`1`) }}", "random_int() takes 2 arguments, got 1"),
+    ("{{ uuidd() }}", "did you mean uuid()?"),
+])
+def test_generated_value_functions_are_checked_before_running(template: str, message: str) -> None:
+    with pytest.raises(DataPillError, match=re.escape(message)):
+        check_pill(template[2:-2].strip())
+
+
+@pytest.mark.parametrize(("template", "message"), [
+    ("{{ random_int(`3`, `1`) }}", "a <= b"),
+    ("{{ random_int(`1.5`, `3`) }}", "whole numbers"),
+    ("{{ now(`1`) }}", "now() expects string, got number"),
+])
+def test_generated_value_functions_refuse_bad_arguments(template: str, message: str) -> None:
+    with pytest.raises(DataPillError, match=re.escape(message)):
+        render(template, {})

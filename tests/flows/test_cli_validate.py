@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from flowrun._cli import main
+from flowrun._load._flows import FlowLoader
 from flowrun.testing import PkiFiles
 from tests.flows.conftest import REPO, alias_records, write_json
 
@@ -160,3 +161,86 @@ def test_directories_are_searched_for_flows(capsys: pytest.CaptureFixture[str], 
     code, out, _ = run_cli(capsys, "validate", tmp_path / "flows", "--aliases", aliases)
     assert code == 0
     assert "1 flow file checked" in out
+
+
+def test_methods_and_step_types_in_any_case_and_no_follow_on_errors(capsys: pytest.CaptureFixture[str],
+                                                                     tmp_path: Path) -> None:
+    flow = write_json(tmp_path / "case.json", {"name": "case", "steps": [
+        {"id": "first", "type": "REST", "connection": {"url": "https://partner.example"}, "method": "post",
+         "path": "/x", "response": {"outputs": {"id": "body.id"}}},
+        {"id": "second", "type": "Rest", "connection": {"url": "https://partner.example"},
+         "path": "/y/{{ steps.first.outputs.id }}"},
+        {"id": "third", "type": "rest", "connection": {"url": "https://partner.example"}, "methd": "GET",
+         "path": "/z", "response": {"outputs": {"id": "body.id"}}},
+        {"id": "fourth", "type": "rest", "connection": {"url": "https://partner.example"},
+         "path": "/y/{{ steps.third.outputs.id }}"}],
+        "outputs": {"id": "{{ steps.third.outputs.id }}"}})
+    code = main(["validate", str(flow)])
+    out = capsys.readouterr().out
+    assert code == 2
+    assert "unknown field 'methd'" in out
+    assert "1 error" in out  # the refused step is not reported again where later pills read it
+    assert "there is no step" not in out
+
+    good = write_json(tmp_path / "good.json", {"name": "good", "steps": [
+        {"id": "first", "type": "SOAP", "connection": {"url": "https://partner.example"},
+         "envelope": "<x/>"},
+        {"id": "second", "type": "REST", "connection": {"url": "https://partner.example"}, "method": "delete"}]})
+    built = FlowLoader().load(good)
+    assert built is not None
+    assert [entry.step.kind for entry in built.steps] == ["soap", "rest"]
+    assert built.steps[1].step.method == "DELETE"  # type: ignore[union-attr]
+
+
+def test_validate_aliases_alone_opens_every_keystore(capsys: pytest.CaptureFixture[str], tmp_path: Path,
+                                                     pki_files: PkiFiles, monkeypatch: pytest.MonkeyPatch) -> None:
+    directory = tmp_path / "aliases"
+    write_json(directory / "partner.json", alias_records(pki_files, "https://localhost:1"))
+    monkeypatch.delenv("FLOWRUN_TEST_KEYSTORE_PASSWORD", raising=False)
+    monkeypatch.setenv("FLOWRUN_TEST_API_KEY", "x")
+    code = main(["validate", "--aliases", str(directory)])
+    out = capsys.readouterr().out
+    assert code == 0  # a missing variable is reported, not a crash and not an error
+    assert "keystore 'client' not checked: environment variable FLOWRUN_TEST_KEYSTORE_PASSWORD is not set" in out
+    assert f"alias records in {directory} checked: 0 errors" in out
+    monkeypatch.setenv("FLOWRUN_TEST_KEYSTORE_PASSWORD", "wrong-password")
+    code = main(["validate", "--aliases", str(directory)])
+    out = capsys.readouterr().out
+    assert code == 2
+    assert "error[keystore.wrong_password]" in out
+    write_json(directory / "extra.json", {"kind": "keystore", "name": "unused", "file": "../nowhere/client.jks"})
+    monkeypatch.setenv("FLOWRUN_TEST_KEYSTORE_PASSWORD", "changeit")
+    code = main(["validate", "--aliases", str(directory)])
+    out = capsys.readouterr().out
+    assert code == 2  # no alias uses it, but it is opened all the same
+    assert "keystore 'unused'" in out and "flowrun demo --keep DIR" in out
+    code = main(["validate"])
+    assert code == 2
+    assert "give flow files or directories, or --aliases DIR" in capsys.readouterr().err
+
+
+def test_a_flow_whose_alias_has_errors_is_not_ok(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    directory = tmp_path / "aliases"
+    write_json(directory / "bank.json", json.loads((REPO / "aliases" / "bank.json").read_text()))
+    code = main(["validate", str(REPO / "samples" / "flows" / "contract.json"), "--aliases", str(directory)])
+    out = capsys.readouterr().out
+    assert code == 2
+    assert "keystore file not found" in out
+    assert "contract.json: alias 'bank' has errors (above)" in out
+    assert "ok  " not in out
+
+
+def test_duration_ms_and_generated_values_pass_validate(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    flow = write_json(tmp_path / "timed.json", {"name": "timed", "steps": [
+        {"id": "pay", "type": "rest", "connection": {"url": "https://partner.example"}, "method": "POST",
+         "headers": {"Idempotency-Key": "{{ uuid() }}", "X-Date": "{{ now('%Y%m%d') }}"},
+         "body": {"json": {"n": "{{ random_int(`1`, `9`) }}", "at": "{{ now() }}"}},
+         "assert": [{"that": "duration_ms", "lt": 2000}]}]})
+    assert main(["validate", str(flow)]) == 0, capsys.readouterr().out
+    bad = write_json(tmp_path / "bad.json", {"name": "bad", "steps": [
+        {"id": "pay", "type": "rest", "connection": {"url": "https://partner.example"},
+         "headers": {"X-Date": "{{ now('%Y', 'x') }}"}, "assert": [{"that": "duration", "lt": 2000}]}]})
+    assert main(["validate", str(bad)]) == 2
+    out = capsys.readouterr().out
+    assert "now() takes at most 1 argument, got 2" in out
+    assert "'duration' is not something a data pill can read (did you mean 'duration_ms'?)" in out

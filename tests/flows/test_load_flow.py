@@ -94,7 +94,7 @@ def test_json_syntax_error_has_line(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(("step", "pointer", "words"), [
     ({"type": "rset"}, "/steps/0/type", "did you mean 'rest'"),
-    ({"method": "get"}, "/steps/0/method", "must be one of"),
+    ({"method": "FETCH"}, "/steps/0/method", "must be one of"),
     ({"body": {"json": 1, "text": "x"}}, "/steps/0/body", "exactly one of"),
     ({"assert": [{"that": "status", "equal": 200}]}, "/steps/0/assert/0/equal", "did you mean 'equals'"),
     ({"on_error": "ignore"}, "/steps/0/on_error", '"stop", "continue"'),

@@ -306,3 +306,35 @@ def test_rest_only_flow_does_not_import_zeep(aliases: Path, tmp_path: Path) -> N
 def test_loaded_flow_and_model_run_alike(aliases: Path) -> None:
     flow = load_flow(CANONICAL)
     assert run_flow(flow, {"account": "7"}, aliases=aliases).outputs == {"balance": 1234.5}
+
+
+def test_assertions_on_duration_ms(aliases: Path, tmp_path: Path) -> None:
+    flow = write_json(tmp_path / "slow.json", {"name": "slow", "steps": [
+        {"id": "slow", "type": "rest", "alias": "bank", "path": "/slow", "query": {"ms": "300"},
+         "assert": [{"that": "duration_ms", "gte": 300}, {"that": "duration_ms", "lt": 600000},
+                    {"that": "duration_ms", "type": "number"}]},
+        {"id": "again", "type": "rest", "alias": "bank", "path": "/slow", "query": {"ms": "300"},
+         "on_error": "continue", "assert": [{"that": "duration_ms", "lt": 300}]}]})
+    result = run_flow(flow, registry=Registry.load(aliases))
+    first, second = result.steps
+    assert first.ok and [a.passed for a in first.assertions] == [True, True, True]
+    assert not second.ok
+    assert isinstance(second.error, AssertionFailedError)
+    assert "duration_ms lt 300" in str(second.error)
+
+
+def test_a_generated_idempotency_key_is_the_same_on_every_attempt(aliases: Path, partner: PartnerServer,
+                                                                  tmp_path: Path) -> None:
+    flow = write_json(tmp_path / "keyed.json", {"name": "keyed", "steps": [
+        {"id": "pay", "type": "rest", "alias": "bank", "method": "post", "path": "/flaky/idem-{{ now('%H%M%S') }}",
+         "query": {"fail": "1"}, "headers": {"Idempotency-Key": "{{ uuid() }}", "X-Date": "{{ now() }}"},
+         "body": {"json": {"amount": "{{ random_int(`1`, `9`) }}"}},
+         "retry_policy": {"strategy": "fixed", "count": 1, "interval_s": 0.01, "retry_non_idempotent": True}}]})
+    before = len(partner.requests)
+    result = run_flow(flow, registry=Registry.load(aliases))
+    assert result.ok, result.steps[0].error
+    sent = partner.requests[before:]
+    assert len(sent) == 2
+    keys = {request.header("Idempotency-Key") for request in sent}
+    assert len(keys) == 1 and None not in keys
+    assert json.loads(sent[0].body)["amount"] in range(1, 10)

@@ -384,8 +384,8 @@ def test_demo_json_shows_no_secret(monkeypatch: pytest.MonkeyPatch, capsys: pyte
     partners: list[PartnerServer] = []
     prepare = _demo.prepare
 
-    def recording_prepare(directory: Path, pki: Pki) -> Any:
-        setup = prepare(directory, pki)
+    def recording_prepare(directory: Path, pki: Pki, *, password: str | None = None) -> Any:
+        setup = prepare(directory, pki, password=password)
         demo_secrets.extend(setup.environment.values())
         return setup
 
