@@ -24,7 +24,7 @@ import attrs
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 
-from flowrun._errors import DefinitionError, KeyMaterialError, TrustCertError, UnknownReferenceError
+from flowrun._errors import DefinitionError, KeyMaterialError, SchemaError, TrustCertError, UnknownReferenceError
 from flowrun._load._aliases import AliasRecords, alias_files, load_alias_records
 from flowrun._load._schema import did_you_mean
 from flowrun._models._aliases import NO_RETRY, Alias, Connection, Credential, ProtocolProfile, RetryPolicy
@@ -198,8 +198,7 @@ class Registry:
         records = self.records
         self._check_connection_references(connection)
         chosen = env
-        profile = (records.protocol_profiles[connection.protocol_profile]
-                   if connection.mutual_authentication and connection.protocol_profile else None)
+        profile = records.protocol_profiles[connection.protocol_profile] if connection.protocol_profile else None
         if profile is not None and profile.insecure_skip_verify:
             # Before any key material is read: a missing password must not hide the warning.
             self._report_insecure(InsecureUse(alias, profile))
@@ -241,15 +240,15 @@ class Registry:
                 _, connection, _ = self.connection(alias, env)
             except DefinitionError:
                 return None
-        if not (connection.mutual_authentication and connection.protocol_profile):
+        if not connection.protocol_profile:
             return None
         profile = self.records.protocol_profiles.get(connection.protocol_profile)
         return profile if profile is not None and profile.insecure_skip_verify else None
 
     @staticmethod
     def endpoint(connection: Connection, profile: ProtocolProfile | None) -> tuple[str, str, int, str]:
-        """The port rule: an explicit connection port wins; else, with mutual authentication,
-        the protocol profile's port; else the scheme's default."""
+        """The port rule: an explicit connection port wins; else the port of the protocol profile
+        the connection names (with mutual authentication, or trust-only); else the scheme's default."""
         explicit = Registry.explicit_port(connection)
         if connection.url_builder:
             scheme: str = connection.protocol
@@ -339,6 +338,21 @@ class Registry:
         if connection.protocol_profile and connection.protocol_profile not in records.protocol_profiles:
             raise _unknown("protocol_profile", connection.protocol_profile, records.protocol_profiles,
                            connection.origin.child("protocol_profile"), "protocol_profile")
+        profile = records.protocol_profiles.get(connection.protocol_profile or "")
+        if profile is not None and profile.keystore is not None and not connection.mutual_authentication:
+            # The guard against a certificate silently not sent: a profile with a keystore is for mTLS.
+            raise SchemaError(
+                f"protocol_profile '{profile.name}' holds keystore '{profile.keystore}' but mutual_authentication "
+                "is off: the client certificate would not be sent",
+                hint='set "mutual_authentication": true; to trust the profile\'s certificates without sending one, '
+                     "name a protocol profile without a keystore (a trust-only profile)",
+                **connection.origin.location())
+        if profile is not None and profile.keystore is None and connection.mutual_authentication:
+            raise SchemaError(
+                f"mutual_authentication is on but protocol_profile '{profile.name}' has no keystore: "
+                "no client certificate would be sent",
+                hint=f"add \"keystore\" to protocol profile '{profile.name}', or set \"mutual_authentication\": false "
+                     "to use it for trust only", **connection.origin.location())
         if connection.credential and connection.credential not in records.credentials:
             raise _unknown("credential", connection.credential, records.credentials,
                            connection.origin.child("credential"), "credential")
@@ -370,6 +384,11 @@ class Registry:
                     # Plain http has no handshake: the client certificate would silently not be sent.
                     raise DefinitionError("mutual_authentication needs https: over http no client certificate "
                                           "is sent", hint="use an https:// URL (or protocol https)",
+                                          **connection.origin.location())
+                if connection.protocol_profile and scheme != "https":
+                    raise DefinitionError(f"protocol_profile '{connection.protocol_profile}' needs https: over "
+                                          "http there is no certificate to trust",
+                                          hint="use an https:// URL (or protocol https), or remove protocol_profile",
                                           **connection.origin.location())
 
 

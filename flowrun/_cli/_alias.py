@@ -201,6 +201,7 @@ def _profile_view(registry: Registry, profile: ProtocolProfile) -> dict[str, Any
     trust = [registry.records.trust_store_certs[name] for name in profile.trust_store_certs]
     return {
         "name": profile.name,
+        "trust_only": profile.trust_only,
         "port": profile.port,
         "tls_versions": list(profile.tls_versions),
         "use_system_trust": profile.use_system_trust,
@@ -292,7 +293,7 @@ def _where(file: Any, line: int | None) -> str | None:
 
 
 def _profile(registry: Registry, connection: Connection) -> ProtocolProfile | None:
-    if connection.mutual_authentication and connection.protocol_profile:
+    if connection.protocol_profile:
         return registry.records.protocol_profiles[connection.protocol_profile]
     return None
 
@@ -337,8 +338,12 @@ def _print_show(console: Console, view: dict[str, Any]) -> None:
         profile = connection["protocol_profile"]
         if profile is None:
             _field(console, "mutual TLS", "off (no client certificate is sent)")
+        elif not connection["mutual_authentication"]:
+            _field(console, "mutual TLS", "off (no client certificate is sent)")
+            _field(console, "trust", f"trust-only protocol profile {profile['name']} (port {profile['port']})")
         else:
             _field(console, "mutual TLS", f"on, protocol profile {profile['name']} (port {profile['port']})")
+        if profile is not None:
             _field(console, "TLS versions", ", ".join(profile["tls_versions"]), indent=6)
             trust = "system CAs and the trust store certs" if profile["use_system_trust"] else \
                 "the trust store certs only"
@@ -501,8 +506,13 @@ _OUTCOME_WORDS = {
 
 def _client_cert_lines(resolved: ResolvedConnection, result: Any) -> list[str]:
     leaf = resolved.client_certificate
-    lines = [f"configured  {leaf.subject.rfc4514_string()} (sha256 {resolved.client_cert_sha256})"
-             if leaf is not None else "configured  none (mutual_authentication is off)"]
+    if leaf is not None:
+        configured = f"{leaf.subject.rfc4514_string()} (sha256 {resolved.client_cert_sha256})"
+    elif resolved.profile is not None:
+        configured = f"none (trust-only protocol profile {resolved.profile.name}: no keystore)"
+    else:
+        configured = "none (mutual_authentication is off)"
+    lines = [f"configured  {configured}"]
     if result.client_cert_requested is not None:
         lines.append(f"requested   {'yes' if result.client_cert_requested else 'no'}")
     sent = result.client_cert_sent

@@ -93,16 +93,22 @@ class TrustStoreCert:
 
 @attrs.frozen
 class ProtocolProfile:
-    """Binds a keystore (and the partner's trust certs) to a named protocol."""
+    """Binds a keystore (and the partner's trust certs) to a named protocol. Without a keystore
+    it is a trust-only profile: a connection names it without mutual authentication to trust a
+    partner (or token endpoint) on a private CA."""
 
     name: str
-    keystore: str | None
+    keystore: str | None = None
     port: int = 443
     trust_store_certs: tuple[str, ...] = ()
     use_system_trust: bool = True
     tls_versions: tuple[TlsVersion, ...] = ("1.2", "1.3")
     insecure_skip_verify: bool = False
     origin: Origin = attrs.field(default=NOWHERE, eq=False, repr=False)
+
+    @property
+    def trust_only(self) -> bool:
+        return self.keystore is None
 
     def __attrs_post_init__(self) -> None:
         if self.name.lower() in RESERVED_PROFILE_NAMES:
@@ -191,11 +197,8 @@ class Connection:
         if self.mutual_authentication and not self.protocol_profile:
             raise _fail(self.origin, "mutual_authentication is on but no protocol_profile is named",
                         "name the protocol profile that holds the keystore")
-        if self.protocol_profile and not self.mutual_authentication:
-            raise _fail(self.origin,
-                        f"protocol_profile '{self.protocol_profile}' is set but mutual_authentication is off: "
-                        "the client certificate would not be sent",
-                        'set "mutual_authentication": true (or remove protocol_profile)')
+        # A profile named without mutual authentication is for trust only; whether that profile
+        # holds a keystore (which would then silently not be sent) is the registry's check.
 
 
 @attrs.frozen

@@ -335,7 +335,8 @@ def _classify_tls(error: ssl.SSLError, where: str, resolved: ResolvedConnection 
             return ServerCertUntrustedError(
                 f"{where}: the partner's certificate is outside its validity period ({detail})",
                 hint="the partner must renew its certificate (or check this machine's clock)")
-        return ServerCertUntrustedError(f"{where}: the partner's certificate is not trusted ({detail})")
+        return ServerCertUntrustedError(f"{where}: the partner's certificate is not trusted ({detail})",
+                                        hint=_trust_hint(resolved))
     if reason in _AMBIGUOUS_REFUSALS and resolved is not None and _hello_refused(resolved):
         # TLS 1.2 sends the same alert for "no client certificate": a second handshake tells.
         return _refused_hello(where, detail, resolved)
@@ -366,6 +367,17 @@ def _classify_tls(error: ssl.SSLError, where: str, resolved: ResolvedConnection 
         return _refused_hello(where, detail, resolved)
     return TlsError(f"{where}: the TLS handshake failed ({detail})",
                     hint="run `flowrun alias test` for a diagnosis of the connection")
+
+
+def _trust_hint(resolved: ResolvedConnection | None) -> str | None:
+    """Where the partner's root goes: the connection's profile, else a trust-only profile."""
+    profile = resolved.profile if resolved is not None else None
+    if profile is not None:
+        return f"add the partner's root (or its certificate) as a trust_store_cert of protocol profile '{profile.name}'"
+    if resolved is None:
+        return None
+    return ("add the partner's root as a trust_store_cert on a protocol profile without a keystore (a trust-only "
+            "profile) and name it in the connection's protocol_profile; mutual_authentication stays off")
 
 
 def _renegotiation(exc: BaseException, error: ssl.SSLError, where: str) -> RenegotiationRefusedError | None:
