@@ -29,6 +29,7 @@ from flowrun._load._aliases import AliasRecords, alias_files, load_alias_records
 from flowrun._load._schema import did_you_mean
 from flowrun._models._aliases import NO_RETRY, Alias, Connection, Credential, ProtocolProfile, RetryPolicy
 from flowrun._models._origin import Origin
+from flowrun._models._proxy import DIRECT, ProxyRules, rules_from_environment
 from flowrun._tls._cache import TLS_CACHE, TlsCache
 from flowrun._tls._context import TlsSettings
 from flowrun._tls._material import identity_for, place, trust_for
@@ -62,6 +63,8 @@ class ResolvedConnection:
     # Where to open the TCP connection instead of host:port (like curl's --connect-to);
     # TLS SNI, certificate checks and the Host header still use host.
     connect_to: Mapping[tuple[str, int], tuple[str, int]] = attrs.field(factory=dict)
+    # Which requests go through which proxy: the connection's own, else the environment's.
+    proxy: ProxyRules = DIRECT
 
     @property
     def base_url(self) -> str:
@@ -214,8 +217,15 @@ class Registry:
             connect_timeout_s=connection.connect_timeout_s or min(connection.timeout_s, 10.0),
             read_timeout_s=connection.timeout_s, headers=dict(connection.headers), profile=profile,
             client_chain=chain, insecure=bool(profile and profile.insecure_skip_verify),
-            connect_to=self.connect_to,
+            connect_to=self.connect_to, proxy=self.proxy_rules(connection),
         )
+
+    @staticmethod
+    def proxy_rules(connection: Connection) -> ProxyRules:
+        """The connection's ``proxy``, else what HTTPS_PROXY/HTTP_PROXY/ALL_PROXY/NO_PROXY say now."""
+        if connection.proxy is not None:
+            return connection.proxy.rules()
+        return rules_from_environment(os.environ)
 
     def _report_insecure(self, use: InsecureUse) -> None:
         key = (use.alias, use.profile.name)

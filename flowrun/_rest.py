@@ -45,6 +45,7 @@ if TYPE_CHECKING:
 
     import httpx
 
+    from flowrun._models._proxy import ProxyRules
     from flowrun._transport._connect_to import Address
 
 C = TypeVar("C", "httpx.Client", "httpx.AsyncClient")
@@ -79,7 +80,7 @@ class _RestCore(RegistryUser, Generic[C]):
         return self.records_registry.ssl_context(None)[0]
 
     def _client_for(self, key: Hashable, context: Any, connect_to: Mapping[Address, Address],
-                    timeout: httpx.Timeout) -> C:
+                    timeout: httpx.Timeout, proxy: ProxyRules) -> C:
         raise NotImplementedError
 
     def _make_route(self, resolved: ResolvedConnection) -> Route[C]:
@@ -87,7 +88,7 @@ class _RestCore(RegistryUser, Generic[C]):
         dial = resolved.connect_to
         timeout = make_timeout(resolved, None)
         client = self._client_for((resolved.alias, resolved.env, id(context), frozenset(dial.items())), context,
-                                  dial, timeout)
+                                  dial, timeout, resolved.proxy)
         auth = self._auth_for(resolved, client)
         header = auth_header(resolved.credential)
         secret = frozenset({header.lower()} if header else set())
@@ -109,7 +110,7 @@ class _RestCore(RegistryUser, Generic[C]):
                 context = self.records_registry.anonymous_ssl_context(resolved.profile)
             dial = resolved.connect_to
             client = self._client_for(("stranger", id(context), frozenset(dial.items())), context, dial,
-                                      route.timeout)
+                                      route.timeout, resolved.proxy)
             route.stranger = Route(resolved, client, None, route.home, route.timeout, TlsInfoReader(None, None),
                                     None, route.secret_headers)
         return route.stranger
@@ -185,8 +186,8 @@ class RestExecutor(_RestCore["httpx.Client"]):
         self._pool.close()
 
     def _client_for(self, key: Hashable, context: Any, connect_to: Mapping[Address, Address],
-                    timeout: httpx.Timeout) -> httpx.Client:
-        return self._pool.get(key, context, connect_to, timeout)
+                    timeout: httpx.Timeout, proxy: ProxyRules) -> httpx.Client:
+        return self._pool.get(key, context, connect_to, timeout, proxy)
 
     def _auth_for(self, resolved: ResolvedConnection, client: httpx.Client) -> httpx.Auth | None:
         return build_auth(resolved.credential, resolved=resolved, client=client)
@@ -239,8 +240,8 @@ class AsyncRestExecutor(_RestCore["httpx.AsyncClient"]):
         await self._pool.aclose()
 
     def _client_for(self, key: Hashable, context: Any, connect_to: Mapping[Address, Address],
-                    timeout: httpx.Timeout) -> httpx.AsyncClient:
-        return self._pool.get(key, context, connect_to, timeout)
+                    timeout: httpx.Timeout, proxy: ProxyRules) -> httpx.AsyncClient:
+        return self._pool.get(key, context, connect_to, timeout, proxy)
 
     def _auth_for(self, resolved: ResolvedConnection, client: httpx.AsyncClient) -> httpx.Auth | None:
         return build_auth(resolved.credential, resolved=resolved, async_client=client)

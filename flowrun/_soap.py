@@ -151,7 +151,8 @@ class _SoapCore(RegistryUser):
 
     def _make_route(self, key: Hashable, resolved: ResolvedConnection) -> _Route:
         context = resolved.ssl_context or self.records_registry.ssl_context(None)[0]
-        client = self._pool.get((resolved.alias, resolved.env, id(context)), context, resolved.connect_to)
+        client = self._pool.get((resolved.alias, resolved.env, id(context)), context, resolved.connect_to,
+                                proxy=resolved.proxy)
         credential = resolved.credential
         wsse = credential is not None and credential.type == "wsse_username_token"
         auth = None if wsse else build_auth(credential, resolved=resolved, client=client)

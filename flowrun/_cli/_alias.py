@@ -193,7 +193,42 @@ def _connection_view(registry: Registry, env: str, connection: Connection) -> di
         "credential": _credential_view(credential) if credential is not None else None,
         "timeouts": {"connect_s": connect_timeout, "read_s": connection.timeout_s},
         "headers": {name: _header_value(name, value) for name, value in connection.headers.items()},
+        "proxy": _proxy_view(connection, scheme, host, port),
     }
+
+
+def _proxy_view(connection: Connection, scheme: str, host: str, port: int) -> dict[str, Any]:
+    """The proxy requests to the connection's URL go through now (the environment as it is),
+    and why; credentials by reference only."""
+    rules = Registry.proxy_rules(connection)
+    endpoint = rules.for_url(scheme, host, port)
+    view: dict[str, Any] = {"source": rules.source, "url": endpoint.url if endpoint is not None else None,
+                            "from": endpoint.source if endpoint is not None else None}
+    if connection.proxy is not None and connection.proxy.url is None:
+        view["source"] = "connection"  # "proxy": "none" wins over the environment
+    if endpoint is None and rules.any:
+        view["bypassed_by"] = rules.bypass_entry(host, port)
+        view["no_proxy_from"] = rules.no_proxy_source or "the connection's proxy no_proxy"
+    if connection.proxy is not None and connection.proxy.username is not None:
+        view["username"] = connection.proxy.username
+        view["password"] = describe_secret(connection.proxy.password)
+    elif endpoint is not None and endpoint.username is not None:
+        view["credentials"] = f"in {endpoint.source} (hidden)"
+    return view
+
+
+def proxy_words(view: dict[str, Any]) -> str:
+    """One line for ``alias show``: the proxy in use and where it comes from, never credentials."""
+    if view["url"] is not None:
+        origin = "the connection's proxy" if view["from"] == "connection" else view["from"]
+        return f"{view['url']} (from {origin})"
+    if view.get("bypassed_by") is not None:
+        return f"none: {view['no_proxy_from']} entry '{view['bypassed_by']}' matches"
+    if view["source"] == "connection":
+        return 'none (the connection\'s proxy is "none")'
+    if view["source"] == "environment":
+        return "none (no proxy variable for this scheme)"
+    return "none (no proxy variable is set)"
 
 
 def _profile_view(registry: Registry, profile: ProtocolProfile) -> dict[str, Any]:
@@ -335,6 +370,10 @@ def _print_show(console: Console, view: dict[str, Any]) -> None:
                f"read {connection['timeouts']['read_s']:g} s")
         for header, value in connection["headers"].items():
             _field(console, "header", f"{header}: {value}")
+        _field(console, "proxy", proxy_words(connection["proxy"]))
+        if "password" in connection["proxy"]:
+            _field(console, "proxy user", connection["proxy"]["username"], indent=6)
+            _field(console, "proxy password", connection["proxy"]["password"], indent=6)
         profile = connection["protocol_profile"]
         if profile is None:
             _field(console, "mutual TLS", "off (no client certificate is sent)")
@@ -430,6 +469,7 @@ def test_json(resolved: ResolvedConnection, result: Any) -> dict[str, Any]:
             "observed": result.handshake_observed,
         },
         "http_status": result.status,
+        "proxy": _proxy_json(resolved, result.url),
         "error": result.error.to_dict() if result.error is not None else None,
     }
 
@@ -438,6 +478,15 @@ def _dialled(resolved: ResolvedConnection) -> dict[str, Any] | None:
     """The address --connect-to dials instead of the alias's host and port."""
     target = resolved.connect_to.get((resolved.host.lower(), resolved.port))
     return {"host": target[0], "port": target[1]} if target is not None else None
+
+
+def _proxy_json(resolved: ResolvedConnection, url: str) -> dict[str, Any] | None:
+    from flowrun._transport._proxy import proxy_for_url
+
+    endpoint = proxy_for_url(resolved.proxy, url)
+    if endpoint is None:
+        return None
+    return {"url": endpoint.url, "from": endpoint.source, "authenticated": endpoint.username is not None}
 
 
 def _cert_json(cert: Any, now: datetime) -> dict[str, Any]:
@@ -472,6 +521,10 @@ def _print_test(console: Console, resolved: ResolvedConnection, result: Any) -> 
     if resolved.insecure:
         console.print(console.style("  INSECURE: the protocol profile turns certificate verification off",
                                     "red", "bold"))
+    from flowrun._transport._proxy import proxy_for_url
+
+    endpoint = proxy_for_url(resolved.proxy, result.url)
+    _field(console, "proxy", endpoint.display if endpoint is not None else "none (direct connection)", indent=2)
     if resolved.scheme == "https":
         tls = f"{result.tls_version}, {result.cipher}" if result.tls_version else "no TLS session established"
         _field(console, "TLS", tls, indent=2)

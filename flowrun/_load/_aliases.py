@@ -15,6 +15,7 @@ from flowrun._load._schema import check, describe_type, iter_schema_errors
 from flowrun._models._aliases import (
     Alias,
     Connection,
+    ConnectionProxy,
     Credential,
     Keystore,
     ProtocolProfile,
@@ -220,7 +221,29 @@ def retry_policy_from(raw: Mapping[str, Any]) -> RetryPolicy:
 
 def _connection(raw: dict[str, Any], origin: Origin, document: JsonDocument) -> Connection:
     origin = attrs.evolve(origin, line=document.line(origin.pointer))
-    return Connection(**raw, origin=origin)
+    fields = dict(raw)
+    if "proxy" in fields:
+        fields["proxy"] = _proxy(fields["proxy"], origin.child("proxy"), document)
+    return Connection(**fields, origin=origin)
+
+
+def _proxy(raw: str | dict[str, Any], origin: Origin, document: JsonDocument) -> ConnectionProxy:
+    origin = attrs.evolve(origin, line=document.line(origin.pointer))
+    if isinstance(raw, str):  # "none", the only string the schema lets through
+        return ConnectionProxy(url=None, origin=origin)
+    password = raw.get("password")
+    secret: SecretRef | None = None
+    if password is not None:
+        where = attrs.evolve(origin.child("password"), line=document.line(origin.child("password").pointer))
+        if isinstance(password, str):
+            secret = SecretRef(literal=password, origin=where)
+        elif "env" in password:
+            secret = SecretRef(env=password["env"], origin=where)
+        else:
+            path = _placed_path(origin.directory, password["file"], where.child("file"), document)
+            secret = SecretRef(file=path, origin=where)
+    return ConnectionProxy(url=raw["url"], username=raw.get("username"), password=secret,
+                           no_proxy=tuple(raw.get("no_proxy", ())), origin=origin)
 
 
 def _placed_path(base: Path, value: str, origin: Origin, document: JsonDocument) -> Path:

@@ -15,8 +15,9 @@ from urllib.parse import urlsplit
 
 import attrs
 
-from flowrun._errors import SchemaError
+from flowrun._errors import DefinitionError, SchemaError
 from flowrun._models._origin import NOWHERE, Origin
+from flowrun._models._proxy import DIRECT, ProxyRules, proxy_endpoint
 from flowrun._models._secret import SecretRef
 
 KeystoreType = Literal["jks", "jceks", "pkcs12", "pem"]
@@ -154,6 +155,39 @@ class Credential:
 
 
 @attrs.frozen
+class ConnectionProxy:
+    """A connection's own proxy, which overrides the environment's: a URL with the proxy
+    credentials apart (the password a secret reference), or ``url=None`` for ``"none"``: go
+    direct whatever the environment says."""
+
+    url: str | None
+    username: str | None = None
+    password: SecretRef | None = None
+    no_proxy: tuple[str, ...] = ()
+    origin: Origin = attrs.field(default=NOWHERE, eq=False, repr=False)
+
+    def __attrs_post_init__(self) -> None:
+        if self.url is None:
+            return
+        if _USERINFO.match(self.url):
+            raise _fail(self.origin, "'proxy.url' holds a user name or password before '@'",
+                        'give them as "username" and "password" ({"env": ...} or {"file": ...}) next to "url"')
+        if self.password is not None and self.username is None:
+            raise _fail(self.origin, "'proxy.password' is set without 'proxy.username'",
+                        'add "username": the proxy authenticates a user name and a password')
+        try:
+            self.rules()
+        except DefinitionError as error:
+            raise _fail(self.origin, error.message, error.hint) from None
+
+    def rules(self) -> ProxyRules:
+        if self.url is None:
+            return DIRECT
+        endpoint = proxy_endpoint(self.url, source="connection", username=self.username, password=self.password)
+        return ProxyRules(source="connection", https=endpoint, http=endpoint, no_proxy=self.no_proxy)
+
+
+@attrs.frozen
 class Connection:
     """Where requests go: a full ``url``, or the URL builder's protocol/host/port/base_path."""
 
@@ -169,6 +203,8 @@ class Connection:
     timeout_s: float = 30.0
     connect_timeout_s: float | None = None
     headers: Mapping[str, str] = attrs.field(factory=dict)
+    # None: the environment's proxies (HTTPS_PROXY, NO_PROXY, ...) apply.
+    proxy: ConnectionProxy | None = None
     origin: Origin = attrs.field(default=NOWHERE, eq=False, repr=False)
 
     def __attrs_post_init__(self) -> None:

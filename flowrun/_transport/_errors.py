@@ -43,12 +43,19 @@ from flowrun._errors import (
     PlainHttpPortError,
     ProtocolError,
     ProtocolVersionError,
+    ProxyAuthRequiredError,
+    ProxyRefusedError,
+    ProxyUnreachableError,
+    ProxyUpstreamError,
     RenegotiationRefusedError,
     RequestTimeoutError,
     ServerCertUntrustedError,
     TlsError,
+    TlsInterceptedError,
     TransportError,
 )
+from flowrun._models._proxy import ProxyEndpoint
+from flowrun._transport._proxy import proxy_for_url
 from flowrun._transport._streams import ATTEMPT_DEADLINE_FACTOR, DeadlineExceeded, TlsReadError
 
 if TYPE_CHECKING:
@@ -79,7 +86,8 @@ _RENEGOTIABLE = frozenset({"TLSv1.2", "TLSv1.1", "TLSv1", "SSLv3"})
 _HANDSHAKE_ALERTS = _CLIENT_CERT_MISSING | _CLIENT_CERT_REJECTED | {"NO_RENEGOTIATION",
                                                                       "TLSV1_ALERT_NO_RENEGOTIATION"}
 # Failures that happen before a byte of the request reached the partner.
-_BEFORE_SEND = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol)
+_BEFORE_SEND = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol,
+                httpx.ProxyError)
 
 
 def exception_chain(exc: BaseException) -> Iterator[BaseException]:
@@ -126,11 +134,24 @@ def classify(
     if isinstance(exc, TransportError):
         return exc
     where = _where(url, resolved)
+    proxy = _proxy_in_use(url, resolved)
+    if proxy is not None:
+        refused = _proxy_answer(exc, where, proxy)
+        if refused is not None:
+            return refused
     ssl_error = find_ssl_error(exc)
     if ssl_error is not None and not isinstance(ssl_error, ssl.SSLEOFError | ssl.SSLZeroReturnError):
         renegotiation = _renegotiation(exc, ssl_error, where)
-        return renegotiation or _classify_tls(ssl_error, where, resolved)
+        if renegotiation is not None:
+            return renegotiation
+        if proxy is not None and resolved is not None and url is not None and _verify_failed(ssl_error):
+            intercepted = _interception(ssl_error, where, proxy, resolved, url)
+            if intercepted is not None:
+                return intercepted
+        return _classify_tls(ssl_error, where, resolved)
     chain = list(exception_chain(exc))
+    if proxy is not None and ssl_error is None and _connect_failed(exc, chain):
+        return ProxyUnreachableError(f"{where}: cannot reach proxy {proxy.display} ({_connect_reason(exc, chain)})")
     deadline = next((e for e in chain if isinstance(e, DeadlineExceeded)), None)
     if deadline is not None:
         return RequestTimeoutError(
@@ -240,7 +261,83 @@ def _hello(resolved: ResolvedConnection, versions: tuple[str, ...]) -> HelloAnsw
     """One diagnostic handshake (only after a failure that needs telling apart)."""
     from flowrun._tls._context import diagnostic_hello
 
+    if resolved.proxy.for_url(resolved.scheme, resolved.host, resolved.port) is not None:
+        return None  # the partner is only reachable through the proxy: no direct diagnostic handshake
     return diagnostic_hello(_dialled(resolved), resolved.host, versions, min(resolved.connect_timeout_s, 5.0))
+
+
+# --- proxies ---------------------------------------------------------------------------------
+
+
+def _proxy_in_use(url: str | httpx.URL | None, resolved: ResolvedConnection | None) -> ProxyEndpoint | None:
+    if resolved is None or not resolved.proxy.any:
+        return None
+    target = url if url is not None else resolved.base_url
+    try:
+        return proxy_for_url(resolved.proxy, target)
+    except httpx.InvalidURL:
+        return None
+
+
+def _proxy_answer(exc: BaseException, where: str, proxy: ProxyEndpoint) -> TransportError | None:
+    """The proxy's answer to CONNECT when it was not 2xx (httpx: ``ProxyError("403 Forbidden")``)."""
+    error = next((e for e in exception_chain(exc) if isinstance(e, httpx.ProxyError)), None)
+    if error is None:
+        return None
+    answer = _first_line(error)
+    status = int(answer.split()[0]) if answer.split() and answer.split()[0].isdigit() else None
+    # 407 is the standard answer; some proxies (tinyproxy) answer wrong credentials with 401.
+    if status in (401, 407):
+        if proxy.username is not None:
+            return ProxyAuthRequiredError(
+                f"{where}: proxy {proxy.display} did not accept our proxy credentials ({answer})",
+                hint="check the proxy user name and password (the secret the connection's proxy or the proxy "
+                     "variable names)")
+        return ProxyAuthRequiredError(f"{where}: proxy {proxy.display} asks for proxy authentication and no "
+                                      f"proxy credentials are configured ({answer})")
+    if status is not None and status >= 500:
+        return ProxyUpstreamError(f"{where}: proxy {proxy.display} could not open a tunnel to the partner ({answer})")
+    return ProxyRefusedError(f"{where}: proxy {proxy.display} refused to open a tunnel (CONNECT) to the partner "
+                             f"({answer})")
+
+
+def _verify_failed(error: ssl.SSLError) -> bool:
+    reason = (error.reason or "").upper()
+    if not (isinstance(error, ssl.SSLCertVerificationError) or reason == "CERTIFICATE_VERIFY_FAILED"):
+        return False
+    code = getattr(error, "verify_code", None)
+    return code not in _NAME_MISMATCH_CODES and code not in _SERVER_EXPIRED_CODES
+
+
+def _interception(error: ssl.SSLError, where: str, proxy: ProxyEndpoint, resolved: ResolvedConnection,
+                  url: str | httpx.URL) -> TlsInterceptedError | None:
+    """A certificate that does not verify, seen through a proxy: look at who issued it (one more
+    handshake through the proxy, stopped before any request is sent)."""
+    from flowrun._transport._proxy import presented_certificate  # only on this failure
+
+    presented = presented_certificate(str(url), resolved, timeout_s=min(resolved.connect_timeout_s, 5.0))
+    if presented is None:
+        return None
+    subject, issuer = presented.subject.rfc4514_string(), presented.issuer.rfc4514_string()
+    return TlsInterceptedError(
+        f"{where}: through proxy {proxy.display} the server presented a certificate for '{subject}' issued by "
+        f"'{issuer}', which is not trusted: the proxy intercepts TLS and re-signs the partner's certificate "
+        f"with its own CA ({_reason(error)})")
+
+
+def _connect_failed(exc: BaseException, chain: list[BaseException]) -> bool:
+    return isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout) or any(
+        isinstance(e, ConnectionRefusedError | socket.gaierror) for e in chain)
+
+
+def _connect_reason(exc: BaseException, chain: list[BaseException]) -> str:
+    if any(isinstance(e, ConnectionRefusedError) for e in chain):
+        return "connection refused: nothing listens on the proxy's port"
+    if any(isinstance(e, socket.gaierror) for e in chain):
+        return "cannot resolve the proxy's host name"
+    if isinstance(exc, httpx.ConnectTimeout):
+        return "timed out connecting"
+    return _first_line(exc)
 
 
 def _hello_refused(resolved: ResolvedConnection) -> bool:

@@ -48,6 +48,7 @@ _PAGE_BYTES = 4096
 _CERTIFICATE_REQUEST = 13
 # Serialises the message-callback hook: the SSL context is shared through the cache.
 _HOOK_LOCK = threading.Lock()
+_START_TLS_DONE = frozenset({"connection.start_tls.complete", "proxy.start_tls.complete"})
 
 
 @attrs.frozen
@@ -119,7 +120,7 @@ def probe_url(resolved: ResolvedConnection, url: str, *, method: str = "HEAD",
     reason: str | None = None
     error: TransportError | None = None
     with _hooked(resolved.ssl_context, watch), \
-            new_client(context, connect_to=resolved.connect_to) as client:
+            new_client(context, connect_to=resolved.connect_to, proxy=resolved.proxy) as client:
         # nginx refuses a client certificate with an HTTP 400 page, which HEAD does not carry:
         # a 400 to HEAD is asked once more with GET, to read the page.
         for attempt in (method.upper(), "GET"):
@@ -198,7 +199,8 @@ class _Handshake:
     def trace(self, event: str, info: Mapping[str, Any]) -> None:
         if event == "connection.connect_tcp.complete":
             self._tcp_connected = True
-        if event != "connection.start_tls.complete" or info.get("return_value") is None:
+        # "proxy.start_tls.complete": the handshake with the partner inside a CONNECT tunnel.
+        if event not in _START_TLS_DONE or info.get("return_value") is None:
             return
         ssl_object = info["return_value"].get_extra_info("ssl_object")
         if ssl_object is None:
