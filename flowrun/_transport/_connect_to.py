@@ -59,8 +59,8 @@ class _AsyncConnectTo(httpcore.AsyncNetworkBackend):
 
 def _retargeted(request: httpcore.Request, origin: httpcore.Origin, target: Address) -> httpcore.Request:
     """``request`` to the proxy with the partner's address replaced by ``target``: the CONNECT
-    target (``host:port``), or the authority of a plain-http request's absolute URL. The Host
-    header of a forwarded request stays the partner's."""
+    target (``host:port``), or the authority of a plain-http request's absolute URL (whose Host
+    header the proxy then sets from that authority, as HTTP requires)."""
     host, port = target
     authority = (f"[{host}]" if ":" in host else host).encode("ascii") + b":%d" % port
     url = request.url

@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import http.server
 import logging
 import re
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -336,3 +338,68 @@ def test_a_proxy_that_intercepts_tls(capsys: pytest.CaptureFixture[str], tmp_pat
     # A step says the same.
     assert step.error is not None and step.error.code == "tls.intercepted_by_proxy"
     assert "localhost:9443" in proxy.connect_targets
+
+
+# --- plain http through the proxy ------------------------------------------------------------------
+
+
+class _PlainPartner:
+    """A plain-http partner that records the Host header of each request."""
+
+    def __init__(self) -> None:
+        hosts: list[str] = []
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+                hosts.append(self.headers.get("Host", ""))
+                body = b'{"balance": 5}'
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self.hosts = hosts
+        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = int(self._server.server_address[1])
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    def __enter__(self) -> _PlainPartner:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+def plain_alias(host: str, port: int) -> list[dict[str, Any]]:
+    return [{"kind": "alias", "name": "partner", "connection": {"url": f"http://{host}:{port}/v2"}}]
+
+
+def test_plain_http_goes_to_http_proxy_as_an_absolute_url(tmp_path: Path, proxy_env: pytest.MonkeyPatch) -> None:
+    with _PlainPartner() as partner, Tinyproxy(tmp_path) as proxy:
+        proxy_env.setenv("HTTP_PROXY", proxy.url)
+        with RestExecutor(load(write_aliases(tmp_path / "a", plain_alias("127.0.0.1", partner.port)))) as rest:
+            result = rest.run(RestStep(alias="partner", path="/accounts/1"))
+        log = proxy.log()
+    assert result.status == "passed", result.error
+    assert f"GET http://127.0.0.1:{partner.port}/v2/accounts/1" in log
+
+
+def test_connect_to_with_a_plain_http_proxy_asks_for_the_mapped_address(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path, proxy_env: pytest.MonkeyPatch) -> None:
+    with _PlainPartner() as partner, Tinyproxy(tmp_path) as proxy:
+        proxy_env.setenv("HTTP_PROXY", proxy.url)
+        directory = write_aliases(tmp_path / "aliases", plain_alias("api.bank.example", 8080))
+        code, out, err = run_cli(capsys, "run", str(write_flow(tmp_path / "flow.json")), "--aliases", str(directory),
+                                 "--connect-to", f"api.bank.example:8080:127.0.0.1:{partner.port}", "--json")
+        log, hosts = proxy.log(), partner.hosts
+    assert code == 0, out + err
+    assert f"GET http://127.0.0.1:{partner.port}/v2/accounts/7" in log
+    # We send the partner's Host header; a proxy replaces it by the absolute URL's authority
+    # (RFC 9112 3.2.2), as tinyproxy does.
+    assert hosts == [f"127.0.0.1:{partner.port}"]
