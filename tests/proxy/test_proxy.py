@@ -5,8 +5,8 @@ proxy that refuses CONNECT, asks for credentials, cannot be reached, or intercep
 from __future__ import annotations
 
 import asyncio
-import json
 import http.server
+import json
 import logging
 import re
 import threading
@@ -350,7 +350,7 @@ class _PlainPartner:
         hosts: list[str] = []
 
         class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+            def do_GET(self) -> None:
                 hosts.append(self.headers.get("Host", ""))
                 body = b'{"balance": 5}'
                 self.send_response(200)
