@@ -56,7 +56,7 @@ def _inline_key(connection: Connection) -> Hashable:
     return ("inline", connection.url, connection.url_builder, connection.protocol, connection.host,
             connection.port, connection.base_path, connection.mutual_authentication, connection.protocol_profile,
             connection.credential, connection.timeout_s, connection.connect_timeout_s,
-            tuple(connection.headers.items()))
+            tuple(connection.headers.items()), connection.proxy)
 
 
 class _RestCore(RegistryUser, Generic[C]):

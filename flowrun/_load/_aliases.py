@@ -192,9 +192,9 @@ def _build(item: dict[str, Any], origin: Origin, document: JsonDocument) -> Reco
         )
     connections: dict[str, Connection] = {}
     if "connection" in fields:
-        connections[Alias.SINGLE] = _connection(fields["connection"], origin.child("connection"), document)
+        connections[Alias.SINGLE] = connection_from(fields["connection"], origin.child("connection"), document)
     for env, raw in fields.get("connections", {}).items():
-        connections[env] = _connection(raw, origin.child("connections", env), document)
+        connections[env] = connection_from(raw, origin.child("connections", env), document)
     retry = fields.get("retry_policy")
     return Alias(
         name=fields["name"], connections=connections, default_env=fields.get("default_env"),
@@ -219,7 +219,8 @@ def retry_policy_from(raw: Mapping[str, Any]) -> RetryPolicy:
     return RetryPolicy(**values)
 
 
-def _connection(raw: dict[str, Any], origin: Origin, document: JsonDocument) -> Connection:
+def connection_from(raw: dict[str, Any], origin: Origin, document: JsonDocument) -> Connection:
+    """A connection record (an alias's, or a step's inline one) with its proxy and its secret."""
     origin = attrs.evolve(origin, line=document.line(origin.pointer))
     fields = dict(raw)
     if "proxy" in fields:

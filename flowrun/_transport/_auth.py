@@ -3,7 +3,9 @@
 Secrets are revealed when a request is authenticated, not when the executor starts, so a
 rotated secret file is picked up without a restart. OAuth2 client-credentials tokens are
 fetched through the alias's own pooled client: when the alias uses mutual authentication the
-token request carries our client certificate too (certificate-bound tokens, RFC 8705).
+token request carries our client certificate too (certificate-bound tokens, RFC 8705); with a
+trust-only profile the token URL is trusted through that profile (a token endpoint on a private
+CA); and it goes through the connection's proxy, like every request of the alias.
 """
 
 from __future__ import annotations

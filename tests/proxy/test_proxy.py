@@ -19,7 +19,7 @@ from flowrun._cli import main
 from flowrun._models._results import StepResult
 from flowrun._models._steps import RestStep, SoapStep
 from flowrun._rest import AsyncRestExecutor, RestExecutor
-from flowrun._soap import SoapExecutor
+from flowrun._soap import AsyncSoapExecutor, SoapExecutor
 from flowrun._transport._wsdl import WSDL_CACHE
 from flowrun.testing import PartnerServer, Pki, PkiFiles, issue_server
 from tests.aliases._setup import load, mtls_records, write_aliases
@@ -403,3 +403,41 @@ def test_connect_to_with_a_plain_http_proxy_asks_for_the_mapped_address(
     # We send the partner's Host header; a proxy replaces it by the absolute URL's authority
     # (RFC 9112 3.2.2), as tinyproxy does.
     assert hosts == [f"127.0.0.1:{partner.port}"]
+
+
+def test_async_soap_through_the_proxy(tmp_path: Path, pki: Pki, pki_files: PkiFiles,
+                                      proxy_env: pytest.MonkeyPatch) -> None:
+    async def run(registry: Any, wsdl: str) -> StepResult:
+        async with AsyncSoapExecutor(registry) as soap:
+            return await soap.run(SoapStep(id="balance", alias="partner", wsdl=wsdl, operation="GetBalance",
+                                           path="/ledger", args={"account": "42"}))
+
+    WSDL_CACHE.clear()
+    with PartnerServer(pki) as partner, Tinyproxy(tmp_path) as proxy:
+        proxy_env.setenv("HTTPS_PROXY", proxy.url)
+        registry = load(write_aliases(tmp_path / "a", mtls_records(pki_files, port=partner.port)))
+        result = asyncio.run(run(registry, f"{partner.url}/v2/ledger?wsdl"))
+        seen = set(partner.client_certs)
+        connects = proxy.connect_requests()
+    WSDL_CACHE.clear()
+    assert result.status == "passed", result.error
+    assert seen == {pki.client.sha256}
+    assert connects
+
+
+def test_a_steps_inline_connection_takes_a_proxy(capsys: pytest.CaptureFixture[str], tmp_path: Path, pki: Pki,
+                                                  pki_files: PkiFiles, proxy_env: pytest.MonkeyPatch) -> None:
+    proxy_env.setenv("HTTPS_PROXY", f"http://127.0.0.1:{free_port()}")  # overridden by the step's proxy
+    with PartnerServer(pki) as partner, Tinyproxy(tmp_path) as proxy:
+        directory = write_aliases(tmp_path / "aliases", mtls_records(pki_files, port=partner.port))
+        flow = tmp_path / "flow.json"
+        flow.write_text(json.dumps({"name": "inline", "steps": [
+            {"id": "balance", "type": "rest", "method": "GET", "path": "/accounts/7",
+             "connection": {"url": f"{partner.url}/v2", "mutual_authentication": True,
+                            "protocol_profile": "partnerMTLS", "proxy": {"url": proxy.url}}}]}))
+        code, out, err = run_cli(capsys, "run", str(flow), "--aliases", str(directory))
+        seen, port = partner.client_certs, partner.port
+        connects = proxy.connect_requests()
+    assert code == 0, out + err
+    assert seen == [pki.client.sha256]
+    assert connects == [f"localhost:{port}"]
