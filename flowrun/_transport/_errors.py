@@ -23,6 +23,7 @@ Messages name ``host:port`` and the alias, and end with the OpenSSL reason; neve
 
 from __future__ import annotations
 
+import contextlib
 import re
 import socket
 import ssl
@@ -31,6 +32,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 import httpx
+from cryptography import x509
 
 from flowrun._errors import (
     ClientCertExpiredError,
@@ -313,16 +315,33 @@ def _interception(error: ssl.SSLError, where: str, proxy: ProxyEndpoint, resolve
                   url: str | httpx.URL) -> TlsInterceptedError | None:
     """A certificate that does not verify, seen through a proxy: look at who issued it (one more
     handshake through the proxy, stopped before any request is sent)."""
-    from flowrun._transport._proxy import presented_certificate  # only on this failure
+    from flowrun._transport._proxy import presented_chain  # only on this failure
 
-    presented = presented_certificate(str(url), resolved, timeout_s=min(resolved.connect_timeout_s, 5.0))
-    if presented is None:
-        return None
+    chain = presented_chain(str(url), resolved, timeout_s=min(resolved.connect_timeout_s, 5.0))
+    if not chain or _chains_to_our_trust(chain, resolved):
+        return None  # a CA we trust is in it: the partner's own chain problem, not a forgery
+    presented = chain[0]
     subject, issuer = presented.subject.rfc4514_string(), presented.issuer.rfc4514_string()
     return TlsInterceptedError(
         f"{where}: through proxy {proxy.display} the server presented a certificate for '{subject}' issued by "
-        f"'{issuer}', which is not trusted: the proxy intercepts TLS and re-signs the partner's certificate "
-        f"with its own CA ({_reason(error)})")
+        f"'{issuer}', a CA this connection does not trust: the proxy intercepts TLS and re-signs the partner's "
+        f"certificate with its own CA ({_reason(error)})",
+        hint=("ask the proxy's administrators to exempt this host from TLS inspection (mutual TLS cannot work "
+              "through it: the partner would see the proxy, not our certificate); if '" + issuer + "' is in fact "
+              "the partner's CA, add its root as a trust_store_cert"))
+
+
+def _chains_to_our_trust(chain: list[x509.Certificate], resolved: ResolvedConnection) -> bool:
+    """Whether a CA this connection trusts appears in the presented chain, as a certificate or as
+    an issuer (names compared; CAs loaded lazily from a system directory are not seen)."""
+    context = resolved.ssl_context
+    if context is None:
+        return False
+    trusted = set()
+    for der in context.get_ca_certs(binary_form=True):
+        with contextlib.suppress(ValueError):
+            trusted.add(x509.load_der_x509_certificate(der).subject)
+    return any(c.subject in trusted or c.issuer in trusted for c in chain)
 
 
 def _connect_failed(exc: BaseException, chain: list[BaseException]) -> bool:
@@ -444,7 +463,8 @@ def _classify_tls(error: ssl.SSLError, where: str, resolved: ResolvedConnection 
     if reason in _CLIENT_CERT_MISSING:
         if not mutual:
             return ClientCertNotSentError(
-                f"{where}: the partner requires a client certificate and none is configured ({detail})")
+                f"{where}: the partner requires a client certificate and none is configured ({detail})",
+                hint=_not_sent_hint(resolved))
         return ClientCertRejectedError(
             f"{where}: the partner did not accept the client certificate we sent{_ours(resolved)} ({detail})")
     if reason in _CLIENT_CERT_REJECTED and mutual and _our_certificate_expired(resolved):
@@ -455,7 +475,8 @@ def _classify_tls(error: ssl.SSLError, where: str, resolved: ResolvedConnection 
     if reason in _CLIENT_CERT_REJECTED:
         if not mutual:
             return ClientCertNotSentError(
-                f"{where}: the partner refused the handshake and no client certificate is configured ({detail})")
+                f"{where}: the partner refused the handshake and no client certificate is configured ({detail})",
+                hint=_not_sent_hint(resolved))
         return ClientCertRejectedError(
             f"{where}: the partner did not accept the client certificate we sent{_ours(resolved)} ({detail})")
     if reason in _NOT_TLS_REASONS:
@@ -464,6 +485,14 @@ def _classify_tls(error: ssl.SSLError, where: str, resolved: ResolvedConnection 
         return _refused_hello(where, detail, resolved)
     return TlsError(f"{where}: the TLS handshake failed ({detail})",
                     hint="run `flowrun alias test` for a diagnosis of the connection")
+
+
+def _not_sent_hint(resolved: ResolvedConnection | None) -> str | None:
+    profile = resolved.profile if resolved is not None else None
+    if profile is None or profile.keystore is not None:
+        return None
+    return (f"the partner requires a client certificate and protocol profile '{profile.name}' is trust-only: add a "
+            "keystore to it (or name a profile that has one) and set \"mutual_authentication\": true")
 
 
 def _trust_hint(resolved: ResolvedConnection | None) -> str | None:

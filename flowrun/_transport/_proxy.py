@@ -28,7 +28,7 @@ from flowrun._models._proxy import ProxyEndpoint, ProxyRules
 if TYPE_CHECKING:
     from flowrun._registry import ResolvedConnection
 
-__all__ = ["AsyncProxyRouter", "ProxyRouter", "httpx_proxy", "presented_certificate", "proxy_for_url"]
+__all__ = ["AsyncProxyRouter", "ProxyRouter", "httpx_proxy", "presented_chain", "proxy_for_url"]
 
 
 def httpx_proxy(endpoint: ProxyEndpoint) -> httpx.Proxy:
@@ -96,10 +96,10 @@ class _HandshakeDone(Exception):
     """Ends the diagnostic connection as soon as its handshake is done: nothing is sent."""
 
 
-def presented_certificate(url: str, resolved: ResolvedConnection, *, timeout_s: float) -> x509.Certificate | None:
-    """The certificate the server at ``url`` presents through the connection's proxy, read with
-    verification off and no client certificate, or None when no handshake completes. For the
-    diagnosis of a certificate that does not verify through a proxy (TLS interception)."""
+def presented_chain(url: str, resolved: ResolvedConnection, *, timeout_s: float) -> list[x509.Certificate]:
+    """The certificates the server at ``url`` presents through the connection's proxy (leaf first),
+    read with verification off and no client certificate; empty when no handshake completes. For
+    the diagnosis of a certificate that does not verify through a proxy (TLS interception)."""
     from flowrun._transport._http import new_client  # _http builds on this module
 
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
@@ -110,10 +110,7 @@ def presented_certificate(url: str, resolved: ResolvedConnection, *, timeout_s: 
     def trace(event: str, info: Mapping[str, Any]) -> None:
         if event.endswith("start_tls.complete") and info.get("return_value") is not None:
             stream = info["return_value"]
-            ssl_object = stream.get_extra_info("ssl_object")
-            der = ssl_object.getpeercert(True) if ssl_object is not None else None
-            if der:
-                seen.append(der)
+            seen.extend(_unverified_chain(stream.get_extra_info("ssl_object")))
             stream.close()  # httpcore does not hold this stream yet: it would be left open
             raise _HandshakeDone
 
@@ -121,9 +118,25 @@ def presented_certificate(url: str, resolved: ResolvedConnection, *, timeout_s: 
                     timeout=httpx.Timeout(timeout_s)) as client, \
             contextlib.suppress(httpx.HTTPError, _HandshakeDone, OSError, ssl.SSLError):
         client.get(url, extensions={"trace": trace})
-    if not seen:
-        return None
-    try:
-        return x509.load_der_x509_certificate(seen[0])
-    except ValueError:
-        return None
+    chain: list[x509.Certificate] = []
+    for der in seen:
+        with contextlib.suppress(ValueError):
+            chain.append(x509.load_der_x509_certificate(der))
+    return chain
+
+
+def _unverified_chain(ssl_object: Any) -> list[bytes]:
+    """The chain as the server sent it (Python 3.13: public; 3.10-3.12: on the low-level object),
+    else the leaf alone."""
+    if ssl_object is None:
+        return []
+    for owner in (ssl_object, getattr(ssl_object, "_sslobj", None)):
+        getter = getattr(owner, "get_unverified_chain", None)
+        if getter is not None:
+            with contextlib.suppress(ssl.SSLError, ValueError):
+                chain = [c if isinstance(c, bytes) else c.public_bytes(ssl._ssl.ENCODING_DER)  # type: ignore[attr-defined]
+                         for c in getter() or ()]
+                if chain:
+                    return chain
+    leaf = ssl_object.getpeercert(True)
+    return [leaf] if leaf else []

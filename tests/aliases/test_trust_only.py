@@ -162,3 +162,13 @@ def test_validate_accepts_a_trust_only_profile(capsys: pytest.CaptureFixture[str
     code = main(["validate", str(flow), "--aliases", str(directory)])
     out = capsys.readouterr().out
     assert code == 0, out
+
+
+def test_a_partner_that_wants_a_client_certificate_names_the_trust_only_profile(
+        tmp_path: Path, pki: Pki, pki_files: PkiFiles) -> None:
+    with PartnerServer(pki, tls_versions=("1.3",)) as partner:
+        registry = load(write_aliases(tmp_path, trust_only_records(pki_files, profile_port=partner.port)))
+        with RestExecutor(registry) as rest:
+            result = rest.run(RestStep(alias="partner", path="/accounts/7"))
+    assert result.error is not None and result.error.code == "tls.client_cert_not_sent"
+    assert "'partnerCA' is trust-only" in result.error.hint and "add a keystore" in result.error.hint

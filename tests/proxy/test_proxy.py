@@ -441,3 +441,18 @@ def test_a_steps_inline_connection_takes_a_proxy(capsys: pytest.CaptureFixture[s
     assert code == 0, out + err
     assert seen == [pki.client.sha256]
     assert connects == [f"localhost:{port}"]
+
+
+def test_an_untrusted_partner_behind_a_plain_proxy_is_not_called_an_interception(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path, pki: Pki, pki_files: PkiFiles,
+        proxy_env: pytest.MonkeyPatch) -> None:
+    # The partner's own chain (our root in it) with a leaf that is no server certificate: verification
+    # fails through the proxy, but nobody re-signed anything.
+    wrong_purpose = issue_server(pki, eku=("clientAuth",))
+    with PartnerServer(pki, server_identity=wrong_purpose) as partner, Tinyproxy(tmp_path) as proxy:
+        proxy_env.setenv("HTTPS_PROXY", proxy.url)
+        directory = write_aliases(tmp_path / "aliases", mtls_records(pki_files, port=partner.port))
+        code, report, _ = alias_test(capsys, directory)
+    assert code == 1
+    assert report["error"]["code"] == "tls.server_untrusted", report["error"]
+    assert "intercept" not in report["error"]["message"]
