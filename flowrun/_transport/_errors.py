@@ -286,8 +286,12 @@ def _proxy_answer(exc: BaseException, where: str, proxy: ProxyEndpoint) -> Trans
     error = next((e for e in exception_chain(exc) if isinstance(e, httpx.ProxyError)), None)
     if error is None:
         return None
-    answer = _first_line(error)
-    status = int(answer.split()[0]) if answer.split() and answer.split()[0].isdigit() else None
+    return _proxy_status(_first_line(error), where, proxy)
+
+
+def _proxy_status(answer: str, where: str, proxy: ProxyEndpoint) -> TransportError:
+    first = answer.split(maxsplit=1)[0] if answer.strip() else ""
+    status = int(first) if first.isdigit() else None
     # 407 is the standard answer; some proxies (tinyproxy) answer wrong credentials with 401.
     if status in (401, 407):
         if proxy.username is not None:
@@ -301,6 +305,13 @@ def _proxy_answer(exc: BaseException, where: str, proxy: ProxyEndpoint) -> Trans
         return ProxyUpstreamError(f"{where}: proxy {proxy.display} could not open a tunnel to the partner ({answer})")
     return ProxyRefusedError(f"{where}: proxy {proxy.display} refused to open a tunnel (CONNECT) to the partner "
                              f"({answer})")
+
+
+def proxy_refusal(url: str, resolved: ResolvedConnection, answer: str) -> TransportError | None:
+    """A proxy's status line given to a plain-http request it forwards (``407 Proxy
+    Authentication Required``) as the error it stands for; None when no proxy is in use."""
+    proxy = _proxy_in_use(url, resolved)
+    return _proxy_status(answer, _where(url, resolved), proxy) if proxy is not None else None
 
 
 def _verify_failed(error: ssl.SSLError) -> bool:

@@ -31,7 +31,7 @@ from cryptography import x509
 
 from flowrun._errors import TransportError
 from flowrun._registry import ResolvedConnection
-from flowrun._transport._errors import classify, refusal_page
+from flowrun._transport._errors import classify, proxy_refusal, refusal_page
 from flowrun._transport._http import new_client
 
 __all__ = ["CertificateInfo", "ClientCertOutcome", "ProbeResult", "probe", "probe_url"]
@@ -137,6 +137,8 @@ def probe_url(resolved: ResolvedConnection, url: str, *, method: str = "HEAD",
                 break
         if error is None and status is not None:
             error = refusal_page(status, body, url=url, resolved=resolved)
+    if status == 407:
+        error = proxy_refusal(url, resolved, f"{status} {reason or ''}".rstrip()) or error
     return watch.result(url=url, method=method.upper(), status=status, reason=reason, error=error)
 
 

@@ -456,3 +456,16 @@ def test_an_untrusted_partner_behind_a_plain_proxy_is_not_called_an_interception
     assert code == 1
     assert report["error"]["code"] == "tls.server_untrusted", report["error"]
     assert "intercept" not in report["error"]["message"]
+
+
+def test_alias_test_of_a_plain_http_alias_behind_a_proxy_that_wants_credentials(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path, proxy_env: pytest.MonkeyPatch) -> None:
+    with _PlainPartner() as partner, Tinyproxy(tmp_path, basic_auth=(PROXY_USER, PROXY_PASSWORD)) as proxy:
+        proxy_env.setenv("HTTP_PROXY", proxy.url)
+        directory = write_aliases(tmp_path / "aliases", plain_alias("127.0.0.1", partner.port))
+        code, report, text = alias_test(capsys, directory)
+        hosts = partner.hosts
+    assert code == 1, text
+    assert report["http_status"] == 407
+    assert report["error"]["code"] == "transport.proxy_auth_required"
+    assert hosts == []
