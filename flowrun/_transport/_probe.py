@@ -29,7 +29,13 @@ import attrs
 import httpx
 from cryptography import x509
 
-from flowrun._errors import TransportError
+from flowrun._errors import (
+    ProxyAuthRequiredError,
+    ProxyRefusedError,
+    ProxyUnreachableError,
+    ProxyUpstreamError,
+    TransportError,
+)
 from flowrun._registry import ResolvedConnection
 from flowrun._transport._errors import classify, proxy_refusal, refusal_page
 from flowrun._transport._http import new_client
@@ -48,6 +54,7 @@ _PAGE_BYTES = 4096
 _CERTIFICATE_REQUEST = 13
 # Serialises the message-callback hook: the SSL context is shared through the cache.
 _HOOK_LOCK = threading.Lock()
+_PROXY_FAILURES = (ProxyAuthRequiredError, ProxyRefusedError, ProxyUnreachableError, ProxyUpstreamError)
 _START_TLS_DONE = frozenset({"connection.start_tls.complete", "proxy.start_tls.complete"})
 
 
@@ -139,7 +146,11 @@ def probe_url(resolved: ResolvedConnection, url: str, *, method: str = "HEAD",
             error = refusal_page(status, body, url=url, resolved=resolved)
     if status == 407:
         error = proxy_refusal(url, resolved, f"{status} {reason or ''}".rstrip()) or error
-    return watch.result(url=url, method=method.upper(), status=status, reason=reason, error=error)
+    result = watch.result(url=url, method=method.upper(), status=status, reason=reason, error=error)
+    if isinstance(error, _PROXY_FAILURES):
+        # The proxy stopped us before any TLS with the partner: nothing to observe.
+        result = attrs.evolve(result, client_cert_outcome="not_reached")
+    return result
 
 
 def _prefix(response: httpx.Response) -> bytes:

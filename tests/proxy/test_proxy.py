@@ -233,6 +233,7 @@ def test_proxy_refusing_connect_to_the_port(capsys: pytest.CaptureFixture[str], 
     assert "ConnectPort" in report["error"]["hint"]
     assert f"Refused CONNECT method on port {port}" in log
     assert "FAILED [transport.proxy_refused]" in text
+    assert report["client_certificate"]["outcome"] == "not_reached"
 
 
 def test_proxy_asking_for_authentication(capsys: pytest.CaptureFixture[str], tmp_path: Path, pki: Pki,
