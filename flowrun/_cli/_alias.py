@@ -117,7 +117,9 @@ def run_list(args: argparse.Namespace, console: Console) -> int:
             if env == entry["default_env"]:
                 env += " (default)"
             credential = f"{row['credential']} ({row['credential_type']})" if row["credential"] else "-"
-            table.append([entry["name"], env, row["url"], row["protocol_profile"] or "off", credential])
+            mutual = row["protocol_profile"] if row["mutual_authentication"] else (
+                f"off (trusts {row['protocol_profile']})" if row["protocol_profile"] else "off")
+            table.append([entry["name"], env, row["url"], mutual, credential])
     _print_table(console, table)
     return 0
 

@@ -141,6 +141,8 @@ def test_alias_show_and_test_name_the_trust_only_profile(capsys: pytest.CaptureF
         view = json.loads(capsys.readouterr().out)
         assert main(["alias", "test", "partner", "--aliases", str(directory)]) == 0
         tested = capsys.readouterr().out
+        assert main(["alias", "list", "--aliases", str(directory)]) == 0
+        listed = capsys.readouterr().out
         port = partner.port
     assert re.search(r"mutual TLS +off \(no client certificate is sent\)", shown)
     assert f"trust-only protocol profile partnerCA (port {port})" in shown
@@ -151,6 +153,7 @@ def test_alias_show_and_test_name_the_trust_only_profile(capsys: pytest.CaptureF
     assert connection["protocol_profile"]["keystore"] is None
     assert "configured  none (trust-only protocol profile partnerCA: no keystore)" in tested
     assert "ok: the TLS path works" in tested
+    assert "off (trusts partnerCA)" in listed
 
 
 def test_validate_accepts_a_trust_only_profile(capsys: pytest.CaptureFixture[str], tmp_path: Path,
