@@ -16,6 +16,7 @@ from flowrun._errors import DefinitionError, SchemaError
 from flowrun._models._results import StepResult
 from flowrun._models._steps import RestStep
 from flowrun._rest import AsyncRestExecutor, RestExecutor
+from flowrun._tls._cache import TlsCache
 from flowrun.testing import PartnerServer, Pki, PkiFiles
 from tests.aliases._setup import keystore, load, trust_cert, write_aliases
 
@@ -175,3 +176,17 @@ def test_a_partner_that_wants_a_client_certificate_names_the_trust_only_profile(
             result = rest.run(RestStep(alias="partner", path="/accounts/7"))
     assert result.error is not None and result.error.code == "tls.client_cert_not_sent"
     assert "'partnerCA' is trust-only" in result.error.hint and "add a keystore" in result.error.hint
+
+
+def test_trust_only_contexts_are_cached_by_content(tmp_path: Path, pki_files: PkiFiles) -> None:
+    records = trust_only_records(pki_files)
+    records.append({"kind": "protocol_profile", "name": "sameCA", "trust_store_certs": ["partner_root"],
+                    "use_system_trust": False})
+    records.append({"kind": "alias", "name": "other",
+                    "connection": {"url": "https://other.example/api", "protocol_profile": "sameCA"}})
+    cache = TlsCache()
+    registry = load(write_aliases(tmp_path, records), cache)
+    first, second = registry.resolve("partner"), registry.resolve("other")
+    # Two profiles with the same trust and settings: one context, no key material read.
+    assert first.ssl_context is second.ssl_context
+    assert cache.contexts.builds == 1
