@@ -18,6 +18,7 @@ import pytest
 from flowrun._cli import main
 from flowrun._models._results import StepResult
 from flowrun._models._steps import RestStep, SoapStep
+from flowrun._registry import Registry
 from flowrun._rest import AsyncRestExecutor, RestExecutor
 from flowrun._soap import AsyncSoapExecutor, SoapExecutor
 from flowrun._transport._wsdl import WSDL_CACHE
@@ -470,3 +471,30 @@ def test_alias_test_of_a_plain_http_alias_behind_a_proxy_that_wants_credentials(
     assert report["http_status"] == 407
     assert report["error"]["code"] == "transport.proxy_auth_required"
     assert hosts == []
+
+
+def test_async_oauth_and_connect_to_through_the_proxy(tmp_path: Path, pki: Pki, pki_files: PkiFiles,
+                                                      proxy_env: pytest.MonkeyPatch) -> None:
+    """The async client's CONNECT names the --connect-to address, and its token call tunnels too."""
+    async def run(registry: Registry) -> StepResult:
+        async with AsyncRestExecutor(registry) as rest:
+            return await rest.run(RestStep(alias="partner", path="/protected/accounts/3"))
+
+    proxy_env.setenv("PARTNER_OAUTH_SECRET", "demo-secret")
+    identity = issue_server(pki, hostnames=["api.bank.example"])
+    with PartnerServer(pki, server_identity=identity) as partner, Tinyproxy(tmp_path) as proxy:
+        proxy_env.setenv("HTTPS_PROXY", proxy.url)
+        records = mtls_records(pki_files, port=8443, host="api.bank.example")
+        records[-1]["connection"]["credential"] = "oauth"
+        records.append({"kind": "credential", "name": "oauth", "type": "oauth2_client_credentials",
+                        "token_url": "https://api.bank.example:8443/oauth/token", "client_id": "demo-client",
+                        "client_secret": {"env": "PARTNER_OAUTH_SECRET"}})
+        directory = write_aliases(tmp_path / "a", records)
+        dial = {("api.bank.example", 8443): ("127.0.0.1", partner.port)}
+        registry = Registry(load(directory).records, connect_to=dial)
+        result = asyncio.run(run(registry))
+        issued, seen, port = partner.tokens_issued, set(partner.client_certs), partner.port
+        connects = proxy.connect_requests()
+    assert result.status == "passed", result.error
+    assert issued == 1 and seen == {pki.client.sha256}
+    assert connects and set(connects) == {f"127.0.0.1:{port}"}
