@@ -3,6 +3,10 @@
 ``classify`` is a plain function: the REST and SOAP executors call it, and so does
 ``flowrun alias test``. What it looks at, in order:
 
+0. when the URL goes through a proxy: the proxy's answer to CONNECT (407/401 credentials, 403
+   refused, 5xx could not reach the partner); a partner certificate that does not verify and
+   carries no CA we trust is a TLS-intercepting proxy (one diagnostic handshake through the proxy
+   reads its issuer); a failed TCP connect is the proxy's;
 1. an ``ssl.SSLError`` anywhere in the exception's cause/context chain (httpx puts it at
    ``exc.__cause__.__context__``): the OpenSSL reason decides the TLS cause. With TLS 1.3 a
    rejected client certificate surfaces as a *read* error after the request was written, so a
@@ -24,6 +28,7 @@ Messages name ``host:port`` and the alias, and end with the OpenSSL reason; neve
 from __future__ import annotations
 
 import contextlib
+import errno
 import re
 import socket
 import ssl
@@ -57,7 +62,7 @@ from flowrun._errors import (
     TransportError,
 )
 from flowrun._models._proxy import ProxyEndpoint
-from flowrun._transport._proxy import proxy_for_url
+from flowrun._transport._proxy import presented_chain, proxy_for_url
 from flowrun._transport._streams import ATTEMPT_DEADLINE_FACTOR, DeadlineExceeded, TlsReadError
 
 if TYPE_CHECKING:
@@ -326,8 +331,6 @@ def _interception(error: ssl.SSLError, where: str, proxy: ProxyEndpoint, resolve
                   url: str | httpx.URL) -> TlsInterceptedError | None:
     """A certificate that does not verify, seen through a proxy: look at who issued it (one more
     handshake through the proxy, stopped before any request is sent)."""
-    from flowrun._transport._proxy import presented_chain  # only on this failure
-
     chain = presented_chain(str(url), resolved, timeout_s=min(resolved.connect_timeout_s, 5.0))
     if not chain or _chains_to_our_trust(chain, resolved):
         return None  # a CA we trust is in it: the partner's own chain problem, not a forgery
@@ -355,9 +358,14 @@ def _chains_to_our_trust(chain: list[x509.Certificate], resolved: ResolvedConnec
     return any(c.subject in trusted or c.issuer in trusted for c in chain)
 
 
+# What only opening a TCP connection fails with: through a proxy we only ever dial the proxy.
+# (A timeout or a reset may also come from the TLS handshake with the partner inside the tunnel.)
+_DIAL_ERRNOS = frozenset({errno.ECONNREFUSED, errno.ENETUNREACH, errno.EHOSTUNREACH})
+
+
 def _connect_failed(exc: BaseException, chain: list[BaseException]) -> bool:
-    return isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout) or any(
-        isinstance(e, ConnectionRefusedError | socket.gaierror) for e in chain)
+    return any(isinstance(e, socket.gaierror) or (isinstance(e, OSError) and e.errno in _DIAL_ERRNOS)
+               for e in chain)
 
 
 def _connect_reason(exc: BaseException, chain: list[BaseException]) -> str:
@@ -365,9 +373,8 @@ def _connect_reason(exc: BaseException, chain: list[BaseException]) -> str:
         return "connection refused: nothing listens on the proxy's port"
     if any(isinstance(e, socket.gaierror) for e in chain):
         return "cannot resolve the proxy's host name"
-    if isinstance(exc, httpx.ConnectTimeout):
-        return "timed out connecting"
-    return _first_line(exc)
+    reason = next((e for e in chain if isinstance(e, OSError) and e.errno in _DIAL_ERRNOS), exc)
+    return _first_line(reason)
 
 
 def _hello_refused(resolved: ResolvedConnection) -> bool:
