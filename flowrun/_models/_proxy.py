@@ -156,7 +156,8 @@ def proxy_endpoint(value: str, *, source: str, username: str | None = None,
     scheme = parts.scheme.lower()
     if scheme not in _SCHEMES:
         raise DefinitionError(f"{_where(source)} names a {scheme} proxy; flowrun talks to http and https proxies",
-                              hint="use the proxy's HTTP port (http://HOST:PORT); SOCKS proxies are not supported")
+                              hint="give the proxy's HTTP port (http://HOST:PORT), or go without the variable with "
+                                   '"proxy": "none" on the connection; SOCKS proxies are not supported')
     if parts.username is not None:
         username = unquote(parts.username)
         password = SecretRef(literal=unquote(parts.password or ""))
