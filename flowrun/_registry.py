@@ -131,9 +131,12 @@ class Registry:
     """The records of an alias directory, cross-checked, and their resolution."""
 
     def __init__(self, records: AliasRecords, *, cache: TlsCache = TLS_CACHE,
-                 connect_to: Mapping[tuple[str, int], tuple[str, int]] | None = None) -> None:
+                 connect_to: Mapping[tuple[str, int], tuple[str, int]] | None = None,
+                 environ: Mapping[str, str] | None = None) -> None:
         self.records = records
         self._cache = cache
+        # Where proxy variables are read (None: os.environ at each resolution).
+        self._environ = environ
         self.connect_to = {(host.lower(), port): target for (host, port), target in (connect_to or {}).items()}
         # Who hears about insecure profiles in use (None: the "flowrun" logger), once per alias.
         self.on_insecure: InsecureListener | None = None
@@ -143,13 +146,15 @@ class Registry:
 
     @classmethod
     def load(cls, path: str | os.PathLike[str] | None = None, *,
-             connect_to: Mapping[tuple[str, int], tuple[str, int]] | None = None) -> Registry:
+             connect_to: Mapping[tuple[str, int], tuple[str, int]] | None = None,
+             environ: Mapping[str, str] | None = None) -> Registry:
         """Read an alias directory (default: $FLOWRUN_ALIASES, else ./aliases).
 
         ``connect_to`` maps (host, port) to the address actually dialled, for testing against a
-        local or staging copy of a partner without editing its alias."""
+        local or staging copy of a partner without editing its alias. ``environ`` replaces the
+        process environment as the source of proxy variables (``{}``: no proxies)."""
         directory = Path(path) if path is not None else Path(os.environ.get(ALIASES_ENV, DEFAULT_ALIAS_DIR))
-        return cls(load_alias_records(alias_files(directory)), connect_to=connect_to)
+        return cls(load_alias_records(alias_files(directory)), connect_to=connect_to, environ=environ)
 
     @classmethod
     def empty(cls) -> Registry:
@@ -217,15 +222,21 @@ class Registry:
             connect_timeout_s=connection.connect_timeout_s or min(connection.timeout_s, 10.0),
             read_timeout_s=connection.timeout_s, headers=dict(connection.headers), profile=profile,
             client_chain=chain, insecure=bool(profile and profile.insecure_skip_verify),
-            connect_to=self.connect_to, proxy=self.proxy_rules(connection),
+            connect_to=self.connect_to, proxy=self._proxy_for(connection),
         )
 
-    @staticmethod
-    def proxy_rules(connection: Connection) -> ProxyRules:
-        """The connection's ``proxy``, else what HTTPS_PROXY/HTTP_PROXY/ALL_PROXY/NO_PROXY say now."""
+    def proxy_rules(self, connection: Connection) -> ProxyRules:
+        """The connection's ``proxy``, else what HTTPS_PROXY/HTTP_PROXY/ALL_PROXY/NO_PROXY say now
+        (in ``environ`` when the registry was given one, else the process environment)."""
         if connection.proxy is not None:
             return connection.proxy.rules()
-        return rules_from_environment(os.environ)
+        return rules_from_environment(os.environ if self._environ is None else self._environ)
+
+    def _proxy_for(self, connection: Connection) -> ProxyRules:
+        rules = self.proxy_rules(connection)
+        if rules.any and self.connect_to:
+            rules = attrs.evolve(rules, connect_to=tuple(sorted(self.connect_to.items())))
+        return rules
 
     def _report_insecure(self, use: InsecureUse) -> None:
         key = (use.alias, use.profile.name)

@@ -195,14 +195,14 @@ def _connection_view(registry: Registry, env: str, connection: Connection) -> di
         "credential": _credential_view(credential) if credential is not None else None,
         "timeouts": {"connect_s": connect_timeout, "read_s": connection.timeout_s},
         "headers": {name: _header_value(name, value) for name, value in connection.headers.items()},
-        "proxy": _proxy_view(connection, scheme, host, port),
+        "proxy": _proxy_view(registry, connection, scheme, host, port),
     }
 
 
-def _proxy_view(connection: Connection, scheme: str, host: str, port: int) -> dict[str, Any]:
+def _proxy_view(registry: Registry, connection: Connection, scheme: str, host: str, port: int) -> dict[str, Any]:
     """The proxy requests to the connection's URL go through now (the environment as it is),
     and why; credentials by reference only."""
-    rules = Registry.proxy_rules(connection)
+    rules = registry.proxy_rules(connection)
     endpoint = rules.for_url(scheme, host, port)
     view: dict[str, Any] = {"source": rules.source, "url": endpoint.url if endpoint is not None else None,
                             "from": endpoint.source if endpoint is not None else None}

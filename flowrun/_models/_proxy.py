@@ -62,6 +62,9 @@ class ProxyRules:
     http: ProxyEndpoint | None = None
     no_proxy: tuple[str, ...] = ()
     no_proxy_source: str | None = None
+    # ``--connect-to``: (host, port) -> the address actually asked for. NO_PROXY is matched against
+    # both, so "localhost,127.0.0.1" keeps a local copy of a partner off the proxy.
+    connect_to: tuple[tuple[tuple[str, int], tuple[str, int]], ...] = ()
 
     @property
     def any(self) -> bool:
@@ -72,7 +75,11 @@ class ProxyRules:
         endpoint = self.https if scheme.lower() == "https" else self.http if scheme.lower() == "http" else None
         if endpoint is None:
             return None
-        if self.bypass_entry(host, port if port is not None else _DEFAULT_PORTS.get(scheme.lower())) is not None:
+        port = port if port is not None else _DEFAULT_PORTS.get(scheme.lower())
+        if self.bypass_entry(host, port) is not None:
+            return None
+        target = dict(self.connect_to).get((_bare_host(host), port or 0))
+        if target is not None and self.bypass_entry(*target) is not None:
             return None
         return endpoint
 

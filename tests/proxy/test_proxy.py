@@ -498,3 +498,24 @@ def test_async_oauth_and_connect_to_through_the_proxy(tmp_path: Path, pki: Pki, 
     assert result.status == "passed", result.error
     assert issued == 1 and seen == {pki.client.sha256}
     assert connects and set(connects) == {f"127.0.0.1:{port}"}
+
+
+def test_connect_to_a_no_proxy_address_goes_direct(capsys: pytest.CaptureFixture[str], tmp_path: Path, pki: Pki,
+                                                   pki_files: PkiFiles, proxy_env: pytest.MonkeyPatch) -> None:
+    identity = issue_server(pki, hostnames=["api.bank.example"])
+    with PartnerServer(pki, server_identity=identity) as partner, Tinyproxy(tmp_path) as proxy:
+        proxy_env.setenv("HTTPS_PROXY", proxy.url)
+        proxy_env.setenv("NO_PROXY", "localhost,127.0.0.1")
+        directory = write_aliases(tmp_path / "aliases", mtls_records(pki_files, port=8443, host="api.bank.example"))
+        code, out, err = run_cli(capsys, "run", str(write_flow(tmp_path / "flow.json")), "--aliases", str(directory),
+                                 "--connect-to", f"api.bank.example:8443:127.0.0.1:{partner.port}")
+        connects = proxy.connect_requests()
+    assert code == 0, out + err
+    assert connects == []
+
+
+def test_the_demo_ignores_the_environments_proxy(capsys: pytest.CaptureFixture[str],
+                                                 proxy_env: pytest.MonkeyPatch) -> None:
+    # Its partner runs on this machine: a corporate proxy could not reach it.
+    proxy_env.setenv("HTTPS_PROXY", f"http://127.0.0.1:{free_port()}")
+    assert main(["demo", "--json"]) == 0, capsys.readouterr()

@@ -3,6 +3,7 @@ connection's own proxy."""
 
 from __future__ import annotations
 
+import attrs
 import pytest
 
 from flowrun._errors import DefinitionError
@@ -103,3 +104,11 @@ def test_the_connection_proxy_ignores_the_environment_and_has_its_own_no_proxy()
     assert rules.for_url("http", "bank.example") is not None
     assert rules.for_url("https", "auth.internal") is None
     assert ConnectionProxy(url=None).rules() is DIRECT
+
+
+def test_no_proxy_also_matches_the_connect_to_address() -> None:
+    rules = attrs.evolve(rules_from_environment({"HTTPS_PROXY": PROXY, "NO_PROXY": "localhost,127.0.0.1"}),
+                         connect_to=((("api.bank.example", 8443), ("127.0.0.1", 9443)),))
+    assert rules.for_url("https", "api.bank.example", 8443) is None  # dialled at 127.0.0.1: direct
+    assert rules.for_url("https", "api.bank.example", 443) is not None  # not mapped
+    assert rules.for_url("https", "other.example", 8443) is not None
