@@ -289,10 +289,13 @@ def test_proxy_credentials_in_the_environment_url_are_never_shown(
         directory = write_aliases(tmp_path / "aliases", mtls_records(pki_files, port=partner.port))
         code, report, text = alias_test(capsys, directory)
         _, shown, _ = run_cli(capsys, "alias", "show", "partner", "--aliases", str(directory), "--json")
+        run_code, out, err = run_cli(capsys, "run", str(write_flow(tmp_path / "flow.json")), "--aliases",
+                                     str(directory), "-v", "--json")
     assert code == 0, text
+    assert run_code == 0, out + err
     assert report["proxy"] == {"url": proxy.url, "from": "HTTPS_PROXY", "authenticated": True}
     assert "with proxy credentials" in text
-    assert PROXY_PASSWORD not in text + json.dumps(report) + shown + caplog.text
+    assert PROXY_PASSWORD not in text + json.dumps(report) + shown + out + err + caplog.text
 
 
 def test_proxy_unreachable(capsys: pytest.CaptureFixture[str], tmp_path: Path, pki: Pki, pki_files: PkiFiles,
