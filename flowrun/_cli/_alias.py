@@ -206,8 +206,6 @@ def _proxy_view(registry: Registry, connection: Connection, scheme: str, host: s
     endpoint = rules.for_url(scheme, host, port)
     view: dict[str, Any] = {"source": rules.source, "url": endpoint.url if endpoint is not None else None,
                             "from": endpoint.source if endpoint is not None else None}
-    if connection.proxy is not None and connection.proxy.url is None:
-        view["source"] = "connection"  # "proxy": "none" wins over the environment
     if endpoint is None and rules.any:
         view["bypassed_by"] = rules.bypass_entry(host, port)
         view["no_proxy_from"] = rules.no_proxy_source or "the connection's proxy no_proxy"
@@ -219,7 +217,7 @@ def _proxy_view(registry: Registry, connection: Connection, scheme: str, host: s
     return view
 
 
-def proxy_words(view: dict[str, Any]) -> str:
+def _proxy_words(view: dict[str, Any]) -> str:
     """One line for ``alias show``: the proxy in use and where it comes from, never credentials."""
     if view["url"] is not None:
         origin = "the connection's proxy" if view["from"] == "connection" else view["from"]
@@ -372,7 +370,7 @@ def _print_show(console: Console, view: dict[str, Any]) -> None:
                f"read {connection['timeouts']['read_s']:g} s")
         for header, value in connection["headers"].items():
             _field(console, "header", f"{header}: {value}")
-        _field(console, "proxy", proxy_words(connection["proxy"]))
+        _field(console, "proxy", _proxy_words(connection["proxy"]))
         if "password" in connection["proxy"]:
             _field(console, "proxy user", connection["proxy"]["username"], indent=6)
             _field(console, "proxy password", connection["proxy"]["password"], indent=6)

@@ -17,7 +17,7 @@ import attrs
 
 from flowrun._errors import DefinitionError, SchemaError
 from flowrun._models._origin import NOWHERE, Origin
-from flowrun._models._proxy import DIRECT, ProxyRules, proxy_endpoint
+from flowrun._models._proxy import ProxyRules, proxy_endpoint
 from flowrun._models._secret import SecretRef
 
 KeystoreType = Literal["jks", "jceks", "pkcs12", "pem"]
@@ -182,7 +182,7 @@ class ConnectionProxy:
 
     def rules(self) -> ProxyRules:
         if self.url is None:
-            return DIRECT
+            return ProxyRules(source="connection")  # "none": direct, whatever the environment says
         endpoint = proxy_endpoint(self.url, source="connection", username=self.username, password=self.password)
         return ProxyRules(source="connection", https=endpoint, http=endpoint, no_proxy=self.no_proxy)
 

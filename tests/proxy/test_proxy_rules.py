@@ -103,7 +103,9 @@ def test_the_connection_proxy_ignores_the_environment_and_has_its_own_no_proxy()
     assert rules.for_url("https", "bank.example") is not None
     assert rules.for_url("http", "bank.example") is not None
     assert rules.for_url("https", "auth.internal") is None
-    assert ConnectionProxy(url=None).rules() is DIRECT
+    direct = ConnectionProxy(url=None).rules()
+    assert direct.source == "connection" and not direct.any
+    assert direct.for_url("https", "bank.example") is None
 
 
 def test_no_proxy_also_matches_the_connect_to_address() -> None:
