@@ -14,6 +14,7 @@ from flowrun._errors import __all__ as _error_names
 from flowrun._models._aliases import (
     Alias,
     Connection,
+    ConnectionProxy,
     Credential,
     Keystore,
     ProtocolProfile,
@@ -69,7 +70,7 @@ __all__ = [  # grouped by topic
     "__version__",
     # records
     "Alias", "Connection", "Credential", "Keystore", "ProtocolProfile", "RetryPolicy", "TrustStoreCert",
-    "SecretRef",
+    "SecretRef", "ConnectionProxy",
     # steps and results
     "RestStep", "SoapStep", "Body", "FilePart", "ResponseSpec",
     "StepResult", "Attempt", "TlsInfo", "RequestInfo", "AssertionOutcome",
