@@ -264,12 +264,18 @@ def _versions(resolved: ResolvedConnection) -> tuple[str, ...]:
     return tuple(resolved.profile.tls_versions) if resolved.profile is not None else _ALL_VERSIONS
 
 
+def _proxied(resolved: ResolvedConnection) -> bool:
+    """Whether the partner is reached through a proxy: then no diagnostic connection dials it
+    directly (it would bypass the proxy, or not get through at all)."""
+    return resolved.proxy.for_url(resolved.scheme, resolved.host, resolved.port) is not None
+
+
 def _hello(resolved: ResolvedConnection, versions: tuple[str, ...]) -> HelloAnswer | None:
     """One diagnostic handshake (only after a failure that needs telling apart)."""
     from flowrun._tls._context import diagnostic_hello
 
-    if resolved.proxy.for_url(resolved.scheme, resolved.host, resolved.port) is not None:
-        return None  # the partner is only reachable through the proxy: no direct diagnostic handshake
+    if _proxied(resolved):
+        return None
     return diagnostic_hello(_dialled(resolved), resolved.host, versions, min(resolved.connect_timeout_s, 5.0))
 
 
@@ -421,6 +427,8 @@ def _closed_silently(where: str, detail: str, resolved: ResolvedConnection | Non
     presents ours (or none) before any request refuses it. None when that does not hold: the
     connection was merely lost."""
     if resolved is None or resolved.scheme != "https" or resolved.insecure or resolved.ssl_context is None:
+        return None
+    if _proxied(resolved):
         return None
     from flowrun._tls._context import after_our_handshake
 

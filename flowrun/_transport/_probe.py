@@ -32,7 +32,6 @@ from cryptography import x509
 from flowrun._errors import (
     ProxyAuthRequiredError,
     ProxyRefusedError,
-    ProxyUnreachableError,
     ProxyUpstreamError,
     TransportError,
 )
@@ -54,7 +53,8 @@ _PAGE_BYTES = 4096
 _CERTIFICATE_REQUEST = 13
 # Serialises the message-callback hook: the SSL context is shared through the cache.
 _HOOK_LOCK = threading.Lock()
-_PROXY_FAILURES = (ProxyAuthRequiredError, ProxyRefusedError, ProxyUnreachableError, ProxyUpstreamError)
+# The proxy answered but opened no tunnel (an unreachable proxy is "not_connected" already).
+_PROXY_REFUSALS = (ProxyAuthRequiredError, ProxyRefusedError, ProxyUpstreamError)
 _START_TLS_DONE = frozenset({"connection.start_tls.complete", "proxy.start_tls.complete"})
 
 
@@ -147,7 +147,7 @@ def probe_url(resolved: ResolvedConnection, url: str, *, method: str = "HEAD",
     if status == 407:
         error = proxy_refusal(url, resolved, f"{status} {reason or ''}".rstrip()) or error
     result = watch.result(url=url, method=method.upper(), status=status, reason=reason, error=error)
-    if isinstance(error, _PROXY_FAILURES):
+    if isinstance(error, _PROXY_REFUSALS):
         # The proxy stopped us before any TLS with the partner: nothing to observe.
         result = attrs.evolve(result, client_cert_outcome="not_reached")
     return result

@@ -310,6 +310,7 @@ def test_proxy_unreachable(capsys: pytest.CaptureFixture[str], tmp_path: Path, p
     assert dead in report["error"]["message"] and "connection refused" in report["error"]["message"]
     assert "HTTPS_PROXY" in report["error"]["message"]
     assert "FAILED [transport.proxy_unreachable]" in text
+    assert report["client_certificate"]["outcome"] == "not_connected"
 
 
 def test_proxy_that_cannot_reach_the_partner(capsys: pytest.CaptureFixture[str], tmp_path: Path,
