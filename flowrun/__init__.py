@@ -14,6 +14,7 @@ from flowrun._errors import __all__ as _error_names
 from flowrun._models._aliases import (
     Alias,
     Connection,
+    ConnectionProxy,
     Credential,
     Keystore,
     ProtocolProfile,
@@ -70,7 +71,7 @@ __all__ = [  # grouped by topic
     "__version__",
     # records
     "Alias", "Connection", "Credential", "Keystore", "ProtocolProfile", "RetryPolicy", "TrustStoreCert",
-    "SecretRef", "SecretSource",
+    "SecretRef", "SecretSource", "ConnectionProxy",
     "Secrets",  # what a run sent as secrets, and the one masking function for its output
     # steps and results
     "RestStep", "SoapStep", "Body", "FilePart", "ResponseSpec",

@@ -42,8 +42,13 @@
         │   ├── RequestTimeoutError
         │   ├── ConnectionLostError       reset / closed mid-exchange
         │   ├── ProtocolError             the server broke HTTP
+    │   ├── ProxyUnreachableError     the proxy cannot be reached
+    │   ├── ProxyAuthRequiredError    the proxy answers CONNECT with 407
+    │   ├── ProxyRefusedError         the proxy refuses the tunnel (403, other 4xx)
+    │   ├── ProxyUpstreamError        the proxy cannot reach the partner (5xx to CONNECT)
         │   └── TlsError                  never retried
         │       ├── ServerCertUntrustedError
+    │       │   └── TlsInterceptedError   a proxy presents its own certificate instead of the partner's
         │       ├── HostnameMismatchError
         │       ├── ClientCertRejectedError
         │       ├── ClientCertNotSentError
@@ -362,6 +367,30 @@ class ProtocolError(TransportError):
     default_hint = "the partner's reply is not valid HTTP"
 
 
+class ProxyUnreachableError(TransportError):
+    code = "transport.proxy_unreachable"
+    default_hint = ("check the proxy's host and port (HTTPS_PROXY / HTTP_PROXY, or the connection's proxy); hosts "
+                    "reached without the proxy go into NO_PROXY")
+
+
+class ProxyAuthRequiredError(TransportError):
+    code = "transport.proxy_auth_required"
+    default_hint = ('give the connection a proxy with "username" and "password" ({"env": ...} or {"file": ...}), '
+                    "or put them into the proxy variable (http://user:password@proxy:port)")
+
+
+class ProxyRefusedError(TransportError):
+    code = "transport.proxy_refused"
+    default_hint = ("the proxy does not let us open a tunnel to this host and port: ask its administrators to allow "
+                    "it (tinyproxy: ConnectPort; squid: the CONNECT and SSL_ports rules), or reach the host "
+                    "without the proxy (NO_PROXY, or \"proxy\": \"none\" on the connection)")
+
+
+class ProxyUpstreamError(TransportError):
+    code = "transport.proxy_upstream"
+    default_hint = "the proxy could not reach the partner: check the alias's host and port from the proxy's side"
+
+
 class TlsError(TransportError):
     code = "tls"
 
@@ -369,6 +398,15 @@ class TlsError(TransportError):
 class ServerCertUntrustedError(TlsError):
     code = "tls.server_untrusted"
     default_hint = "add the partner's root (or its certificate) as a trust_store_cert on the protocol profile"
+
+
+class TlsInterceptedError(ServerCertUntrustedError):
+    code = "tls.intercepted_by_proxy"
+    default_hint = (
+        "ask the proxy's administrators to exempt this host from TLS inspection (mutual TLS cannot work through "
+        "it: the partner would see the proxy, not our certificate); if the issuer named is in fact the partner's "
+        "CA, add its root as a trust_store_cert"
+    )
 
 
 class HostnameMismatchError(TlsError):

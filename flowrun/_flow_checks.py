@@ -505,6 +505,9 @@ def check_literal_secrets(registry: Any) -> list[Problem]:
         holders.extend(("keystore", keystore.name, s) for s in (keystore.password, keystore.key_password) if s)
     for credential in records.credentials.values():
         holders.extend(("credential", credential.name, s) for s in credential.secrets())
+    for alias in records.aliases.values():
+        holders.extend(("the proxy of alias", alias.name, c.proxy.password) for c in alias.connections.values()
+                       if c.proxy is not None and c.proxy.password is not None)
     for kind, name, secret in holders:
         if secret.is_literal:
             location = secret.origin.location()

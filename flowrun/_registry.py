@@ -33,6 +33,7 @@ from flowrun._load._aliases import AliasRecords, Record, alias_files, collect_re
 from flowrun._load._schema import did_you_mean
 from flowrun._models._aliases import NO_RETRY, Alias, Connection, Credential, ProtocolProfile, RetryPolicy
 from flowrun._models._origin import Origin
+from flowrun._models._proxy import DIRECT, ProxyRules, rules_from_environment
 from flowrun._models._redact import Secrets
 from flowrun._models._results import StepResult
 from flowrun._models._secret import SecretRef, SecretSource
@@ -72,6 +73,8 @@ class ResolvedConnection:
     connect_to: Mapping[tuple[str, int], tuple[str, int]] = attrs.field(factory=dict)
     # The connection's ``trusted_origins`` (see ``flowrun._models._web_origin``).
     trusted_origins: frozenset[WebOrigin] = frozenset()
+    # Which requests go through which proxy: the connection's own, else the environment's.
+    proxy: ProxyRules = DIRECT
 
     @property
     def base_url(self) -> str:
@@ -146,14 +149,18 @@ class Registry:
 
     def __init__(self, records: AliasRecords | Iterable[Record], *, cache: TlsCache = TLS_CACHE,
                  connect_to: Mapping[tuple[str, int], tuple[str, int]] | None = None,
-                 secrets: SecretSources | None = None, check_origins: bool = True) -> None:
+                 secrets: SecretSources | None = None, check_origins: bool = True,
+                 environ: Mapping[str, str] | None = None) -> None:
         """``check_origins=False`` leaves credentials over plain http to ``origin_problems()``
-        (``validate`` lists them all); any use of such a connection still refuses it."""
+        (``validate`` lists them all); any use of such a connection still refuses it.
+        ``environ`` replaces the process environment as the source of proxy variables."""
         if not isinstance(records, AliasRecords):
             records = collect_records(records)  # Registry([...]) as Registry.from_records([...])
         self._default_source, self._secret_sources = _secret_sources(secrets)
         self.records = self._bind_secrets(records)
         self._cache = cache
+        # Where proxy variables are read (None: os.environ at each resolution).
+        self._environ = environ
         self.connect_to = {(host.lower(), port): target for (host, port), target in (connect_to or {}).items()}
         # Who hears about insecure profiles in use (None: the "flowrun" logger), once per alias.
         self.on_insecure: InsecureListener | None = None
@@ -164,14 +171,17 @@ class Registry:
     @classmethod
     def load(cls, path: str | os.PathLike[str] | None = None, *,
              connect_to: Mapping[tuple[str, int], tuple[str, int]] | None = None,
-             secrets: SecretSources | None = None) -> Registry:
+             secrets: SecretSources | None = None,
+             environ: Mapping[str, str] | None = None) -> Registry:
         """Read an alias directory (default: $FLOWRUN_ALIASES, else ./aliases).
 
         ``connect_to`` maps (host, port) to the address actually dialled, for testing against a
         local or staging copy of a partner without editing its alias. ``secrets`` answers the
-        records' ``{"source": ..., "name": ...}`` secrets (see ``from_records``)."""
+        records' ``{"source": ..., "name": ...}`` secrets (see ``from_records``). ``environ``
+        replaces the process environment as the source of proxy variables (``{}``: no proxies)."""
         directory = Path(path) if path is not None else Path(os.environ.get(ALIASES_ENV, DEFAULT_ALIAS_DIR))
-        return cls(load_alias_records(alias_files(directory)), connect_to=connect_to, secrets=secrets)
+        return cls(load_alias_records(alias_files(directory)), connect_to=connect_to, secrets=secrets,
+                   environ=environ)
 
     @classmethod
     def from_records(cls, records: Iterable[Record], *, secrets: SecretSources | None = None,
@@ -254,8 +264,7 @@ class Registry:
         records = self.records
         self._check_connection_references(connection)
         chosen = env
-        profile = (records.protocol_profiles[connection.protocol_profile]
-                   if connection.mutual_authentication and connection.protocol_profile else None)
+        profile = records.protocol_profiles[connection.protocol_profile] if connection.protocol_profile else None
         if profile is not None and profile.insecure_skip_verify:
             # Before any key material is read: a missing password must not hide the warning.
             self._report_insecure(InsecureUse(alias, profile))
@@ -271,9 +280,22 @@ class Registry:
             connect_timeout_s=connection.connect_timeout_s or min(connection.timeout_s, 10.0),
             read_timeout_s=connection.timeout_s, headers=dict(connection.headers), profile=profile,
             client_chain=chain, insecure=bool(profile and profile.insecure_skip_verify),
-            connect_to=self.connect_to,
+            connect_to=self.connect_to, proxy=self._proxy_for(connection),
             trusted_origins=frozenset(o for o in map(web_origin, connection.trusted_origins) if o is not None),
         )
+
+    def proxy_rules(self, connection: Connection) -> ProxyRules:
+        """The connection's ``proxy``, else what HTTPS_PROXY/HTTP_PROXY/ALL_PROXY/NO_PROXY say now
+        (in ``environ`` when the registry was given one, else the process environment)."""
+        if connection.proxy is not None:
+            return connection.proxy.rules()
+        return rules_from_environment(os.environ if self._environ is None else self._environ)
+
+    def _proxy_for(self, connection: Connection) -> ProxyRules:
+        rules = self.proxy_rules(connection)
+        if rules.any and self.connect_to:
+            rules = attrs.evolve(rules, connect_to=tuple(sorted(self.connect_to.items())))
+        return rules
 
     def _report_insecure(self, use: InsecureUse) -> None:
         key = (use.alias, use.profile.name)
@@ -298,15 +320,15 @@ class Registry:
                 _, connection, _ = self.connection(alias, env)
             except DefinitionError:
                 return None
-        if not (connection.mutual_authentication and connection.protocol_profile):
+        if not connection.protocol_profile:
             return None
         profile = self.records.protocol_profiles.get(connection.protocol_profile)
         return profile if profile is not None and profile.insecure_skip_verify else None
 
     @staticmethod
     def endpoint(connection: Connection, profile: ProtocolProfile | None) -> tuple[str, str, int, str]:
-        """The port rule: an explicit connection port wins; else, with mutual authentication,
-        the protocol profile's port; else the scheme's default."""
+        """The port rule: an explicit connection port wins; else the port of the protocol profile
+        the connection names (with mutual authentication, or trust-only); else the scheme's default."""
         explicit = Registry.explicit_port(connection)
         if connection.url_builder:
             scheme: str = connection.protocol
@@ -396,6 +418,21 @@ class Registry:
         if connection.protocol_profile and connection.protocol_profile not in records.protocol_profiles:
             raise _unknown("protocol_profile", connection.protocol_profile, records.protocol_profiles,
                            connection.origin.child("protocol_profile"), "protocol_profile")
+        profile = records.protocol_profiles.get(connection.protocol_profile or "")
+        if profile is not None and profile.keystore is not None and not connection.mutual_authentication:
+            # The guard against a certificate silently not sent: a profile with a keystore is for mTLS.
+            raise SchemaError(
+                f"protocol_profile '{profile.name}' holds keystore '{profile.keystore}' but mutual_authentication "
+                "is off: the client certificate would not be sent",
+                hint='set "mutual_authentication": true; to trust the profile\'s certificates without sending one, '
+                     "name a protocol profile without a keystore (a trust-only profile)",
+                **connection.origin.location())
+        if profile is not None and profile.keystore is None and connection.mutual_authentication:
+            raise SchemaError(
+                f"mutual_authentication is on but protocol_profile '{profile.name}' has no keystore: "
+                "no client certificate would be sent",
+                hint=f"add \"keystore\" to protocol profile '{profile.name}', or set \"mutual_authentication\": false "
+                     "to use it for trust only", **connection.origin.location())
         if connection.credential and connection.credential not in records.credentials:
             raise _unknown("credential", connection.credential, records.credentials,
                            connection.origin.child("credential"), "credential")
@@ -450,6 +487,11 @@ class Registry:
                     # Plain http has no handshake: the client certificate would silently not be sent.
                     raise DefinitionError("mutual_authentication needs https: over http no client certificate "
                                           "is sent", hint="use an https:// URL (or protocol https)",
+                                          **connection.origin.location())
+                if connection.protocol_profile and scheme != "https":
+                    raise DefinitionError(f"protocol_profile '{connection.protocol_profile}' needs https: over "
+                                          "http there is no certificate to trust",
+                                          hint="use an https:// URL (or protocol https), or remove protocol_profile",
                                           **connection.origin.location())
 
 

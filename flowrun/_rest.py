@@ -47,6 +47,7 @@ if TYPE_CHECKING:
 
     import httpx
 
+    from flowrun._models._proxy import ProxyRules
     from flowrun._transport._connect_to import Address
 
 C = TypeVar("C", "httpx.Client", "httpx.AsyncClient")
@@ -57,7 +58,7 @@ def _inline_key(connection: Connection) -> Hashable:
     return ("inline", connection.url, connection.url_builder, connection.protocol, connection.host,
             connection.port, connection.base_path, connection.mutual_authentication, connection.protocol_profile,
             connection.credential, connection.timeout_s, connection.connect_timeout_s,
-            tuple(connection.headers.items()))
+            tuple(connection.headers.items()), connection.proxy)
 
 
 class _RestCore(RegistryUser, Generic[C]):
@@ -83,7 +84,7 @@ class _RestCore(RegistryUser, Generic[C]):
         return self.records_registry.ssl_context(None)[0]
 
     def _client_for(self, key: Hashable, context: Any, connect_to: Mapping[Address, Address],
-                    timeout: httpx.Timeout) -> C:
+                    timeout: httpx.Timeout, proxy: ProxyRules) -> C:
         raise NotImplementedError
 
     def _make_route(self, resolved: ResolvedConnection) -> Route[C]:
@@ -91,7 +92,7 @@ class _RestCore(RegistryUser, Generic[C]):
         dial = resolved.connect_to
         timeout = make_timeout(resolved, None)
         client = self._client_for((resolved.alias, resolved.env, id(context), frozenset(dial.items())), context,
-                                  dial, timeout)
+                                  dial, timeout, resolved.proxy)
         credential = resolved.credential
         # The token endpoint gets the client secret (its credential names it); our certificate only
         # when the origin rule trusts it.
@@ -116,7 +117,8 @@ class _RestCore(RegistryUser, Generic[C]):
         else:
             context = self.records_registry.anonymous_ssl_context(resolved.profile)
         dial = resolved.connect_to
-        return self._client_for(("stranger", id(context), frozenset(dial.items())), context, dial, timeout)
+        return self._client_for(("stranger", id(context), frozenset(dial.items())), context, dial, timeout,
+                                resolved.proxy)
 
     def _stranger(self, route: Route[C]) -> Route[C]:
         """The route for an origin the rule does not trust: same trust, no client certificate, no
@@ -209,8 +211,8 @@ class RestExecutor(_RestCore["httpx.Client"]):
         self._pool.close()
 
     def _client_for(self, key: Hashable, context: Any, connect_to: Mapping[Address, Address],
-                    timeout: httpx.Timeout) -> httpx.Client:
-        return self._pool.get(key, context, connect_to, timeout)
+                    timeout: httpx.Timeout, proxy: ProxyRules) -> httpx.Client:
+        return self._pool.get(key, context, connect_to, timeout, proxy)
 
     def _auth_for(self, resolved: ResolvedConnection, client: httpx.Client) -> httpx.Auth | None:
         return build_auth(resolved.credential, resolved=resolved, client=client, secrets=self.secrets)
@@ -273,8 +275,8 @@ class AsyncRestExecutor(_RestCore["httpx.AsyncClient"]):
         await self._pool.aclose()
 
     def _client_for(self, key: Hashable, context: Any, connect_to: Mapping[Address, Address],
-                    timeout: httpx.Timeout) -> httpx.AsyncClient:
-        return self._pool.get(key, context, connect_to, timeout)
+                    timeout: httpx.Timeout, proxy: ProxyRules) -> httpx.AsyncClient:
+        return self._pool.get(key, context, connect_to, timeout, proxy)
 
     def _auth_for(self, resolved: ResolvedConnection, client: httpx.AsyncClient) -> httpx.Auth | None:
         return build_auth(resolved.credential, resolved=resolved, async_client=client, secrets=self.secrets)

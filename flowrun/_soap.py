@@ -166,12 +166,13 @@ class _SoapCore(RegistryUser):
 
     def _make_route(self, key: Hashable, resolved: ResolvedConnection) -> _Route:
         context = resolved.ssl_context or self.records_registry.ssl_context(None)[0]
-        client = self._pool.get((resolved.alias, resolved.env, id(context)), context, resolved.connect_to)
+        client = self._pool.get((resolved.alias, resolved.env, id(context)), context, resolved.connect_to,
+                                proxy=resolved.proxy)
 
         def anonymous() -> httpx.Client:
             bare = (context if resolved.client_certificate is None
                     else self.records_registry.anonymous_ssl_context(resolved.profile))
-            return self._pool.get(("anonymous", id(bare)), bare, resolved.connect_to)
+            return self._pool.get(("anonymous", id(bare)), bare, resolved.connect_to, proxy=resolved.proxy)
 
         credential = resolved.credential
         wsse = credential is not None and credential.type == "wsse_username_token"

@@ -118,7 +118,9 @@ def run_list(args: argparse.Namespace, console: Console) -> int:
             if env == entry["default_env"]:
                 env += " (default)"
             credential = f"{row['credential']} ({row['credential_type']})" if row["credential"] else "-"
-            table.append([entry["name"], env, row["url"], row["protocol_profile"] or "off", credential])
+            mutual = row["protocol_profile"] if row["mutual_authentication"] else (
+                f"off (trusts {row['protocol_profile']})" if row["protocol_profile"] else "off")
+            table.append([entry["name"], env, row["url"], mutual, credential])
     _print_table(console, table)
     return 0
 
@@ -195,7 +197,40 @@ def _connection_view(registry: Registry, env: str, connection: Connection) -> di
         "timeouts": {"connect_s": connect_timeout, "read_s": connection.timeout_s},
         "headers": {name: _header_value(name, value) for name, value in connection.headers.items()},
         "trusted_origins": list(connection.trusted_origins),
+        "proxy": _proxy_view(registry, connection, scheme, host, port),
     }
+
+
+def _proxy_view(registry: Registry, connection: Connection, scheme: str, host: str, port: int) -> dict[str, Any]:
+    """The proxy requests to the connection's URL go through now (the environment as it is),
+    and why; credentials by reference only."""
+    rules = registry.proxy_rules(connection)
+    endpoint = rules.for_url(scheme, host, port)
+    view: dict[str, Any] = {"source": rules.source, "url": endpoint.url if endpoint is not None else None,
+                            "from": endpoint.source if endpoint is not None else None}
+    if endpoint is None and rules.any:
+        view["bypassed_by"] = rules.bypass_entry(host, port)
+        view["no_proxy_from"] = rules.no_proxy_source or "the connection's proxy no_proxy"
+    if connection.proxy is not None and connection.proxy.username is not None:
+        view["username"] = connection.proxy.username
+        view["password"] = describe_secret(connection.proxy.password)
+    elif endpoint is not None and endpoint.username is not None:
+        view["credentials"] = f"in {endpoint.source} (hidden)"
+    return view
+
+
+def _proxy_words(view: dict[str, Any]) -> str:
+    """One line for ``alias show``: the proxy in use and where it comes from, never credentials."""
+    if view["url"] is not None:
+        origin = "the connection's proxy" if view["from"] == "connection" else view["from"]
+        return f"{view['url']} (from {origin})"
+    if view.get("bypassed_by") is not None:
+        return f"none: {view['no_proxy_from']} entry '{view['bypassed_by']}' matches"
+    if view["source"] == "connection":
+        return 'none (the connection\'s proxy is "none")'
+    if view["source"] == "environment":
+        return "none (no proxy variable for this scheme)"
+    return "none (no proxy variable is set)"
 
 
 def _profile_view(registry: Registry, profile: ProtocolProfile) -> dict[str, Any]:
@@ -203,6 +238,7 @@ def _profile_view(registry: Registry, profile: ProtocolProfile) -> dict[str, Any
     trust = [registry.records.trust_store_certs[name] for name in profile.trust_store_certs]
     return {
         "name": profile.name,
+        "trust_only": profile.trust_only,
         "port": profile.port,
         "tls_versions": list(profile.tls_versions),
         "use_system_trust": profile.use_system_trust,
@@ -294,7 +330,7 @@ def _where(file: Any, line: int | None) -> str | None:
 
 
 def _profile(registry: Registry, connection: Connection) -> ProtocolProfile | None:
-    if connection.mutual_authentication and connection.protocol_profile:
+    if connection.protocol_profile:
         return registry.records.protocol_profiles[connection.protocol_profile]
     return None
 
@@ -339,11 +375,19 @@ def _print_show(console: Console, view: dict[str, Any]) -> None:
         # Who else gets the credential and client certificate (the origin rule).
         _field(console, "credential goes to", ", ".join([f"{connection['scheme']}://{connection['host']}:"
                                                          f"{connection['port']}", *connection["trusted_origins"]]))
+        _field(console, "proxy", _proxy_words(connection["proxy"]))
+        if "password" in connection["proxy"]:
+            _field(console, "proxy user", connection["proxy"]["username"], indent=6)
+            _field(console, "proxy password", connection["proxy"]["password"], indent=6)
         profile = connection["protocol_profile"]
         if profile is None:
             _field(console, "mutual TLS", "off (no client certificate is sent)")
+        elif not connection["mutual_authentication"]:
+            _field(console, "mutual TLS", "off (no client certificate is sent)")
+            _field(console, "trust", f"trust-only protocol profile {profile['name']} (port {profile['port']})")
         else:
             _field(console, "mutual TLS", f"on, protocol profile {profile['name']} (port {profile['port']})")
+        if profile is not None:
             _field(console, "TLS versions", ", ".join(profile["tls_versions"]), indent=6)
             trust = "system CAs and the trust store certs" if profile["use_system_trust"] else \
                 "the trust store certs only"
@@ -432,6 +476,7 @@ def test_json(resolved: ResolvedConnection, result: Any) -> dict[str, Any]:
             "observed": result.handshake_observed,
         },
         "http_status": result.status,
+        "proxy": _proxy_json(resolved, result.url),
         "error": result.error.to_dict() if result.error is not None else None,
     }
 
@@ -440,6 +485,15 @@ def _dialled(resolved: ResolvedConnection) -> dict[str, Any] | None:
     """The address --connect-to dials instead of the alias's host and port."""
     target = resolved.connect_to.get((resolved.host.lower(), resolved.port))
     return {"host": target[0], "port": target[1]} if target is not None else None
+
+
+def _proxy_json(resolved: ResolvedConnection, url: str) -> dict[str, Any] | None:
+    from flowrun._transport._proxy import proxy_for_url
+
+    endpoint = proxy_for_url(resolved.proxy, url)
+    if endpoint is None:
+        return None
+    return {"url": endpoint.url, "from": endpoint.source, "authenticated": endpoint.username is not None}
 
 
 def _cert_json(cert: Any, now: datetime) -> dict[str, Any]:
@@ -474,6 +528,10 @@ def _print_test(console: Console, resolved: ResolvedConnection, result: Any) -> 
     if resolved.insecure:
         console.print(console.style("  INSECURE: the protocol profile turns certificate verification off",
                                     "red", "bold"))
+    from flowrun._transport._proxy import proxy_for_url
+
+    endpoint = proxy_for_url(resolved.proxy, result.url)
+    _field(console, "proxy", endpoint.display if endpoint is not None else "none (direct connection)", indent=2)
     if resolved.scheme == "https":
         tls = f"{result.tls_version}, {result.cipher}" if result.tls_version else "no TLS session established"
         _field(console, "TLS", tls, indent=2)
@@ -508,8 +566,13 @@ _OUTCOME_WORDS = {
 
 def _client_cert_lines(resolved: ResolvedConnection, result: Any) -> list[str]:
     leaf = resolved.client_certificate
-    lines = [f"configured  {leaf.subject.rfc4514_string()} (sha256 {resolved.client_cert_sha256})"
-             if leaf is not None else "configured  none (mutual_authentication is off)"]
+    if leaf is not None:
+        configured = f"{leaf.subject.rfc4514_string()} (sha256 {resolved.client_cert_sha256})"
+    elif resolved.profile is not None:
+        configured = f"none (trust-only protocol profile {resolved.profile.name}: no keystore)"
+    else:
+        configured = "none (mutual_authentication is off)"
+    lines = [f"configured  {configured}"]
     if result.client_cert_requested is not None:
         lines.append(f"requested   {'yes' if result.client_cert_requested else 'no'}")
     sent = result.client_cert_sent

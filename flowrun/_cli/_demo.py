@@ -78,8 +78,9 @@ def run(args: argparse.Namespace, console: Console) -> int:
         client_id, client_secret = _demo.OAUTH_CLIENT
         with PartnerServer(pki, api_keys={_demo.API_KEY}, oauth_clients={client_id: client_secret}) as partner:
             with _demo.environment(setup.environment):
+                # The partner is on this machine: no proxy of the environment can reach it.
                 registry = Registry.load(directory / "aliases", connect_to={
-                    (_demo.PARTNER_HOST, _demo.PARTNER_PORT): ("127.0.0.1", partner.port)})
+                    (_demo.PARTNER_HOST, _demo.PARTNER_PORT): ("127.0.0.1", partner.port)}, environ={})
                 flows = sorted((directory / "samples" / "flows").glob("*.json"))
                 if not args.json:
                     _print_setup(console, pki, partner, directory, registry, args.keep is not None)

@@ -20,6 +20,7 @@ from flowrun._load._schema import check, describe_type, iter_schema_errors
 from flowrun._models._aliases import (
     Alias,
     Connection,
+    ConnectionProxy,
     Credential,
     Keystore,
     ProtocolProfile,
@@ -245,9 +246,9 @@ def _build(item: dict[str, Any], origin: Origin, document: JsonDocument) -> Reco
         )
     connections: dict[str, Connection] = {}
     if "connection" in fields:
-        connections[Alias.SINGLE] = _connection(fields["connection"], origin.child("connection"), document)
+        connections[Alias.SINGLE] = connection_from(fields["connection"], origin.child("connection"), document)
     for env, raw in fields.get("connections", {}).items():
-        connections[env] = _connection(raw, origin.child("connections", env), document)
+        connections[env] = connection_from(raw, origin.child("connections", env), document)
     retry = fields.get("retry_policy")
     return Alias(
         name=fields["name"], connections=connections, default_env=fields.get("default_env"),
@@ -272,11 +273,36 @@ def retry_policy_from(raw: Mapping[str, Any]) -> RetryPolicy:
     return RetryPolicy(**values)
 
 
-def _connection(raw: dict[str, Any], origin: Origin, document: JsonDocument) -> Connection:
+def connection_from(raw: dict[str, Any], origin: Origin, document: JsonDocument) -> Connection:
+    """A connection record (an alias's, or a step's inline one) with its proxy and its secret."""
     origin = attrs.evolve(origin, line=document.line(origin.pointer))
-    if "trusted_origins" in raw:
-        raw = {**raw, "trusted_origins": tuple(raw["trusted_origins"])}
-    return Connection(**raw, origin=origin)
+    fields = dict(raw)
+    if "trusted_origins" in fields:
+        fields["trusted_origins"] = tuple(fields["trusted_origins"])
+    if "proxy" in fields:
+        fields["proxy"] = _proxy(fields["proxy"], origin.child("proxy"), document)
+    return Connection(**fields, origin=origin)
+
+
+def _proxy(raw: str | dict[str, Any], origin: Origin, document: JsonDocument) -> ConnectionProxy:
+    origin = attrs.evolve(origin, line=document.line(origin.pointer))
+    if isinstance(raw, str):  # "none", the only string the schema lets through
+        return ConnectionProxy(url=None, origin=origin)
+    password = raw.get("password")
+    secret: SecretRef | None = None
+    if password is not None:
+        where = attrs.evolve(origin.child("password"), line=document.line(origin.child("password").pointer))
+        if isinstance(password, str):
+            secret = SecretRef(literal=password, origin=where)
+        elif "env" in password:
+            secret = SecretRef(env=password["env"], origin=where)
+        elif "source" in password:
+            secret = SecretRef(source=password["source"], name=password["name"], origin=where)
+        else:
+            path = _placed_path(origin.directory, password["file"], where.child("file"), document)
+            secret = SecretRef(file=path, origin=where)
+    return ConnectionProxy(url=raw["url"], username=raw.get("username"), password=secret,
+                           no_proxy=tuple(raw.get("no_proxy", ())), origin=origin)
 
 
 def _placed_path(base: Path, value: str, origin: Origin, document: JsonDocument) -> Path:

@@ -22,11 +22,10 @@ from typing import Any
 import attrs
 
 from flowrun._errors import DefinitionError, FlowrunError, SchemaError, UnknownReferenceError
-from flowrun._load._aliases import retry_policy_from
+from flowrun._load._aliases import connection_from, retry_policy_from
 from flowrun._load._json import MAX_FILE_BYTES, JsonDocument, read_json_file
 from flowrun._load._paths import is_file, resolve_path
 from flowrun._load._schema import check, did_you_mean, iter_schema_errors
-from flowrun._models._aliases import Connection
 from flowrun._models._files import open_regular
 from flowrun._models._flow import NO_DEFAULT, Flow, FlowEnvVar, FlowInput, FlowStep, StepDefinition
 from flowrun._models._origin import Origin
@@ -274,7 +273,7 @@ def _build_step(raw: Mapping[str, Any], document: JsonDocument, pointer: str, st
     }
     if "connection" in raw:
         sub = f"{pointer}/connection"
-        common["connection"] = Connection(**raw["connection"], origin=Origin(document.path, sub, document.line(sub)))
+        common["connection"] = connection_from(raw["connection"], Origin(document.path, sub), document)
     if "retry_policy" in raw:
         common["retry_policy"] = retry_policy_from(raw["retry_policy"])
     if "response" in raw:

@@ -15,8 +15,9 @@ from urllib.parse import urlsplit
 
 import attrs
 
-from flowrun._errors import SchemaError
+from flowrun._errors import DefinitionError, SchemaError
 from flowrun._models._origin import NOWHERE, Origin
+from flowrun._models._proxy import ProxyRules, proxy_endpoint
 from flowrun._models._secret import SecretRef
 from flowrun._models._web_origin import web_origin
 
@@ -105,16 +106,22 @@ class TrustStoreCert:
 
 @attrs.frozen
 class ProtocolProfile:
-    """Binds a keystore (and the partner's trust certs) to a named protocol."""
+    """Binds a keystore (and the partner's trust certs) to a named protocol. Without a keystore
+    it is a trust-only profile: a connection names it without mutual authentication to trust a
+    partner (or token endpoint) on a private CA."""
 
     name: str
-    keystore: str | None
+    keystore: str | None = None
     port: int = 443
     trust_store_certs: tuple[str, ...] = ()
     use_system_trust: bool = True
     tls_versions: tuple[TlsVersion, ...] = ("1.2", "1.3")
     insecure_skip_verify: bool = False
     origin: Origin = attrs.field(default=NOWHERE, eq=False, repr=False)
+
+    @property
+    def trust_only(self) -> bool:
+        return self.keystore is None
 
     def __attrs_post_init__(self) -> None:
         if self.name.lower() in RESERVED_PROFILE_NAMES:
@@ -164,6 +171,39 @@ class Credential:
 
 
 @attrs.frozen
+class ConnectionProxy:
+    """A connection's own proxy, which overrides the environment's: a URL with the proxy
+    credentials apart (the password a secret reference), or ``url=None`` for ``"none"``: go
+    direct whatever the environment says."""
+
+    url: str | None
+    username: str | None = None
+    password: SecretRef | None = None
+    no_proxy: tuple[str, ...] = ()
+    origin: Origin = attrs.field(default=NOWHERE, eq=False, repr=False)
+
+    def __attrs_post_init__(self) -> None:
+        if self.url is None:
+            return
+        if _USERINFO.match(self.url):
+            raise _fail(self.origin, "'proxy.url' holds a user name or password before '@'",
+                        'give them as "username" and "password" ({"env": ...} or {"file": ...}) next to "url"')
+        if self.password is not None and self.username is None:
+            raise _fail(self.origin, "'proxy.password' is set without 'proxy.username'",
+                        'add "username": the proxy authenticates a user name and a password')
+        try:
+            self.rules()
+        except DefinitionError as error:
+            raise _fail(self.origin, error.message, error.hint) from None
+
+    def rules(self) -> ProxyRules:
+        if self.url is None:
+            return ProxyRules(source="connection")  # "none": direct, whatever the environment says
+        endpoint = proxy_endpoint(self.url, source="connection", username=self.username, password=self.password)
+        return ProxyRules(source="connection", https=endpoint, http=endpoint, no_proxy=self.no_proxy)
+
+
+@attrs.frozen
 class Connection:
     """Where requests go: a full ``url``, or the URL builder's protocol/host/port/base_path."""
 
@@ -181,6 +221,8 @@ class Connection:
     headers: Mapping[str, str] = attrs.field(factory=dict)
     # Other origins ("https://host[:port]") that may receive the credential and client certificate.
     trusted_origins: tuple[str, ...] = ()
+    # None: the environment's proxies (HTTPS_PROXY, NO_PROXY, ...) apply.
+    proxy: ConnectionProxy | None = None
     origin: Origin = attrs.field(default=NOWHERE, eq=False, repr=False)
 
     def __attrs_post_init__(self) -> None:
@@ -211,11 +253,8 @@ class Connection:
         if self.mutual_authentication and not self.protocol_profile:
             raise _fail(self.origin, "mutual_authentication is on but no protocol_profile is named",
                         "name the protocol profile that holds the keystore")
-        if self.protocol_profile and not self.mutual_authentication:
-            raise _fail(self.origin,
-                        f"protocol_profile '{self.protocol_profile}' is set but mutual_authentication is off: "
-                        "the client certificate would not be sent",
-                        'set "mutual_authentication": true (or remove protocol_profile)')
+        # A profile named without mutual authentication is for trust only; whether that profile
+        # holds a keystore (which would then silently not be sent) is the registry's check.
 
 
 @attrs.frozen

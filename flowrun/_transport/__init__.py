@@ -9,6 +9,7 @@
 * ``_retry``     retry policies on tenacity; every attempt recorded
 * ``_request``   a REST step -> URL, headers, body
 * ``_redirect``  which redirects are followed, and with what credentials
+* ``_proxy``     per request, the direct transport or the proxy's (httpx CONNECT tunnel); interception check
 * ``_connect_to`` dial another address than host:port; ``_probe``: ``alias test``; ``_soap``, ``_wsdl``: SOAP
 """
 

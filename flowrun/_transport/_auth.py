@@ -4,7 +4,9 @@ Secrets are revealed when a request is authenticated, not when the executor star
 rotated secret file is picked up without a restart. OAuth2 client-credentials tokens are
 fetched through the client the executor gives: the alias's own (with our client certificate,
 for certificate-bound tokens, RFC 8705) when the origin rule trusts ``token_url``, else one
-without a client certificate (``flowrun._models._web_origin``).
+without a client certificate (``flowrun._models._web_origin``). With a
+trust-only profile the token URL is trusted through that profile (a token endpoint on a private
+CA), and the token request goes through the connection's proxy, like every request of the alias.
 """
 
 from __future__ import annotations

@@ -3,6 +3,10 @@
 ``classify`` is a plain function: the REST and SOAP executors call it, and so does
 ``flowrun alias test``. What it looks at, in order:
 
+0. when the URL goes through a proxy: the proxy's answer to CONNECT (407/401 credentials, 403
+   refused, 5xx could not reach the partner); a partner certificate that does not verify and
+   carries no CA we trust is a TLS-intercepting proxy (one diagnostic handshake through the proxy
+   reads its issuer); a failed TCP connect is the proxy's;
 1. an ``ssl.SSLError`` anywhere in the exception's cause/context chain (httpx puts it at
    ``exc.__cause__.__context__``): the OpenSSL reason decides the TLS cause. With TLS 1.3 a
    rejected client certificate surfaces as a *read* error after the request was written, so a
@@ -23,6 +27,8 @@ Messages name ``host:port`` and the alias, and end with the OpenSSL reason; neve
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import re
 import socket
 import ssl
@@ -31,6 +37,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 import httpx
+from cryptography import x509
 
 from flowrun._errors import (
     ClientCertExpiredError,
@@ -43,12 +50,19 @@ from flowrun._errors import (
     PlainHttpPortError,
     ProtocolError,
     ProtocolVersionError,
+    ProxyAuthRequiredError,
+    ProxyRefusedError,
+    ProxyUnreachableError,
+    ProxyUpstreamError,
     RenegotiationRefusedError,
     RequestTimeoutError,
     ServerCertUntrustedError,
     TlsError,
+    TlsInterceptedError,
     TransportError,
 )
+from flowrun._models._proxy import ProxyEndpoint
+from flowrun._transport._proxy import presented_chain, proxy_for_url
 from flowrun._transport._streams import ATTEMPT_DEADLINE_FACTOR, DeadlineExceeded, TlsReadError
 
 if TYPE_CHECKING:
@@ -79,7 +93,8 @@ _RENEGOTIABLE = frozenset({"TLSv1.2", "TLSv1.1", "TLSv1", "SSLv3"})
 _HANDSHAKE_ALERTS = _CLIENT_CERT_MISSING | _CLIENT_CERT_REJECTED | {"NO_RENEGOTIATION",
                                                                       "TLSV1_ALERT_NO_RENEGOTIATION"}
 # Failures that happen before a byte of the request reached the partner.
-_BEFORE_SEND = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol)
+_BEFORE_SEND = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol,
+                httpx.ProxyError)
 
 
 def exception_chain(exc: BaseException) -> Iterator[BaseException]:
@@ -126,11 +141,24 @@ def classify(
     if isinstance(exc, TransportError):
         return exc
     where = _where(url, resolved)
+    proxy = _proxy_in_use(url, resolved)
+    if proxy is not None:
+        refused = _proxy_answer(exc, where, proxy)
+        if refused is not None:
+            return refused
     ssl_error = find_ssl_error(exc)
     if ssl_error is not None and not isinstance(ssl_error, ssl.SSLEOFError | ssl.SSLZeroReturnError):
         renegotiation = _renegotiation(exc, ssl_error, where)
-        return renegotiation or _classify_tls(ssl_error, where, resolved)
+        if renegotiation is not None:
+            return renegotiation
+        if proxy is not None and resolved is not None and url is not None and _verify_failed(ssl_error):
+            intercepted = _interception(ssl_error, where, proxy, resolved, url)
+            if intercepted is not None:
+                return intercepted
+        return _classify_tls(ssl_error, where, resolved)
     chain = list(exception_chain(exc))
+    if proxy is not None and ssl_error is None and _connect_failed(exc, chain):
+        return ProxyUnreachableError(f"{where}: cannot reach proxy {proxy.display} ({_connect_reason(exc, chain)})")
     deadline = next((e for e in chain if isinstance(e, DeadlineExceeded)), None)
     if deadline is not None:
         return RequestTimeoutError(
@@ -240,11 +268,123 @@ def _versions(resolved: ResolvedConnection) -> tuple[str, ...]:
     return tuple(resolved.profile.tls_versions) if resolved.profile is not None else _ALL_VERSIONS
 
 
+def _proxied(resolved: ResolvedConnection) -> bool:
+    """Whether the partner is reached through a proxy: then no diagnostic connection dials it
+    directly (it would bypass the proxy, or not get through at all)."""
+    return resolved.proxy.for_url(resolved.scheme, resolved.host, resolved.port) is not None
+
+
 def _hello(resolved: ResolvedConnection, versions: tuple[str, ...]) -> HelloAnswer | None:
     """One diagnostic handshake (only after a failure that needs telling apart)."""
     from flowrun._tls._context import diagnostic_hello
 
+    if _proxied(resolved):
+        return None
     return diagnostic_hello(_dialled(resolved), resolved.host, versions, min(resolved.connect_timeout_s, 5.0))
+
+
+# --- proxies ---------------------------------------------------------------------------------
+
+
+def _proxy_in_use(url: str | httpx.URL | None, resolved: ResolvedConnection | None) -> ProxyEndpoint | None:
+    if resolved is None or not resolved.proxy.any:
+        return None
+    target = url if url is not None else resolved.base_url
+    try:
+        return proxy_for_url(resolved.proxy, target)
+    except httpx.InvalidURL:
+        return None
+
+
+def _proxy_answer(exc: BaseException, where: str, proxy: ProxyEndpoint) -> TransportError | None:
+    """The proxy's answer to CONNECT when it was not 2xx (httpx: ``ProxyError("403 Forbidden")``)."""
+    error = next((e for e in exception_chain(exc) if isinstance(e, httpx.ProxyError)), None)
+    if error is None:
+        return None
+    return _proxy_status(_first_line(error), where, proxy)
+
+
+def _proxy_status(answer: str, where: str, proxy: ProxyEndpoint) -> TransportError:
+    first = answer.split(maxsplit=1)[0] if answer.strip() else ""
+    status = int(first) if first.isdigit() else None
+    # 407 is the standard answer; some proxies (tinyproxy) answer wrong credentials with 401.
+    if status in (401, 407):
+        if proxy.username is not None:
+            return ProxyAuthRequiredError(
+                f"{where}: proxy {proxy.display} did not accept our proxy credentials ({answer})",
+                hint="check the proxy user name and password (the secret the connection's proxy or the proxy "
+                     "variable names)")
+        return ProxyAuthRequiredError(f"{where}: proxy {proxy.display} asks for proxy authentication and no "
+                                      f"proxy credentials are configured ({answer})")
+    if status is not None and status >= 500:
+        return ProxyUpstreamError(f"{where}: proxy {proxy.display} could not open a tunnel to the partner ({answer})")
+    return ProxyRefusedError(f"{where}: proxy {proxy.display} refused to open a tunnel (CONNECT) to the partner "
+                             f"({answer})")
+
+
+def proxy_refusal(url: str, resolved: ResolvedConnection, answer: str) -> TransportError | None:
+    """A proxy's status line given to a plain-http request it forwards (``407 Proxy
+    Authentication Required``) as the error it stands for; None when no proxy is in use."""
+    proxy = _proxy_in_use(url, resolved)
+    return _proxy_status(answer, _where(url, resolved), proxy) if proxy is not None else None
+
+
+def _verify_failed(error: ssl.SSLError) -> bool:
+    reason = (error.reason or "").upper()
+    if not (isinstance(error, ssl.SSLCertVerificationError) or reason == "CERTIFICATE_VERIFY_FAILED"):
+        return False
+    code = getattr(error, "verify_code", None)
+    return code not in _NAME_MISMATCH_CODES and code not in _SERVER_EXPIRED_CODES
+
+
+def _interception(error: ssl.SSLError, where: str, proxy: ProxyEndpoint, resolved: ResolvedConnection,
+                  url: str | httpx.URL) -> TlsInterceptedError | None:
+    """A certificate that does not verify, seen through a proxy: look at who issued it (one more
+    handshake through the proxy, stopped before any request is sent)."""
+    chain = presented_chain(str(url), resolved, timeout_s=min(resolved.connect_timeout_s, 5.0))
+    if not chain or _chains_to_our_trust(chain, resolved):
+        return None  # a CA we trust is in it: the partner's own chain problem, not a forgery
+    presented = chain[0]
+    subject, issuer = presented.subject.rfc4514_string(), presented.issuer.rfc4514_string()
+    return TlsInterceptedError(
+        f"{where}: through proxy {proxy.display} the server presented a certificate for '{subject}' issued by "
+        f"'{issuer}', a CA this connection does not trust: the proxy intercepts TLS and re-signs the partner's "
+        f"certificate with its own CA ({_reason(error)})",
+        hint=("ask the proxy's administrators to exempt this host from TLS inspection (mutual TLS cannot work "
+              "through it: the partner would see the proxy, not our certificate); if '" + issuer + "' is in fact "
+              "the partner's CA, add its root as a trust_store_cert"))
+
+
+def _chains_to_our_trust(chain: list[x509.Certificate], resolved: ResolvedConnection) -> bool:
+    """Whether a CA this connection trusts appears in the presented chain, as a certificate or as
+    an issuer (names compared; CAs loaded lazily from a system directory are not seen)."""
+    context = resolved.ssl_context
+    if context is None:
+        return False
+    trusted = set()
+    for der in context.get_ca_certs(binary_form=True):
+        with contextlib.suppress(ValueError):
+            trusted.add(x509.load_der_x509_certificate(der).subject)
+    return any(c.subject in trusted or c.issuer in trusted for c in chain)
+
+
+# What only opening a TCP connection fails with: through a proxy we only ever dial the proxy.
+# (A timeout or a reset may also come from the TLS handshake with the partner inside the tunnel.)
+_DIAL_ERRNOS = frozenset({errno.ECONNREFUSED, errno.ENETUNREACH, errno.EHOSTUNREACH})
+
+
+def _connect_failed(exc: BaseException, chain: list[BaseException]) -> bool:
+    return any(isinstance(e, socket.gaierror) or (isinstance(e, OSError) and e.errno in _DIAL_ERRNOS)
+               for e in chain)
+
+
+def _connect_reason(exc: BaseException, chain: list[BaseException]) -> str:
+    if any(isinstance(e, ConnectionRefusedError) for e in chain):
+        return "connection refused: nothing listens on the proxy's port"
+    if any(isinstance(e, socket.gaierror) for e in chain):
+        return "cannot resolve the proxy's host name"
+    reason = next((e for e in chain if isinstance(e, OSError) and e.errno in _DIAL_ERRNOS), exc)
+    return _first_line(reason)
 
 
 def _hello_refused(resolved: ResolvedConnection) -> bool:
@@ -291,6 +431,8 @@ def _closed_silently(where: str, detail: str, resolved: ResolvedConnection | Non
     presents ours (or none) before any request refuses it. None when that does not hold: the
     connection was merely lost."""
     if resolved is None or resolved.scheme != "https" or resolved.insecure or resolved.ssl_context is None:
+        return None
+    if _proxied(resolved):
         return None
     from flowrun._tls._context import after_our_handshake
 
@@ -339,7 +481,8 @@ def _classify_tls(error: ssl.SSLError, where: str, resolved: ResolvedConnection 
             return ServerCertUntrustedError(
                 f"{where}: the partner's certificate is outside its validity period ({detail})",
                 hint="the partner must renew its certificate (or check this machine's clock)")
-        return ServerCertUntrustedError(f"{where}: the partner's certificate is not trusted ({detail})")
+        return ServerCertUntrustedError(f"{where}: the partner's certificate is not trusted ({detail})",
+                                        hint=_trust_hint(resolved))
     if reason in _AMBIGUOUS_REFUSALS and resolved is not None and _hello_refused(resolved):
         # TLS 1.2 sends the same alert for "no client certificate": a second handshake tells.
         return _refused_hello(where, detail, resolved)
@@ -350,7 +493,8 @@ def _classify_tls(error: ssl.SSLError, where: str, resolved: ResolvedConnection 
     if reason in _CLIENT_CERT_MISSING:
         if not mutual:
             return ClientCertNotSentError(
-                f"{where}: the partner requires a client certificate and none is configured ({detail})")
+                f"{where}: the partner requires a client certificate and none is configured ({detail})",
+                hint=_not_sent_hint(resolved))
         return ClientCertRejectedError(
             f"{where}: the partner did not accept the client certificate we sent{_ours(resolved)} ({detail})")
     if reason in _CLIENT_CERT_REJECTED and mutual and _our_certificate_expired(resolved):
@@ -361,7 +505,8 @@ def _classify_tls(error: ssl.SSLError, where: str, resolved: ResolvedConnection 
     if reason in _CLIENT_CERT_REJECTED:
         if not mutual:
             return ClientCertNotSentError(
-                f"{where}: the partner refused the handshake and no client certificate is configured ({detail})")
+                f"{where}: the partner refused the handshake and no client certificate is configured ({detail})",
+                hint=_not_sent_hint(resolved))
         return ClientCertRejectedError(
             f"{where}: the partner did not accept the client certificate we sent{_ours(resolved)} ({detail})")
     if reason in _NOT_TLS_REASONS:
@@ -370,6 +515,25 @@ def _classify_tls(error: ssl.SSLError, where: str, resolved: ResolvedConnection 
         return _refused_hello(where, detail, resolved)
     return TlsError(f"{where}: the TLS handshake failed ({detail})",
                     hint="run `flowrun alias test` for a diagnosis of the connection")
+
+
+def _not_sent_hint(resolved: ResolvedConnection | None) -> str | None:
+    profile = resolved.profile if resolved is not None else None
+    if profile is None or profile.keystore is not None:
+        return None
+    return (f"the partner requires a client certificate and protocol profile '{profile.name}' is trust-only: add a "
+            "keystore to it (or name a profile that has one) and set \"mutual_authentication\": true")
+
+
+def _trust_hint(resolved: ResolvedConnection | None) -> str | None:
+    """Where the partner's root goes: the connection's profile, else a trust-only profile."""
+    profile = resolved.profile if resolved is not None else None
+    if profile is not None:
+        return f"add the partner's root (or its certificate) as a trust_store_cert of protocol profile '{profile.name}'"
+    if resolved is None:
+        return None
+    return ("add the partner's root as a trust_store_cert on a protocol profile without a keystore (a trust-only "
+            "profile) and name it in the connection's protocol_profile; mutual_authentication stays off")
 
 
 def _renegotiation(exc: BaseException, error: ssl.SSLError, where: str) -> RenegotiationRefusedError | None:

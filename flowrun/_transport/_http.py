@@ -3,8 +3,10 @@
 A client keeps its connections alive, so N sequential calls to one partner cost one TLS
 handshake. Every client is HTTP/1.1 only, never retries by itself (``retries=0``: httpx would
 otherwise retry certificate failures too), never follows redirects by itself (the executor
-decides, see ``flowrun._rest``) and ignores the environment (``trust_env=False``): proxies and
-``SSL_CERT_FILE`` never apply, the SSL context is always ours.
+decides, see ``flowrun._rest``) and ignores httpx's reading of the environment
+(``trust_env=False``): ``SSL_CERT_FILE`` and ``.netrc`` never apply, the SSL context is always
+ours. Proxies come from the resolved connection (``ProxyRules``: the connection's ``proxy``, else
+HTTPS_PROXY/HTTP_PROXY/NO_PROXY read as curl reads them), see ``_proxy``.
 """
 
 from __future__ import annotations
@@ -18,10 +20,12 @@ from typing import Any, TypeVar
 import httpx
 from cryptography import x509
 
+from flowrun._models._proxy import DIRECT, ProxyEndpoint, ProxyRules
 from flowrun._models._results import TlsInfo
 from flowrun._transport import _streams
 from flowrun._transport._connect_to import Address, apply_connect_to
 from flowrun._transport._decode import ACCEPT_ENCODING
+from flowrun._transport._proxy import AsyncProxyRouter, ProxyRouter, httpx_proxy
 from flowrun._version import __version__
 
 USER_AGENT = f"flowrun/{__version__}"
@@ -49,24 +53,44 @@ def _with_cookie_policy(client: C) -> C:
     return client
 
 
-def new_client(ssl_context: ssl.SSLContext, *, connect_to: Mapping[Address, Address] | None = None,
-               timeout: httpx.Timeout | None = None) -> httpx.Client:
-    """A client on ``ssl_context``; ``connect_to`` dials other addresses for some host:port
-    (see ``_connect_to``)."""
-    transport = httpx.HTTPTransport(verify=ssl_context, http1=True, http2=False, retries=0,
-                                    limits=LIMITS, trust_env=False)
-    apply_connect_to(transport, connect_to or {})
+def _sync_transport(ssl_context: ssl.SSLContext, connect_to: Mapping[Address, Address],
+                    proxy: ProxyEndpoint | None) -> httpx.HTTPTransport:
+    transport = httpx.HTTPTransport(verify=ssl_context, http1=True, http2=False, retries=0, limits=LIMITS,
+                                    trust_env=False, proxy=httpx_proxy(proxy) if proxy is not None else None)
+    apply_connect_to(transport, connect_to)
     _streams.install(transport)
+    return transport
+
+
+def _async_transport(ssl_context: ssl.SSLContext, connect_to: Mapping[Address, Address],
+                     proxy: ProxyEndpoint | None) -> httpx.AsyncHTTPTransport:
+    transport = httpx.AsyncHTTPTransport(verify=ssl_context, http1=True, http2=False, retries=0, limits=LIMITS,
+                                         trust_env=False, proxy=httpx_proxy(proxy) if proxy is not None else None)
+    apply_connect_to(transport, connect_to)
+    _streams.install(transport)
+    return transport
+
+
+def new_client(ssl_context: ssl.SSLContext, *, connect_to: Mapping[Address, Address] | None = None,
+               timeout: httpx.Timeout | None = None, proxy: ProxyRules = DIRECT) -> httpx.Client:
+    """A client on ``ssl_context``; ``connect_to`` dials other addresses for some host:port
+    (see ``_connect_to``); ``proxy`` says which requests go through which proxy (``_proxy``)."""
+    dial = connect_to or {}
+    direct = _sync_transport(ssl_context, dial, None)
+    transport: httpx.BaseTransport = direct
+    if proxy.any:
+        transport = ProxyRouter(direct, proxy, lambda endpoint: _sync_transport(ssl_context, dial, endpoint))
     return _with_cookie_policy(httpx.Client(transport=transport, trust_env=False, follow_redirects=False,
                                             headers=_DEFAULT_HEADERS, timeout=timeout or DEFAULT_TIMEOUT))
 
 
 def new_async_client(ssl_context: ssl.SSLContext, *, connect_to: Mapping[Address, Address] | None = None,
-                     timeout: httpx.Timeout | None = None) -> httpx.AsyncClient:
-    transport = httpx.AsyncHTTPTransport(verify=ssl_context, http1=True, http2=False, retries=0,
-                                         limits=LIMITS, trust_env=False)
-    apply_connect_to(transport, connect_to or {})
-    _streams.install(transport)
+                     timeout: httpx.Timeout | None = None, proxy: ProxyRules = DIRECT) -> httpx.AsyncClient:
+    dial = connect_to or {}
+    direct = _async_transport(ssl_context, dial, None)
+    transport: httpx.AsyncBaseTransport = direct
+    if proxy.any:
+        transport = AsyncProxyRouter(direct, proxy, lambda endpoint: _async_transport(ssl_context, dial, endpoint))
     return _with_cookie_policy(httpx.AsyncClient(transport=transport, trust_env=False, follow_redirects=False,
                                                  headers=_DEFAULT_HEADERS, timeout=timeout or DEFAULT_TIMEOUT))
 
@@ -85,7 +109,8 @@ class ClientPool:
         self._closed = False
 
     def get(self, key: Hashable, ssl_context: ssl.SSLContext, connect_to: Mapping[Address, Address] | None = None,
-            timeout: httpx.Timeout | None = None) -> httpx.Client:
+            timeout: httpx.Timeout | None = None, proxy: ProxyRules = DIRECT) -> httpx.Client:
+        key = (key, proxy)
         client = self._clients.get(key)
         if client is not None:
             return client
@@ -94,7 +119,8 @@ class ClientPool:
                 raise ExecutorClosedError("the executor is closed")
             client = self._clients.get(key)
             if client is None:
-                client = self._clients[key] = new_client(ssl_context, connect_to=connect_to, timeout=timeout)
+                client = self._clients[key] = new_client(ssl_context, connect_to=connect_to, timeout=timeout,
+                                                         proxy=proxy)
             return client
 
     def close(self) -> None:
@@ -113,12 +139,14 @@ class AsyncClientPool:
         self._closed = False
 
     def get(self, key: Hashable, ssl_context: ssl.SSLContext, connect_to: Mapping[Address, Address] | None = None,
-            timeout: httpx.Timeout | None = None) -> httpx.AsyncClient:
+            timeout: httpx.Timeout | None = None, proxy: ProxyRules = DIRECT) -> httpx.AsyncClient:
+        key = (key, proxy)
         client = self._clients.get(key)
         if client is None:
             if self._closed:
                 raise ExecutorClosedError("the executor is closed")
-            client = self._clients[key] = new_async_client(ssl_context, connect_to=connect_to, timeout=timeout)
+            client = self._clients[key] = new_async_client(ssl_context, connect_to=connect_to, timeout=timeout,
+                                                           proxy=proxy)
         return client
 
     async def aclose(self) -> None:

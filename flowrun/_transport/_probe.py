@@ -29,9 +29,14 @@ import attrs
 import httpx
 from cryptography import x509
 
-from flowrun._errors import TransportError
+from flowrun._errors import (
+    ProxyAuthRequiredError,
+    ProxyRefusedError,
+    ProxyUpstreamError,
+    TransportError,
+)
 from flowrun._registry import ResolvedConnection
-from flowrun._transport._errors import classify, refusal_page
+from flowrun._transport._errors import classify, proxy_refusal, refusal_page
 from flowrun._transport._http import new_client
 
 __all__ = ["CertificateInfo", "ClientCertOutcome", "ProbeResult", "probe", "probe_url"]
@@ -48,6 +53,9 @@ _PAGE_BYTES = 4096
 _CERTIFICATE_REQUEST = 13
 # Serialises the message-callback hook: the SSL context is shared through the cache.
 _HOOK_LOCK = threading.Lock()
+# The proxy answered but opened no tunnel (an unreachable proxy is "not_connected" already).
+_PROXY_REFUSALS = (ProxyAuthRequiredError, ProxyRefusedError, ProxyUpstreamError)
+_START_TLS_DONE = frozenset({"connection.start_tls.complete", "proxy.start_tls.complete"})
 
 
 @attrs.frozen
@@ -119,7 +127,7 @@ def probe_url(resolved: ResolvedConnection, url: str, *, method: str = "HEAD",
     reason: str | None = None
     error: TransportError | None = None
     with _hooked(resolved.ssl_context, watch), \
-            new_client(context, connect_to=resolved.connect_to) as client:
+            new_client(context, connect_to=resolved.connect_to, proxy=resolved.proxy) as client:
         # nginx refuses a client certificate with an HTTP 400 page, which HEAD does not carry:
         # a 400 to HEAD is asked once more with GET, to read the page.
         for attempt in (method.upper(), "GET"):
@@ -136,7 +144,13 @@ def probe_url(resolved: ResolvedConnection, url: str, *, method: str = "HEAD",
                 break
         if error is None and status is not None:
             error = refusal_page(status, body, url=url, resolved=resolved)
-    return watch.result(url=url, method=method.upper(), status=status, reason=reason, error=error)
+    if status == 407:
+        error = proxy_refusal(url, resolved, f"{status} {reason or ''}".rstrip()) or error
+    result = watch.result(url=url, method=method.upper(), status=status, reason=reason, error=error)
+    if isinstance(error, _PROXY_REFUSALS):
+        # The proxy stopped us before any TLS with the partner: nothing to observe.
+        result = attrs.evolve(result, client_cert_outcome="not_reached")
+    return result
 
 
 def _prefix(response: httpx.Response) -> bytes:
@@ -198,7 +212,8 @@ class _Handshake:
     def trace(self, event: str, info: Mapping[str, Any]) -> None:
         if event == "connection.connect_tcp.complete":
             self._tcp_connected = True
-        if event != "connection.start_tls.complete" or info.get("return_value") is None:
+        # "proxy.start_tls.complete": the handshake with the partner inside a CONNECT tunnel.
+        if event not in _START_TLS_DONE or info.get("return_value") is None:
             return
         ssl_object = info["return_value"].get_extra_info("ssl_object")
         if ssl_object is None:

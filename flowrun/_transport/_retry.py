@@ -30,7 +30,14 @@ from typing import TYPE_CHECKING, Generic, TypeVar
 
 import attrs
 
-from flowrun._errors import FlowrunError, ProtocolError, TlsError, TransportError
+from flowrun._errors import (
+    FlowrunError,
+    ProtocolError,
+    ProxyAuthRequiredError,
+    ProxyRefusedError,
+    TlsError,
+    TransportError,
+)
 from flowrun._models._aliases import RetryPolicy
 from flowrun._models._results import Attempt
 
@@ -61,7 +68,9 @@ class Outcome(Generic[T]):
 
 
 def retriable_error(error: FlowrunError) -> bool:
-    return isinstance(error, TransportError) and not isinstance(error, TlsError | ProtocolError)
+    # A proxy's 403 or 407 answers the same on every attempt.
+    return isinstance(error, TransportError) and not isinstance(
+        error, TlsError | ProtocolError | ProxyRefusedError | ProxyAuthRequiredError)
 
 
 def should_retry(policy: RetryPolicy, method: str, outcome: Outcome[T]) -> bool:

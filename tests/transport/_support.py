@@ -64,7 +64,7 @@ def make_registry(
     trust_records = {f"trust{i}": TrustStoreCert(f"trust{i}", file=path) for i, path in enumerate(trust_files)}
     profile = ProtocolProfile("mtls", keystore="client" if mutual else None, trust_store_certs=tuple(trust_records),
                               use_system_trust=False, tls_versions=tls_versions)  # type: ignore[arg-type]
-    connection = Connection(url=url, mutual_authentication=True, protocol_profile="mtls",
+    connection = Connection(url=url, mutual_authentication=mutual, protocol_profile="mtls",
                             credential=credential, headers=headers or {}, timeout_s=timeout_s,
                             trusted_origins=trusted_origins)
     alias = Alias("partner", {Alias.SINGLE: connection}, retry_policy=retry)
