@@ -142,7 +142,9 @@ def test_oauth_token_call_goes_through_the_proxy(tmp_path: Path, pki: Pki, pki_f
         proxy_env.setenv("HTTPS_PROXY", proxy.url)
         records = mtls_records(pki_files, port=partner.port)
         records[-1]["connection"]["credential"] = "oauth"
-        # The token endpoint on another origin (same server, by IP): its own CONNECT.
+        # The token endpoint on another origin (same server, by IP): its own CONNECT; the origin
+        # rule sends our certificate there only because the connection trusts that origin.
+        records[-1]["connection"]["trusted_origins"] = [f"https://127.0.0.1:{partner.port}"]
         records.append({"kind": "credential", "name": "oauth", "type": "oauth2_client_credentials",
                         "token_url": f"https://127.0.0.1:{partner.port}/oauth/token", "client_id": "demo-client",
                         "client_secret": {"env": "PARTNER_OAUTH_SECRET"}})
