@@ -14,8 +14,11 @@
     │   ├── SoapPortError                 a SOAP step's service/port unknown, or several ports fit
     │   ├── SoapVersionError              the soap_version asked for has no port in the WSDL
     │   ├── SoapOperationError            the operation is not in the chosen binding
-    │   └── SoapArgumentError             an arg unknown to the operation, a required one missing,
-    │                                     or a value that does not fit its XSD type (names the element)
+    │   ├── SoapArgumentError             an arg unknown to the operation, a required one missing,
+    │   │                                 or a value that does not fit its XSD type (names the element)
+    │   └── ImportSourceError             `flowrun import`: a collection, curl line or spec that cannot be read
+    │       ├── ImportUnsupportedError    ... uses something flowrun has no equivalent for
+    │       └── ImportOutputError         ... would give files flowrun's own loader refuses
     ├── KeyMaterialError                  a keystore or trust store cert cannot be used
     │   ├── KeystoreNotFoundError         missing file, a directory, unreadable
     │   ├── KeystoreFormatError           empty, unknown format, type given does not match content
@@ -200,6 +203,21 @@ class SoapVersionError(DefinitionError):
 class SoapOperationError(DefinitionError):
     code = "definition.soap_operation"
     default_hint = "operation names are the WSDL's, case included"
+
+
+class ImportSourceError(DefinitionError):
+    code = "import.source"
+    default_hint = "check the file at the JSON pointer shown (export it again from the tool that made it)"
+
+
+class ImportUnsupportedError(ImportSourceError):
+    code = "import.unsupported"
+    default_hint = "remove the option or part shown, or write that part of the step by hand (docs/import.md)"
+
+
+class ImportOutputError(ImportSourceError):
+    code = "import.invalid_output"
+    default_hint = "nothing was written; the source holds something flowrun cannot express as shown"
 
 
 # --- key material -------------------------------------------------------------------------

@@ -26,6 +26,7 @@ _COMMANDS: dict[str, tuple[str, str]] = {
     "alias": ("flowrun._cli._alias", "list, show and test Connection & Credential aliases"),
     "certs": ("flowrun._cli._certs", "check when the certificates of keystores and trust store certs expire"),
     "schema": ("flowrun._cli._schema", "print the JSON Schema of alias records, flows or steps"),
+    "import": ("flowrun._cli._import", "write flows, steps and aliases from a Postman collection, curl or OpenAPI"),
     "demo": ("flowrun._cli._demo", "run the sample flows against an embedded partner that requires mutual TLS"),
 }
 

@@ -1,0 +1,105 @@
+"""Writing an import: every file is checked by flowrun's own loaders first, in a staging copy of
+the output directory, and nothing is written when one of them is refused.
+
+The staging copy holds the alias files already in ``--out`` too, so a new record whose name is
+taken there is caught before anything changes on disk.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from flowrun._errors import FlowrunError, ImportOutputError, UsageError
+from flowrun.importers._common import ImportResult
+
+__all__ = ["check_result", "render", "write_result"]
+
+
+def render(data: Any) -> str:
+    return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+
+
+def check_result(result: ImportResult, out: Path | None = None) -> None:
+    """Raise ``ImportOutputError`` listing every problem flowrun's loaders find in the files."""
+    with tempfile.TemporaryDirectory(prefix="flowrun-import-") as tmp:
+        stage = Path(tmp)
+        if out is not None and (out / "aliases").is_dir():
+            shutil.copytree(out / "aliases", stage / "aliases")
+        for relative, data in result.files.items():
+            target = stage / relative
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(render(data), encoding="utf-8")
+        problems = _problems(stage, result)
+    if problems:
+        listing = "; ".join(problems[:10]) + ("; ..." if len(problems) > 10 else "")
+        raise ImportOutputError(f"the imported files would not load: {listing}", file=result.source)
+
+
+def _problems(stage: Path, result: ImportResult) -> list[str]:
+    from flowrun._flow_checks import check_flow, check_references
+    from flowrun._load._aliases import alias_files, load_alias_records
+    from flowrun._load._flows import FlowLoader
+    from flowrun._registry import Registry
+
+    problems: list[str] = []
+    registry = None
+    if (stage / "aliases").is_dir():
+        try:
+            registry = Registry(load_alias_records(alias_files(stage / "aliases")))
+        except FlowrunError as error:
+            problems.append(_shown(error, stage))
+    loader = FlowLoader(collect=True)
+    flows = []
+    for relative in sorted(result.files):
+        path = stage / relative
+        if relative.startswith("flows/"):
+            flow = loader.load(path)
+            if flow is not None:
+                flows.append(flow)
+                problems.extend(_shown(p.error, stage) for p in check_flow(flow) if p.is_error)
+        elif relative.startswith("steps/"):
+            loader.definition(path)
+    problems.extend(_shown(error, stage) for error in loader.problems)
+    if registry is not None:
+        # Unset secrets are expected (the user sets them after the import), and key material may be
+        # put in place later: those are notes, not reasons to write nothing.
+        for problem in check_references(flows, registry):
+            code = problem.error.code
+            if not problem.is_error or code == "definition.secret_unavailable":
+                continue
+            if code.startswith(("keystore.", "trust_cert.")):
+                note = f"key material not usable yet: {_shown(problem.error, stage)}"
+                if note not in result.notes:
+                    result.notes.append(note)
+                continue
+            problems.append(_shown(problem.error, stage))
+    return list(dict.fromkeys(problems))
+
+
+def _shown(error: FlowrunError, stage: Path) -> str:
+    text = str(error).replace(str(stage.resolve()) + os.sep, "").replace(str(stage) + os.sep, "")
+    return f"[{error.code}] {text}"
+
+
+def write_result(result: ImportResult, out: Path, *, force: bool = False) -> list[Path]:
+    """Check, then write every file under ``out``; an existing file is kept unless ``force``."""
+    existing = [out / relative for relative in sorted(result.files) if (out / relative).exists()]
+    if existing and not force:
+        shown = ", ".join(str(p) for p in existing[:5]) + (" ..." if len(existing) > 5 else "")
+        raise UsageError(f"{len(existing)} file(s) already exist in {out}: {shown}",
+                         hint="import into another directory, or overwrite them with --force (see --dry-run)")
+    check_result(result, out)
+    written: list[Path] = []
+    for relative, data in sorted(result.files.items()):
+        target = out / relative
+        if target.is_symlink():
+            raise UsageError(f"{target} is a symbolic link: not written through", hint="remove the link first")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(render(data), encoding="utf-8")
+        written.append(target)
+    return written
