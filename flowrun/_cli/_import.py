@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flowrun._cli._output import Console
+
+if TYPE_CHECKING:
+    from flowrun.importers import ImportResult
 
 __all__ = ["register", "run_import"]
 
@@ -39,19 +42,23 @@ def register(subparsers: Any, name: str, summary: str) -> None:
 
 
 def run_import(args: argparse.Namespace, console: Console) -> int:
-    import flowrun.importers as importers
+    from flowrun import importers
 
     out: Path | None = args.out
+    result: ImportResult
     if args.source == "postman":
-        result = importers.import_postman(args.collection, environment=args.environment, out=out)
+        from flowrun.importers._postman import import_postman
+        result = import_postman(args.collection, environment=args.environment, out=out)
     elif args.source == "curl":
-        result = importers.import_curl(args.command, name=args.name, out=out)
+        from flowrun.importers._curl import import_curl
+        result = import_curl(args.command, name=args.name, out=out)
     else:
-        result = importers.import_openapi(args.spec, out=out)
+        from flowrun.importers._openapi import import_openapi
+        result = import_openapi(args.spec, out=out)
+    written: list[Path] = []
     dry = args.dry_run or out is None
-    if dry:
+    if out is None or args.dry_run:
         importers.check_result(result, out)
-        written = []
     else:
         written = importers.write_result(result, out, force=args.force)
     if args.json:

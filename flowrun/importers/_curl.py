@@ -54,7 +54,7 @@ def import_curl(command: str, *, name: str | None = None, out: Path | None = Non
     if words and words[0] == "curl":
         words = words[1:]
     options = _parse(words)
-    return _Builder(options, name, out or Path("."), cwd or Path.cwd()).build()
+    return _Builder(options, name, out or Path(), cwd or Path.cwd()).build()
 
 
 def _parse(words: list[str]) -> list[tuple[str, str | None, int]]:
@@ -128,7 +128,7 @@ class _Builder:
 
     def _file(self, path: str, base: Path) -> str:
         """``path`` (relative to the command's directory) as seen from ``base`` under ``out``."""
-        target = Path(os.path.expanduser(path))
+        target = Path(path).expanduser()
         if not target.is_absolute():
             target = self.cwd / target
         return os.path.relpath(target, base.resolve())
@@ -170,9 +170,8 @@ class _Builder:
         if self._values("cookie"):
             raise ImportUnsupportedError("-b/--cookie: cookies carry sessions; flowrun does not import them",
                                          hint="send the cookie with a credential or a header in the step by hand")
-        for bearer in self._values("oauth2-bearer"):
+        if self._values("oauth2-bearer"):
             credential = {"type": "bearer", "token": self._secret("TOKEN", "the bearer token of the command")}
-            del bearer
         for user in self._values("user"):
             username, has_password, _ = user.partition(":")
             credential = {"type": "basic", "username": username,
@@ -205,8 +204,9 @@ class _Builder:
         base_url = f"{self.parts.scheme}://{self.parts.netloc.rsplit('@', 1)[-1]}"
         if "@" in self.parts.netloc:
             raise ImportUnsupportedError("a user name or password in the URL: give it with -u USER instead")
-        step["alias"] = AliasBook(self.result).alias(base_url, hint=self.parts.hostname or self.host, credential=credential,
-                                                     mtls=self._mtls(), extra_connection=extra or None)
+        step["alias"] = AliasBook(self.result).alias(
+            base_url, hint=self.parts.hostname or self.host, credential=credential, mtls=self._mtls(),
+            extra_connection=extra or None)
         order = ["description", "type", "alias", "method", "path", "query", "headers", "body", "follow_redirects",
                  "timeout_s"]
         self.result.files[f"steps/{self.name}.json"] = {k: step[k] for k in order if k in step}
@@ -362,7 +362,7 @@ def _split_cert(value: str) -> tuple[str, str | None]:
 def _urlencode_part(value: str, position: int) -> str:
     from urllib.parse import quote_plus
 
-    if value.startswith("@") or re.match(r"[^=]*@", value.split("=", 1)[0]) and "=" not in value:
+    if value.startswith("@") or (re.match(r"[^=]*@", value.split("=", 1)[0]) and "=" not in value):
         raise ImportUnsupportedError(f"--data-urlencode (word {position}) reading a file is not supported",
                                      hint="paste the content")
     name, sep, content = value.partition("=")

@@ -69,8 +69,8 @@ class _Importer:
     def __init__(self, path: Path, document: dict[str, Any]) -> None:
         self.path = path
         self.doc = document
-        info = document.get("info") if isinstance(document.get("info"), dict) else {}
-        self.title = str(info.get("title") or path.stem)
+        info = document.get("info")
+        self.title = str((info if isinstance(info, dict) else {}).get("title") or path.stem)
         self.prefix = slug(self.title, fallback="api")
         self.result = ImportResult(source=str(path))
         self.aliases = AliasBook(self.result)
@@ -85,8 +85,8 @@ class _Importer:
                                              file=self.path, pointer=pointer,
                                              hint="bundle the document into one file first")
             node: Any = self.doc
-            for part in target[2:].split("/"):
-                part = part.replace("~1", "/").replace("~0", "~")
+            for raw_part in target[2:].split("/"):
+                part = raw_part.replace("~1", "/").replace("~0", "~")
                 if not isinstance(node, dict) or part not in node:
                     raise ImportSourceError(f"reference {target!r} names nothing in the document", file=self.path,
                                             pointer=pointer)
@@ -101,9 +101,9 @@ class _Importer:
         base_url, server_extra = self._server()
         default_security = self.doc.get("security")
         count = 0
-        for route, item in (self.doc.get("paths") or {}).items():
+        for route, raw_item in (self.doc.get("paths") or {}).items():
             item_pointer = "/paths/" + str(route).replace("~", "~0").replace("/", "~1")
-            item = self.ref(item, item_pointer)
+            item = self.ref(raw_item, item_pointer)
             if not isinstance(item, dict):
                 raise ImportSourceError("a path item is an object", file=self.path, pointer=item_pointer)
             for method in _METHODS:
@@ -122,7 +122,7 @@ class _Importer:
 
     def _server(self) -> tuple[str, str]:
         servers = self.doc.get("servers") or [{"url": "/"}]
-        server = servers[0] if isinstance(servers[0], dict) else {"url": "/"}
+        server: dict[str, Any] = servers[0] if isinstance(servers[0], dict) else {"url": "/"}
         url = str(server.get("url") or "/")
         for name, variable in (server.get("variables") or {}).items():
             default = variable.get("default") if isinstance(variable, dict) else None
@@ -137,8 +137,8 @@ class _Importer:
             others = ", ".join(str(s.get("url")) for s in servers[1:] if isinstance(s, dict))
             self.result.notes.append(f"the alias uses the first server; the document also names: {others}")
         if not re.match(r"https?://", url):
-            self.result.notes.append(f"the server URL {url!r} is relative: the alias points at https://partner.invalid; "
-                                     "set its url")
+            self.result.notes.append(f"the server URL {url!r} is relative: the alias points at "
+                                     "https://partner.invalid; set its url")
             url = "https://partner.invalid/" + url.lstrip("/")
         parts = urlsplit(url)
         return f"{parts.scheme}://{parts.netloc}{parts.path.rstrip('/')}", parts.hostname or "partner"
@@ -149,12 +149,13 @@ class _Importer:
         if isinstance(security, list) and security:
             requirement = security[0] if isinstance(security[0], dict) else {}
             if len(security) > 1:
-                note = (f"operations with several security alternatives use the first one ({', '.join(requirement) or 'none'})")
+                note = ("operations with several security alternatives use the first one "
+                        f"({', '.join(requirement) or 'none'})")
                 if note not in self.result.notes:
                     self.result.notes.append(note)
         credential: dict[str, Any] | None = None
         mtls: dict[str, Any] | None = None
-        hint = record_name(host.split(".")[0] if not host[:1].isdigit() else self.prefix)
+        hint = record_name(host.split(".", maxsplit=1)[0] if not host[:1].isdigit() else self.prefix)
         for name in requirement:
             scheme = self.ref(schemes.get(name), f"/components/securitySchemes/{name}")
             where = f"/components/securitySchemes/{name}"
@@ -270,7 +271,8 @@ class _Importer:
         self.result.files[f"steps/{self.prefix}/{name}.json"] = step
         flow_inputs = {k: {key: v for key, v in spec.items() if key != "description"} | (
             {"description": spec["description"]} if "description" in spec else {}) for k, spec in inputs.items()}
-        flow: dict[str, Any] = {"name": f"{self.prefix}.{name}", "description": f"Runs {op_id} ({method.upper()} {route})"}
+        flow: dict[str, Any] = {"name": f"{self.prefix}.{name}",
+                                "description": f"Runs {op_id} ({method.upper()} {route})"}
         if flow_inputs:
             flow["inputs"] = flow_inputs
         entry: dict[str, Any] = {"id": identifier(name), "uses": f"../../steps/{self.prefix}/{name}.json"}
@@ -327,9 +329,9 @@ class _Importer:
         if media == "application/x-www-form-urlencoded" or media.startswith("multipart/"):
             fields: dict[str, Any] = {}
             files: dict[str, Any] = {}
-            properties = (schema.get("properties") or {}) if isinstance(schema, dict) else {}
-            for prop, prop_schema in properties.items():
-                prop_schema = self.ref(prop_schema, f"{pointer}/content/{media}/schema/properties/{prop}")
+            properties: dict[str, Any] = (schema.get("properties") or {}) if isinstance(schema, dict) else {}
+            for prop, raw_schema in properties.items():
+                prop_schema = self.ref(raw_schema, f"{pointer}/content/{media}/schema/properties/{prop}")
                 input_name = unique(identifier(prop), set(inputs))
                 is_file = isinstance(prop_schema, dict) and prop_schema.get("format") in ("binary", "base64")
                 spec: dict[str, Any] = {"type": "string"}
@@ -340,7 +342,8 @@ class _Importer:
                     spec["required"] = False
                 spec["description"] = "a file path" if is_file else f"form field {prop}"
                 inputs[input_name] = spec
-                (files if is_file and media.startswith("multipart/") else fields)[prop] = f"{{{{ inputs.{input_name} }}}}"
+                target = files if is_file and media.startswith("multipart/") else fields
+                target[prop] = f"{{{{ inputs.{input_name} }}}}"
             if media.startswith("multipart/"):
                 result: dict[str, Any] = {"multipart": fields}
                 if files:
@@ -358,7 +361,7 @@ class _Importer:
         for key in ("example", "default"):
             if key in schema:
                 return schema[key]
-        if "enum" in schema and schema["enum"]:
+        if schema.get("enum"):
             return schema["enum"][0]
         for key in ("allOf",):
             if key in schema:

@@ -53,7 +53,7 @@ def import_postman(path: Path, *, environment: Path | None = None, out: Path | N
             raise ImportSourceError("not a Postman environment: 'values' must be a list", file=environment,
                                     pointer="/values")
         env_values = env_data.get("values", [])
-    return _Importer(path, data, env_values, out or Path(".")).run()
+    return _Importer(path, data, env_values, out or Path()).run()
 
 
 def _read_json(path: Path) -> Any:
@@ -174,7 +174,8 @@ class _Importer:
         if isinstance(request, str):
             request = {"url": request, "method": "GET"}
         if not isinstance(request, dict):
-            raise ImportSourceError("'request' must be a URL or an object", file=self.path, pointer=pointer + "/request")
+            raise ImportSourceError("'request' must be a URL or an object", file=self.path,
+                                    pointer=pointer + "/request")
         method = str(request.get("method") or "GET").upper()
         if method not in _METHODS:
             self._untranslated(pointer + "/request/method", method,
@@ -325,10 +326,11 @@ class _Importer:
             netloc = netloc.rsplit("@", 1)[1]
             self.result.notes.append(f"{pointer}: the URL held a user name and password: left out (flowrun sends "
                                      "credentials from the alias: add a basic credential)")
-        if _VAR.search(netloc) or not parts.scheme.lower() in ("http", "https"):
+        if _VAR.search(netloc) or parts.scheme.lower() not in ("http", "https"):
             raise ImportUnsupportedError(
-                f"the URL {head[:80]!r} has a host that is a variable without a value, or a scheme other than "
-                "http(s)", file=self.path, pointer=pointer, hint="give the variable a value (--environment ENV.json)")
+                f"the URL's host {netloc[:80]!r} (scheme {parts.scheme!r}) is a variable without a value, or the "
+                "scheme is not http(s)", file=self.path, pointer=pointer,
+                hint="give the variable a value (--environment ENV.json)")
         base_url = f"{parts.scheme.lower()}://{netloc}"
         path_vars = {str(v.get("key")): v.get("value") for v in variables if isinstance(v, dict)}
         segments = []
@@ -337,8 +339,9 @@ class _Importer:
                 key = segment[1:]
                 if key not in self.values and path_vars.get(key) is not None:
                     self.values[key] = str(path_vars[key])
-                segment = "{{" + key + "}}"
-            segments.append(segment)
+                segments.append("{{" + key + "}}")
+            else:
+                segments.append(segment)
         path = self._pills("/".join(segments))
         query: list[list[Any]] = []
         if query_items is not None:
@@ -480,7 +483,7 @@ class _Importer:
     def _file(self, src: str) -> str:
         """A file path as the step definition (in steps/<collection>/) reaches it; Newman reads
         relative paths from the working directory."""
-        target = Path(src) if os.path.isabs(src) else Path.cwd() / src
+        target = Path(src) if Path(src).is_absolute() else Path.cwd() / src
         return os.path.relpath(target, (self.out / "steps" / self.prefix).resolve())
 
 

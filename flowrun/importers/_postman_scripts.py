@@ -188,7 +188,8 @@ def _subject(text: str, aliases: dict[str, str]) -> str | None:
     text = text.strip()
     if text in ("pm.response.code", "responseCode.code", "pm.response.status"):
         return "status" if text != "pm.response.status" else None
-    header = re.fullmatch(r"(?:pm\.response\.headers\.get|postman\.getResponseHeader)\(\s*(" + _STRING + r")\s*\)", text)
+    header = re.fullmatch(r"(?:pm\.response\.headers\.get|postman\.getResponseHeader)\(\s*(" + _STRING
+                          + r")\s*\)", text)
     if header:
         return f"headers.{_quoted(_js_string(header[1]).lower())}"
     return _response_path(text, aliases)

@@ -178,7 +178,7 @@ class _Echo(http.server.BaseHTTPRequestHandler):
 
     seen: list[str] = []
 
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:
         parts = urlsplit(self.path)
         _Echo.seen.append(self.path)
         body = json.dumps({"args": dict(parse_qsl(parts.query)), "url": self.path}).encode()
