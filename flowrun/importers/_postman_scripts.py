@@ -29,7 +29,7 @@ _BE = re.compile(r"^pm\.response\.to\.be\.(ok|success|json)\s*;?$")
 _HAVE_HEADER = re.compile(r"^pm\.response\.to\.have\.header\(\s*(" + _STRING + r")\s*(?:,\s*(" + _STRING
                           + r")\s*)?\)\s*;?$")
 _JSON_BODY = re.compile(r"^pm\.response\.to\.have\.jsonBody\(\s*(" + _STRING + r")\s*(?:,\s*(.+?)\s*)?\)\s*;?$")
-_EXPECT = re.compile(r"^(?:pm\.)?expect\((.+?)\)\.(?:to\.)?((?:not\.)?(?:deep\.)?(?:be\.)?)"
+_EXPECT = re.compile(r"^(?:pm\.)?expect\((.+?)\)\.(?:to\.)?((?:not\.)?(?:deep\.)?(?:be\.)?(?:at\.)?)"
                      r"(eql|equal|equals|eq|include|contain|contains|above|below|least|most|a|an|match|"
                      r"exist|true|false|null|undefined)(?:\((.*)\))?\s*;?$")
 _LEGACY = re.compile(r"^tests\[\s*" + _STRING + r"\s*\]\s*=\s*(.+?)\s*(===|==|!==|!=)\s*(.+?)\s*;?$")

@@ -148,6 +148,7 @@ def test_script_patterns() -> None:
         "    pm.expect(pm.response.json().items[0]['the-id']).to.equal(3);",
         "    pm.expect(jsonData.tags).to.include('a');",
         "    pm.expect(jsonData.count).to.be.above(2);",
+        "    pm.expect(jsonData.count).to.be.at.most(9);",
         "    pm.expect(jsonData.missing).to.not.exist;",
         "    pm.expect(pm.response.headers.get('X-Trace')).to.match(/^t-/);",
         "});",
@@ -162,6 +163,7 @@ def test_script_patterns() -> None:
         {"that": 'body.items[0]."the-id"', "equals": 3},
         {"that": "body.tags", "contains": "a"},
         {"that": "body.count", "gt": 2},
+        {"that": "body.count", "lte": 9},
         {"that": "body.missing", "exists": False},
         {"that": 'headers."x-trace"', "matches": "^t-"},
     ]
@@ -169,8 +171,8 @@ def test_script_patterns() -> None:
     assert translate_test_script(["pm.response.to.have.status(404);"]).expect_status == [404]
     assert out.outputs == {"token": "body.auth.token", "id": "body.id"}
     assert [(i, reason) for i, _, reason in out.untranslated] == [
-        (12, "no flowrun equivalent for this statement"),
-        (13, "only the status, headers and JSON body fields are translated as subjects")]
+        (13, "no flowrun equivalent for this statement"),
+        (14, "only the status, headers and JSON body fields are translated as subjects")]
 
 
 class _Echo(http.server.BaseHTTPRequestHandler):
