@@ -38,7 +38,14 @@ def import_openapi(path: Path, *, out: Path | None = None) -> ImportResult:
                                      file=path, pointer="/openapi")
     if not isinstance(document.get("paths", {}), dict):
         raise ImportSourceError("'paths' must be an object", file=path, pointer="/paths")
-    return _Importer(path, document).run()
+    importer = _Importer(path, document)
+    try:
+        return importer.run()
+    except (TypeError, AttributeError, KeyError, IndexError, ValueError) as error:
+        # A shape the specification does not allow (null where an object belongs...): name the place.
+        text = str(error)[:80]
+        raise ImportSourceError(f"unexpected content in this part of the document ({type(error).__name__}"
+                                f"{': ' + text if text else ''})", file=path, pointer=importer.where or "/") from None
 
 
 def _read(path: Path) -> Any:
@@ -75,6 +82,7 @@ class _Importer:
         self.result = ImportResult(source=str(path))
         self.aliases = AliasBook(self.result)
         self.step_names: set[str] = set()
+        self.where = "/servers"
 
     def ref(self, value: Any, pointer: str, depth: int = 0) -> Any:
         """``value`` with a local ``$ref`` followed (others are refused with their place)."""
@@ -103,12 +111,14 @@ class _Importer:
         count = 0
         for route, raw_item in (self.doc.get("paths") or {}).items():
             item_pointer = "/paths/" + str(route).replace("~", "~0").replace("/", "~1")
+            self.where = item_pointer
             item = self.ref(raw_item, item_pointer)
             if not isinstance(item, dict):
                 raise ImportSourceError("a path item is an object", file=self.path, pointer=item_pointer)
             for method in _METHODS:
                 if method in item:
                     pointer = f"{item_pointer}/{method}"
+                    self.where = pointer
                     operation = self.ref(item[method], pointer)
                     security = operation.get("security", default_security)
                     alias = self._alias(base_url, security, pointer, server_extra)

@@ -53,7 +53,18 @@ def import_postman(path: Path, *, environment: Path | None = None, out: Path | N
             raise ImportSourceError("not a Postman environment: 'values' must be a list", file=environment,
                                     pointer="/values")
         env_values = env_data.get("values", [])
-    return _Importer(path, data, env_values, out or Path()).run()
+    importer = _Importer(path, data, out or Path())
+    try:
+        return importer.run(env_values)
+    except (TypeError, AttributeError, KeyError, IndexError, ValueError) as error:
+        # A shape the format does not allow (a number where a list belongs...): name the item.
+        raise ImportSourceError(f"unexpected content in this part of the collection ({_shape(error)})",
+                                file=path, pointer=importer.where or "/") from None
+
+
+def _shape(error: Exception) -> str:
+    text = str(error)
+    return f"{type(error).__name__}: {text[:80]}" if text else type(error).__name__
 
 
 def _read_json(path: Path) -> Any:
@@ -71,7 +82,8 @@ def _read_json(path: Path) -> Any:
 
 
 class _Importer:
-    def __init__(self, path: Path, data: dict[str, Any], env_values: list[Any], out: Path) -> None:
+    def __init__(self, path: Path, data: dict[str, Any], out: Path) -> None:
+        self.where = "/variable"
         self.path = path
         self.data = data
         self.out = out
@@ -81,10 +93,6 @@ class _Importer:
         self.aliases = AliasBook(self.result)
         self.values: dict[str, str] = {}
         self.secret_vars: set[str] = set()
-        for pointer, item in _variables(data.get("variable", data.get("variables", [])), "/variable"):
-            self._define(item, pointer)
-        for index, item in enumerate(env_values):
-            self._define(item, f"(environment)/values/{index}")
         self.step_ids: set[str] = set()
         self.saved: dict[str, str] = {}  # Postman variable -> step id that saved it
         self.flow_inputs: dict[str, Any] = {}
@@ -106,7 +114,17 @@ class _Importer:
 
     # --- walking -----------------------------------------------------------------------------
 
-    def run(self) -> ImportResult:
+    def run(self, env_values: list[Any]) -> ImportResult:
+        variables = self.data.get("variable", self.data.get("variables", []))
+        if variables is not None and not isinstance(variables, list):
+            raise ImportSourceError("the collection's variables must be a list", file=self.path, pointer="/variable")
+        for index, item in enumerate(variables or []):
+            self.where = f"/variable/{index}"
+            self._define(item, self.where)
+        for index, item in enumerate(env_values):
+            self.where = f"(environment)/values/{index}"
+            self._define(item, self.where)
+        self.where = "/event"
         self._events(self.data.get("event"), "", "the collection")
         items = self.data.get("item", [])
         if not isinstance(items, list):
@@ -135,6 +153,7 @@ class _Importer:
               auth: Any) -> Iterator[tuple[str, dict[str, Any], list[str], Any]]:
         for index, item in enumerate(items):
             here = f"{pointer}/{index}"
+            self.where = here
             if not isinstance(item, dict):
                 raise ImportSourceError("an item must be an object (a request or a folder)", file=self.path,
                                         pointer=here)
@@ -167,6 +186,7 @@ class _Importer:
     # --- one request -------------------------------------------------------------------------
 
     def _request(self, item: dict[str, Any], pointer: str, folders: list[str], auth: Any) -> None:
+        self.where = pointer
         request = item["request"]
         name = str(item.get("name") or f"request {pointer}")
         step_id = unique(slug(name, fallback="request"), self.step_ids)
@@ -485,11 +505,6 @@ class _Importer:
         relative paths from the working directory."""
         target = Path(src) if Path(src).is_absolute() else Path.cwd() / src
         return os.path.relpath(target, (self.out / "steps" / self.prefix).resolve())
-
-
-def _variables(items: Any, pointer: str) -> Iterator[tuple[str, Any]]:
-    for index, item in enumerate(items or []):
-        yield f"{pointer}/{index}", item
 
 
 def _params(value: Any) -> dict[str, Any]:
