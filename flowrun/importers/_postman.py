@@ -18,6 +18,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from flowrun._errors import ImportSourceError, ImportUnsupportedError
+from flowrun._models._redact import is_credential_header
 from flowrun.importers._common import AliasBook, ImportResult, Untranslated, env_name, identifier, slug, unique
 from flowrun.importers._postman_scripts import translate_test_script
 
@@ -93,6 +94,7 @@ class _Importer:
         self.aliases = AliasBook(self.result)
         self.values: dict[str, str] = {}
         self.secret_vars: set[str] = set()
+        self.literal_secrets: dict[str, str] = {}  # stand-in variable -> where the literal was
         self.step_ids: set[str] = set()
         self.saved: dict[str, str] = {}  # Postman variable -> step id that saved it
         self.flow_inputs: dict[str, Any] = {}
@@ -269,6 +271,11 @@ class _Importer:
     def _argument(self, variable: str) -> str:
         if variable in self.saved:
             return f"{{{{ steps.{self.saved[variable]} }}}}"
+        if variable in self.literal_secrets:
+            name = env_name(variable)
+            self.flow_env[name] = {"description": self.literal_secrets[variable]}
+            self.result.env_vars.setdefault(name, self.literal_secrets[variable] + ": it was not copied")
+            return f"{{{{ env.{name} }}}}"
         if variable in self.secret_vars:
             name = env_name(variable)
             self.flow_env[name] = {"description": f"Postman variable {{{{{variable}}}}}"}
@@ -295,6 +302,22 @@ class _Importer:
             return text
         return _VAR.sub(lambda m: self._resolve(self.values[m[1]], depth + 1) if m[1] in self.values
                         and m[1] not in self.saved else m[0], text)
+
+    def _field(self, name: str, value: Any, where: str) -> Any:
+        """A header, query, form or JSON field's value; a literal in a field whose name says it
+        carries a credential (the rule ``-v`` and reports mask by) becomes an environment variable."""
+        if isinstance(value, str) and value.strip() and "{{" not in value and is_credential_header(name):
+            stand_in = f"{self.prefix}_{name}"
+            self.literal_secrets[stand_in] = f"the collection held a literal value for {where} '{name}'"
+            return self._pills("{{" + stand_in + "}}")
+        return self._pills(value)
+
+    def _json_fields(self, value: Any, key: str = "") -> Any:
+        if isinstance(value, dict):
+            return {k: self._json_fields(v, str(k)) for k, v in value.items()}
+        if isinstance(value, list):
+            return [self._json_fields(v, key) for v in value]
+        return self._field(key, value, "the JSON body field") if key else self._pills(value)
 
     def _pills(self, text: Any) -> Any:
         """Postman ``{{var}}`` -> ``{{ inputs.var }}`` (the variable becomes an input)."""
@@ -367,11 +390,11 @@ class _Importer:
         if query_items is not None:
             for item in query_items:
                 if isinstance(item, dict) and not item.get("disabled") and item.get("key") is not None:
-                    query.append([self._pills(str(item["key"])), self._pills(
-                        "" if item.get("value") is None else str(item["value"]))])
+                    query.append([self._pills(str(item["key"])), self._field(
+                        str(item["key"]), "" if item.get("value") is None else str(item["value"]), "query parameter")])
         elif query_text:
             for key, value in parse_qsl(query_text, keep_blank_values=True):
-                query.append([self._pills(key), self._pills(value)])
+                query.append([self._pills(key), self._field(key, value, "query parameter")])
         return base_url, str(path), query
 
     # --- headers, auth, body -------------------------------------------------------------------
@@ -382,14 +405,15 @@ class _Importer:
             for line in header.splitlines():
                 name, sep, value = line.partition(":")
                 if sep and name.strip():
-                    pairs.append([name.strip(), self._pills(value.strip())])
+                    pairs.append([name.strip(), self._field(name.strip(), value.strip(), "header")])
             return pairs
         for index, item in enumerate(header or []):
             if not isinstance(item, dict) or "key" not in item:
                 raise ImportSourceError("a header needs a 'key'", file=self.path, pointer=f"{pointer}/{index}")
             if item.get("disabled"):
                 continue
-            pairs.append([str(item["key"]), self._pills("" if item.get("value") is None else str(item["value"]))])
+            pairs.append([str(item["key"]), self._field(str(item["key"]), "" if item.get("value") is None
+                                                        else str(item["value"]), "header")])
         return pairs
 
     def _auth(self, auth: Any, pointer: str, notes: list[str]) -> dict[str, Any] | None:
@@ -449,7 +473,7 @@ class _Importer:
             language = str(((body.get("options") or {}).get("raw") or {}).get("language") or "")
             if language == "json" or (not language and text.lstrip()[:1] in "{["):
                 try:
-                    return {"json": _map_strings(json.loads(text), self._pills)}
+                    return {"json": self._json_fields(json.loads(text))}
                 except ValueError:
                     pass
             return {"text": self._pills(text), "content_type": _LANG_TYPES.get(language, "text/plain")}
@@ -457,7 +481,8 @@ class _Importer:
             form: dict[str, Any] = {}
             for item in body.get("urlencoded") or []:
                 if isinstance(item, dict) and not item.get("disabled") and item.get("key") is not None:
-                    _add(form, str(item["key"]), self._pills("" if item.get("value") is None else str(item["value"])))
+                    _add(form, str(item["key"]), self._field(str(item["key"]), "" if item.get("value") is None
+                                                             else str(item["value"]), "form field"))
             return {"form": form}
         if mode == "formdata":
             fields: dict[str, Any] = {}
@@ -475,7 +500,8 @@ class _Importer:
                         continue
                     files[str(item["key"])] = self._file(str(src))
                 else:
-                    _add(fields, str(item["key"]), self._pills("" if item.get("value") is None else str(item["value"])))
+                    _add(fields, str(item["key"]), self._field(str(item["key"]), "" if item.get("value") is None
+                                                               else str(item["value"]), "form field"))
             result: dict[str, Any] = {"multipart": fields}
             if files:
                 result["files"] = files

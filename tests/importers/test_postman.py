@@ -13,7 +13,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 
-from flowrun.importers import import_postman
+from flowrun.importers import check_result, import_postman
 from flowrun.importers._postman_scripts import translate_test_script
 from tests.importers.conftest import CORPUS, all_text, read, run_cli
 
@@ -228,3 +228,26 @@ def test_imported_collection_runs_against_a_local_partner(tmp_path: Path, echo_s
     alias_file.write_text(json.dumps(records))
     assert run_cli(capsys, "run", tmp_path / "flows" / "newman_github_929.json", "--aliases",
                    tmp_path / "aliases")[0] == 1
+
+
+def test_literal_secrets_in_headers_query_and_bodies_become_env(tmp_path: Path) -> None:
+    collection = {"info": {"name": "Shop", "schema": "https://schema.getpostman.com/json/collection/v2.1.0/"},
+                  "item": [{"name": "login", "request": {
+                      "method": "POST", "url": "https://shop.example/login?api_key=k-123&page=2",
+                      "header": [{"key": "X-Auth-Token", "value": "t-456"}, {"key": "Accept", "value": "*/*"}],
+                      "body": {"mode": "raw", "raw": json.dumps({"user": "ann", "password": "p-789"}),
+                               "options": {"raw": {"language": "json"}}}}}]}
+    source = tmp_path / "shop.json"
+    source.write_text(json.dumps(collection))
+    result = import_postman(source, out=tmp_path / "o")
+    written = json.dumps(result.files)
+    for secret in ("k-123", "t-456", "p-789"):
+        assert secret not in written
+    assert sorted(result.env_vars) == ["SHOP_API_KEY", "SHOP_PASSWORD", "SHOP_X_AUTH_TOKEN"]
+    step = result.files["steps/shop/login.json"]
+    assert step["body"] == {"json": {"user": "ann", "password": "{{ inputs.shop_password }}"}}
+    assert ["page", "2"] in step["query"] and ["Accept", "*/*"] in step["headers"]
+    flow = result.files["flows/shop.json"]
+    assert flow["steps"][0]["with"]["shop_password"] == "{{ env.SHOP_PASSWORD }}"
+    assert set(flow["env"]) == {"SHOP_API_KEY", "SHOP_PASSWORD", "SHOP_X_AUTH_TOKEN"}
+    check_result(result, tmp_path / "o")
