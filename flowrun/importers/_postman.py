@@ -159,7 +159,8 @@ class _Importer:
             if not isinstance(item, dict):
                 raise ImportSourceError("an item must be an object (a request or a folder)", file=self.path,
                                         pointer=here)
-            item_auth = item.get("auth", auth) if item.get("auth") is not None else auth
+            own = item.get("auth")
+            item_auth = auth if own is None or (isinstance(own, dict) and own.get("type") == "inherit") else own
             if "item" in item:
                 if not isinstance(item["item"], list):
                     raise ImportSourceError("a folder's 'item' must be a list", file=self.path, pointer=here + "/item")
@@ -207,8 +208,9 @@ class _Importer:
         self.used: dict[str, str] = {}  # Postman variable -> input name of the definition
         base_url, path, query = self._url(request.get("url"), pointer + "/request/url")
         step: dict[str, Any] = {"description": "", "type": "rest"}
-        credential = self._auth(request.get("auth", auth) if request.get("auth") is not None else auth,
-                                pointer, notes)
+        own_auth = request.get("auth")
+        inherits = own_auth is None or (isinstance(own_auth, dict) and own_auth.get("type") == "inherit")
+        credential = self._auth(auth if inherits else own_auth, pointer, notes)
         host = urlsplit(base_url).hostname or "partner"
         step["alias"] = self.aliases.alias(base_url, hint=host, credential=credential)
         step["method"] = method
@@ -221,6 +223,7 @@ class _Importer:
         body = self._body(request.get("body"), pointer + "/request/body", name, notes)
         if body is not None:
             step["body"] = body
+        self._behaviour(item.get("protocolProfileBehavior"), pointer + "/protocolProfileBehavior", step, notes)
         translation = None
         for index, event in enumerate(item.get("event") or []):
             lines = _script_lines(event)
@@ -267,6 +270,20 @@ class _Importer:
         self.result.files[f"steps/{self.prefix}/{step_id}.json"] = step
         for variable, output in outputs.items():
             self.saved[variable] = f"{step_id}.outputs.{output}"
+
+    def _behaviour(self, behaviour: Any, pointer: str, step: dict[str, Any], notes: list[str]) -> None:
+        """Postman follows redirects unless told not to; flowrun only when the step says so."""
+        behaviour = behaviour if isinstance(behaviour, dict) else {}
+        if behaviour.get("followRedirects", True) is not False:
+            step["follow_redirects"] = True
+        if isinstance(behaviour.get("maxRedirects"), int) and behaviour["maxRedirects"] > 0:
+            step["max_redirects"] = min(behaviour["maxRedirects"], 50)  # flowrun's ceiling
+        for key, value in behaviour.items():
+            if key not in ("followRedirects", "maxRedirects"):
+                self._untranslated(f"{pointer}/{key}", f"{key}: {json.dumps(value)}",
+                                   "a request setting flowrun has no equivalent for (TLS verification is always on)"
+                                   if key == "strictSSL" else "a request setting flowrun has no equivalent for",
+                                   notes)
 
     def _argument(self, variable: str) -> str:
         if variable in self.saved:

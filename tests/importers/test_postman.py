@@ -251,3 +251,22 @@ def test_literal_secrets_in_headers_query_and_bodies_become_env(tmp_path: Path) 
     assert flow["steps"][0]["with"]["shop_password"] == "{{ env.SHOP_PASSWORD }}"
     assert set(flow["env"]) == {"SHOP_API_KEY", "SHOP_PASSWORD", "SHOP_X_AUTH_TOKEN"}
     check_result(result, tmp_path / "o")
+
+
+def test_redirects_follow_postman_and_other_settings_are_listed(tmp_path: Path,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    collection = {"info": {"name": "r", "schema": "https://schema.getpostman.com/json/collection/v2.1.0/"},
+                  "item": [{"name": "follows", "request": {"url": "https://h.example/a"}},
+                           {"name": "stays", "request": {"url": "https://h.example/b"},
+                            "protocolProfileBehavior": {"followRedirects": False, "strictSSL": False}}]}
+    source = tmp_path / "r.json"
+    source.write_text(json.dumps(collection))
+    code, stdout, _ = run_cli(capsys, "import", "postman", source, "--out", tmp_path / "o", "--json")
+    assert code == 0
+    report = json.loads(stdout)
+    assert report["dry_run"] is False and len(report["written"]) == 4
+    assert report["not_translated"] == [{
+        "pointer": "/item/1/protocolProfileBehavior/strictSSL", "text": "strictSSL: false",
+        "reason": "a request setting flowrun has no equivalent for (TLS verification is always on)"}]
+    assert read(tmp_path / "o" / "steps" / "r" / "follows.json")["follow_redirects"] is True
+    assert "follow_redirects" not in read(tmp_path / "o" / "steps" / "r" / "stays.json")
