@@ -90,14 +90,17 @@ class AliasBook:
     _names: set[str] = attrs.field(factory=set)
 
     def alias(self, base_url: str, *, hint: str, credential: dict[str, Any] | None = None,
-              mtls: dict[str, Any] | None = None, extra_connection: dict[str, Any] | None = None) -> str:
+              mtls: dict[str, Any] | None = None, extra_connection: dict[str, Any] | None = None,
+              environments: dict[str, str] | None = None) -> str:
         """The alias name for ``base_url`` with ``credential``; the records are added on first use.
 
         ``credential`` holds the credential record without ``kind``/``name``; ``mtls`` holds
         ``keystore`` (record fields), optional ``trust`` (list of trust_store_cert fields) and
-        ``profile`` (extra protocol_profile fields).
+        ``profile`` (extra protocol_profile fields). ``environments`` (name -> base URL, the
+        first the default) gives one connection per environment instead of ``base_url``'s.
         """
-        key = repr((base_url, sorted((credential or {}).items()), repr(mtls), repr(extra_connection)))
+        key = repr((base_url, sorted((credential or {}).items()), repr(mtls), repr(extra_connection),
+                    repr(environments)))
         if key in self._by_key:
             return self._by_key[key]
         name = unique(record_name(hint), self._names)
@@ -122,6 +125,11 @@ class AliasBook:
             connection["mutual_authentication"] = True
             connection["protocol_profile"] = f"{name}_mtls"
         connection.update(extra_connection or {})
-        records.append({"kind": "alias", "name": name, "connection": connection})
+        if environments:
+            connections = {env: {**connection, "url": url} for env, url in environments.items()}
+            records.append({"kind": "alias", "name": name, "default_env": next(iter(environments)),
+                            "connections": connections})
+        else:
+            records.append({"kind": "alias", "name": name, "connection": connection})
         self.result.files[f"aliases/{name}.json"] = records
         return name

@@ -83,6 +83,7 @@ class _Importer:
         self.aliases = AliasBook(self.result)
         self.step_names: set[str] = set()
         self.where = "/servers"
+        self.environments: dict[str, str] | None = None
 
     def ref(self, value: Any, pointer: str, depth: int = 0) -> Any:
         """``value`` with a local ``$ref`` followed (others are refused with their place)."""
@@ -131,27 +132,54 @@ class _Importer:
     # --- servers and security ------------------------------------------------------------------
 
     def _server(self) -> tuple[str, str]:
+        """The first server's base URL and host; with several servers, ``self.environments``
+        holds one base URL per server (an alias connection per environment)."""
         servers = self.doc.get("servers") or [{"url": "/"}]
-        server: dict[str, Any] = servers[0] if isinstance(servers[0], dict) else {"url": "/"}
+        if not isinstance(servers, list):
+            raise ImportSourceError("'servers' must be a list", file=self.path, pointer="/servers")
+        urls: dict[str, str] = {}
+        for index, server in enumerate(servers):
+            if not isinstance(server, dict):
+                raise ImportSourceError("a server is an object with 'url'", file=self.path, pointer=f"/servers/{index}")
+            url = self._server_url(server, index)
+            if url is None:
+                if index > 0:
+                    self.result.notes.append(f"server {server.get('url')!r} is relative: left out")
+                continue
+            label = record_name(str(server.get("description") or f"server{index + 1}")).lower()
+            urls[unique(label, set(urls))] = url
+        if not urls:
+            self.result.notes.append(f"the server URL {servers[0].get('url')!r} is relative: the alias points at "
+                                     "https://partner.invalid; set its url")
+            urls["server1"] = "https://partner.invalid" + "/" + str(servers[0].get("url") or "").strip("/")
+        first = next(iter(urls.values())).rstrip("/")
+        if len(urls) > 1:
+            self.environments = {env: url.rstrip("/") for env, url in urls.items()}
+            self.result.notes.append(f"one connection per server: environments {', '.join(urls)} (choose with "
+                                     f"--env; the default is {next(iter(urls))})")
+        return first, urlsplit(first).hostname or "partner"
+
+    def _server_url(self, server: dict[str, Any], index: int) -> str | None:
         url = str(server.get("url") or "/")
-        for name, variable in (server.get("variables") or {}).items():
+        variables = server.get("variables") or {}
+        if not isinstance(variables, dict):
+            raise ImportSourceError("server variables are an object", file=self.path,
+                                    pointer=f"/servers/{index}/variables")
+        for name, variable in variables.items():
             default = variable.get("default") if isinstance(variable, dict) else None
             if default is None:
                 raise ImportSourceError(f"server variable {name!r} has no default", file=self.path,
-                                        pointer=f"/servers/0/variables/{name}")
+                                        pointer=f"/servers/{index}/variables/{name}")
             url = url.replace("{" + str(name) + "}", str(default))
             if isinstance(variable, dict) and variable.get("enum"):
-                self.result.notes.append(f"server variable {name!r} took its default {default!r} "
-                                         f"(also allowed: {', '.join(map(str, variable['enum']))})")
-        if len(servers) > 1:
-            others = ", ".join(str(s.get("url")) for s in servers[1:] if isinstance(s, dict))
-            self.result.notes.append(f"the alias uses the first server; the document also names: {others}")
+                note = (f"server variable {name!r} took its default {default!r} "
+                        f"(also allowed: {', '.join(map(str, variable['enum']))})")
+                if note not in self.result.notes:
+                    self.result.notes.append(note)
         if not re.match(r"https?://", url):
-            self.result.notes.append(f"the server URL {url!r} is relative: the alias points at "
-                                     "https://partner.invalid; set its url")
-            url = "https://partner.invalid/" + url.lstrip("/")
+            return None
         parts = urlsplit(url)
-        return f"{parts.scheme}://{parts.netloc}{parts.path.rstrip('/')}", parts.hostname or "partner"
+        return f"{parts.scheme}://{parts.netloc}{parts.path.rstrip('/')}"
 
     def _alias(self, base_url: str, security: Any, pointer: str, host: str) -> str:
         schemes = (self.doc.get("components") or {}).get("securitySchemes") or {}
@@ -195,7 +223,13 @@ class _Importer:
             default = self._default_scheme()
             if first != default:
                 hint = f"{hint}_{slug(first)}"
-        return self.aliases.alias(base_url, hint=hint, credential=credential, mtls=mtls)
+        environments = self.environments
+        if environments and mtls is not None:
+            # Mutual TLS needs https: plain-http servers are left out of this alias.
+            kept = {env: url for env, url in environments.items() if url.startswith("https://")}
+            environments = kept if len(kept) > 1 else None
+            base_url = next(iter(kept.values()), base_url)
+        return self.aliases.alias(base_url, hint=hint, credential=credential, mtls=mtls, environments=environments)
 
     def _default_scheme(self) -> str | None:
         security = self.doc.get("security")

@@ -152,3 +152,23 @@ def test_refusals(tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatc
                               "--out", tmp_path / "o")
     assert code == 2 and "pip install 'flowrun[yaml]'" in stderr
     assert not (tmp_path / "o").exists()
+
+
+def test_several_servers_become_environments(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    spec = {"openapi": "3.0.3", "info": {"title": "multi", "version": "1"},
+            "servers": [{"url": "https://api.example.com/v1", "description": "Production"},
+                        {"url": "https://{region}.sandbox.example.com/v1", "description": "Sandbox",
+                         "variables": {"region": {"default": "eu", "enum": ["eu", "us"]}}}],
+            "paths": {"/ping": {"get": {"operationId": "ping"}}}}
+    source = tmp_path / "multi.json"
+    source.write_text(json.dumps(spec))
+    code, stdout, _ = run_cli(capsys, "import", "openapi", source, "--out", tmp_path / "o")
+    assert code == 0
+    alias = read(tmp_path / "o" / "aliases" / "api.json")[0]
+    assert alias["default_env"] == "production"
+    assert {env: c["url"] for env, c in alias["connections"].items()} == {
+        "production": "https://api.example.com/v1", "sandbox": "https://eu.sandbox.example.com/v1"}
+    assert "server variable 'region' took its default 'eu' (also allowed: eu, us)" in stdout
+    code, stdout, _ = run_cli(capsys, "validate", tmp_path / "o" / "flows", "--aliases", tmp_path / "o" / "aliases",
+                              "--env", "sandbox")
+    assert code == 0, stdout
