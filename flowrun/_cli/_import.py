@@ -27,7 +27,8 @@ def register(subparsers: Any, name: str, summary: str) -> None:
     postman.add_argument("--environment", type=Path, metavar="ENV.json", help="a Postman environment export")
     curl = sources.add_parser("curl", help="a curl command line (quote it as one argument)")
     curl.add_argument("command", metavar="'curl ...'")
-    curl.add_argument("--name", help="the name of the step, flow and alias (default: from the URL)")
+    curl.add_argument("--name", help="the name of the step and the flow (default: from the URL; the alias is "
+                      "named after the host)")
     openapi = sources.add_parser("openapi", help="an OpenAPI 3 document (JSON, or YAML with flowrun[yaml])")
     openapi.add_argument("spec", type=Path, metavar="SPEC")
     for sub in (postman, curl, openapi):

@@ -52,7 +52,8 @@ def _read(path: Path) -> Any:
     try:
         text = path.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as error:
-        raise ImportSourceError(f"cannot read {path}: {error}", file=path) from None
+        raise ImportSourceError(f"cannot read {path}: {getattr(error, 'strerror', None) or error}", file=path,
+                                hint="check the path (relative paths start from the working directory)") from None
     if path.suffix.lower() == ".json" or text.lstrip().startswith("{"):
         try:
             return json.loads(text)

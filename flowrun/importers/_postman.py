@@ -72,7 +72,8 @@ def _read_json(path: Path) -> Any:
     try:
         raw = path.read_bytes()
     except OSError as error:
-        raise ImportSourceError(f"cannot read {path}: {error.strerror}", file=path) from None
+        raise ImportSourceError(f"cannot read {path}: {error.strerror}", file=path,
+                                hint="check the path (relative paths start from the working directory)") from None
     try:
         return json.loads(raw.decode("utf-8-sig"))
     except UnicodeDecodeError:
