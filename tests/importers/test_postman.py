@@ -270,3 +270,35 @@ def test_redirects_follow_postman_and_other_settings_are_listed(tmp_path: Path,
         "reason": "a request setting flowrun has no equivalent for (TLS verification is always on)"}]
     assert read(tmp_path / "o" / "steps" / "r" / "follows.json")["follow_redirects"] is True
     assert "follow_redirects" not in read(tmp_path / "o" / "steps" / "r" / "stays.json")
+
+
+def test_imported_collection_runs_over_mutual_tls(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    from flowrun.testing import PartnerServer, make_pki
+
+    pki = make_pki()
+    files = pki.write(tmp_path / "pki", keystore_password="pw-5678")
+    collection = CORPUS / "postman" / "newman-single-get-request.json"
+    out = tmp_path / "out"
+    assert run_cli(capsys, "import", "postman", collection, "--out", out)[0] == 0
+    alias_file = out / "aliases" / "postman-echo.com.json"
+    [alias] = read(alias_file)
+    with PartnerServer(pki) as partner:
+        # The imported alias, pointed at the partner's echo route and given a protocol profile.
+        alias["connection"].update(url=f"{partner.url}/echo", mutual_authentication=True, protocol_profile="mtls")
+        alias_file.write_text(json.dumps([
+            {"kind": "keystore", "name": "client", "file": str(files.client.pkcs12),
+             "password": {"env": "IMPORT_TEST_KEYSTORE_PASSWORD"}},
+            {"kind": "trust_store_cert", "name": "partner_root", "file": str(files.root_pem)},
+            {"kind": "protocol_profile", "name": "mtls", "keystore": "client", "trust_store_certs": ["partner_root"],
+             "use_system_trust": False},
+            alias]))
+        monkeypatch.setenv("IMPORT_TEST_KEYSTORE_PASSWORD", "pw-5678")
+        flow = out / "flows" / "example_collection_with_a_single_get_request.json"
+        code, stdout, stderr = run_cli(capsys, "run", flow, "--aliases", out / "aliases", "--json")
+        assert code == 0, stdout + stderr
+        [step] = json.loads(stdout)["steps"]
+        assert step["assertions"][0]["that"] == "status" and step["assertions"][0]["passed"] is True
+        request = partner.requests[-1]
+        assert request.path == "/echo/get" and ("source", "newman-sample-github-collection") in request.query
+        assert request.client_cert_sha256 is not None
