@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import re
 from typing import Any
+from urllib.parse import urlsplit
 
 import attrs
+
+from flowrun._models._web_origin import credential_over_http
 
 __all__ = ["AliasBook", "ImportResult", "Untranslated", "env_name", "identifier", "record_name", "slug"]
 
@@ -105,6 +108,19 @@ class AliasBook:
             return self._by_key[key]
         name = unique(record_name(hint), self._names)
         self._by_key[key] = name
+        urls = list((environments or {}).values()) or [base_url]
+        if credential is not None and any(credential_over_http(credential.get("type"), urlsplit(u).scheme)
+                                          for u in urls):
+            # flowrun never sends a credential over plain http: say so rather than write what cannot load.
+            written = repr(self.result.files)
+            for value in credential.values():
+                if isinstance(value, dict) and "env" in value and repr(value) not in written:
+                    self.result.env_vars.pop(value["env"], None)
+            self.result.not_translated.append(Untranslated(
+                f"aliases/{name}.json", f"{credential.get('type')} credential for {base_url}",
+                "flowrun never sends a credential over plain http: the alias has none; use the partner's https "
+                "URL and add the credential"))
+            credential = None
         records: list[dict[str, Any]] = []
         connection: dict[str, Any] = {"url": base_url}
         if credential is not None:

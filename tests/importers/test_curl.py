@@ -139,3 +139,13 @@ def test_run_start_up_does_not_load_the_importers() -> None:
             "print([m for m in sys.modules if m.startswith('flowrun.importers') or m == 'yaml'])")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_no_credential_over_plain_http() -> None:
+    result = import_curl("curl -u bob:pw http://plain.example/data")
+    records = result.files["aliases/plain.example.json"]
+    assert records == [{"kind": "alias", "name": "plain.example", "connection": {"url": "http://plain.example"}}]
+    assert result.env_vars == {}
+    [entry] = result.not_translated
+    assert entry.text == "basic credential for http://plain.example"
+    assert "never sends a credential over plain http" in entry.reason
