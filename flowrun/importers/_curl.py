@@ -113,8 +113,12 @@ class _Builder:
                                     hint="curl 'https://api.example/path' ...")
         url = urls[0] if "://" in urls[0] else "https://" + urls[0]
         self.parts = urlsplit(url)
+        try:
+            self.parts.port  # noqa: B018 - urlsplit checks the port only when asked
+        except ValueError:
+            raise ImportSourceError(f"URL {_shown(url)!r}: the port is not a number from 0 to 65535") from None
         if self.parts.scheme not in ("http", "https") or not self.parts.hostname:
-            raise ImportUnsupportedError(f"URL {url[:80]!r}: only http and https URLs with a host are imported")
+            raise ImportUnsupportedError(f"URL {_shown(url)!r}: only http and https URLs with a host are imported")
         self.name = slug(name or f"{self.parts.hostname}{self.parts.path}", fallback="request")
         self.host = slug(self.parts.hostname.split(".")[0] if not self.parts.hostname[0].isdigit()
                          else self.parts.hostname, fallback="partner")
@@ -350,6 +354,11 @@ class _Builder:
         if tls:
             mtls["profile"]["tls_versions"] = ["1.3"] if tls == ["1.3"] else ["1.2", "1.3"]
         return mtls
+
+
+def _shown(url: str) -> str:
+    """A URL for a message: no user information (it may hold a password), no query, cut short."""
+    return re.sub(r"(//)[^/@]*@", r"\1", url.split("?", 1)[0])[:80]
 
 
 def _split_cert(value: str) -> tuple[str, str | None]:
