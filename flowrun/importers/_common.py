@@ -98,9 +98,10 @@ class AliasBook:
         """The alias name for ``base_url`` with ``credential``; the records are added on first use.
 
         ``credential`` holds the credential record without ``kind``/``name``; ``mtls`` holds
-        ``keystore`` (record fields), optional ``trust`` (list of trust_store_cert fields) and
-        ``profile`` (extra protocol_profile fields). ``environments`` (name -> base URL, the
-        first the default) gives one connection per environment instead of ``base_url``'s.
+        ``keystore`` (record fields; without it the profile is trust-only), optional ``trust`` (list
+        of trust_store_cert fields) and ``profile`` (extra protocol_profile fields).
+        ``environments`` (name -> base URL, the first the default) gives one connection per
+        environment instead of ``base_url``'s.
         """
         key = repr((base_url, sorted((credential or {}).items()), repr(mtls), repr(extra_connection),
                     repr(environments)))
@@ -127,19 +128,25 @@ class AliasBook:
             records.append({"kind": "credential", "name": name, **credential})
             connection["credential"] = name
         if mtls is not None:
-            records.append({"kind": "keystore", "name": name, **mtls["keystore"]})
+            if "keystore" in mtls:
+                records.append({"kind": "keystore", "name": name, **mtls["keystore"]})
             trust_names: list[str] = []
             for index, trust in enumerate(mtls.get("trust", [])):
                 trust_name = name if index == 0 else f"{name}_{index + 1}"
                 records.append({"kind": "trust_store_cert", "name": trust_name, **trust})
                 trust_names.append(trust_name)
-            profile: dict[str, Any] = {"kind": "protocol_profile", "name": f"{name}_mtls", "keystore": name}
+            # Without a keystore the profile is trust-only: the partner's CA, no client certificate.
+            profile_name = f"{name}_mtls" if "keystore" in mtls else f"{name}_trust"
+            profile: dict[str, Any] = {"kind": "protocol_profile", "name": profile_name}
+            if "keystore" in mtls:
+                profile["keystore"] = name
             if trust_names:
                 profile["trust_store_certs"] = trust_names
             profile.update(mtls.get("profile", {}))
             records.append(profile)
-            connection["mutual_authentication"] = True
-            connection["protocol_profile"] = f"{name}_mtls"
+            if "keystore" in mtls:
+                connection["mutual_authentication"] = True
+            connection["protocol_profile"] = profile_name
         connection.update(extra_connection or {})
         if environments:
             connections = {env: {**connection, "url": url} for env, url in environments.items()}

@@ -53,8 +53,12 @@ def import_curl(command: str, *, name: str | None = None, out: Path | None = Non
                                 hint="quote the whole curl command as one argument, in single quotes") from None
     if words and words[0] == "curl":
         words = words[1:]
-    options = _parse(words)
-    return _Builder(options, name, out or Path(), cwd or Path.cwd()).build()
+    try:
+        return _Builder(_parse(words), name, out or Path(), cwd or Path.cwd()).build()
+    except ImportSourceError as error:
+        if error.hint == ImportSourceError.default_hint:
+            error.hint = "check the curl command line (docs/import.md lists the options imported)"
+        raise
 
 
 def _parse(words: list[str]) -> list[tuple[str, str | None, int]]:
@@ -312,21 +316,23 @@ class _Builder:
     def _mtls(self) -> dict[str, Any] | None:
         certs = self._values("cert")
         cacerts = self._values("cacert")
-        if not certs:
-            if cacerts:
-                self.result.notes.append(
-                    "--cacert without --cert: flowrun trusts the system CAs for https without mutual TLS; add the "
-                    "partner's CA to a protocol profile (docs/aliases.md) if the system does not trust it")
+        if not certs and not cacerts:
             return None
         if self.parts.scheme != "https":
-            raise ImportUnsupportedError("--cert with an http:// URL: a client certificate needs https")
+            raise ImportUnsupportedError(f"{'--cert' if certs else '--cacert'} with an http:// URL: "
+                                         "certificates need https")
+        base = self.out / "aliases"
+        port = self.parts.port or 443
+        if not certs:
+            # curl --cacert replaces the CA bundle: a trust-only profile trusting exactly that file.
+            return {"trust": [{"format": "pem", "file": self._file(c, base)} for c in cacerts],
+                    "profile": {"use_system_trust": False, "port": port, **self._tls_versions()}}
         cert = certs[-1]
         cert_type = (self._values("cert-type") or ["PEM"])[-1].upper()
         password_given = bool(self._values("pass"))
         file, password = _split_cert(cert)
         if password is not None:
             password_given = True
-        base = self.out / "aliases"
         keystore: dict[str, Any]
         if cert_type in ("P12", "PKCS12"):
             keystore = {"type": "pkcs12", "file": self._file(file, base)}
@@ -348,12 +354,16 @@ class _Builder:
             mtls["trust"] = [{"format": "pem", "file": self._file(c, base)} for c in cacerts]
             # curl --cacert replaces the CA bundle: trust exactly that, as curl does.
             mtls["profile"] = {"use_system_trust": False}
-        port = self.parts.port or 443
-        mtls.setdefault("profile", {})["port"] = port
-        tls = [v for flag, v in (("tls12", "1.2"), ("tls13", "1.3")) if self._has(flag)]
-        if tls:
-            mtls["profile"]["tls_versions"] = ["1.3"] if tls == ["1.3"] else ["1.2", "1.3"]
+        mtls.setdefault("profile", {}).update(port=port, **self._tls_versions())
         return mtls
+
+    def _tls_versions(self) -> dict[str, list[str]]:
+        """curl's --tlsv1.2 means "1.2 or later", --tlsv1.3 "1.3 only"."""
+        if self._has("tls13"):
+            return {"tls_versions": ["1.3"]}
+        if self._has("tls12"):
+            return {"tls_versions": ["1.2", "1.3"]}
+        return {}
 
 
 def _shown(url: str) -> str:

@@ -149,3 +149,22 @@ def test_no_credential_over_plain_http() -> None:
     [entry] = result.not_translated
     assert entry.text == "basic credential for http://plain.example"
     assert "never sends a credential over plain http" in entry.reason
+
+
+def test_cacert_alone_gives_a_trust_only_profile(tmp_path: Path, pki: Pki, pki_files: PkiFiles,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    with PartnerServer(pki, require_client_cert=False) as partner:
+        command = f"curl --cacert {shlex.quote(str(pki_files.root_pem))} --tlsv1.3 {partner.url}/accounts/7"
+        out = tmp_path / "out"
+        assert run_cli(capsys, "import", "curl", command, "--out", out, "--name", "balance")[0] == 0
+        records = {r["kind"]: r for r in read(out / "aliases" / "localhost.json")}
+        assert "keystore" not in records
+        assert records["protocol_profile"] == {"kind": "protocol_profile", "name": "localhost_trust",
+                                               "trust_store_certs": ["localhost"], "use_system_trust": False,
+                                               "port": partner.port, "tls_versions": ["1.3"]}
+        assert records["alias"]["connection"] == {"url": partner.url, "protocol_profile": "localhost_trust"}
+        code, stdout, stderr = run_cli(capsys, "run", out / "flows" / "balance.json", "--aliases", out / "aliases",
+                                       "--json")
+        assert code == 0, stdout + stderr
+        assert json.loads(stdout)["steps"][0]["tls"]["version"] == "TLSv1.3"
+        assert partner.requests[-1].path == "/accounts/7" and partner.requests[-1].client_cert_sha256 is None
