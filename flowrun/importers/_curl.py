@@ -317,6 +317,9 @@ class _Builder:
         certs = self._values("cert")
         cacerts = self._values("cacert")
         if not certs and not cacerts:
+            if self._tls_versions():
+                self.result.notes.append("--tlsv1.x: flowrun offers TLS 1.2 and 1.3 unless a protocol profile says "
+                                         "otherwise; without --cert or --cacert there is none")
             return None
         if self.parts.scheme != "https":
             raise ImportUnsupportedError(f"{'--cert' if certs else '--cacert'} with an http:// URL: "

@@ -252,6 +252,10 @@ class _Importer:
                     "key": self.result.need_env(f"{prefix}_API_KEY", f"the API key ({name})")}
         if kind == "oauth2" and isinstance((scheme.get("flows") or {}).get("clientCredentials"), dict):
             flow = scheme["flows"]["clientCredentials"]
+            if not str(flow.get("tokenUrl") or "").startswith("https://"):
+                self.result.notes.append(f"security scheme {name!r}: the token URL is not https (flowrun sends client "
+                                         f"secrets over https only): the alias sends no credential ({where})")
+                return None
             credential: dict[str, Any] = {
                 "type": "oauth2_client_credentials", "token_url": str(flow.get("tokenUrl") or ""),
                 "client_id": "CLIENT_ID",
