@@ -30,14 +30,45 @@ def check_result(result: ImportResult, out: Path | None = None) -> None:
         stage = Path(tmp)
         if out is not None and (out / "aliases").is_dir():
             shutil.copytree(out / "aliases", stage / "aliases")
+        home = (out or Path()).resolve()
         for relative, data in result.files.items():
             target = stage / relative
             target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_text(render(data), encoding="utf-8")
+            target.write_text(render(_anchored(data, relative, home)), encoding="utf-8")
         problems = _problems(stage, result)
     if problems:
         listing = "; ".join(problems[:10]) + ("; ..." if len(problems) > 10 else "")
         raise ImportOutputError(f"the imported files would not load: {listing}", file=result.source)
+
+
+def _anchored(data: Any, relative: str, home: Path) -> Any:
+    """``data`` with the paths it names made absolute from where the file will be written, so the
+    staging copy checks the key material and body files the written files will point at."""
+    base = (home / relative).parent
+
+    def absolute(value: Any) -> Any:
+        # normpath: the folders in between may not exist yet, and the OS resolves ".." through them.
+        if isinstance(value, str) and not Path(value).is_absolute():
+            return os.path.normpath(base / value)
+        return value
+
+    if relative.startswith("aliases/") and isinstance(data, list):
+        anchored = []
+        for record in data:
+            if isinstance(record, dict) and record.get("kind") in ("keystore", "trust_store_cert"):
+                anchored.append({k: absolute(v) if k in ("file", "key_file") else v for k, v in record.items()})
+            else:
+                anchored.append(record)
+        return anchored
+    if relative.startswith("steps/") and isinstance(data, dict) and isinstance(data.get("body"), dict):
+        body = dict(data["body"])
+        if "file" in body:
+            body["file"] = absolute(body["file"])
+        if isinstance(body.get("files"), dict):
+            body["files"] = {k: {**v, "path": absolute(v.get("path"))} if isinstance(v, dict) else absolute(v)
+                             for k, v in body["files"].items()}
+        return {**data, "body": body}
+    return data
 
 
 def _problems(stage: Path, result: ImportResult) -> list[str]:

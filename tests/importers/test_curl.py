@@ -168,3 +168,15 @@ def test_cacert_alone_gives_a_trust_only_profile(tmp_path: Path, pki: Pki, pki_f
         assert code == 0, stdout + stderr
         assert json.loads(stdout)["steps"][0]["tls"]["version"] == "TLSv1.3"
         assert partner.requests[-1].path == "/accounts/7" and partner.requests[-1].client_cert_sha256 is None
+
+
+def test_key_material_is_checked_where_the_written_files_point(tmp_path: Path, pki_files: PkiFiles,
+                                                               capsys: pytest.CaptureFixture[str],
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LOCALHOST_KEYSTORE_PASSWORD", PASSWORD)
+    command = _mtls_command(pki_files, "https://localhost:8443")
+    code, stdout, _ = run_cli(capsys, "import", "curl", command, "--out", tmp_path / "o")
+    assert code == 0 and "key material not usable yet" not in stdout
+    missing = command.replace(str(pki_files.client.cert_pem), str(tmp_path / "nowhere.pem"))
+    code, stdout, _ = run_cli(capsys, "import", "curl", missing, "--out", tmp_path / "p")
+    assert code == 0 and "key material not usable yet: [keystore.not_found]" in stdout
