@@ -109,6 +109,7 @@ class AliasBook:
             return self._by_key[key]
         name = unique(record_name(hint), self._names)
         self._by_key[key] = name
+        description = ""
         urls = list((environments or {}).values()) or [base_url]
         if credential is not None and any(credential_over_http(credential.get("type"), urlsplit(u).scheme)
                                           for u in urls):
@@ -117,10 +118,12 @@ class AliasBook:
             for value in credential.values():
                 if isinstance(value, dict) and "env" in value and repr(value) not in written:
                     self.result.env_vars.pop(value["env"], None)
-            self.result.not_translated.append(Untranslated(
+            dropped = Untranslated(
                 f"aliases/{name}.json", f"{credential.get('type')} credential for {base_url}",
                 "flowrun never sends a credential over plain http: the alias has none; use the partner's https "
-                "URL and add the credential"))
+                "URL and add the credential")
+            self.result.not_translated.append(dropped)
+            description = "Not translated: " + dropped.line()
             credential = None
         records: list[dict[str, Any]] = []
         connection: dict[str, Any] = {"url": base_url}
@@ -148,11 +151,14 @@ class AliasBook:
                 connection["mutual_authentication"] = True
             connection["protocol_profile"] = profile_name
         connection.update(extra_connection or {})
+        alias: dict[str, Any] = {"kind": "alias", "name": name}
+        if description:
+            alias["description"] = description
         if environments:
-            connections = {env: {**connection, "url": url} for env, url in environments.items()}
-            records.append({"kind": "alias", "name": name, "default_env": next(iter(environments)),
-                            "connections": connections})
+            alias["default_env"] = next(iter(environments))
+            alias["connections"] = {env: {**connection, "url": url} for env, url in environments.items()}
         else:
-            records.append({"kind": "alias", "name": name, "connection": connection})
+            alias["connection"] = connection
+        records.append(alias)
         self.result.files[f"aliases/{name}.json"] = records
         return name

@@ -144,7 +144,8 @@ def test_run_start_up_does_not_load_the_importers() -> None:
 def test_no_credential_over_plain_http() -> None:
     result = import_curl("curl -u bob:pw http://plain.example/data")
     records = result.files["aliases/plain.example.json"]
-    assert records == [{"kind": "alias", "name": "plain.example", "connection": {"url": "http://plain.example"}}]
+    assert records == [{"kind": "alias", "name": "plain.example", "connection": {"url": "http://plain.example"},
+                        "description": "Not translated: " + result.not_translated[0].line()}]
     assert result.env_vars == {}
     [entry] = result.not_translated
     assert entry.text == "basic credential for http://plain.example"
