@@ -98,7 +98,7 @@ def _parse(words: list[str]) -> list[tuple[str, str | None, int]]:
             raise ImportUnsupportedError(
                 f"curl option {word} (word {position}) is not supported by flowrun import",
                 hint="supported: -X -H -d --data-* --data-urlencode --json -F -u --cert --cert-type --key --pass "
-                "--cacert -G -I -L --compressed -A -e -b -m --connect-timeout --oauth2-bearer (docs/import.md)")
+                "--cacert -G -I -L --compressed -A -e -m --connect-timeout --oauth2-bearer (docs/import.md)")
         else:
             parsed.append(("url", word, position))
         index += 1
