@@ -18,13 +18,14 @@ from flowrun._models._aliases import (
     Credential,
     Keystore,
     ProtocolProfile,
+    RateLimit,
     RetryPolicy,
     TrustStoreCert,
 )
 from flowrun._models._redact import Secrets
-from flowrun._models._results import AssertionOutcome, Attempt, RequestInfo, StepResult, TlsInfo
+from flowrun._models._results import AssertionOutcome, Attempt, PageInfo, RequestInfo, StepResult, TlsInfo
 from flowrun._models._secret import SecretRef, SecretSource
-from flowrun._models._steps import Body, FilePart, ResponseSpec, RestStep, SoapStep
+from flowrun._models._steps import Body, FilePart, Paginate, ResponseSpec, RestStep, SoapStep
 from flowrun._version import __version__
 
 if TYPE_CHECKING:
@@ -85,3 +86,4 @@ __all__ = [  # grouped by topic
     # errors: the whole tree of flowrun._errors
 ]
 __all__ += _error_names
+__all__ += ["Paginate", "RateLimit", "PageInfo"]

@@ -73,6 +73,9 @@
         │   └── OutputNotFoundError       an output expression matches nothing
         ├── AssertionFailedError
         ├── BodyFileChangedError          a file body changed size while it was sent
+        ├── PaginationError               a page's items are not an array
+        │   ├── NextPageRefusedError      a next-page URL leaves the alias's origin
+        │   └── PageLimitError            more pages than paginate.max_pages
         └── InternalError                 an unexpected exception, kept as a step error
 
 Each class has a stable ``code`` (shown to users and written to reports), an exit code, and a
@@ -578,6 +581,22 @@ class AssertionFailedError(StepFailure):
 class BodyFileChangedError(StepFailure):
     code = "request.body_file_changed"
     default_hint = "the file to upload was written to while it was sent: upload a finished file"
+
+
+class PaginationError(StepFailure):
+    code = "http.pagination"
+    default_hint = "paginate.items is JMESPath over {status, headers, body} of each page and must give an array"
+
+
+class NextPageRefusedError(PaginationError):
+    code = "http.pagination.origin"
+    default_hint = ("a next page is fetched only from the alias's origin or its trusted_origins; "
+                    "add the partner's other origin to trusted_origins if it is really theirs")
+
+
+class PageLimitError(PaginationError):
+    code = "http.pagination.max_pages"
+    default_hint = "raise paginate.max_pages if the list really is that long"
 
 
 class InternalError(StepFailure):

@@ -47,7 +47,8 @@ Severity = Literal["error", "warning"]
 _LOG = logging.getLogger("flowrun")
 _FLOW_ROOTS = ("inputs", "steps", "env")
 _DEFINITION_ROOTS = ("inputs", "env")
-_RESULT_ROOTS = ("status", "headers", "body", "outputs", "soap_headers", "fault", "duration_ms")
+_RESULT_ROOTS = ("status", "headers", "body", "outputs", "soap_headers", "fault", "duration_ms", "items")
+_ITEM_ROOTS = ("item", "index")
 
 
 @attrs.frozen
@@ -125,6 +126,10 @@ def check_flow(flow: Flow, *, refused: Iterable[str] = ()) -> list[Problem]:
         if entry.when is not None:
             for error in _expression_problems(entry.when, scope, f"{base}/when", entry.id, strip_pill=True):
                 report(error, file)
+        if entry.step.for_each is not None:
+            for error in _for_each_problems(entry.step.for_each, scope, f"{base}/for_each", entry.id):
+                report(error, flow.origin.file)
+            scope = attrs.evolve(scope, roots=(*scope.roots, *_ITEM_ROOTS))
         if entry.uses is None:
             for error in _step_problems(entry.step, scope, base, entry.id):
                 report(error, file)
@@ -146,7 +151,40 @@ def check_flow(flow: Flow, *, refused: Iterable[str] = ()) -> list[Problem]:
     return problems
 
 
+def _for_each_problems(text: str, scope: _Scope, pointer: str, step_id: str) -> Iterator[FlowrunError]:
+    from flowrun._eval._template import find_pills
+
+    try:
+        pills = find_pills(text, pointer)
+    except DataPillError:
+        pills = [(pointer, text)]  # _pill_problems reports it
+    stripped = text.strip()
+    if len(pills) != 1 or not (stripped.startswith("{{") and stripped.endswith("}}")):
+        yield DataPillError(f"for_each must be one data pill that gives an array; got {text!r}", pointer=pointer,
+                            step=step_id, hint='e.g. "for_each": "{{ steps.list.outputs.ids }}"')
+        return
+    yield from _pill_problems(text, scope, pointer, step_id)
+
+
+def _paginate_problems(step: Step, base: str, step_id: str) -> Iterator[FlowrunError]:
+    from flowrun._eval._capture import check_capture
+
+    paginate = getattr(step, "paginate", None)
+    if paginate is None:
+        return
+    for name in ("items", "next"):
+        expression = getattr(paginate, name)
+        if expression is None:
+            continue
+        try:
+            check_capture(expression, kind="json", pointer=f"{base}/paginate/{name}")
+        except FlowrunError as error:
+            error.step = error.step or step_id
+            yield error
+
+
 def _step_problems(step: Step, scope: _Scope, base: str, step_id: str) -> Iterator[FlowrunError]:
+    yield from _paginate_problems(step, base, step_id)
     for pointer, value in _templated_fields(step, base):
         yield from _pill_problems(value, scope, pointer, step_id)
     yield from _path_problems(step, base, step_id)

@@ -21,6 +21,7 @@ Steps that go through a protocol profile with ``insecure_skip_verify`` are marke
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import math
@@ -181,6 +182,8 @@ class _Call:
     entry: FlowStep
     step: Step
     context: Mapping[str, Any]
+    # A for_each step: one call per item (its context holds ``item`` and ``index``).
+    each: tuple[_Call, ...] | None = None
 
 
 _Plan = Generator[_Call, StepResult, FlowResult]
@@ -320,6 +323,57 @@ def _condition(expression: str, context: Mapping[str, Any], entry: FlowStep) -> 
 
 
 def _call(entry: FlowStep, context: Mapping[str, Any]) -> _Call:
+    if entry.step.for_each is None:
+        return _one_call(entry, context)
+    items = _for_each_items(entry, context)
+    each = []
+    for index, item in enumerate(items):
+        # A definition reads its inputs only: its entry's "with" passes item and index on.
+        each.append(_one_call(entry, {**context, "item": item, "index": index}))
+    return _Call(entry, entry.step, context, tuple(each))
+
+
+def _for_each_items(entry: FlowStep, context: Mapping[str, Any]) -> list[Any]:
+    assert entry.step.for_each is not None
+    pointer = f"{entry.origin.pointer}/for_each"
+    items = _render(entry.step.for_each, context, entry, pointer)
+    if not isinstance(items, list | tuple):
+        from flowrun._eval._capture import shape_of
+
+        raise DataPillError(f"for_each must give an array; '{entry.step.for_each}' gives {shape_of(items)}",
+                            pointer=pointer, file=entry.origin.file, step=entry.id,
+                            hint="write one pill that gives an array, e.g. {{ steps.list.outputs.ids }}")
+    return list(items)
+
+
+def _combined(entry: FlowStep, results: list[StepResult | None], started: float) -> StepResult:
+    """One result for a for_each step: the iterations in item order (those never started are
+    skipped), outputs as arrays in item order, the first failure (by index) as the step's error."""
+    iterations = tuple(result if result is not None else StepResult(step_id=entry.id, kind=entry.kind,
+                                                                    status="skipped")
+                       for result in results)
+    names = list(entry.step.response.outputs)
+    outputs = {name: [item.outputs.get(name) for item in iterations] for name in names}
+    error: FlowrunError | None = None
+    for index, item in enumerate(iterations):
+        if item.status == "failed" and item.error is not None:
+            error = copy.copy(item.error)
+            error.message = f"item {index} of {len(iterations)}: {error.message}"
+            error.args = (error.message,)
+            break
+    statuses = {item.http_status for item in iterations if item.status != "skipped"}
+    return StepResult(
+        step_id=entry.id, kind=entry.kind, status="failed" if error is not None else "passed",
+        http_status=statuses.pop() if len(statuses) == 1 else None,
+        body=[item.body for item in iterations], outputs=outputs,
+        attempts=tuple(attempt for item in iterations for attempt in item.attempts),
+        duration_ms=(time.perf_counter() - started) * 1000.0, error=error, iterations=iterations,
+        insecure=any(item.insecure for item in iterations),
+        secrets=next((item.secrets for item in iterations if item.secrets is not None), None),
+    )
+
+
+def _one_call(entry: FlowStep, context: Mapping[str, Any]) -> _Call:
     if entry.uses is None:
         return _Call(entry, entry.step, context)
     pointer = f"{entry.origin.pointer}/with"
@@ -492,6 +546,7 @@ class FlowRunner(_RunnerBase):
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)
         self._executors: dict[tuple[int, str], Any] = {}
+        self._executors_lock = threading.Lock()
         self._lock = threading.Lock()
         self._latest: _FlowRun | None = None
 
@@ -530,6 +585,8 @@ class FlowRunner(_RunnerBase):
         return state.partial(reason)
 
     def _execute(self, flow: Flow, call: _Call) -> StepResult:
+        if call.each is not None:
+            return self._each(flow, call, call.each)
         try:
             result = self._executor(flow, call.step.kind).run(call.step, call.context)
         except FlowrunError as error:
@@ -540,11 +597,50 @@ class FlowRunner(_RunnerBase):
             return _failed(call.entry, self.secrets.mask_error(internal_error(exc)))
         return self._mark_insecure(flow, call.step, result)
 
+    def _each(self, flow: Flow, call: _Call, calls: tuple[_Call, ...]) -> StepResult:
+        """Every item of a for_each step, ``concurrency`` threads at a time; with ``on_error: stop``
+        no item starts after one failed."""
+        started = time.perf_counter()
+        results: list[StepResult | None] = [None] * len(calls)
+        stop_on_failure = call.entry.on_error == "stop"
+        positions = iter(range(len(calls)))
+        lock = threading.Lock()
+        failed = threading.Event()
+
+        def work() -> None:
+            while not failed.is_set():
+                with lock:
+                    index = next(positions, None)
+                if index is None:
+                    return
+                result = results[index] = self._execute(flow, calls[index])
+                if stop_on_failure and result.status == "failed":
+                    failed.set()
+
+        workers = min(call.step.concurrency, len(calls))
+        if workers <= 1:
+            work()
+        else:
+            with contextlib.suppress(FlowrunError):  # each item reports it
+                self._executor(flow, call.step.kind)  # the registry and executor, made once for all threads
+            threads = [threading.Thread(target=work, name=f"flowrun-each-{call.entry.id}-{n}", daemon=True)
+                       for n in range(workers)]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+        return _combined(call.entry, results, started)
+
     def _executor(self, flow: Flow, kind: str) -> _Executor:
         registry = self.registry_for(flow)
         key = (id(registry), kind)
-        executor = self._executors.get(key)
-        if executor is None:
+        executor: _Executor | None = self._executors.get(key)
+        if executor is not None:
+            return executor
+        with self._executors_lock:  # a for_each's threads may all ask at once: one executor each kind
+            if key in self._executors:
+                made: _Executor = self._executors[key]
+                return made
             if kind == "soap":
                 from flowrun._soap import SoapExecutor
 
@@ -554,7 +650,7 @@ class FlowRunner(_RunnerBase):
 
                 executor = RestExecutor(registry, env=self.env, secrets=self.secrets)
             self._executors[key] = executor
-        return executor
+            return executor
 
     def close(self) -> None:
         executors, self._executors = list(self._executors.values()), {}
@@ -595,6 +691,8 @@ class AsyncFlowRunner(_RunnerBase):
             raise
 
     async def _execute(self, flow: Flow, call: _Call) -> StepResult:
+        if call.each is not None:
+            return await self._each(flow, call, call.each)
         try:
             result = await self._executor(flow, call.step.kind).run(call.step, call.context)
         except FlowrunError as error:
@@ -604,6 +702,29 @@ class AsyncFlowRunner(_RunnerBase):
 
             return _failed(call.entry, self.secrets.mask_error(internal_error(exc)))
         return self._mark_insecure(flow, call.step, result)
+
+    async def _each(self, flow: Flow, call: _Call, calls: tuple[_Call, ...]) -> StepResult:
+        """Every item of a for_each step, ``concurrency`` tasks at a time (see ``FlowRunner._each``)."""
+        import asyncio
+
+        started = time.perf_counter()
+        results: list[StepResult | None] = [None] * len(calls)
+        stop_on_failure = call.entry.on_error == "stop"
+        positions = iter(range(len(calls)))
+        failed = False
+
+        async def work() -> None:
+            nonlocal failed
+            while not failed:
+                index = next(positions, None)
+                if index is None:
+                    return
+                result = results[index] = await self._execute(flow, calls[index])
+                if stop_on_failure and result.status == "failed":
+                    failed = True
+
+        await asyncio.gather(*(work() for _ in range(max(1, min(call.step.concurrency, len(calls))))))
+        return _combined(call.entry, results, started)
 
     def _executor(self, flow: Flow, kind: str) -> _AsyncExecutor:
         registry = self.registry_for(flow)

@@ -31,7 +31,15 @@ from cryptography.hazmat.primitives import hashes
 from flowrun._errors import DefinitionError, KeyMaterialError, SchemaError, TrustCertError, UnknownReferenceError
 from flowrun._load._aliases import AliasRecords, Record, alias_files, collect_records, load_alias_records
 from flowrun._load._schema import did_you_mean
-from flowrun._models._aliases import NO_RETRY, Alias, Connection, Credential, ProtocolProfile, RetryPolicy
+from flowrun._models._aliases import (
+    NO_RETRY,
+    Alias,
+    Connection,
+    Credential,
+    ProtocolProfile,
+    RateLimit,
+    RetryPolicy,
+)
 from flowrun._models._origin import Origin
 from flowrun._models._proxy import DIRECT, ProxyRules, rules_from_environment
 from flowrun._models._redact import Secrets
@@ -75,6 +83,7 @@ class ResolvedConnection:
     trusted_origins: frozenset[WebOrigin] = frozenset()
     # Which requests go through which proxy: the connection's own, else the environment's.
     proxy: ProxyRules = DIRECT
+    rate_limit: RateLimit | None = None
 
     @property
     def base_url(self) -> str:
@@ -255,7 +264,9 @@ class Registry:
 
     def resolve(self, name: str, env: str | None = None) -> ResolvedConnection:
         alias, connection, chosen = self.connection(name, env)
-        return self.resolve_connection(connection, alias=alias.name, env=chosen, retry_policy=alias.retry_policy)
+        resolved = self.resolve_connection(connection, alias=alias.name, env=chosen,
+                                           retry_policy=alias.retry_policy)
+        return resolved if alias.rate_limit is None else attrs.evolve(resolved, rate_limit=alias.rate_limit)
 
     def resolve_connection(self, connection: Connection, *, alias: str = "", env: str | None = None,
                            retry_policy: RetryPolicy = NO_RETRY) -> ResolvedConnection:

@@ -22,21 +22,26 @@ status check -> assertions (``flowrun._runner``).
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
+import uuid
 from collections.abc import Hashable, Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
+import attrs
+
 from flowrun._errors import FlowrunError, StepFailure
-from flowrun._models._aliases import Connection
+from flowrun._models._aliases import Connection, RetryPolicy
 from flowrun._models._redact import REDACTED, Secrets, is_credential_header, with_query_credential
-from flowrun._models._results import RequestInfo, StepResult
+from flowrun._models._results import Attempt, RequestInfo, StepResult
 from flowrun._models._steps import RestStep
+from flowrun._paging import Pager
 from flowrun._registry import Registry, RegistryUser, ResolvedConnection
 from flowrun._runner import Received, charset, excerpt, failure, finish, internal_error, parse_body
 from flowrun._transport._auth import auth_header, build_auth
-from flowrun._transport._exchange import Raw, Route, aexchange, exchange, make_timeout, timeout_argument
+from flowrun._transport._exchange import Raw, Route, Timeout, aexchange, exchange, make_timeout, timeout_argument
 from flowrun._transport._http import AsyncClientPool, ClientPool, ExecutorClosedError, TlsInfoReader
 from flowrun._transport._log_redaction import install as install_log_redaction
 from flowrun._transport._request import Content, RequestPlan, is_static, plan_request
@@ -105,7 +110,12 @@ class _RestCore(RegistryUser, Generic[C]):
         leaf = resolved.client_certificate
         reader = TlsInfoReader(resolved.client_cert_sha256, leaf.subject.rfc4514_string() if leaf else None)
         home = resolved.origin_key
-        return Route(resolved, client, auth, home, timeout, reader, header, secret)
+        route = Route(resolved, client, auth, home, timeout, reader, header, secret)
+        if resolved.rate_limit is not None:
+            from flowrun._transport._rate import bucket_for
+
+            route.limiter = bucket_for(resolved.alias, resolved.env, resolved.rate_limit)
+        return route
 
     def _auth_for(self, resolved: ResolvedConnection, client: C) -> httpx.Auth | None:
         raise NotImplementedError
@@ -168,10 +178,8 @@ class _RestCore(RegistryUser, Generic[C]):
     def _complete(self, step: RestStep, raw: Raw, *, context: Mapping[str, Any] | None,
                   attempts: tuple[Any, ...], started: float, request: RequestInfo) -> StepResult:
         spec = step.response
-        expected = spec.status_expected(raw.status)
-        parse_error: FlowrunError | None = None
-        xml = None
         if raw.saved is not None:
+            expected = spec.status_expected(raw.status)
             body: Any = {"saved_to": str(raw.saved.target), "bytes": raw.saved.size}
             try:
                 raw.saved.commit() if expected else raw.saved.abort()
@@ -180,16 +188,81 @@ class _RestCore(RegistryUser, Generic[C]):
                 return failure(step, StepFailure(f"cannot write the response to {raw.saved.target}: "
                                                  f"{exc.strerror or exc}"),
                                attempts=attempts, started=started, tls=raw.tls, request=request)
-        else:
-            try:
-                body, xml = parse_body(raw.content, raw.content_type, spec.parse)
-            except FlowrunError as error:
-                parse_error = error
-                body = excerpt(raw.content, charset(raw.content_type))
-        shown = "" if expected and parse_error is None else excerpt(raw.content, charset(raw.content_type))
-        received = Received(raw.status, raw.headers, body, raw.content_type, shown, xml, raw.url)
+            shown = "" if expected else excerpt(raw.content, charset(raw.content_type))
+            received = Received(raw.status, raw.headers, body, raw.content_type, shown, None, raw.url)
+            return finish(step, received, context=context, attempts=attempts, started=started, tls=raw.tls,
+                          request=request)
+        received, parse_error = self._parsed(step, raw)
         return finish(step, received, context=context, attempts=attempts, started=started, tls=raw.tls,
                       request=request, parse_error=parse_error)
+
+    def _parsed(self, step: RestStep, raw: Raw) -> tuple[Received, FlowrunError | None]:
+        """A response read into memory, parsed (the parse error, if any, with the excerpt as body)."""
+        spec = step.response
+        parse_error: FlowrunError | None = None
+        xml = None
+        try:
+            body, xml = parse_body(raw.content, raw.content_type, spec.parse)
+        except FlowrunError as error:
+            parse_error = error
+            body = excerpt(raw.content, charset(raw.content_type))
+        expected = spec.status_expected(raw.status)
+        shown = "" if expected and parse_error is None else excerpt(raw.content, charset(raw.content_type))
+        return Received(raw.status, raw.headers, body, raw.content_type, shown, xml, raw.url), parse_error
+
+    # --- idempotency keys, rate limits, pages ---------------------------------------------------
+
+    @staticmethod
+    def _keyed(step: RestStep, plan: RequestPlan) -> tuple[RequestPlan, str | None]:
+        """The plan with a fresh idempotency key when the step asks for one: one per request, kept
+        by its retries (they resend this plan)."""
+        header = step.idempotency_header
+        if header is None:
+            return plan, None
+        key = str(uuid.uuid4())
+        others: list[tuple[str, str]] = [pair for pair in plan.headers if pair[0].lower() != header.lower()]
+        headers = (*others, (header, key))
+        return attrs.evolve(plan, headers=headers), key
+
+    def _after_page(self, step: RestStep, pager: Pager, sent: RequestPlan, outcome: Outcome[Raw],
+                    tried: tuple[Attempt, ...], began: float, key: str | None, attempts: list[Attempt], *,
+                    context: Mapping[str, Any] | None, started: float,
+                    request: RequestInfo) -> StepResult | RequestPlan:
+        """The next page's plan, or the step's result once the last page (or a failure) is in."""
+        every = tuple(attempts)
+        if outcome.error is not None or outcome.value is None:
+            pager.failed(sent.url, outcome.status, began, tried, key)
+            result = failure(step, outcome.error or StepFailure("no response"), attempts=every, started=started,
+                             request=request)
+            return self._paged(result, pager, key)
+        raw = outcome.value
+        received, parse_error = self._parsed(step, raw)
+        if parse_error is not None or not step.response.status_expected(raw.status):
+            pager.failed(raw.url, raw.status, began, tried, key)
+            result = finish(step, received, context=context, attempts=every, started=started, tls=raw.tls,
+                            request=request, parse_error=parse_error)
+            return self._paged(result, pager, key)
+        try:
+            following = pager.add(sent, received, url=raw.url, began=began, attempts=tried, key=key)
+        except FlowrunError as error:
+            result = failure(step, error, attempts=every, started=started, tls=raw.tls, request=request,
+                             received=received)
+            return self._paged(result, pager, key)
+        if following is not None:
+            return following
+        received = attrs.evolve(received, items=pager.items)
+        result = finish(step, received, context=context, attempts=every, started=started, tls=raw.tls,
+                        request=request)
+        return self._paged(result, pager, key)
+
+    @staticmethod
+    def _paged(result: StepResult, pager: Pager, key: str | None) -> StepResult:
+        first_key = pager.pages[0].idempotency_key if pager.pages else key
+        return attrs.evolve(result, pages=tuple(pager.pages), idempotency_key=first_key)
+
+
+def _with_key(result: StepResult, key: str | None) -> StepResult:
+    return result if key is None else attrs.evolve(result, idempotency_key=key)
 
 
 class RestExecutor(_RestCore["httpx.Client"]):
@@ -246,13 +319,45 @@ class RestExecutor(_RestCore["httpx.Client"]):
             return self.masked(failure(step, error, started=started))
         policy = step.retry_policy or route.resolved.retry_policy
         timeout = timeout_argument(route, step)
-        outcome, attempts = run_with_retry(policy, plan.method,
-                                           lambda: exchange(route, step, plan, timeout, self._stranger))
+        if step.paginate is not None:
+            return self.masked(self._pages(step, route, plan, request, policy, timeout, context, started))
+        plan, key = self._keyed(step, plan)
+        outcome, attempts = run_with_retry(policy, plan.method, functools.partial(self._send, route, step, plan,
+                                                                                  timeout))
         if outcome.error is not None or outcome.value is None:
             problem = outcome.error or StepFailure("no response")
-            return self.masked(failure(step, problem, attempts=attempts, started=started, request=request))
-        return self.masked(self._complete(step, outcome.value, context=context, attempts=attempts,
-                                          started=started, request=request))
+            return self.masked(_with_key(failure(step, problem, attempts=attempts, started=started,
+                                                 request=request), key))
+        return self.masked(_with_key(self._complete(step, outcome.value, context=context, attempts=attempts,
+                                                    started=started, request=request), key))
+
+    def _send(self, route: Route[httpx.Client], step: RestStep, plan: RequestPlan, timeout: Timeout) -> Outcome[Raw]:
+        limiter = route.limiter
+        if limiter is None:
+            return exchange(route, step, plan, timeout, self._stranger)
+        limiter.acquire()
+        outcome = exchange(route, step, plan, timeout, self._stranger)
+        limiter.answered(outcome.status, outcome.retry_after, route.resolved.retry_policy.max_interval_s)
+        return outcome
+
+    def _pages(self, step: RestStep, route: Route[httpx.Client], plan: RequestPlan, request: RequestInfo,
+               policy: RetryPolicy, timeout: Timeout, context: Mapping[str, Any] | None,
+               started: float) -> StepResult:
+        assert step.paginate is not None
+        pager = Pager(step.paginate, route.resolved.origin_rule)
+        attempts: list[Attempt] = []
+        page = pager.first(plan)
+        while True:
+            sent, key = self._keyed(step, page)
+            began = time.perf_counter()
+            outcome, tried = run_with_retry(policy, sent.method, functools.partial(self._send, route, step, sent,
+                                                                                   timeout))
+            attempts.extend(tried)
+            after = self._after_page(step, pager, sent, outcome, tried, began, key, attempts, context=context,
+                                     started=started, request=request)
+            if isinstance(after, StepResult):
+                return after
+            page = after
 
 
 class AsyncRestExecutor(_RestCore["httpx.AsyncClient"]):
@@ -316,16 +421,46 @@ class AsyncRestExecutor(_RestCore["httpx.AsyncClient"]):
             return self.masked(failure(step, error, started=started))
         policy = step.retry_policy or route.resolved.retry_policy
         timeout = timeout_argument(route, step)
-
-        async def attempt() -> Outcome[Raw]:
-            return await aexchange(route, step, plan, timeout, self._stranger)
-
-        outcome, attempts = await arun_with_retry(policy, plan.method, attempt)
+        if step.paginate is not None:
+            return self.masked(await self._pages(step, route, plan, request, policy, timeout, context, started))
+        plan, key = self._keyed(step, plan)
+        outcome, attempts = await arun_with_retry(policy, plan.method,
+                                                  functools.partial(self._send, route, step, plan, timeout))
         if outcome.error is not None or outcome.value is None:
             problem = outcome.error or StepFailure("no response")
-            return self.masked(failure(step, problem, attempts=attempts, started=started, request=request))
-        return self.masked(self._complete(step, outcome.value, context=context, attempts=attempts,
-                                          started=started, request=request))
+            return self.masked(_with_key(failure(step, problem, attempts=attempts, started=started,
+                                                 request=request), key))
+        return self.masked(_with_key(self._complete(step, outcome.value, context=context, attempts=attempts,
+                                                    started=started, request=request), key))
+
+    async def _send(self, route: Route[httpx.AsyncClient], step: RestStep, plan: RequestPlan,
+                    timeout: Timeout) -> Outcome[Raw]:
+        limiter = route.limiter
+        if limiter is None:
+            return await aexchange(route, step, plan, timeout, self._stranger)
+        await limiter.aacquire()
+        outcome = await aexchange(route, step, plan, timeout, self._stranger)
+        limiter.answered(outcome.status, outcome.retry_after, route.resolved.retry_policy.max_interval_s)
+        return outcome
+
+    async def _pages(self, step: RestStep, route: Route[httpx.AsyncClient], plan: RequestPlan,
+                     request: RequestInfo, policy: RetryPolicy, timeout: Timeout,
+                     context: Mapping[str, Any] | None, started: float) -> StepResult:
+        assert step.paginate is not None
+        pager = Pager(step.paginate, route.resolved.origin_rule)
+        attempts: list[Attempt] = []
+        page = pager.first(plan)
+        while True:
+            sent, key = self._keyed(step, page)
+            began = time.perf_counter()
+            outcome, tried = await arun_with_retry(policy, sent.method,
+                                                   functools.partial(self._send, route, step, sent, timeout))
+            attempts.extend(tried)
+            after = self._after_page(step, pager, sent, outcome, tried, began, key, attempts, context=context,
+                                     started=started, request=request)
+            if isinstance(after, StepResult):
+                return after
+            page = after
 
 
 __all__ = ["AsyncRestExecutor", "RestExecutor"]

@@ -71,10 +71,14 @@ class Received:
     # SOAP only: the reply's headers and, for a fault the step expects, the fault.
     soap_headers: Mapping[str, Any] | None = attrs.field(default=None, repr=False)
     fault: Mapping[str, Any] | None = attrs.field(default=None, repr=False)
+    # A paginated step: the items of every page (``body`` is the last page's).
+    items: list[Any] | None = attrs.field(default=None, repr=False)
 
     def document(self) -> dict[str, Any]:
         """What output expressions and a step's own assertions read."""
         document = {"status": self.status, "headers": lowered_headers(self.headers), "body": self.body}
+        if self.items is not None:
+            document["items"] = self.items
         if self.soap_headers is not None:
             document["soap_headers"] = self.soap_headers
         if self.fault is not None:
@@ -401,6 +405,7 @@ def _result(step: StepCommon, status: Literal["passed", "failed"], *, error: Flo
         body=received.body if received is not None else None,
         soap_headers=received.soap_headers if received is not None else None,
         fault=received.fault if received is not None else None,
+        items=received.items if received is not None else None,
         outputs=outputs, attempts=attempts,
         duration_ms=(time.perf_counter() - started) * 1000.0 if started is not None else 0.0,
         tls=tls, request=request, assertions=assertions, error=error,

@@ -175,6 +175,8 @@ def show_json(registry: Registry, alias: Alias, envs: Sequence[str]) -> dict[str
         "environments": list(alias.environments),
         "connections": [_connection_view(registry, env, alias.connections[env]) for env in envs],
         "retry_policy": _retry_view(alias.retry_policy),
+        "rate_limit": ({"per_second": alias.rate_limit.per_second, "burst": alias.rate_limit.burst}
+                       if alias.rate_limit is not None else None),
     }
 
 
@@ -424,6 +426,9 @@ def _print_show(console: Console, view: dict[str, Any]) -> None:
         statuses = ", ".join(str(s) for s in retry["on_status"]) or "none"
         _field(console, "retry policy", f"{retry['strategy']}, {retry['count']} retries, interval "
                f"{retry['interval_s']:g} s, on status {statuses}", indent=2)
+    rate = view.get("rate_limit")
+    _field(console, "rate limit", "none" if rate is None else
+           f"{rate['per_second']:g} requests/s, burst {rate['burst']}", indent=2)
 
 
 def _field(console: Console, label: str, value: str, *, indent: int = 4) -> None:

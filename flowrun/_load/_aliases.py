@@ -24,6 +24,7 @@ from flowrun._models._aliases import (
     Credential,
     Keystore,
     ProtocolProfile,
+    RateLimit,
     RetryPolicy,
     TrustStoreCert,
 )
@@ -254,6 +255,8 @@ def _build(item: dict[str, Any], origin: Origin, document: JsonDocument) -> Reco
         name=fields["name"], connections=connections, default_env=fields.get("default_env"),
         retry_policy=retry_policy_from(retry) if retry is not None else RetryPolicy(),
         description=fields.get("description", ""), origin=origin,
+        rate_limit=(RateLimit(**fields["rate_limit"], origin=origin.child("rate_limit"))
+                    if "rate_limit" in fields else None),
     )
 
 

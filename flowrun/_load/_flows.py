@@ -29,10 +29,10 @@ from flowrun._load._schema import check, did_you_mean, iter_schema_errors
 from flowrun._models._files import open_regular
 from flowrun._models._flow import NO_DEFAULT, Flow, FlowEnvVar, FlowInput, FlowStep, StepDefinition
 from flowrun._models._origin import Origin
-from flowrun._models._steps import Body, FilePart, ResponseSpec, RestStep, SoapStep, Step
+from flowrun._models._steps import Body, FilePart, Paginate, ResponseSpec, RestStep, SoapStep, Step
 
 DEFAULT_STEPS_DIR = "steps"
-_STEP_ENTRY_KEYS = ("id", "uses", "with", "when", "on_error", "assert", "description")
+_STEP_ENTRY_KEYS = ("id", "uses", "with", "when", "on_error", "assert", "description", "for_each", "concurrency")
 
 
 def steps_search_path(flow_file: Path | None, extra: Iterable[Path] = ()) -> tuple[Path, ...]:
@@ -178,6 +178,9 @@ class FlowLoader:
             changes["on_error"] = raw["on_error"]
         if "description" in raw:
             changes["description"] = raw["description"]
+        for name in ("for_each", "concurrency"):
+            if name in raw:
+                changes[name] = raw[name]
         step = attrs.evolve(definition.step, **changes)
         return FlowStep(step=step, uses=definition, arguments=dict(raw.get("with", {})),
                         assertions=tuple(raw.get("assert", ())), origin=origin)
@@ -269,6 +272,8 @@ def _build_step(raw: Mapping[str, Any], document: JsonDocument, pointer: str, st
         "when": raw.get("when"),
         "on_error": raw.get("on_error", "stop"),
         "description": raw.get("description", ""),
+        "for_each": raw.get("for_each"),
+        "concurrency": raw.get("concurrency", 1),
         "origin": origin,
     }
     if "connection" in raw:
@@ -290,6 +295,8 @@ def _build_step(raw: Mapping[str, Any], document: JsonDocument, pointer: str, st
         **common, method=raw.get("method", "GET"), path=raw.get("path", ""), query=raw.get("query"),
         headers=raw.get("headers"), body=_body(raw["body"], base) if "body" in raw else None,
         follow_redirects=raw.get("follow_redirects", False), max_redirects=raw.get("max_redirects", 5),
+        paginate=(Paginate(**raw["paginate"], origin=origin.child("paginate")) if "paginate" in raw else None),
+        idempotency_key=raw.get("idempotency_key", False),
     )
 
 

@@ -277,6 +277,23 @@ class RetryPolicy:
 NO_RETRY = RetryPolicy()
 
 
+@attrs.frozen
+class RateLimit:
+    """At most ``per_second`` requests a second through an alias, after a first ``burst``:
+    a token bucket that every step and flow of the process shares."""
+
+    per_second: float
+    burst: int = 1
+    origin: Origin = attrs.field(default=NOWHERE, eq=False, repr=False)
+
+    def __attrs_post_init__(self) -> None:
+        if not 0 < self.per_second <= 100_000:
+            raise _fail(self.origin, f"rate_limit.per_second must be above 0 (and at most 100000); "
+                        f"got {self.per_second!r}")
+        if not 1 <= self.burst <= 100_000:
+            raise _fail(self.origin, f"rate_limit.burst must be at least 1; got {self.burst!r}")
+
+
 def _connections(value: Connection | Mapping[str, Connection]) -> Mapping[str, Connection]:
     return {Alias.SINGLE: value} if isinstance(value, Connection) else dict(value)
 
@@ -292,6 +309,7 @@ class Alias:
     retry_policy: RetryPolicy = NO_RETRY
     description: str = ""
     origin: Origin = attrs.field(default=NOWHERE, eq=False, repr=False)
+    rate_limit: RateLimit | None = None
 
     # The key under which a single ``connection`` is stored.
     SINGLE = ""

@@ -89,6 +89,27 @@ class RequestInfo:
         return {"method": self.method, "url": self.url, "headers": redact_headers(self.headers)}
 
 
+@attrs.frozen
+class PageInfo:
+    """One page of a paginated step: where it came from, its answer and how long it took."""
+
+    number: int
+    url: str
+    status: int | None
+    duration_ms: float
+    items: int
+    attempts: int = 1
+    idempotency_key: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"number": self.number, "url": self.url, "status": self.status,
+                                "duration_ms": round(self.duration_ms, 3), "items": self.items,
+                                "attempts": self.attempts}
+        if self.idempotency_key is not None:
+            data["idempotency_key"] = self.idempotency_key
+        return data
+
+
 @attrs.frozen(kw_only=True)
 class StepResult:
     step_id: str
@@ -109,6 +130,13 @@ class StepResult:
     error: FlowrunError | None = None
     # The step went through a protocol profile with insecure_skip_verify: reports say so.
     insecure: bool = False
+    # Paginated steps: every page's items, in order, and each page.
+    items: list[Any] | None = attrs.field(default=None, repr=_body_repr)
+    pages: tuple[PageInfo, ...] = ()
+    # for_each steps: one result per item, in item order (``index``).
+    iterations: tuple[StepResult, ...] = attrs.field(default=(), repr=False)
+    # The Idempotency-Key sent (the same on every retry of the request).
+    idempotency_key: str | None = None
     # What the executor sent as secrets: ``to_dict`` (every report) masks them.
     secrets: Secrets | None = attrs.field(default=None, eq=False, repr=False)
 
@@ -138,6 +166,10 @@ class StepResult:
             entry["soap_headers"] = self.soap_headers
         if self.fault is not None:
             entry["fault"] = self.fault
+        if self.items is not None:
+            entry["items"] = self.items
+        if self.iterations:
+            entry["iterations"] = [item.context_entry() for item in self.iterations]
         return entry
 
     def to_dict(self, *, include_body: bool = False) -> dict[str, Any]:
@@ -157,6 +189,13 @@ class StepResult:
             data["insecure"] = True
         if self.fault is not None:
             data["fault"] = dict(self.fault)
+        if self.idempotency_key is not None:
+            data["idempotency_key"] = self.idempotency_key
+        if self.pages:
+            data["pages"] = [page.to_dict() for page in self.pages]
+        if self.iterations:
+            data["iterations"] = [{"index": index, **item.to_dict(include_body=include_body)}
+                                  for index, item in enumerate(self.iterations)]
         if include_body:
             body = self.body
             if isinstance(body, bytes):

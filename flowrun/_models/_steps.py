@@ -86,6 +86,62 @@ class ResponseSpec:
         return status in self.expect_status
 
 
+PaginationStyle = Literal["link", "next_url", "cursor", "page", "offset"]
+PAGINATION_STYLES: tuple[str, ...] = ("link", "next_url", "cursor", "page", "offset")
+DEFAULT_IDEMPOTENCY_HEADER = "Idempotency-Key"
+
+
+@attrs.frozen(kw_only=True)
+class Paginate:
+    """How a REST step fetches every page of a list.
+
+    ``style``: ``link`` (the ``Link`` header's ``rel="next"``), ``next_url`` (``next`` gives the
+    next page's URL from the page), ``cursor`` (``next`` gives the value for the query parameter
+    ``param``), ``page`` (``param`` counts pages from ``start``, default 1), ``offset`` (``param``
+    counts items from ``start``, default 0). ``items`` is JMESPath over ``{status, headers, body}``
+    of each page and gives the page's items. ``page`` and ``offset`` stop at a page with no items
+    (or fewer than ``limit`` when ``limit_param`` sends a page size); the others when there is no
+    next page. More than ``max_pages`` pages fail the step.
+    """
+
+    style: PaginationStyle
+    items: str
+    next: str | None = None
+    param: str | None = None
+    start: int | None = None
+    limit_param: str | None = None
+    limit: int | None = None
+    max_pages: int = 100
+    origin: Origin = attrs.field(default=NOWHERE, eq=False, repr=False)
+
+    def __attrs_post_init__(self) -> None:
+        if self.style not in PAGINATION_STYLES:
+            raise SchemaError(f"paginate.style must be one of {', '.join(PAGINATION_STYLES)}; got {self.style!r}",
+                              **self.origin.location())
+        if self.style in ("next_url", "cursor") and not self.next:
+            raise SchemaError(f"paginate style {self.style} needs 'next' (JMESPath to the next "
+                              f"{'URL' if self.style == 'next_url' else 'cursor'})", **self.origin.location())
+        if self.style in ("cursor", "page", "offset") and not self.param:
+            raise SchemaError(f"paginate style {self.style} needs 'param' (the query parameter it sets)",
+                              **self.origin.location())
+        if (self.limit_param is None) != (self.limit is None):
+            raise SchemaError("paginate: give limit_param and limit together", **self.origin.location())
+        if self.max_pages < 1:
+            raise SchemaError("paginate.max_pages must be at least 1", **self.origin.location())
+
+    @property
+    def first_number(self) -> int:
+        if self.start is not None:
+            return self.start
+        return 0 if self.style == "offset" else 1
+
+
+def _concurrency(value: int) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= 64:
+        raise SchemaError(f"concurrency must be a whole number from 1 to 64; got {value!r}")
+    return value
+
+
 @attrs.frozen(kw_only=True)
 class StepCommon:
     id: str
@@ -98,6 +154,9 @@ class StepCommon:
     when: str | None = None
     on_error: Literal["stop", "continue"] = "stop"
     description: str = ""
+    # Run the step once per item of this array (a pill over the flow context), ``concurrency`` at a time.
+    for_each: str | None = None
+    concurrency: int = attrs.field(default=1, converter=_concurrency)
     origin: Origin = attrs.field(default=NOWHERE, eq=False, repr=False)
 
     def __attrs_post_init__(self) -> None:
@@ -121,9 +180,16 @@ class RestStep(StepCommon):
     body: Body | None = None
     follow_redirects: bool = False
     max_redirects: int = 5
+    paginate: Paginate | None = None
+    # True: an ``Idempotency-Key`` header with a fresh UUID per request, the same on its retries;
+    # a string names the header instead.
+    idempotency_key: bool | str = False
 
     def __attrs_post_init__(self) -> None:
         super().__attrs_post_init__()
+        if self.response.save_to is not None and self.paginate is not None:
+            raise SchemaError("save_to and paginate do not go together: pages are read to collect their items",
+                              step=self.id, **self.origin.location())
         if self.response.expect_fault:
             raise SchemaError("expect_fault applies to SOAP steps; a REST step expects a "
                               "status with expect_status", step=self.id, **self.origin.location())
@@ -131,6 +197,12 @@ class RestStep(StepCommon):
     @property
     def kind(self) -> str:
         return "rest"
+
+    @property
+    def idempotency_header(self) -> str | None:
+        if self.idempotency_key is True:
+            return DEFAULT_IDEMPOTENCY_HEADER
+        return self.idempotency_key or None
 
 
 @attrs.frozen(kw_only=True)

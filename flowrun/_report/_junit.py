@@ -156,6 +156,12 @@ def _step_cases(suite: ET.Element, flow_name: str, step: StepResult) -> list[str
         from flowrun._report._text import tls_facts
 
         details.append(f"tls: {tls_facts(step.tls)}")
+    from flowrun._report._text import collection_lines
+
+    details.extend(collection_lines(step))
+    details.extend(f"item {index}: {item.status} http_status: {item.http_status} attempts: {len(item.attempts)}"
+                   + (f" idempotency key: {item.idempotency_key}" if item.idempotency_key else "")
+                   for index, item in enumerate(step.iterations) if item.status != "failed")
     ET.SubElement(case, "system-out").text = _clean("\n".join(details))
     for index, outcome in enumerate(step.assertions):
         kinds.append(_assertion_case(suite, flow_name, step.step_id, index, outcome))

@@ -94,6 +94,7 @@ def render_step(step: StepResult, styler: Styler | None = None, *, width: int = 
                                       "(insecure_skip_verify)", "red"))
     if step.tls is not None and show_tls:
         lines.append(indent + s.style("tls: " + tls_facts(step.tls), "dim"))
+    lines.extend(indent + s.style(line, "dim") for line in collection_lines(step))
     if all_assertions:
         lines.extend(indent + s.style("ok", "green") + f"    assert {outcome.expression} {outcome.op} "
                      f"{_show(outcome.expected)}" for outcome in step.assertions if outcome.passed)
@@ -102,6 +103,28 @@ def render_step(step: StepResult, styler: Styler | None = None, *, width: int = 
         lines.extend(indent + line for line in render_assertion(outcome, s))
     if step.error is not None and not (failed and isinstance(step.error, AssertionFailedError)):
         lines.extend(indent + line for line in render_error(step.error, s))
+    return lines
+
+
+def collection_lines(step: StepResult) -> list[str]:
+    """The pages of a paginated step, the items of a for_each step, and the idempotency key sent."""
+    lines: list[str] = []
+    if step.idempotency_key is not None:
+        lines.append(f"idempotency key: {step.idempotency_key}")
+    if step.pages:
+        total = sum(page.items for page in step.pages)
+        lines.append(f"{_count(len(step.pages), 'page')}, {_count(total, 'item')}")
+        lines.extend(f"page {page.number}: {page.status if page.status is not None else '-'}  "
+                     f"{page.items} items  {_ms(page.duration_ms)}" for page in step.pages)
+    if step.iterations:
+        counts = {status: sum(1 for item in step.iterations if item.status == status)
+                  for status in ("passed", "failed", "skipped")}
+        lines.append(f"for_each: {_count(len(step.iterations), 'item')}: " + ", ".join(
+            f"{number} {status}" for status, number in counts.items() if number))
+        lines.extend(f"item {index}: {item.status}  {item.http_status if item.http_status is not None else '-'}"
+                     f"  {_ms(item.duration_ms)}" + (f"  error[{item.error.code}]" if item.error else "")
+                     + (f"  idempotency key {item.idempotency_key}" if item.idempotency_key else "")
+                     for index, item in enumerate(step.iterations) if item.status == "failed")
     return lines
 
 

@@ -15,7 +15,7 @@ import os
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import attrs
 import httpx
@@ -32,6 +32,9 @@ from flowrun._transport._redirect import is_redirect, next_hop
 from flowrun._transport._request import OpenBody, RequestPlan, open_body
 from flowrun._transport._retry import Outcome
 from flowrun._transport._streams import begin_attempt, end_attempt, opened_connection
+
+if TYPE_CHECKING:
+    from flowrun._transport._rate import TokenBucket
 
 C = TypeVar("C", httpx.Client, httpx.AsyncClient)
 Timeout = httpx.Timeout | UseClientDefault
@@ -51,6 +54,8 @@ class Route(Generic[C]):
     auth_header: str | None
     secret_headers: frozenset[str]
     stranger: Route[C] | None = None
+    # The alias's rate limit (None without one: nothing is paced).
+    limiter: TokenBucket | None = None
     # Whether the client's own default timeout is this route's (clients are shared by key).
     client_default_timeout: bool = attrs.field(init=False)
 

@@ -146,13 +146,26 @@ class Exchanger:
         """One call with retries (recorded in ``attempts``); raises the last failure."""
         outcome, attempts = run_with_retry(
             self._retry_policy, method,
-            lambda: self._once(method, url, content, headers or {}, self._max_bytes))
+            lambda: self._paced(method, url, content, headers or {}))
         self.attempts.extend(attempts)
         if outcome.error is not None:
             raise outcome.error
         assert outcome.value is not None
         self.last_reply = outcome.value
         return outcome.value
+
+    def _paced(self, method: str, url: str, content: bytes | None, headers: Mapping[str, str]) -> Outcome[Reply]:
+        """One call, after the alias's rate limit (if it has one) gives its turn."""
+        limit = self._resolved.rate_limit
+        if limit is None:
+            return self._once(method, url, content, headers, self._max_bytes)
+        from flowrun._transport._rate import bucket_for
+
+        bucket = bucket_for(self._resolved.alias, self._resolved.env, limit)
+        bucket.acquire()
+        outcome = self._once(method, url, content, headers, self._max_bytes)
+        bucket.answered(outcome.status, outcome.retry_after, self._retry_policy.max_interval_s)
+        return outcome
 
     def fetch_document(self, url: str, *, max_bytes: int) -> bytes:
         """GET a WSDL or schema (retried as any GET); the status must be 2xx. The attempts are
