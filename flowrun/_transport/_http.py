@@ -11,7 +11,9 @@ HTTPS_PROXY/HTTP_PROXY/NO_PROXY read as curl reads them), see ``_proxy``.
 
 from __future__ import annotations
 
+import functools
 import http.cookiejar
+import importlib.util
 import ssl
 import threading
 from collections.abc import Hashable, Mapping
@@ -84,10 +86,25 @@ def new_client(ssl_context: ssl.SSLContext, *, connect_to: Mapping[Address, Addr
                                             headers=_DEFAULT_HEADERS, timeout=timeout or DEFAULT_TIMEOUT))
 
 
+@functools.cache
+def aiohttp_installed() -> bool:
+    """Whether the ``fast-async`` extra (aiohttp) is installed."""
+    return importlib.util.find_spec("aiohttp") is not None
+
+
 def new_async_client(ssl_context: ssl.SSLContext, *, connect_to: Mapping[Address, Address] | None = None,
                      timeout: httpx.Timeout | None = None, proxy: ProxyRules = DIRECT) -> httpx.AsyncClient:
+    """An async client on ``ssl_context``: over aiohttp when the ``fast-async`` extra is installed
+    (several times cheaper per request, see ``_aiohttp``), else over httpx's own transport.
+    Requests that go through a proxy always take httpx's (``_proxy`` speaks to proxies)."""
     dial = connect_to or {}
-    direct = _async_transport(ssl_context, dial, None)
+    direct: httpx.AsyncBaseTransport
+    if aiohttp_installed():
+        from flowrun._transport._aiohttp import AiohttpTransport
+
+        direct = AiohttpTransport(ssl_context, connect_to=dial, limits=LIMITS)
+    else:
+        direct = _async_transport(ssl_context, dial, None)
     transport: httpx.AsyncBaseTransport = direct
     if proxy.any:
         transport = AsyncProxyRouter(direct, proxy, lambda endpoint: _async_transport(ssl_context, dial, endpoint))
