@@ -341,8 +341,17 @@ def _translated(exc: Exception, dial: _Dial, deadline: Deadline | None) -> Excep
         error = httpx.ConnectError(message)
         error.__cause__ = exc.__cause__ or getattr(exc, "certificate_error", None) or exc.os_error
         return error
-    if isinstance(exc, aiohttp.ClientConnectorError):  # refused, DNS
-        return httpx.ConnectError(message)
+    if isinstance(exc, aiohttp.ClientConnectorError):  # refused, DNS, closed during the handshake
+        error = httpx.ConnectError(message)
+        lost = exc.os_error
+        if exc.ssl and isinstance(lost, ConnectionResetError) and lost.errno is None:
+            # asyncio's words for a partner that closed the connection during the TLS handshake
+            # (Java's refusals); OpenSSL, under httpx, calls it an unexpected EOF: so do we.
+            eof = ssl.SSLEOFError(ssl.SSL_ERROR_EOF, "the partner closed the connection during the TLS handshake")
+            eof.reason, eof.library = "UNEXPECTED_EOF_WHILE_READING", "SSL"
+            eof.__cause__ = lost
+            error.__cause__ = eof
+        return error
     if isinstance(exc, aiohttp.ServerDisconnectedError):
         # httpcore's words: ``_exchange`` resends on them when a kept-alive connection was reused.
         return httpx.RemoteProtocolError("Server disconnected without sending a response")
@@ -353,6 +362,10 @@ def _translated(exc: Exception, dial: _Dial, deadline: Deadline | None) -> Excep
         cause = exc.__cause__
         if dial.tls_version is not None and isinstance(cause, ssl.SSLError) and dial.connected:
             return _chained(httpx.ReadError, TlsReadError(str(cause), dial.tls_version), cause)
+        if dial.connected and not dial.received() and isinstance(cause or exc, ConnectionResetError):
+            # Reset before any answer: what httpcore reports for a partner that closed a kept-alive
+            # connection, or that refuses our certificate by closing (``classify`` then asks why).
+            return httpx.RemoteProtocolError("Server disconnected without sending a response")
         return httpx.ReadError(message)
     if isinstance(exc, aiohttp.InvalidURL | aiohttp.NonHttpUrlClientError):
         return httpx.UnsupportedProtocol(message)

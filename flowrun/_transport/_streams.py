@@ -202,6 +202,10 @@ class _AsyncStream(httpcore.AsyncNetworkStream):
             if error is exc:
                 raise
             raise error from exc
+        except ssl.SSLError as exc:
+            # anyio lets a TLS alert on an established connection (Apache's refusal of our
+            # certificate with TLS 1.3) out as it is; httpx would not map it.
+            raise _read_failed(httpcore.ReadError(str(exc)), self._tls_version) from exc
         if deadline is not None:
             deadline.received += len(data)
         return data
