@@ -133,10 +133,8 @@ def ratio_text(outcome: Outcome) -> str:
     ratio = outcome.ratio
     if ratio is None:
         return "-"
-    if outcome.name == "newman":
+    if outcome.name in ("newman", "async-latency"):
         return f"{ratio:.3f} ({1 / ratio:.0f}x faster)"
-    if outcome.name == "async":
-        return f"{ratio:.3f} (gain {1 / ratio:.2f}x)"
     return f"{ratio:.3f}"
 
 
