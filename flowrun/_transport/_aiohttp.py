@@ -80,6 +80,9 @@ class _CountingHandler(ResponseHandler):
     """aiohttp's protocol, counting what arrives: a trickle of headers counts as sending."""
 
     received = 0
+    used = False  # whether a request has had this connection (else the next one opened it)
+    ssl_object: ssl.SSLObject | None = None
+    tls_version: str | None = None
     _held = b""
     _socket_transport: asyncio.BaseTransport | None = None
 
@@ -134,7 +137,6 @@ class _Connector(aiohttp.TCPConnector):
         self._protocols: weakref.WeakSet[_CountingHandler] = weakref.WeakSet()
         # aiohttp builds each connection's protocol with ``_factory``: ours counts and can be aborted.
         self._factory = functools.partial(self._new_protocol)  # type: ignore[assignment]
-        self._known: weakref.WeakKeyDictionary[Any, str | None] = weakref.WeakKeyDictionary()
 
     def _new_protocol(self) -> _CountingHandler:
         protocol = _CountingHandler(loop=self._loop)
@@ -149,23 +151,22 @@ class _Connector(aiohttp.TCPConnector):
     async def connect(self, req: Any, traces: Any, timeout: aiohttp.ClientTimeout) -> Any:
         connection = await super().connect(req, traces, timeout)
         dial = _DIAL.get()
-        if dial is not None:
+        protocol = connection.protocol
+        if dial is not None and isinstance(protocol, _CountingHandler):
             dial.connected = True
-            protocol = connection.protocol
-            if isinstance(protocol, _CountingHandler):
-                dial.protocol, dial.received_before = protocol, protocol.received
-            transport = connection.transport
-            dial.ssl_object = transport.get_extra_info("ssl_object") if transport is not None else None
-            if protocol in self._known:
-                dial.tls_version = self._known[protocol]
-            else:
+            dial.protocol, dial.received_before = protocol, protocol.received
+            if not protocol.used:
+                protocol.used = True
                 dial.opened = True
                 deadline = _CURRENT.get()
                 if deadline is not None:
                     deadline.opened = True
+                transport = connection.transport
+                ssl_object = transport.get_extra_info("ssl_object") if transport is not None else None
                 # Noted now: OpenSSL forgets the version once the connection has failed.
-                version = dial.ssl_object.version() if dial.ssl_object is not None else None
-                dial.tls_version = self._known[protocol] = version if isinstance(version, str) else None
+                version = ssl_object.version() if ssl_object is not None else None
+                protocol.ssl_object, protocol.tls_version = ssl_object, version if isinstance(version, str) else None
+            dial.ssl_object, dial.tls_version = protocol.ssl_object, protocol.tls_version
         return connection
 
 
