@@ -231,10 +231,35 @@ def _collect_garbage() -> None:
     gc.collect()
 
 
+class _CpuTimes:
+    """The process's CPU time of each side's measured block, next to the wall clock: on a loaded
+    machine another process's turn on the CPU stretches the wall time of a side, not its CPU time
+    (a client against a local server is CPU-bound, so the CPU ratio is the cost ratio)."""
+
+    def _cpu_start(self) -> float:
+        if not hasattr(self, "_cpu"):
+            self._cpu: dict[str, list[float]] = {"flowrun": [], "reference": []}
+        return time.process_time()
+
+    def _cpu_stop(self, side: str, started: float) -> None:
+        self._cpu[side].append(time.process_time() - started)
+
+    def cpu_check(self, operations: int, reference: str) -> Check:
+        cpu = getattr(self, "_cpu", {"flowrun": [], "reference": []})
+        pairs = list(zip(cpu["flowrun"], cpu["reference"], strict=False))
+        if not pairs:
+            return Check(f"CPU time per op vs {reference}", "-", "context", None)
+        ratio = statistics.median(f / r for f, r in pairs if r > 0)
+        ours = statistics.median(f for f, _ in pairs) / operations * 1000
+        theirs = statistics.median(r for _, r in pairs) / operations * 1000
+        return Check(f"CPU time per op (this process), flowrun vs {reference}",
+                     f"{ours:.3f} ms vs {theirs:.3f} ms: ratio {ratio:.3f}", "context", None)
+
+
 # --- 1. REST executor vs raw httpx ----------------------------------------------------------------
 
 
-class RestPair(Pair):
+class RestPair(_CpuTimes, Pair):
     name = "rest"
     title = "REST executor vs raw httpx (sequential GETs, mTLS, JSON, one output, one assertion, retry policy)"
     target = "<= 1.10"
@@ -260,12 +285,14 @@ class RestPair(Pair):
         with self._executor_class(self._registry) as executor:
             _check_balance(executor.run(step))
             _collect_garbage()
+            cpu = self._cpu_start()
             started = time.perf_counter()
             for _ in range(n):
                 result = executor.run(step)
                 if not result.ok:
                     _check_balance(result)
             elapsed = time.perf_counter() - started
+            self._cpu_stop("flowrun", cpu)
             _check_balance(result)
         return elapsed
 
@@ -274,6 +301,7 @@ class RestPair(Pair):
         with self._httpx.Client(verify=self._context, trust_env=False) as client:
             client.get(url).raise_for_status()
             _collect_garbage()
+            cpu = self._cpu_start()
             started = time.perf_counter()
             for _ in range(n):
                 response = client.get(url)
@@ -283,9 +311,13 @@ class RestPair(Pair):
                 if not balance > 0:
                     raise PairError(f"raw httpx read balance {balance!r}")
             elapsed = time.perf_counter() - started
+            self._cpu_stop("reference", cpu)
         if balance != BALANCE:
             raise PairError(f"raw httpx read balance {balance!r}")
         return elapsed
+
+    def checks(self) -> list[Check]:
+        return [self.cpu_check(self.operations, "raw httpx")]
 
 
 # --- 2. flowrun run --iterations vs Newman -------------------------------------------------------
@@ -515,7 +547,8 @@ class SoapPair(Pair):
 # --- 5. async executor vs raw aiohttp; async vs sync with latency --------------------------------
 
 
-async def _gather_workers(concurrency: int, operations: int, one: Any) -> float:
+async def _gather_workers(concurrency: int, operations: int, one: Any,
+                          cpu: tuple[_CpuTimes, str] | None = None) -> float:
     """``operations`` calls of ``one()``, ``concurrency`` at a time; the elapsed seconds."""
     remaining = operations
 
@@ -526,12 +559,16 @@ async def _gather_workers(concurrency: int, operations: int, one: Any) -> float:
             await one()
 
     _collect_garbage()
+    cpu_started = cpu[0]._cpu_start() if cpu is not None else 0.0
     started = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(concurrency)))
-    return time.perf_counter() - started
+    elapsed = time.perf_counter() - started
+    if cpu is not None:
+        cpu[0]._cpu_stop(cpu[1], cpu_started)
+    return elapsed
 
 
-class _AsyncSides:
+class _AsyncSides(_CpuTimes):
     """The async executor at a concurrency, and the sync executor one call after the other."""
 
     def _setup(self, bench: Bench, site: Site, operations: int) -> None:
@@ -556,7 +593,7 @@ class _AsyncSides:
                 if not result.ok:
                     _check_balance(result)
 
-            return await _gather_workers(concurrency, self.operations, one)
+            return await _gather_workers(concurrency, self.operations, one, (self, "flowrun"))
 
     def _run_sync_executor(self) -> float:
         step, n = self._step, self.operations
@@ -613,7 +650,7 @@ class AsyncPair(_AsyncSides, Pair):
                     raise PairError("raw aiohttp read a wrong balance")
 
             await asyncio.gather(*(one() for _ in range(self._concurrency)))
-            return await _gather_workers(self._concurrency, self.operations, one)
+            return await _gather_workers(self._concurrency, self.operations, one, (self, "reference"))
 
     async def _run_raw_httpx(self) -> float:
         import httpx
@@ -633,7 +670,8 @@ class AsyncPair(_AsyncSides, Pair):
         per_op = seconds / self.operations * 1000
         return [Check(f"raw httpx.AsyncClient, same {self.operations} GETs at concurrency {self._concurrency}",
                       f"{seconds:.3f} s ({per_op:.3f} ms/op)", "context", None),
-                Check("AsyncRestExecutor's transport", self.transport, "context", None)]
+                Check("AsyncRestExecutor's transport", self.transport, "context", None),
+                self.cpu_check(self.operations, "raw aiohttp")]
 
 
 class AsyncLatencyPair(_AsyncSides, Pair):
