@@ -40,6 +40,7 @@ from aiohttp import http_exceptions
 from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.client_proto import ResponseHandler
 
+from flowrun._errors import FlowrunError
 from flowrun._transport._connect_to import Address
 from flowrun._transport._streams import (
     _CURRENT,
@@ -285,6 +286,9 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
                     server_hostname=request.extensions.get("sni_hostname"),
                 )
             except Exception as exc:
+                own = _own_error(exc)
+                if own is not None:  # the request body's own failure (a file that changed while sent)
+                    raise own from None
                 error = _mapped(exc, dial, deadline)
                 raise error from error.__cause__
         finally:
@@ -313,6 +317,18 @@ def _raw_headers(request: httpx.Request) -> list[tuple[str, str]]:
 
 def _timed_out(exc: BaseException) -> bool:
     return isinstance(exc, TimeoutError)
+
+
+def _own_error(exc: BaseException) -> FlowrunError | None:
+    """A flowrun error that aiohttp wrapped (raised by the body it was sending), if any."""
+    current: BaseException | None = exc
+    for _ in range(6):
+        if current is None:
+            return None
+        if isinstance(current, FlowrunError):
+            return current
+        current = current.__cause__ or current.__context__
+    return None
 
 
 def _mapped(exc: Exception, dial: _Dial, deadline: Deadline | None) -> Exception:
