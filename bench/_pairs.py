@@ -28,6 +28,7 @@ from _servers import (
     Site,
     alias_record,
     identity_records,
+    start_latency_site,
     start_nginx_site,
     start_partner_site,
 )
@@ -53,13 +54,15 @@ class Sizes:
     soap_calls: int = 1000
     async_requests: int = 1000
     concurrency: int = 16
+    latency_requests: int = 200
+    latency_ms: int = 20
     resource_steps: int = 20_000
     handshake_steps: int = 1000
     aliases: int = 50
 
 
 QUICK = Sizes(rest_gets=50, iterations=5, soap_calls=20, async_requests=64, resource_steps=300,
-              handshake_steps=50)
+              handshake_steps=50, latency_requests=32)
 
 
 @dataclass(frozen=True)
@@ -81,6 +84,7 @@ class Bench:
         self.rest_server = rest_server  # auto | nginx | python
         self._partner: Site | None = None
         self._rest: Site | None = None
+        self._latency: Site | None = None
         self.notes: list[str] = []
 
     def partner_site(self) -> Site:
@@ -107,8 +111,15 @@ class Bench:
                 self.notes.append("REST server: nginx")
         return self._rest
 
+    def latency_site(self) -> Site:
+        """A partner that answers after ``sizes.latency_ms``, on the REST site's PKI."""
+        if self._latency is None:
+            self._latency = start_latency_site(self.directory / "latency-site", self.rest_site().pki,
+                                               self.sizes.latency_ms)
+        return self._latency
+
     def close(self) -> None:
-        sites = {id(s): s for s in (self._rest, self._partner) if s is not None}
+        sites = {id(s): s for s in (self._rest, self._partner, self._latency) if s is not None}
         for site in sites.values():
             site.close()
 
@@ -161,10 +172,12 @@ def _registry(site: Site) -> Any:
 
 
 def balance_step() -> Any:
+    """One GET, one output, one assertion on it (the alias carries a retry policy): a user's step."""
     from flowrun import ResponseSpec, RestStep
 
     return RestStep(id="balance", alias="partner", method="GET", path=ACCOUNT_PATH,
-                    response=ResponseSpec(outputs={"balance": "body.balance"}))
+                    response=ResponseSpec(outputs={"balance": "body.balance"}),
+                    assertions=({"that": "outputs.balance", "gt": 0},))
 
 
 def _check_balance(result: Any) -> None:
@@ -218,12 +231,37 @@ def _collect_garbage() -> None:
     gc.collect()
 
 
+class _CpuTimes:
+    """The process's CPU time of each side's measured block, next to the wall clock: on a loaded
+    machine another process's turn on the CPU stretches the wall time of a side, not its CPU time
+    (a client against a local server is CPU-bound, so the CPU ratio is the cost ratio)."""
+
+    def _cpu_start(self) -> float:
+        if not hasattr(self, "_cpu"):
+            self._cpu: dict[str, list[float]] = {"flowrun": [], "reference": []}
+        return time.process_time()
+
+    def _cpu_stop(self, side: str, started: float) -> None:
+        self._cpu[side].append(time.process_time() - started)
+
+    def cpu_check(self, operations: int, reference: str) -> Check:
+        cpu = getattr(self, "_cpu", {"flowrun": [], "reference": []})
+        pairs = list(zip(cpu["flowrun"], cpu["reference"], strict=False))
+        if not pairs:
+            return Check(f"CPU time per op vs {reference}", "-", "context", None)
+        ratio = statistics.median(f / r for f, r in pairs if r > 0)
+        ours = statistics.median(f for f, _ in pairs) / operations * 1000
+        theirs = statistics.median(r for _, r in pairs) / operations * 1000
+        return Check(f"CPU time per op (this process), flowrun vs {reference}",
+                     f"{ours:.3f} ms vs {theirs:.3f} ms: ratio {ratio:.3f}", "context", None)
+
+
 # --- 1. REST executor vs raw httpx ----------------------------------------------------------------
 
 
-class RestPair(Pair):
+class RestPair(_CpuTimes, Pair):
     name = "rest"
-    title = "REST executor vs raw httpx (sequential GETs, mTLS, JSON, one output)"
+    title = "REST executor vs raw httpx (sequential GETs, mTLS, JSON, one output, one assertion, retry policy)"
     target = "<= 1.10"
 
     def prepare(self, bench: Bench) -> None:
@@ -247,12 +285,14 @@ class RestPair(Pair):
         with self._executor_class(self._registry) as executor:
             _check_balance(executor.run(step))
             _collect_garbage()
+            cpu = self._cpu_start()
             started = time.perf_counter()
             for _ in range(n):
                 result = executor.run(step)
                 if not result.ok:
                     _check_balance(result)
             elapsed = time.perf_counter() - started
+            self._cpu_stop("flowrun", cpu)
             _check_balance(result)
         return elapsed
 
@@ -261,16 +301,23 @@ class RestPair(Pair):
         with self._httpx.Client(verify=self._context, trust_env=False) as client:
             client.get(url).raise_for_status()
             _collect_garbage()
+            cpu = self._cpu_start()
             started = time.perf_counter()
             for _ in range(n):
                 response = client.get(url)
                 if response.status_code != 200:
                     raise PairError(f"raw httpx got HTTP {response.status_code}")
                 balance = response.json()["balance"]
+                if not balance > 0:
+                    raise PairError(f"raw httpx read balance {balance!r}")
             elapsed = time.perf_counter() - started
+            self._cpu_stop("reference", cpu)
         if balance != BALANCE:
             raise PairError(f"raw httpx read balance {balance!r}")
         return elapsed
+
+    def checks(self) -> list[Check]:
+        return [self.cpu_check(self.operations, "raw httpx")]
 
 
 # --- 2. flowrun run --iterations vs Newman -------------------------------------------------------
@@ -497,78 +544,58 @@ class SoapPair(Pair):
             documents.close()
 
 
-# --- 5. async executor vs sync executor -----------------------------------------------------------
+# --- 5. async executor vs raw aiohttp; async vs sync with latency --------------------------------
 
 
-class AsyncPair(Pair):
-    name = "async"
-    title = "AsyncRestExecutor (concurrency 16) vs RestExecutor (sequential): throughput gain"
-    target = "report"
+async def _gather_workers(concurrency: int, operations: int, one: Any,
+                          cpu: tuple[_CpuTimes, str] | None = None) -> float:
+    """``operations`` calls of ``one()``, ``concurrency`` at a time; the elapsed seconds."""
+    remaining = operations
 
-    def prepare(self, bench: Bench) -> None:
+    async def worker() -> None:
+        nonlocal remaining
+        while remaining > 0:
+            remaining -= 1
+            await one()
+
+    _collect_garbage()
+    cpu_started = cpu[0]._cpu_start() if cpu is not None else 0.0
+    started = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    elapsed = time.perf_counter() - started
+    if cpu is not None:
+        cpu[0]._cpu_stop(cpu[1], cpu_started)
+    return elapsed
+
+
+class _AsyncSides(_CpuTimes):
+    """The async executor at a concurrency, and the sync executor one call after the other."""
+
+    def _setup(self, bench: Bench, site: Site, operations: int) -> None:
         self._sync_class, self._async_class = _need("flowrun._rest", "RestExecutor", "AsyncRestExecutor")
-        self.operations = bench.sizes.async_requests
+        self.operations = operations
         self._concurrency = bench.sizes.concurrency
-        self._registry = _registry(bench.rest_site())
+        self._registry = _registry(site)
         self._step = balance_step()
         resolved = self._registry.resolve("partner")
         self._context, self._url = resolved.ssl_context, f"{resolved.base_url}{ACCOUNT_PATH}"
-        self._raw_async_s: list[float] = []
 
-    def flowrun(self) -> float:
-        elapsed = asyncio.run(self._run_async())
-        # Context, not a side: raw httpx.AsyncClient at the same concurrency, right after.
-        self._raw_async_s.append(asyncio.run(self._run_raw_async()))
-        return elapsed
-
-    async def _run_raw_async(self) -> float:
-        import httpx
-
-        url, remaining = self._url, self.operations
-        async with httpx.AsyncClient(verify=self._context, trust_env=False) as client:
-            await asyncio.gather(*(client.get(url) for _ in range(self._concurrency)))
-
-            async def worker() -> None:
-                nonlocal remaining
-                while remaining > 0:
-                    remaining -= 1
-                    response = await client.get(url)
-                    if response.json()["balance"] != BALANCE:
-                        raise PairError("raw httpx.AsyncClient read a wrong balance")
-
-            _collect_garbage()
-            started = time.perf_counter()
-            await asyncio.gather(*(worker() for _ in range(self._concurrency)))
-            return time.perf_counter() - started
-
-    def checks(self) -> list[Check]:
-        seconds = statistics.median(self._raw_async_s)
-        per_op = seconds / self.operations * 1000
-        return [Check(f"raw httpx.AsyncClient, same {self.operations} GETs at concurrency {self._concurrency}",
-                      f"{seconds:.3f} s ({per_op:.3f} ms/op)", "context", None)]
-
-    async def _run_async(self) -> float:
+    async def _run_async_executor(self) -> float:
         step, concurrency = self._step, self._concurrency
-        remaining = self.operations
         async with self._async_class(self._registry) as executor:
-            # Open every connection of the pool before the clock starts, as the sync side does.
+            # Open every connection of the pool before the clock starts, as the other side does.
             for result in await asyncio.gather(*(executor.run(step) for _ in range(concurrency))):
                 _check_balance(result)
+            self.transport = _transport_name(executor)
 
-            async def worker() -> None:
-                nonlocal remaining
-                while remaining > 0:
-                    remaining -= 1
-                    result = await executor.run(step)
-                    if not result.ok:
-                        _check_balance(result)
+            async def one() -> None:
+                result = await executor.run(step)
+                if not result.ok:
+                    _check_balance(result)
 
-            _collect_garbage()
-            started = time.perf_counter()
-            await asyncio.gather(*(worker() for _ in range(concurrency)))
-            return time.perf_counter() - started
+            return await _gather_workers(concurrency, self.operations, one, (self, "flowrun"))
 
-    def reference(self) -> float:
+    def _run_sync_executor(self) -> float:
         step, n = self._step, self.operations
         with self._sync_class(self._registry) as executor:
             _check_balance(executor.run(step))
@@ -579,6 +606,91 @@ class AsyncPair(Pair):
                 if not result.ok:
                     _check_balance(result)
             return time.perf_counter() - started
+
+
+def _transport_name(executor: Any) -> str:
+    routes = list(getattr(executor, "_routes", {}).values())
+    return type(routes[0].client._transport).__name__ if routes else "?"
+
+
+class AsyncPair(_AsyncSides, Pair):
+    name = "async"
+    title = "AsyncRestExecutor vs raw aiohttp on the same SSLContext (1000 GETs, 16 at a time)"
+    target = "<= 1.5"
+
+    def prepare(self, bench: Bench) -> None:
+        try:
+            import aiohttp
+        except ImportError:
+            raise Skip("aiohttp is not installed: pip install -e '.[fast-async]'") from None
+        self._aiohttp = aiohttp
+        self._setup(bench, bench.rest_site(), bench.sizes.async_requests)
+        self._raw_httpx_s: list[float] = []
+        self.transport = "?"
+
+    def meets_target(self, ratio: float) -> bool:
+        return ratio <= 1.5
+
+    def flowrun(self) -> float:
+        elapsed = asyncio.run(self._run_async_executor())
+        # Context, not a side: raw httpx.AsyncClient at the same concurrency, right after.
+        self._raw_httpx_s.append(asyncio.run(self._run_raw_httpx()))
+        return elapsed
+
+    def reference(self) -> float:
+        return asyncio.run(self._run_raw_aiohttp())
+
+    async def _run_raw_aiohttp(self) -> float:
+        aiohttp, url = self._aiohttp, self._url
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=self._context)) as session:
+            async def one() -> None:
+                async with session.get(url) as response:
+                    balance = (await response.json())["balance"]
+                if not balance > 0:
+                    raise PairError("raw aiohttp read a wrong balance")
+
+            await asyncio.gather(*(one() for _ in range(self._concurrency)))
+            return await _gather_workers(self._concurrency, self.operations, one, (self, "reference"))
+
+    async def _run_raw_httpx(self) -> float:
+        import httpx
+
+        url = self._url
+        async with httpx.AsyncClient(verify=self._context, trust_env=False) as client:
+            async def one() -> None:
+                response = await client.get(url)
+                if response.json()["balance"] != BALANCE:
+                    raise PairError("raw httpx.AsyncClient read a wrong balance")
+
+            await asyncio.gather(*(one() for _ in range(self._concurrency)))
+            return await _gather_workers(self._concurrency, self.operations, one)
+
+    def checks(self) -> list[Check]:
+        seconds = statistics.median(self._raw_httpx_s)
+        per_op = seconds / self.operations * 1000
+        return [Check(f"raw httpx.AsyncClient, same {self.operations} GETs at concurrency {self._concurrency}",
+                      f"{seconds:.3f} s ({per_op:.3f} ms/op)", "context", None),
+                Check("AsyncRestExecutor's transport", self.transport, "context", None),
+                self.cpu_check(self.operations, "raw aiohttp")]
+
+
+class AsyncLatencyPair(_AsyncSides, Pair):
+    name = "async-latency"
+    title = "AsyncRestExecutor (16 at a time) vs RestExecutor (one after the other), partner with 20 ms latency"
+    target = "<= 0.10 (10x faster)"
+
+    def prepare(self, bench: Bench) -> None:
+        self._setup(bench, bench.latency_site(), bench.sizes.latency_requests)
+        self.transport = "?"
+
+    def meets_target(self, ratio: float) -> bool:
+        return ratio <= 0.10
+
+    def flowrun(self) -> float:
+        return asyncio.run(self._run_async_executor())
+
+    def reference(self) -> float:
+        return self._run_sync_executor()
 
 
 # --- 6. resources ---------------------------------------------------------------------------------
@@ -678,7 +790,8 @@ def _resources_main(aliases_dir: Path, many_aliases_dir: Path, steps: int) -> di
             "fds_closed": _open_fds()}
 
 
-PAIRS: tuple[type[Pair], ...] = (RestPair, NewmanPair, ColdStartPair, SoapPair, AsyncPair, ResourcesPair)
+PAIRS: tuple[type[Pair], ...] = (RestPair, NewmanPair, ColdStartPair, SoapPair, AsyncPair, AsyncLatencyPair,
+                                 ResourcesPair)
 
 
 if __name__ == "__main__":

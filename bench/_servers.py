@@ -104,7 +104,8 @@ def make_pki_files(directory: Path, password: str) -> tuple[Pki, PkiPaths]:
 
     from flowrun.testing import make_pki
 
-    pki = make_pki(hostnames=("localhost", "127.0.0.1"))
+    # RSA-2048, as most users' keystores are (an EC key would flatter the handshake and the key load).
+    pki = make_pki(hostnames=("localhost", "127.0.0.1"), key_type="rsa")
     files = pki.write(directory, keystore_password=password)
     plain_key = directory / "keystores" / "client-key-plain.pem"
     plain_key.touch(mode=0o600)
@@ -121,7 +122,8 @@ def make_pki_files(directory: Path, password: str) -> tuple[Pki, PkiPaths]:
 def identity_records(pki: PkiPaths, aliases_dir: Path) -> list[dict[str, object]]:
     """Keystore, trust cert, protocol profile and credential that every bench alias uses.
 
-    System trust is off so that flowrun trusts exactly what the reference clients trust."""
+    As a user's alias: system trust on plus the partner's root (the reference clients get the
+    very SSLContext flowrun built from it, so both trust the same)."""
     return [
         {"kind": "keystore", "name": "bench_client", "type": "jks",
          "file": os.path.relpath(pki.client_jks, aliases_dir), "password": {"env": PASSWORD_ENV},
@@ -129,15 +131,20 @@ def identity_records(pki: PkiPaths, aliases_dir: Path) -> list[dict[str, object]
         {"kind": "trust_store_cert", "name": "bench_root", "format": "pem",
          "file": os.path.relpath(pki.root_pem, aliases_dir)},
         {"kind": "protocol_profile", "name": "benchMTLS", "port": 443, "keystore": "bench_client",
-         "trust_store_certs": ["bench_root"], "use_system_trust": False},
+         "trust_store_certs": ["bench_root"], "use_system_trust": True},
         {"kind": "credential", "name": "bench_none", "type": "none"},
     ]
+
+
+# The canonical example's policy: every call pays for having one, none is ever retried here.
+RETRY_POLICY = {"strategy": "exponential", "count": 3, "interval_s": 0.5, "on_status": [429, 502, 503, 504]}
 
 
 def alias_record(name: str, url: str, base_path: str = "") -> dict[str, object]:
     return {"kind": "alias", "name": name,
             "connection": {"url": f"{url}{base_path}", "mutual_authentication": True,
-                           "protocol_profile": "benchMTLS", "credential": "bench_none", "timeout_s": 30}}
+                           "protocol_profile": "benchMTLS", "credential": "bench_none", "timeout_s": 30},
+            "retry_policy": RETRY_POLICY}
 
 
 def write_aliases(aliases_dir: Path, pki: PkiPaths, url: str) -> None:
@@ -344,6 +351,92 @@ def _send(data: dict[str, object]) -> None:
     sys.stdout.flush()
 
 
+# --- a partner with latency ------------------------------------------------------------------------
+
+
+class LatencyProcess:
+    """A small asyncio HTTPS server in a child process that answers every GET with the account JSON
+    after ``delay_ms`` (client certificate required, connections kept alive): a partner across a
+    network, where concurrency pays."""
+
+    kind = "latency partner"
+
+    def __init__(self, directory: Path, pki: PkiPaths, delay_ms: int) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        self._log = (directory / "latency.log").open("wb")
+        self._process = subprocess.Popen(
+            [sys.executable, str(Path(__file__).resolve()), "latency", json.dumps(pki.to_json()), str(delay_ms)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._log, text=True, bufsize=1,
+        )
+        assert self._process.stdout is not None
+        line = self._process.stdout.readline()
+        if not line:
+            self._process.wait(timeout=10)
+            self._log.close()
+            raise ServerError(f"the latency partner ended (exit {self._process.returncode}); see {self._log.name}")
+        self.url = str(json.loads(line)["url"])
+
+    def handshakes(self) -> int:
+        return 0  # not counted
+
+    def close(self) -> None:
+        if self._process.poll() is None:
+            with contextlib.suppress(OSError):
+                assert self._process.stdin is not None
+                self._process.stdin.close()
+            try:
+                self._process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                self._process.wait()
+        if self._process.stdout is not None:
+            self._process.stdout.close()
+        self._log.close()
+
+
+def start_latency_site(directory: Path, pki: PkiPaths, delay_ms: int) -> Site:
+    keystore_password()
+    server = LatencyProcess(directory / "latency", pki, delay_ms)
+    aliases_dir = directory / "aliases"
+    write_aliases(aliases_dir, pki, server.url)
+    return Site(server, pki, aliases_dir, directory)
+
+
+def _serve_latency(pki: PkiPaths, delay_s: float) -> int:
+    import asyncio
+    import ssl
+
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(pki.server_cert_pem, pki.server_key_pem, password=os.environ[PASSWORD_ENV])
+    context.load_verify_locations(pki.chain_pem)
+    context.verify_mode = ssl.CERT_REQUIRED
+    body = ACCOUNT_JSON.encode()
+    answer = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                await reader.readuntil(b"\r\n\r\n")  # the bench sends GETs only: no body to read
+                await asyncio.sleep(delay_s)
+                writer.write(answer)
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError, ssl.SSLError):
+            pass
+        finally:
+            writer.close()
+
+    async def main() -> None:
+        server = await asyncio.start_server(handle, "127.0.0.1", 0, ssl=context, backlog=256)
+        port = server.sockets[0].getsockname()[1]
+        _send({"url": f"https://localhost:{port}"})
+        # Serve until the bench closes our stdin.
+        await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
+        server.close()
+
+    asyncio.run(main())
+    return 0
+
+
 # --- helpers --------------------------------------------------------------------------------------
 
 
@@ -378,4 +471,6 @@ def _tail(path: Path, lines: int = 5) -> str:
 if __name__ == "__main__":
     if len(sys.argv) == 3 and sys.argv[1] == "partner":
         sys.exit(_serve_partner(Path(sys.argv[2])))
-    sys.exit("usage: _servers.py partner DIR")
+    if len(sys.argv) == 4 and sys.argv[1] == "latency":
+        sys.exit(_serve_latency(PkiPaths.from_json(json.loads(sys.argv[2])), int(sys.argv[3]) / 1000.0))
+    sys.exit("usage: _servers.py partner DIR | latency PKI_JSON DELAY_MS")

@@ -85,7 +85,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     unknown = sorted(set(chosen) - set(names))
     if unknown:
         parser.error(f"unknown pair {', '.join(unknown)}; pairs: {', '.join(names)}")
-    args.pairs = [pair for pair in PAIRS if not chosen or pair.name in chosen]
+    # A name also chooses its variants: "async" runs "async" and "async-latency".
+    args.pairs = [pair for pair in PAIRS
+                  if not chosen or any(pair.name == n or pair.name.startswith(f"{n}-") for n in chosen)]
     if args.rounds is None:
         args.rounds = 1 if args.quick else 5
     if args.rounds < 1:
@@ -131,10 +133,8 @@ def ratio_text(outcome: Outcome) -> str:
     ratio = outcome.ratio
     if ratio is None:
         return "-"
-    if outcome.name == "newman":
+    if outcome.name in ("newman", "async-latency"):
         return f"{ratio:.3f} ({1 / ratio:.0f}x faster)"
-    if outcome.name == "async":
-        return f"{ratio:.3f} (gain {1 / ratio:.2f}x)"
     return f"{ratio:.3f}"
 
 

@@ -105,6 +105,22 @@ def validate_assertion_spec(spec: Any, pointer: str = "") -> None:
     _check_expected(op, spec[op], op_pointer, static=True)
 
 
+# Specs already checked by ``validate_assertion_spec`` (by identity, with a copy that tells when a
+# mutable spec changed since): a step's assertions are checked once, not on every call.
+_VALIDATED: dict[int, tuple[Mapping[str, Any], dict[str, Any]]] = {}
+_VALIDATED_SIZE = 1024
+
+
+def _validate_once(spec: Mapping[str, Any], pointer: str) -> None:
+    known = _VALIDATED.get(id(spec))
+    if known is not None and known[0] is spec and known[1] == spec:
+        return
+    validate_assertion_spec(spec, pointer)
+    if len(_VALIDATED) >= _VALIDATED_SIZE:
+        _VALIDATED.clear()
+    _VALIDATED[id(spec)] = (spec, dict(spec))
+
+
 def evaluate_assertion(
     spec: Mapping[str, Any],
     context: Mapping[str, Any],
@@ -116,7 +132,7 @@ def evaluate_assertion(
 
     Raises ``SchemaError`` or ``DataPillError`` only when the assertion itself is wrong.
     """
-    validate_assertion_spec(spec, pointer)
+    _validate_once(spec, pointer)
     op = next(key for key in spec if key in OPERATORS)
     that = str(spec["that"]).strip()
     op_pointer = f"{pointer}/{op}"
@@ -306,6 +322,13 @@ def _comparable(left: Any, right: Any) -> tuple[Any, Any]:
 
 
 def _show(value: Any) -> str:
+    # Numbers, booleans and null read the same in JSON and cost no encoder (every call shows two).
+    if value is None:
+        return "null"
+    if value is True or value is False:
+        return "true" if value else "false"
+    if type(value) is int or (type(value) is float and math.isfinite(value)):
+        return repr(value)
     try:
         text = dumps(value, ensure_ascii=False)
     except (TypeError, ValueError):

@@ -11,6 +11,7 @@ the whole attempt, redirects included, runs under its total deadline (``_streams
 
 from __future__ import annotations
 
+import functools
 import os
 import tempfile
 from collections.abc import Callable
@@ -246,6 +247,12 @@ def _send_headers(headers: tuple[tuple[str, str], ...], body: OpenBody) -> tuple
 _STALE_CONNECTION = "Server disconnected without sending a response"
 
 
+@functools.lru_cache(maxsize=512)
+def parsed_url(url: str) -> httpx.URL:
+    """A request URL parsed once (httpx.URL is immutable); a step without pills sends the same one."""
+    return httpx.URL(url)
+
+
 def resend_on_fresh_connection(exc: httpx.RemoteProtocolError, method: str, body: OpenBody) -> bool:
     """A kept-alive connection the partner closed just as we reused it fails before any answer
     (the caller checks the connection was a reused one).
@@ -268,7 +275,7 @@ def exchange(route: Route[httpx.Client], step: RestStep, plan: RequestPlan, time
         client, tls = route.client, route.tls
 
         def build() -> httpx.Request:
-            return client.build_request(plan.method, url, headers=_send_headers(plan.headers, body),
+            return client.build_request(plan.method, parsed_url(url), headers=_send_headers(plan.headers, body),
                                         timeout=timeout, **body.kwargs)
 
         try:
@@ -329,7 +336,7 @@ async def aexchange(route: Route[httpx.AsyncClient], step: RestStep, plan: Reque
         client, tls = route.client, route.tls
 
         def build() -> httpx.Request:
-            return client.build_request(plan.method, url, headers=_send_headers(plan.headers, body),
+            return client.build_request(plan.method, parsed_url(url), headers=_send_headers(plan.headers, body),
                                         timeout=timeout, **body.kwargs)
 
         try:

@@ -75,7 +75,7 @@ class ProxyRouter(httpx.BaseTransport):
 
 
 class AsyncProxyRouter(httpx.AsyncBaseTransport):
-    def __init__(self, direct: httpx.AsyncHTTPTransport, rules: ProxyRules,
+    def __init__(self, direct: httpx.AsyncBaseTransport, rules: ProxyRules,
                  make: Callable[[ProxyEndpoint], httpx.AsyncHTTPTransport]) -> None:
         self._direct = direct
         self._rules = rules

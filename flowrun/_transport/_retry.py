@@ -147,11 +147,13 @@ def _last(retry_state: tenacity.RetryCallState) -> object:
     return retry_state.outcome.result()
 
 
-def _retrying_kwargs(policy: RetryPolicy, method: str) -> dict[str, object]:
+def _retrying_kwargs(policy: RetryPolicy, method: str, spent_s: float = 0.0) -> dict[str, object]:
+    """tenacity's settings; ``spent_s``: what the first attempt, made before tenacity, took."""
     import tenacity
 
     return {
-        "stop": tenacity.stop_after_attempt(policy.attempts) | tenacity.stop_before_delay(policy.max_elapsed_s),
+        "stop": tenacity.stop_after_attempt(policy.attempts)
+        | tenacity.stop_before_delay(policy.max_elapsed_s - spent_s),
         "wait": PolicyWait(policy),
         "retry": tenacity.retry_if_result(lambda outcome: should_retry(policy, method, outcome)),
         "before_sleep": _discard,
@@ -166,42 +168,66 @@ def _record(records: list[Attempt], started: float, began: float, outcome: Outco
                            status=outcome.status, error=outcome.error))
 
 
-def run_with_retry(policy: RetryPolicy, method: str,
-                   attempt: Callable[[], Outcome[T]]) -> tuple[Outcome[T], tuple[Attempt, ...]]:
-    """Run ``attempt`` under ``policy``; the last outcome and every attempt made."""
-    if policy.attempts <= 1:  # the common case, without tenacity's machinery
-        started, began = time.time(), time.perf_counter()
-        outcome = attempt()
-        return outcome, (Attempt(1, started, (time.perf_counter() - began) * 1000.0, outcome.status,
-                                 outcome.error),)
-    records: list[Attempt] = []
+def _first(attempt: Callable[[], Outcome[T]]) -> tuple[Outcome[T], Attempt, float]:
+    started, began = time.time(), time.perf_counter()
+    outcome = attempt()
+    spent = time.perf_counter() - began
+    return outcome, Attempt(1, started, spent * 1000.0, outcome.status, outcome.error), spent
+
+
+def _replaying(first: Outcome[T], records: list[Attempt],
+               attempt: Callable[[], Outcome[T]]) -> Callable[[], Outcome[T]]:
+    """tenacity's function: its first call hands over the attempt already made, then attempts."""
+    pending = [first]
 
     def once() -> Outcome[T]:
+        if pending:
+            return pending.pop()
         started, began = time.time(), time.perf_counter()
         result = attempt()
         _record(records, started, began, result)
         return result
 
+    return once
+
+
+def run_with_retry(policy: RetryPolicy, method: str,
+                   attempt: Callable[[], Outcome[T]]) -> tuple[Outcome[T], tuple[Attempt, ...]]:
+    """Run ``attempt`` under ``policy``; the last outcome and every attempt made.
+
+    tenacity is entered only once the first attempt failed in a way the policy retries: most
+    calls succeed at once, and building tenacity's machinery for them costs ~5% of a request."""
+    outcome, record, spent = _first(attempt)
+    if policy.attempts <= 1 or not should_retry(policy, method, outcome):
+        return outcome, (record,)
     import tenacity
 
-    outcome = tenacity.Retrying(**_retrying_kwargs(policy, method))(once)  # type: ignore[arg-type]
+    records = [record]
+    retrying = tenacity.Retrying(**_retrying_kwargs(policy, method, spent))  # type: ignore[arg-type]
+    outcome = retrying(_replaying(outcome, records, attempt))
     return outcome, tuple(records)
 
 
 async def arun_with_retry(policy: RetryPolicy, method: str,
                           attempt: Callable[[], Awaitable[Outcome[T]]]) -> tuple[Outcome[T], tuple[Attempt, ...]]:
-    records: list[Attempt] = []
+    started, began = time.time(), time.perf_counter()
+    outcome = await attempt()
+    spent = time.perf_counter() - began
+    records = [Attempt(1, started, spent * 1000.0, outcome.status, outcome.error)]
+    if policy.attempts <= 1 or not should_retry(policy, method, outcome):
+        return outcome, tuple(records)
+    pending = [outcome]
 
     async def once() -> Outcome[T]:
+        if pending:
+            return pending.pop()
         started, began = time.time(), time.perf_counter()
-        outcome = await attempt()
-        _record(records, started, began, outcome)
-        return outcome
+        result = await attempt()
+        _record(records, started, began, result)
+        return result
 
-    if policy.attempts <= 1:
-        return await once(), tuple(records)
     import tenacity
 
-    retrying = tenacity.AsyncRetrying(**_retrying_kwargs(policy, method))  # type: ignore[arg-type]
-    outcome: Outcome[T] = await retrying(once)
+    retrying = tenacity.AsyncRetrying(**_retrying_kwargs(policy, method, spent))  # type: ignore[arg-type]
+    outcome = await retrying(once)
     return outcome, tuple(records)

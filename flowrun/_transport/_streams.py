@@ -135,6 +135,22 @@ def _read_failed(exc: httpcore.ReadError, tls_version: str | None) -> httpcore.R
     return exc if tls_version is None else TlsReadError(str(exc), tls_version)
 
 
+def _reset_before_any_answer(exc: BaseException, deadline: Deadline | None) -> bool:
+    """A connection this attempt opened, reset before the partner sent a byte."""
+    if deadline is None or not deadline.opened or deadline.received:
+        return False
+    queue: list[BaseException | None] = [exc]
+    for _ in range(8):  # anyio and httpcore wrap the system's error in two or three layers
+        if not queue:
+            break
+        current = queue.pop(0)
+        if isinstance(current, ConnectionResetError):
+            return True
+        if current is not None:
+            queue.extend((current.__cause__, current.__context__))
+    return False
+
+
 class _Stream(httpcore.NetworkStream):
     def __init__(self, inner: httpcore.NetworkStream) -> None:
         self._inner = inner
@@ -198,10 +214,18 @@ class _AsyncStream(httpcore.AsyncNetworkStream):
                 raise _expired(deadline, _ReadDeadline) from None
             raise
         except httpcore.ReadError as exc:
+            if _reset_before_any_answer(exc, deadline):
+                # Java refuses a TLS 1.3 certificate by closing; the close races our request into
+                # a reset. Reported as the close it is, so ``classify`` asks the partner why.
+                raise httpcore.RemoteProtocolError("Server disconnected without sending a response") from exc
             error = _read_failed(exc, self._tls_version)
             if error is exc:
                 raise
             raise error from exc
+        except ssl.SSLError as exc:
+            # anyio lets a TLS alert on an established connection (Apache's refusal of our
+            # certificate with TLS 1.3) out as it is; httpx would not map it.
+            raise _read_failed(httpcore.ReadError(str(exc)), self._tls_version) from exc
         if deadline is not None:
             deadline.received += len(data)
         return data
@@ -212,6 +236,10 @@ class _AsyncStream(httpcore.AsyncNetworkStream):
             raise _expired(deadline, _WriteDeadline)
         try:
             await self._inner.write(buffer, wait)
+        except httpcore.WriteError as exc:
+            if _reset_before_any_answer(exc, deadline):
+                raise httpcore.RemoteProtocolError("Server disconnected without sending a response") from exc
+            raise
         except httpcore.WriteTimeout:
             if deadline is not None and binding:
                 raise _expired(deadline, _WriteDeadline) from None

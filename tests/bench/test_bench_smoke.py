@@ -17,8 +17,8 @@ import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 RUN = REPO_ROOT / "bench" / "run.py"
-PAIR_NAMES = ("rest", "newman", "cold-start", "soap", "async", "resources")
-TIMED = {"rest", "newman", "cold-start", "soap", "async"}
+PAIR_NAMES = ("rest", "newman", "cold-start", "soap", "async", "async-latency", "resources")
+TIMED = {"rest", "newman", "cold-start", "soap", "async", "async-latency"}
 
 pytestmark = pytest.mark.slow
 
@@ -64,3 +64,12 @@ def test_only_and_the_python_server_fallback(tmp_path: Path) -> None:
     handshakes = next(c for c in resources["checks"] if c["name"].startswith("TLS handshakes"))
     assert "python partner count" in handshakes["name"]
     assert re.search(r"^rest: ratio \d", stdout, re.M)
+
+
+def test_a_name_chooses_its_variants(tmp_path: Path) -> None:
+    _, report = run_bench(tmp_path, "--only", "async")
+
+    assert [entry["name"] for entry in report["pairs"]] == ["async", "async-latency"]
+    assert all(entry["status"] == "ok" for entry in report["pairs"]), report["pairs"]
+    transport = next(c for c in report["pairs"][0]["checks"] if c["name"] == "AsyncRestExecutor's transport")
+    assert transport["value"] == "AiohttpTransport"

@@ -280,3 +280,13 @@ def test_bad_type_name_from_a_pill_is_a_schema_error(context: dict[str, Any]) ->
     context["inputs"]["kind"] = "text"
     with pytest.raises(SchemaError, match="unknown type"):
         evaluate_assertion({"that": "outputs.currency", "type": "{{ inputs.kind }}"}, context)
+
+
+def test_a_spec_changed_after_it_was_checked_is_checked_again() -> None:
+    spec = {"that": "outputs.balance", "gt": 0}
+    context = {"outputs": {"balance": 5}}
+    assert evaluate_assertion(spec, context).passed
+    assert evaluate_assertion(spec, context).passed  # checked once, evaluated each time
+    spec["lt"] = 9  # now two operators: the cached check must not hide it
+    with pytest.raises(SchemaError, match="one operator"):
+        evaluate_assertion(spec, context)

@@ -571,3 +571,27 @@ def test_connect_to_dials_another_address_keeping_host_and_sni(partner: PartnerS
     assert result.body["path"] == "/v2/echo"
     assert ["Host", "localhost:1"] in result.body["headers"]
     assert result.tls is not None and result.tls.client_cert_sha256 == pki.client.sha256
+
+
+@pytest.mark.parametrize("asynchronous", [False, True], ids=["sync", "async"])
+def test_a_cookie_the_partner_sets_is_kept_as_before(tls_server_context: ssl.SSLContext, pki_files: PkiFiles,
+                                                     asynchronous: bool) -> None:
+    # The client's jar reads only responses that set a cookie; one that does still counts.
+    def handler(request: RawRequest) -> Reply:
+        if request.target == "/login":
+            return Reply(200, b"{}", (("Content-Type", "application/json"), ("Set-Cookie", "session=s1; Path=/")))
+        return Reply(200, json.dumps({"cookie": request.header("Cookie")}).encode())
+
+    steps = [RestStep(alias=PARTNER, path=path) for path in ("/plain", "/login", "/after")]
+    with RawServer(handler, ssl_context=tls_server_context) as server:
+        registry = make_registry(pki_files, server.url())
+        if asynchronous:
+            async def main() -> list:
+                async with AsyncRestExecutor(registry) as rest:
+                    return [await rest.run(step) for step in steps]
+
+            results = asyncio.run(main())
+        else:
+            with RestExecutor(registry) as rest:
+                results = [rest.run(step) for step in steps]
+    assert [r.body["cookie"] for r in (results[0], results[2])] == [None, "session=s1"]

@@ -223,3 +223,54 @@ def test_should_retry_rules() -> None:
     assert should_retry(policy, "PUT", Outcome(error=RequestTimeoutError("x")))
     assert not should_retry(policy, "GET", Outcome(error=ServerCertUntrustedError("x"), sent=False))
     assert not should_retry(policy, "GET", Outcome(error=UnexpectedStatusError("x")))
+
+
+class _CountedRetrying(tenacity.Retrying):
+    entered = 0
+
+    def __call__(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        type(self).entered += 1
+        return super().__call__(*args, **kwargs)
+
+
+def test_tenacity_is_entered_only_after_a_first_failure(partner: PartnerServer, pki_files: PkiFiles,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(tenacity, "Retrying", _CountedRetrying)
+    with RestExecutor(make_registry(pki_files, partner.url, retry=FAST)) as rest:
+        ok = [rest.run(RestStep(alias="partner", path="/accounts/7")) for _ in range(3)]
+        assert _CountedRetrying.entered == 0
+        flaky = rest.run(RestStep(alias="partner", path="/flaky/first", query={"fail": 1}))
+    assert all(r.status == "passed" and len(r.attempts) == 1 for r in ok)
+    assert _CountedRetrying.entered == 1
+    # The attempt made before tenacity counts as its first: numbers, statuses and the count hold.
+    assert [(a.number, a.status) for a in flaky.attempts] == [(1, 503), (2, 200)]
+    assert partner.attempts("flaky", "first") == 2
+
+
+def test_max_elapsed_counts_the_attempt_made_before_tenacity(tls_server_context: ssl.SSLContext,
+                                                            pki_files: PkiFiles) -> None:
+    # Each answer takes ~0.3 s; with max_elapsed_s 0.5 one retry fits (0.3 + 0.01 < 0.5), a second does not.
+    def slow(request: RawRequest) -> Reply:
+        time.sleep(0.3)
+        return Reply(503, b"busy")
+
+    policy = RetryPolicy(strategy="fixed", count=5, interval_s=0.01, max_elapsed_s=0.5)
+    with RawServer(slow, ssl_context=tls_server_context) as server:
+        result = run(server.url(), pki_files, RestStep(alias="partner", path="/slow"), retry=policy)
+    assert [a.status for a in result.attempts] == [503, 503]
+
+
+def test_the_async_executor_retries_after_a_first_failure_too(partner: PartnerServer, pki_files: PkiFiles) -> None:
+    import asyncio
+
+    from flowrun._rest import AsyncRestExecutor
+
+    async def main() -> list:
+        async with AsyncRestExecutor(make_registry(pki_files, partner.url, retry=FAST)) as rest:
+            return [await rest.run(RestStep(alias="partner", path=path, query=query))
+                    for path, query in (("/accounts/7", {}), ("/flaky/async", {"fail": 2}))]
+
+    ok, flaky = asyncio.run(main())
+    assert [(a.number, a.status) for a in ok.attempts] == [(1, 200)]
+    assert [(a.number, a.status) for a in flaky.attempts] == [(1, 503), (2, 503), (3, 200)]
+    assert partner.attempts("flaky", "async") == 3

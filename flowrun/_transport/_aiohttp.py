@@ -1,0 +1,431 @@
+"""An httpx transport over aiohttp, for ``AsyncRestExecutor`` (the ``fast-async`` extra).
+
+httpx's own async transport (httpcore on anyio) costs several times what aiohttp costs per
+request, and the gap grows with concurrency (httpcore's pool walks every queued request for
+every connection). ``AiohttpTransport`` keeps ``httpx.AsyncClient`` in front (requests,
+authentication flows and responses stay httpx's, so the executor is the same code on both
+transports) and lets aiohttp move the bytes.
+
+What the httpcore path does, this transport does too:
+
+* failures come out as the httpx exceptions ``_errors.classify`` reads, raised ``from`` aiohttp's,
+  whose chain keeps the ``ssl.SSLError`` or ``OSError`` that explains them;
+* a failed read on an established TLS connection carries the version its handshake negotiated
+  (``_streams.TlsReadError``), so a declined renegotiation is told from a refused certificate;
+* the attempt's total deadline (``_streams``) bounds the whole request, body included, and a
+  trickling partner is reported as one (``_streams.DeadlineExceeded`` in the chain);
+* the attempt notes whether it opened a new connection (``_streams.opened_connection``): aiohttp's
+  own resend of a request on a fresh connection is off, ``_exchange`` decides that;
+* ``connect_to`` dials other addresses through the resolver, keeping SNI, certificate checks, Host
+  and the pool's key on the URL's host;
+* the SSL object of the connection is offered as httpcore offers it (``network_stream``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import functools
+import re
+import socket
+import ssl
+import time
+import weakref
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
+
+import aiohttp
+import httpx
+from aiohttp import http_exceptions
+from aiohttp.abc import AbstractResolver, ResolveResult
+from aiohttp.client_proto import ResponseHandler
+
+from flowrun._errors import FlowrunError
+from flowrun._transport._connect_to import Address
+from flowrun._transport._streams import (
+    _CURRENT,
+    Deadline,
+    TlsReadError,
+    _ConnectDeadline,
+    _ReadDeadline,
+)
+
+# h11 (httpx's parser) accepts status lines and headers up to 100 KB: refuse no reply it takes.
+_MAX_LINE_BYTES = 100 * 1024
+_QUEUED_HEADS = 32
+_FEED_SLICE = 16 * 1024
+# Headers aiohttp would add by itself; httpx already wrote the request's own.
+_SKIP_AUTO_HEADERS = frozenset({"Accept", "Accept-Encoding", "User-Agent", "Content-Type"})
+
+
+class _Dial:
+    """What the current request learnt about its connection (per task, see ``_DIAL``)."""
+
+    __slots__ = ("connected", "opened", "protocol", "received_before", "ssl_object", "tls_version")
+
+    def __init__(self) -> None:
+        self.connected = False
+        self.opened = False
+        self.protocol: _CountingHandler | None = None
+        self.received_before = 0
+        self.ssl_object: ssl.SSLObject | None = None
+        self.tls_version: str | None = None
+
+    def received(self) -> int:
+        """Bytes the partner sent on this request's connection since the request took it."""
+        protocol = self.protocol
+        return protocol.received - self.received_before if protocol is not None else 0
+
+
+class _CountingHandler(ResponseHandler):
+    """aiohttp's protocol, counting what arrives: a trickle of headers counts as sending."""
+
+    received = 0
+    used = False  # whether a request has had this connection (else the next one opened it)
+    ssl_object: ssl.SSLObject | None = None
+    tls_version: str | None = None
+    _held = b""
+    _socket_transport: asyncio.BaseTransport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # aiohttp forgets the transport when it closes it; a TLS close waits for the partner's
+        # close_notify, which a hostile partner never sends: ``_Connector.close`` aborts those.
+        self._socket_transport = transport
+        super().connection_made(transport)
+
+    def abort_now(self) -> None:
+        transport = self._socket_transport
+        if isinstance(transport, asyncio.Transport):
+            transport.abort()
+
+    def data_received(self, data: bytes) -> None:
+        self.received += len(data)
+        self._feed(data)
+
+    def _feed(self, data: bytes) -> None:
+        # TLS hands over up to 256 KiB at once; a flood of 1xx answers in it would become
+        # thousands of parsed heads queued at once. Parse it a slice at a time, and hold the
+        # rest (and the transport) while the request has not read what is queued.
+        if self._held:
+            self._held += data
+            return
+        for offset in range(0, len(data), _FEED_SLICE):
+            super().data_received(data[offset:offset + _FEED_SLICE] if len(data) > _FEED_SLICE else data)
+            if len(self) > _QUEUED_HEADS and offset + _FEED_SLICE < len(data):
+                self._held = data[offset + _FEED_SLICE:]
+                if self.transport is not None:
+                    self.transport.pause_reading()
+                return
+
+    async def read(self) -> Any:
+        message = await super().read()
+        if self._held and len(self) <= _QUEUED_HEADS // 4:
+            held, self._held = self._held, b""
+            self._feed(held)
+            if not self._held and self.transport is not None:
+                self.transport.resume_reading()
+        return message
+
+
+_DIAL: contextvars.ContextVar[_Dial | None] = contextvars.ContextVar("flowrun_aiohttp_dial", default=None)
+
+
+class _Connector(aiohttp.TCPConnector):
+    """Notes, for the request that asked, whether its connection is new and its TLS version."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._protocols: weakref.WeakSet[_CountingHandler] = weakref.WeakSet()
+        # aiohttp builds each connection's protocol with ``_factory``: ours counts and can be aborted.
+        self._factory = functools.partial(self._new_protocol)  # type: ignore[assignment]
+
+    def _new_protocol(self) -> _CountingHandler:
+        protocol = _CountingHandler(loop=self._loop)
+        self._protocols.add(protocol)
+        return protocol
+
+    def abort_closing(self) -> None:
+        """End at once the connections of this connector still waiting for a TLS close."""
+        for protocol in list(self._protocols):
+            protocol.abort_now()
+
+    async def connect(self, req: Any, traces: Any, timeout: aiohttp.ClientTimeout) -> Any:
+        connection = await super().connect(req, traces, timeout)
+        dial = _DIAL.get()
+        protocol = connection.protocol
+        if dial is not None and isinstance(protocol, _CountingHandler):
+            dial.connected = True
+            dial.protocol, dial.received_before = protocol, protocol.received
+            if not protocol.used:
+                protocol.used = True
+                dial.opened = True
+                deadline = _CURRENT.get()
+                if deadline is not None:
+                    deadline.opened = True
+                transport = connection.transport
+                ssl_object = transport.get_extra_info("ssl_object") if transport is not None else None
+                # Noted now: OpenSSL forgets the version once the connection has failed.
+                version = ssl_object.version() if ssl_object is not None else None
+                protocol.ssl_object, protocol.tls_version = ssl_object, version if isinstance(version, str) else None
+            dial.ssl_object, dial.tls_version = protocol.ssl_object, protocol.tls_version
+        return connection
+
+
+class _ConnectTo(AbstractResolver):
+    """Resolves the dialled address of a mapped host:port instead of the host's own."""
+
+    def __init__(self, mapping: Mapping[Address, Address]) -> None:
+        self._mapping = dict(mapping)
+        self._inner = aiohttp.ThreadedResolver()
+
+    async def resolve(self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET,
+                      ) -> list[ResolveResult]:
+        dialled_host, dialled_port = self._mapping.get((host.lower(), port), (host, port))
+        results = await self._inner.resolve(dialled_host, dialled_port, family)
+        # aiohttp verifies the certificate against the URL's host, whatever was dialled.
+        return [{**result, "hostname": host} for result in results]
+
+    async def close(self) -> None:
+        await self._inner.close()
+
+
+class _NetworkStream:
+    """The ``network_stream`` extension: what ``TlsInfoReader`` asks of a connection."""
+
+    __slots__ = ("_ssl_object",)
+
+    def __init__(self, ssl_object: ssl.SSLObject | None) -> None:
+        self._ssl_object = ssl_object
+
+    def get_extra_info(self, info: str) -> Any:
+        return self._ssl_object if info == "ssl_object" else None
+
+
+class _Body(httpx.AsyncByteStream):
+    def __init__(self, response: aiohttp.ClientResponse, dial: _Dial, deadline: Deadline | None) -> None:
+        self._response = response
+        self._dial = dial
+        self._deadline = deadline
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        content = self._response.content
+        deadline = self._deadline
+        while True:
+            try:
+                chunk = await content.readany()
+            except Exception as exc:
+                error = _mapped(exc, self._dial, deadline)
+                raise error from error.__cause__
+            if not chunk:
+                return
+            yield chunk
+
+    async def aclose(self) -> None:
+        self._response.release()
+
+
+class AiohttpTransport(httpx.AsyncBaseTransport):
+    """An ``httpx.AsyncClient`` transport on one aiohttp session (created on first use, on the loop)."""
+
+    def __init__(self, ssl_context: ssl.SSLContext, *, connect_to: Mapping[Address, Address] | None = None,
+                 limits: httpx.Limits) -> None:
+        self._ssl_context = ssl_context
+        self._connect_to = dict(connect_to or {})
+        self._limits = limits
+        self._session: aiohttp.ClientSession | None = None
+        self._timeouts: dict[tuple[float | None, float | None], aiohttp.ClientTimeout] = {}
+
+    def _open(self) -> aiohttp.ClientSession:
+        limits = self._limits
+        connector = _Connector(
+            ssl=self._ssl_context,
+            limit=limits.max_connections or 0,
+            limit_per_host=0,
+            keepalive_timeout=limits.keepalive_expiry if limits.keepalive_expiry is not None else 30.0,
+            # Every new connection asks the resolver: connect_to mappings always apply.
+            use_dns_cache=not self._connect_to,
+            resolver=_ConnectTo(self._connect_to) if self._connect_to else None,
+        )
+        session = aiohttp.ClientSession(
+            connector=connector, cookie_jar=aiohttp.DummyCookieJar(), auto_decompress=False,
+            skip_auto_headers=_SKIP_AUTO_HEADERS, trust_env=False, max_line_size=_MAX_LINE_BYTES,
+            max_field_size=_MAX_LINE_BYTES, timeout=aiohttp.ClientTimeout(total=None),
+        )
+        # aiohttp would send an idempotent request again after any lost connection, a TLS
+        # refusal included; ``_exchange`` resends only on a kept-alive connection the partner closed.
+        session._retry_connection = False
+        self._session = session
+        return session
+
+    def _timeout(self, request: httpx.Request, deadline: Deadline | None) -> aiohttp.ClientTimeout:
+        waits = request.extensions.get("timeout", {})
+        connect, read = waits.get("connect"), waits.get("read")
+        if deadline is None:
+            timeout = self._timeouts.get((connect, read))
+            if timeout is None:
+                timeout = self._timeouts[(connect, read)] = aiohttp.ClientTimeout(
+                    total=None, sock_connect=connect, sock_read=read)
+            return timeout
+        left = max(deadline.at - time.monotonic(), 0.001)
+        return aiohttp.ClientTimeout(total=left, sock_connect=connect, sock_read=read)
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        session = self._session or self._open()
+        deadline = _CURRENT.get()
+        dial = _Dial()
+        token = _DIAL.set(dial)
+        try:
+            try:
+                data: Any = request.content or None
+            except httpx.RequestNotRead:
+                data = request.stream  # an async file body: aiohttp reads it as it sends
+            try:
+                response = await session.request(
+                    request.method, str(request.url), headers=_raw_headers(request), data=data,
+                    allow_redirects=False, compress=False, timeout=self._timeout(request, deadline),
+                    server_hostname=request.extensions.get("sni_hostname"),
+                )
+            except Exception as exc:
+                own = _own_error(exc)
+                if own is not None:  # the request body's own failure (a file that changed while sent)
+                    raise own from None
+                error = _mapped(exc, dial, deadline)
+                raise error from error.__cause__
+        finally:
+            _DIAL.reset(token)
+        extensions: dict[str, Any] = {"http_version": b"HTTP/1.1",
+                                      "network_stream": _NetworkStream(dial.ssl_object)}
+        if response.reason:
+            extensions["reason_phrase"] = response.reason.encode("latin-1", "replace")
+        return httpx.Response(response.status, headers=response.raw_headers,
+                              stream=_Body(response, dial, deadline), request=request, extensions=extensions)
+
+    async def aclose(self) -> None:
+        session, self._session = self._session, None
+        if session is None:
+            return
+        connector = session.connector
+        await session.close()
+        if isinstance(connector, _Connector):
+            connector.abort_closing()
+
+
+def _raw_headers(request: httpx.Request) -> list[tuple[str, str]]:
+    # As written (httpx keeps the case of each name); aiohttp sends them in that order.
+    return [(name.decode("latin-1"), value.decode("latin-1")) for name, value in request.headers.raw]
+
+
+def _timed_out(exc: BaseException) -> bool:
+    return isinstance(exc, TimeoutError)
+
+
+def _own_error(exc: BaseException) -> FlowrunError | None:
+    """A flowrun error that aiohttp wrapped (raised by the body it was sending), if any."""
+    current: BaseException | None = exc
+    for _ in range(6):
+        if current is None:
+            return None
+        if isinstance(current, FlowrunError):
+            return current
+        current = current.__cause__ or current.__context__
+    return None
+
+
+def _mapped(exc: Exception, dial: _Dial, deadline: Deadline | None) -> Exception:
+    """The httpx exception ``classify`` expects for aiohttp's ``exc``, with ``exc`` (or what it
+    stands for) as its cause."""
+    error = _translated(exc, dial, deadline)
+    if error.__cause__ is None:
+        error.__cause__ = exc
+    return error
+
+
+def _translated(exc: Exception, dial: _Dial, deadline: Deadline | None) -> Exception:
+    message = _first_line(exc)
+    if _timed_out(exc):
+        if deadline is not None and time.monotonic() >= deadline.at - 0.005:
+            deadline.received += dial.received()
+            if not dial.connected:
+                return _chained(httpx.ConnectTimeout, _ConnectDeadline(deadline.describe("connect")), exc)
+            if deadline.received:
+                return _chained(httpx.ReadTimeout, _ReadDeadline(deadline.describe("read")), exc)
+        if isinstance(exc, aiohttp.ConnectionTimeoutError) or not dial.connected:
+            return httpx.ConnectTimeout(message)
+        return httpx.ReadTimeout(message)
+    if isinstance(exc, aiohttp.ClientSSLError):
+        # aiohttp's wrapper is itself an ``ssl.CertificateError`` without OpenSSL's reason:
+        # the ``ssl.SSLError`` it wraps must come first in the chain.
+        error = httpx.ConnectError(message)
+        error.__cause__ = exc.__cause__ or getattr(exc, "certificate_error", None) or exc.os_error
+        return error
+    if isinstance(exc, aiohttp.ClientConnectorError):  # refused, DNS, closed during the handshake
+        error = httpx.ConnectError(message)
+        lost = exc.os_error
+        if exc.ssl and isinstance(lost, ConnectionResetError) and lost.errno is None:
+            # asyncio's words for a partner that closed the connection during the TLS handshake
+            # (Java's refusals); OpenSSL, under httpx, calls it an unexpected EOF: so do we.
+            eof = ssl.SSLEOFError(ssl.SSL_ERROR_EOF, "the partner closed the connection during the TLS handshake")
+            eof.reason, eof.library = "UNEXPECTED_EOF_WHILE_READING", "SSL"
+            eof.__cause__ = lost
+            error.__cause__ = eof
+        return error
+    if isinstance(exc, aiohttp.ServerDisconnectedError):
+        # httpcore's words: ``_exchange`` resends on them when a kept-alive connection was reused.
+        return httpx.RemoteProtocolError("Server disconnected without sending a response")
+    parse_error = next((e for e in (exc, exc.__cause__) if isinstance(e, http_exceptions.HttpProcessingError)), None)
+    if parse_error is not None or isinstance(exc, aiohttp.ClientResponseError | aiohttp.ClientPayloadError):
+        return httpx.RemoteProtocolError(_parse_failure(parse_error, message))
+    if isinstance(exc, aiohttp.ClientOSError | aiohttp.ClientConnectionError | OSError):
+        cause = exc.__cause__
+        if dial.tls_version is not None and isinstance(cause, ssl.SSLError) and dial.connected:
+            return _chained(httpx.ReadError, TlsReadError(str(cause), dial.tls_version), cause)
+        if dial.connected and not dial.received() and isinstance(cause or exc, ConnectionResetError):
+            # Reset before any answer: what httpcore reports for a partner that closed a kept-alive
+            # connection, or that refuses our certificate by closing (``classify`` then asks why).
+            return httpx.RemoteProtocolError("Server disconnected without sending a response")
+        return httpx.ReadError(message)
+    if isinstance(exc, aiohttp.InvalidURL | aiohttp.NonHttpUrlClientError):
+        return httpx.UnsupportedProtocol(message)
+    return httpx.TransportError(message)
+
+
+_SHORT_BODY = re.compile(r"received (\d+) of (\d+) bytes")
+_BODY_CUT = "peer closed connection without sending complete message body"
+
+
+def _parse_failure(error: http_exceptions.HttpProcessingError | None, message: str) -> str:
+    """aiohttp's parser errors in the words of h11 (httpx's parser), which ``classify`` reads."""
+    detail = _first_line_of(error.message) if error is not None and error.message else message
+    if isinstance(error, http_exceptions.ContentLengthError):
+        short = _SHORT_BODY.search(error.message)
+        if short is not None:
+            return f"{_BODY_CUT}: received {short.group(1)} bytes, expected {short.group(2)}"
+        return f"{_BODY_CUT}: {detail}"
+    if isinstance(error, http_exceptions.TransferEncodingError):
+        if "not enough data" in detail.lower():
+            return f"{_BODY_CUT}: incomplete chunked read"
+        return f"illegal chunk header: {detail}"
+    if isinstance(error, http_exceptions.LineTooLong) or "too many headers" in detail.lower():
+        return f"receive buffer too long: {detail}"
+    if isinstance(error, http_exceptions.BadStatusLine) or "status line" in detail.lower():
+        return f"illegal status line: {detail}"
+    if "chunk" in detail.lower():
+        return f"illegal chunk header: {detail}"
+    return detail
+
+
+def _first_line_of(text: str) -> str:
+    text = text.strip()
+    return text.splitlines()[0].rstrip(":") if text else ""
+
+
+def _first_line(exc: BaseException) -> str:
+    return _first_line_of(str(exc)) or type(exc).__name__
+
+
+def _chained(outer: type[httpx.TransportError], inner: Exception, cause: BaseException) -> Exception:
+    """``outer`` raised from ``inner`` raised from ``cause``: the chain ``classify`` walks."""
+    inner.__cause__ = cause
+    error = outer(str(inner))
+    error.__cause__ = inner
+    return error
