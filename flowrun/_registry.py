@@ -48,6 +48,7 @@ from flowrun._models._secret import SecretRef, SecretSource
 from flowrun._models._web_origin import OriginRule, WebOrigin, credential_over_http, web_origin
 from flowrun._tls._cache import TLS_CACHE, TlsCache
 from flowrun._tls._context import TlsSettings
+from flowrun._tls._jwt import algorithm_for
 from flowrun._tls._material import identity_for, place, trust_for
 from flowrun._tls._model import ClientIdentity
 
@@ -312,9 +313,11 @@ class Registry:
         keystore = self.records.keystores[name]
         _, load = identity_for(keystore, self._cache, self.records.trust_store_certs)
         try:
-            return load()
+            identity = load()
         except KeyMaterialError as error:
             raise place(error, keystore.origin, f"keystore '{name}'") from None
+        algorithm_for(credential, identity)  # a key that cannot sign as asked fails here, not at the partner
+        return identity
 
     def proxy_rules(self, connection: Connection) -> ProxyRules:
         """The connection's ``proxy``, else what HTTPS_PROXY/HTTP_PROXY/ALL_PROXY/NO_PROXY say now

@@ -253,7 +253,7 @@ class OAuth2ClientCredentials(httpx.Auth):
         return form
 
     def _signed_assertion(self, *, issuer: str, subject: str) -> str:
-        from flowrun._transport._jwt import signed_assertion
+        from flowrun._tls._jwt import signed_assertion
 
         identity = self._resolved.signing_identity if self._resolved is not None else None
         if identity is None:

@@ -170,5 +170,6 @@ def test_algorithm_must_fit_the_key(partner: tuple[p.AuthPartner, RawServer], pk
     with RestExecutor(make_registry(pki_files, server.url(), credentials=[credential], credential="jwt")) as rest:
         result = rest.run(RestStep(alias="partner", path="/api/x"))
     assert result.status == "failed"
-    assert result.error is not None
+    assert isinstance(result.error, SchemaError)
     assert "algorithm RS256 does not fit the signing key (it signs with ES256)" in result.error.message
+    assert server.requests == []  # refused at resolution, before any request

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from flowrun._errors import MissingExtraError
-from flowrun._models._aliases import Credential, RetryPolicy
+from flowrun._models._aliases import NO_RETRY, Credential, RetryPolicy
 from flowrun._models._secret import SecretRef
 from flowrun._models._steps import Body, RestStep
 from flowrun._rest import AsyncRestExecutor, RestExecutor
@@ -47,7 +47,7 @@ def sigv4_credential() -> Credential:
 
 
 def run(pki_files: PkiFiles, server: RawServer, credential: Credential, step: RestStep,
-        retry: RetryPolicy = RetryPolicy()) -> Any:
+        retry: RetryPolicy = NO_RETRY) -> Any:
     registry = make_registry(pki_files, server.url(), credentials=[credential], credential=credential.name,
                              retry=retry, headers={"X-Partner": "acme"})
     with RestExecutor(registry) as rest:
