@@ -27,7 +27,7 @@ from urllib.parse import quote, quote_plus
 import attrs
 import httpx
 
-from flowrun._errors import AuthenticationError, DefinitionError
+from flowrun._errors import AuthenticationError, DefinitionError, FlowrunError
 from flowrun._models._aliases import OAUTH2_TYPES, Credential
 from flowrun._models._redact import Secrets
 from flowrun._models._secret import SecretRef
@@ -36,6 +36,7 @@ from flowrun._transport._errors import classify
 
 if TYPE_CHECKING:
     import asyncio
+    import ssl
 
     from flowrun._registry import ResolvedConnection
 
@@ -185,6 +186,8 @@ class Token:
     value: str = attrs.field(repr=False)
     # time.monotonic() after which the token is refreshed; None: until the API answers 401.
     refresh_at: float | None
+    # The lifetime the token endpoint announced (expires_in), for ``alias test``.
+    expires_in_s: float | None = None
 
     def fresh(self) -> bool:
         return self.refresh_at is None or time.monotonic() < self.refresh_at
@@ -284,6 +287,7 @@ class OAuth2ClientCredentials(httpx.Auth):
             raise AuthenticationError(f"{where} answered HTTP {response.status_code}{detail}", hint=self.hint)
         lifetime = payload.get("expires_in")
         refresh_at = None
+        seconds: float | None = None
         if isinstance(lifetime, int | float | str) and not isinstance(lifetime, bool):
             try:
                 seconds = float(lifetime)
@@ -297,7 +301,7 @@ class OAuth2ClientCredentials(httpx.Auth):
             raise AuthenticationError(f"{where} issued an access_token that contains a line break (CR or LF)",
                                       hint="the token cannot go into a header: ask the token endpoint's owner "
                                            "to fix it")
-        return Token(value, refresh_at)
+        return Token(value, refresh_at, seconds)
 
     def _fetch(self) -> Token:
         if self._client is None:
@@ -414,6 +418,39 @@ class OAuth2ClientCredentials(httpx.Auth):
         # The next request fetches a new token; this one cannot be resent (streamed body).
         if self._token is token:
             self._token = None
+
+
+@attrs.frozen
+class TokenCheck:
+    """What ``alias test`` shows of the token call: never the token."""
+
+    url: str
+    with_certificate: bool
+    expires_in_s: float | None = None
+    error: FlowrunError | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+def check_token(resolved: ResolvedConnection, context: ssl.SSLContext, *, with_certificate: bool,
+                secrets: Secrets) -> TokenCheck | None:
+    """Fetch a token as the steps would (``context``: the alias's, or without our certificate
+    when the origin rule does not trust ``token_url``); None for credentials without a token call."""
+    from flowrun._transport._http import new_client
+
+    credential = resolved.credential
+    if credential is None or credential.type not in OAUTH2_TYPES or credential.token_url is None:
+        return None
+    with new_client(context, connect_to=resolved.connect_to, proxy=resolved.proxy) as client:
+        try:
+            auth = build_auth(credential, resolved=resolved, client=client, secrets=secrets)
+            assert isinstance(auth, OAuth2ClientCredentials)
+            token = auth.token()
+        except FlowrunError as error:
+            return TokenCheck(credential.token_url, with_certificate, error=error)
+    return TokenCheck(credential.token_url, with_certificate, expires_in_s=token.expires_in_s)
 
 
 CLIENT_ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
