@@ -8,12 +8,14 @@ import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl
 
 import pytest
 
 from flowrun._cli import main
 from flowrun.testing import Pki, PkiFiles
 from tests.aliases._setup import mtls_records, write_aliases
+from tests.hostile.test_redaction import forms
 from tests.transport import _auth_partner as p
 from tests.transport._support import RawServer
 from tests.transport.conftest import server_context
@@ -40,6 +42,9 @@ CREDENTIALS: dict[str, dict[str, Any]] = {
     "bearer_grant": {"type": "oauth2_jwt_bearer", "issuer": p.ISSUER, "subject": p.SUBJECT},
     "password": {"type": "oauth2_password", "client_id": p.CLIENT_ID, "client_secret": {"env": "PW_CLIENT_SECRET"},
                  "username": p.USERNAME, "password": {"env": "PW_PASSWORD"}},
+    "aws": {"type": "aws_sigv4", "service": p.AWS_SERVICE, "region": p.AWS_REGION,
+            "access_key_id": {"env": "AWS_KEY_ID"}, "secret_access_key": {"env": "AWS_SECRET"},
+            "session_token": {"env": "AWS_TOKEN"}},
     "signed": {"type": "hmac", "key": {"env": "HMAC_KEY"}, "key_id": p.HMAC_KEY_ID, "header": "X-Signature",
                "header_format": 'keyId="{key_id}",sig="{signature}"', "date_header": "X-Date",
                "date_format": "iso8601",
@@ -63,6 +68,9 @@ def secrets(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PW_CLIENT_SECRET", p.CLIENT_SECRET)
     monkeypatch.setenv("PW_PASSWORD", p.PASSWORD)
     monkeypatch.setenv("HMAC_KEY", p.HMAC_KEY)
+    monkeypatch.setenv("AWS_KEY_ID", p.AWS_ACCESS_KEY)
+    monkeypatch.setenv("AWS_SECRET", p.AWS_SECRET_KEY)
+    monkeypatch.setenv("AWS_TOKEN", p.AWS_SESSION_TOKEN)
 
 
 def write_flow(tmp_path: Path, path: str, method: str = "GET") -> Path:
@@ -105,6 +113,36 @@ def test_flow_signs_with_hmac(capsys: pytest.CaptureFixture[str], tmp_path: Path
     assert code == 0, out + err
     assert auth.verdicts == [("/hmac/payments", "ok")]
     assert server.requests[0].header("X-Signature") not in out + err
+
+
+@pytest.mark.parametrize(("credential", "path"), [
+    ("jwt", "/api/echo"), ("bearer_grant", "/api/echo"), ("password", "/api/echo"), ("signed", "/hmac/echo"),
+    ("aws", "/sigv4/echo"),
+])
+def test_no_secret_token_assertion_or_signature_in_any_output(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path, pki_files: PkiFiles,
+        partner: tuple[p.AuthPartner, RawServer], credential: str, path: str) -> None:
+    auth, server = partner
+    aliases = directory(tmp_path, pki_files, server.port, credential)
+    report = tmp_path / "report.xml"
+    flow = str(write_flow(tmp_path, path, "POST"))
+    code, out, err = run(capsys, "run", flow, "--aliases", str(aliases), "-v", "--show-body", "--report", str(report))
+    assert code == 0, out + err
+    code, json_out, json_err = run(capsys, "run", flow, "--aliases", str(aliases), "--json")
+    assert code == 0, json_out + json_err
+    assert auth.verdicts[-1] == (path, "ok")
+    output = out + err + json_out + json_err + report.read_text(encoding="utf-8")
+    assert "Content-Type" in output  # the echo is shown
+    sent = [value for request in server.requests for name, value in request.headers
+            if name.lower() in ("authorization", "x-signature", "x-amz-security-token")]
+    sent += [value for request in server.requests if request.target == "/token"
+             for name, value in parse_qsl(request.body.decode()) if name in ("client_assertion", "assertion",
+                                                                            "password")]
+    planted = [*auth.tokens(), *sent, p.CLIENT_SECRET, p.PASSWORD, p.HMAC_KEY, p.AWS_SECRET_KEY,
+               p.AWS_SESSION_TOKEN, p.AWS_ACCESS_KEY]
+    assert len(sent) >= 1
+    leaked = [secret for secret in planted for form in forms(secret) if form in output]
+    assert not leaked, output[:3000]
 
 
 def test_alias_test_shows_the_token_call_without_the_token(capsys: pytest.CaptureFixture[str], tmp_path: Path,

@@ -6,6 +6,7 @@
 - ``/api/...``: answers 200 to a token it issued, 401 otherwise.
 - ``/hmac/...``: recomputes the HMAC from the request as received.
 - ``/sigv4/...``: recomputes the AWS SigV4 signature with botocore from the request as received.
+- a path ending in ``/echo``: the 200 answer repeats the request's headers and body.
 - ``?flaky=N``: the first N attempts of that path are answered 503 after the signature check.
 
 Each answer is also recorded in ``verdicts`` (path, outcome), and signed dates in ``dates``.
@@ -52,6 +53,14 @@ def _json(status: int, payload: object) -> Reply:
     return Reply(status, json.dumps(payload).encode())
 
 
+def _ok(request: RawRequest) -> Reply:
+    """200; on a path ending in /echo, with what was received (as partners' debug endpoints do)."""
+    if not urlsplit(request.target).path.endswith("/echo"):
+        return _json(200, {"ok": True})
+    return _json(200, {"ok": True, "headers": [list(h) for h in request.headers],
+                       "body": request.body.decode("utf-8", "replace")})
+
+
 class AuthPartner:
     def __init__(self, client_certificate: Certificate, *, client_cert_sha256: str | None = None,
                  algorithms: tuple[str, ...] = ("ES256",), kid: str | None = None) -> None:
@@ -84,8 +93,7 @@ class AuthPartner:
             reply, verdict = self._token(request)
         elif path.startswith("/api/"):
             ok = self._tokens.get((request.header("Authorization") or "").removeprefix("Bearer ")) is not None
-            reply, verdict = (_json(200, {"ok": True}), "ok") if ok else (_json(401, {"error": "invalid_token"}),
-                                                                          "bad token")
+            reply, verdict = (_ok(request), "ok") if ok else (_json(401, {"error": "invalid_token"}), "bad token")
         elif path.startswith("/hmac/"):
             reply, verdict = self._signed(request, self._hmac_ok(request))
         elif path.startswith("/sigv4/"):
@@ -161,7 +169,7 @@ class AuthPartner:
             attempt = self._attempts[parts.path]
         if attempt <= flaky:
             return _json(503, {"error": "try again"}), "503 after good signature"
-        return _json(200, {"ok": True}), "ok"
+        return _ok(request), "ok"
 
     def _hmac_ok(self, request: RawRequest) -> bool:
         parts = urlsplit(request.target)
