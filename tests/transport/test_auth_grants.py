@@ -173,3 +173,43 @@ def test_algorithm_must_fit_the_key(partner: tuple[p.AuthPartner, RawServer], pk
     assert isinstance(result.error, SchemaError)
     assert "algorithm RS256 does not fit the signing key (it signs with ES256)" in result.error.message
     assert server.requests == []  # refused at resolution, before any request
+
+
+def test_each_token_fetch_signs_a_new_assertion(partner: tuple[p.AuthPartner, RawServer],
+                                                pki_files: PkiFiles) -> None:
+    auth, server = partner
+    # A margin as long as the lifetime: every token is due for refresh as soon as it arrives. The
+    # partner refuses a replayed jti, so each fetch must carry a new assertion.
+    credential = private_key_jwt(auth, refresh_margin_s=3600)
+    with RestExecutor(make_registry(pki_files, server.url(), credentials=[credential], credential="jwt")) as rest:
+        results = [rest.run(RestStep(alias="partner", path="/api/x")) for _ in range(3)]
+    assert [r.status for r in results] == ["passed"] * 3
+    assert [v for _, v in auth.verdicts].count(f"issued to client {p.CLIENT_ID}") == 3
+    assertions = {form["client_assertion"] for form in token_forms(server)}
+    assert len(assertions) == 3
+
+
+@pytest.mark.parametrize("trusted", [True, False])
+def test_the_token_call_presents_our_certificate_only_where_the_origin_rule_says(
+        pki: Pki, pki_files: PkiFiles, trusted: bool) -> None:
+    api = p.AuthPartner(pki.client.certificate, client_cert_sha256=pki.client.sha256)
+    login = p.AuthPartner(pki.client.certificate, client_cert_sha256=pki.client.sha256)
+    with RawServer(api, ssl_context=server_context(pki)) as api_server, \
+            RawServer(login, ssl_context=server_context(pki, require_client_cert=False)) as login_server:
+        api.port, login.port = api_server.port, login_server.port
+        api._tokens = login._tokens  # the API accepts what the identity provider issues
+        credential = private_key_jwt(login)
+        registry = make_registry(pki_files, api_server.url(), credentials=[credential], credential="jwt",
+                                 trusted_origins=(login_server.url(),) if trusted else ())
+        with RestExecutor(registry) as rest:
+            result = rest.run(RestStep(alias="partner", path="/api/x"))
+    (token_request,) = login_server.requests
+    if trusted:
+        assert token_request.client_cert_sha256 == pki.client.sha256
+        assert login.verdicts == [("/token", f"issued to client {p.CLIENT_ID}")]
+        assert result.status == "passed", result.error
+    else:
+        # Another origin: the assertion goes (the credential names token_url), our certificate does not.
+        assert token_request.client_cert_sha256 is None
+        assert isinstance(result.error, AuthenticationError)
+        assert "answered HTTP 401: invalid_client (mTLS required)" in result.error.message

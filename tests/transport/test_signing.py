@@ -127,3 +127,16 @@ def test_sigv4_without_botocore_names_the_extra(monkeypatch: pytest.MonkeyPatch,
     assert result.error.code == "definition.missing_extra"
     assert "needs botocore" in result.error.message
     assert result.error.hint == "install the extra: pip install 'flowrun[aws]'"
+
+
+@pytest.mark.parametrize("kind", ["hmac", "sigv4"])
+def test_a_streamed_file_body_is_hashed_and_signed(partner: tuple[p.AuthPartner, RawServer], pki_files: PkiFiles,
+                                                   upload_file: Any, kind: str) -> None:
+    auth, server = partner
+    credential = hmac_credential() if kind == "hmac" else sigv4_credential()
+    step = RestStep(alias="partner", method="PUT", path=f"/{kind}/upload", query={"flaky": 1},
+                    body=Body("file", upload_file, content_type="application/octet-stream"))
+    result, _ = run(pki_files, server, credential, step, retry=RETRY)
+    assert result.status == "passed", (result.error, auth.verdicts)
+    assert [v for _, v in auth.verdicts] == ["503 after good signature", "ok"]
+    assert all(r.body == upload_file.read_bytes() for r in server.requests)
