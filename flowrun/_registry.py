@@ -15,6 +15,7 @@ logger (which Python prints to stderr when logging is not configured).
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import os
 import ssl
@@ -39,6 +40,7 @@ from flowrun._models._aliases import (
     Credential,
     ProtocolProfile,
     RetryPolicy,
+    missing_aws_extra,
 )
 from flowrun._models._origin import Origin
 from flowrun._models._proxy import DIRECT, ProxyRules, rules_from_environment
@@ -286,6 +288,8 @@ class Registry:
         if scheme == "https":
             context, chain = self.ssl_context(profile)
         signing = self.signing_identity(credential, connection, profile) if credential is not None else None
+        if credential is not None and credential.type == "aws_sigv4" and importlib.util.find_spec("botocore") is None:
+            raise missing_aws_extra(credential)  # at resolution: validate and alias test say it too
         return ResolvedConnection(
             alias=alias, env=chosen, scheme=scheme, host=host, port=port, base_path=base_path,
             ssl_context=context, credential=credential, retry_policy=retry_policy,

@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 
 import attrs
 
-from flowrun._errors import DefinitionError, SchemaError
+from flowrun._errors import DefinitionError, MissingExtraError, SchemaError
 from flowrun._models._origin import NOWHERE, Origin
 from flowrun._models._proxy import ProxyRules, proxy_endpoint
 from flowrun._models._secret import SecretRef
@@ -233,6 +233,11 @@ class Credential:
         return tuple(s for s in (self.password, self.token, self.key, self.client_secret, self.assertion,
                                  self.access_key_id, self.secret_access_key, self.session_token) if s is not None)
 
+
+
+def missing_aws_extra(credential: Credential) -> MissingExtraError:
+    return MissingExtraError(f"credential '{credential.name}' (aws_sigv4) needs botocore, which is not installed",
+                             hint="install the extra: pip install 'flowrun[aws]'", **credential.origin.location())
 
 
 @attrs.frozen

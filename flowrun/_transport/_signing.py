@@ -18,8 +18,7 @@ from typing import Any
 
 import httpx
 
-from flowrun._errors import MissingExtraError
-from flowrun._models._aliases import TEMPLATE_PLACEHOLDER, Credential
+from flowrun._models._aliases import TEMPLATE_PLACEHOLDER, Credential, missing_aws_extra
 from flowrun._models._redact import Secrets
 from flowrun._models._secret import SecretRef
 from flowrun._transport._auth import _require, _reveal
@@ -95,9 +94,7 @@ class AwsSigV4Signing(httpx.Auth):
             from botocore.awsrequest import AWSRequest
             from botocore.credentials import Credentials
         except ImportError:
-            raise MissingExtraError(
-                f"credential '{credential.name}' (aws_sigv4) needs botocore, which is not installed",
-                hint="install the extra: pip install 'flowrun[aws]'", **credential.origin.location()) from None
+            raise missing_aws_extra(credential) from None
         self._signer, self._request, self._credentials = SigV4Auth, AWSRequest, Credentials
         self._credential = credential
         self._secrets = secrets

@@ -205,3 +205,17 @@ def test_validate_refuses(capsys: pytest.CaptureFixture[str], tmp_path: Path, pk
     code, out, err = run(capsys, "validate", "--aliases", str(aliases))
     assert code == 2, out + err
     assert message in out + err
+
+
+def test_validate_names_the_aws_extra_when_botocore_is_missing(capsys: pytest.CaptureFixture[str],
+                                                               tmp_path: Path, pki_files: PkiFiles,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "botocore", None)  # what an environment without the extra sees
+    aliases = directory(tmp_path, pki_files, 8443, "aws")
+    code, out, err = run(capsys, "validate", "--aliases", str(aliases))
+    assert code == 2, out + err
+    assert "error[definition.missing_extra]" in out + err
+    assert "credential 'aws' (aws_sigv4) needs botocore, which is not installed" in out + err
+    assert "hint: install the extra: pip install 'flowrun[aws]'" in out + err
