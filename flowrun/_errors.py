@@ -304,6 +304,7 @@ class MissingExtraError(DefinitionError):
     """A definition uses a feature whose library is an optional extra (``flowrun[aws]``)."""
 
     code = "definition.missing_extra"
+    default_hint = "install the optional extra the message names"
 
 
 class SoapArgumentError(DefinitionError):

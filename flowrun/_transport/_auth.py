@@ -445,9 +445,7 @@ def check_token(resolved: ResolvedConnection, context: ssl.SSLContext, *, with_c
         return None
     with new_client(context, connect_to=resolved.connect_to, proxy=resolved.proxy) as client:
         try:
-            auth = build_auth(credential, resolved=resolved, client=client, secrets=secrets)
-            assert isinstance(auth, OAuth2ClientCredentials)
-            token = auth.token()
+            token = _GRANTS[credential.type](credential, resolved=resolved, client=client, secrets=secrets).token()
         except FlowrunError as error:
             return TokenCheck(credential.token_url, with_certificate, error=error)
     return TokenCheck(credential.token_url, with_certificate, expires_in_s=token.expires_in_s)
