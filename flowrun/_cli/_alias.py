@@ -276,7 +276,8 @@ _SIGNING_FIELDS = ("keystore", "kid", "algorithm", "assertion_audience")
 _TYPE_FIELDS = {
     "oauth2_private_key_jwt": _SIGNING_FIELDS,
     "oauth2_jwt_bearer": ("issuer", "subject", *_SIGNING_FIELDS),
-    "hmac": ("algorithm", "key_id", "canonical", "header_format", "date_header", "date_format", "encoding"),
+    "hmac": ("algorithm", "key_id", "canonical", "header_format", "date_header", "date_format", "encoding",
+             "key_encoding"),
     "aws_sigv4": ("service", "region"),
 }
 

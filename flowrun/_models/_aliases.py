@@ -156,6 +156,7 @@ def template_problem(template: str, *, signature: bool) -> str | None:
         return match.group()[1:-1]
     return None
 
+
 @attrs.frozen
 class Credential:
     """How requests authenticate. Fields other than ``name`` and ``type`` depend on the type."""
@@ -195,6 +196,8 @@ class Credential:
     date_header: str = "Date"
     date_format: Literal["http", "iso8601", "unix"] = "http"
     encoding: Literal["base64", "hex"] = "base64"
+    # How the key secret is written: its UTF-8 bytes are the key, or it is base64 or hex of the key.
+    key_encoding: Literal["utf8", "base64", "hex"] = "utf8"
     service: str | None = None
     region: str | None = None
     access_key_id: SecretRef | None = None
@@ -205,7 +208,7 @@ class Credential:
     def __attrs_post_init__(self) -> None:
         if self.algorithm is not None:
             allowed = (HMAC_ALGORITHMS if self.type == "hmac" else
-                       JWT_ALGORITHMS if self.type in ("oauth2_private_key_jwt", "oauth2_jwt_bearer") else ())
+                       JWT_ALGORITHMS if self.type in SIGNED_JWT_TYPES else ())
             if self.algorithm not in allowed:
                 raise _fail(self.origin, f"credential '{self.name}' ({self.type}): algorithm {self.algorithm!r} "
                             "is not one of " + (", ".join(allowed) or "(none: this type has no algorithm)"))
@@ -216,7 +219,7 @@ class Credential:
                     raise _fail(self.origin, f"hmac credential '{self.name}': {field} has an unknown placeholder "
                                 f"{{{unknown}}}", "placeholders: " + HMAC_PLACEHOLDERS_TEXT)
         if self.type == "oauth2_jwt_bearer" and (self.assertion is None) == (self.subject is None):
-            raise _fail(self.origin, f"jwt_bearer credential '{self.name}' needs exactly one of assertion "
+            raise _fail(self.origin, f"oauth2_jwt_bearer credential '{self.name}' needs exactly one of assertion "
                         "(a ready assertion, as a secret) or subject (flowrun signs one)",
                         'e.g. "subject": "service-user" with "keystore", or "assertion": {"env": "ASSERTION"}')
         if self.token_url is not None:
@@ -232,7 +235,6 @@ class Credential:
     def secrets(self) -> tuple[SecretRef, ...]:
         return tuple(s for s in (self.password, self.token, self.key, self.client_secret, self.assertion,
                                  self.access_key_id, self.secret_access_key, self.session_token) if s is not None)
-
 
 
 def missing_aws_extra(credential: Credential) -> MissingExtraError:

@@ -18,6 +18,7 @@ from typing import Any
 
 import httpx
 
+from flowrun._errors import SecretFormatError
 from flowrun._models._aliases import TEMPLATE_PLACEHOLDER, Credential, missing_aws_extra
 from flowrun._models._redact import Secrets
 from flowrun._models._secret import SecretRef
@@ -74,13 +75,27 @@ class HmacSigning(httpx.Auth):
             "key_id": credential.key_id or "",
         }
         canonical = render(credential.canonical, values, request.headers)
-        digest = hmac.new(key.encode(), canonical.encode(), self._algorithm).digest()
+        digest = hmac.new(self._key_bytes(key), canonical.encode(), self._algorithm).digest()
         values["signature"] = (digest.hex() if credential.encoding == "hex"
                                else base64.b64encode(digest).decode("ascii"))
         value = render(credential.header_format, values, request.headers)
         self._secrets.add(value)
         request.headers[self._header] = value
         yield request
+
+    def _key_bytes(self, key: str) -> bytes:
+        encoding = self._credential.key_encoding
+        if encoding == "utf8":
+            return key.encode()
+        try:
+            return base64.b64decode(key, validate=True) if encoding == "base64" else bytes.fromhex(key)
+        except ValueError:
+            secret = self._credential.key
+            origin = secret.origin if secret is not None else self._credential.origin
+            where = secret.describe() if secret is not None else "key"
+            raise SecretFormatError(f"hmac credential '{self._credential.name}': the key from {where} is not "
+                                    f"{encoding}", hint='fix the secret, or set "key_encoding" to what it is',
+                                    **origin.location()) from None
 
 
 class AwsSigV4Signing(httpx.Auth):

@@ -4,13 +4,15 @@ received, AWS SigV4 recomputed by botocore; a retried request is signed again wi
 from __future__ import annotations
 
 import asyncio
+import base64
 import builtins
 from collections.abc import Iterator
 from typing import Any
 
+import attrs
 import pytest
 
-from flowrun._errors import MissingExtraError
+from flowrun._errors import MissingExtraError, SecretFormatError
 from flowrun._models._aliases import NO_RETRY, Credential, RetryPolicy
 from flowrun._models._secret import SecretRef
 from flowrun._models._steps import Body, RestStep
@@ -140,3 +142,27 @@ def test_a_streamed_file_body_is_hashed_and_signed(partner: tuple[p.AuthPartner,
     assert result.status == "passed", (result.error, auth.verdicts)
     assert [v for _, v in auth.verdicts] == ["503 after good signature", "ok"]
     assert all(r.body == upload_file.read_bytes() for r in server.requests)
+
+
+@pytest.mark.parametrize(("encoding", "written"), [("base64", base64.b64encode(p.HMAC_KEY.encode()).decode()),
+                                                  ("hex", p.HMAC_KEY.encode().hex())])
+def test_hmac_key_given_as_base64_or_hex(partner: tuple[p.AuthPartner, RawServer], pki_files: PkiFiles,
+                                         encoding: str, written: str) -> None:
+    auth, server = partner
+    credential = attrs.evolve(hmac_credential(written), key_encoding=encoding)
+    result, _ = run(pki_files, server, credential, RestStep(alias="partner", path="/hmac/x"))
+    assert result.status == "passed", result.error
+    assert auth.verdicts == [("/hmac/x", "ok")]
+
+
+def test_hmac_key_that_does_not_decode_is_named_not_shown(pki_files: PkiFiles,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PARTNER_HMAC", "not base64 at all!")
+    credential = attrs.evolve(hmac_credential(), key=SecretRef(env="PARTNER_HMAC"), key_encoding="base64")
+    registry = make_registry(pki_files, "https://localhost:1", credentials=[credential], credential="signed")
+    with RestExecutor(registry) as rest:
+        result = rest.run(RestStep(alias="partner", path="/x"))
+    assert isinstance(result.error, SecretFormatError)
+    assert result.error.message == ("hmac credential 'signed': the key from environment variable PARTNER_HMAC "
+                                    "is not base64")
+    assert "not base64 at all!" not in repr(result)
