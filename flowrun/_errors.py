@@ -14,6 +14,7 @@
     │   ├── SoapPortError                 a SOAP step's service/port unknown, or several ports fit
     │   ├── SoapVersionError              the soap_version asked for has no port in the WSDL
     │   ├── SoapOperationError            the operation is not in the chosen binding
+    │   ├── MissingExtraError             a feature needs an optional extra that is not installed
     │   ├── SoapArgumentError             an arg unknown to the operation, a required one missing,
     │   │                                 or a value that does not fit its XSD type (names the element)
     │   └── ImportSourceError             `flowrun import`: a collection, curl line or spec that cannot be read
@@ -318,6 +319,13 @@ class TrustCertError(KeyMaterialError):
 
 
 # --- evaluation ---------------------------------------------------------------------------
+
+
+class MissingExtraError(DefinitionError):
+    """A definition uses a feature whose library is an optional extra (``flowrun[aws]``)."""
+
+    code = "definition.missing_extra"
+    default_hint = "install the optional extra the message names"
 
 
 class SoapArgumentError(DefinitionError):

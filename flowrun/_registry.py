@@ -15,6 +15,7 @@ logger (which Python prints to stderr when logging is not configured).
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import os
 import ssl
@@ -33,12 +34,14 @@ from flowrun._load._aliases import AliasRecords, Record, alias_files, collect_re
 from flowrun._load._schema import did_you_mean
 from flowrun._models._aliases import (
     NO_RETRY,
+    SIGNED_JWT_TYPES,
     Alias,
     Connection,
     Credential,
     ProtocolProfile,
     RateLimit,
     RetryPolicy,
+    missing_aws_extra,
 )
 from flowrun._models._origin import Origin
 from flowrun._models._proxy import DIRECT, ProxyRules, rules_from_environment
@@ -48,6 +51,7 @@ from flowrun._models._secret import SecretRef, SecretSource
 from flowrun._models._web_origin import OriginRule, WebOrigin, credential_over_http, web_origin
 from flowrun._tls._cache import TLS_CACHE, TlsCache
 from flowrun._tls._context import TlsSettings
+from flowrun._tls._jwt import algorithm_for
 from flowrun._tls._material import identity_for, place, trust_for
 from flowrun._tls._model import ClientIdentity
 
@@ -84,6 +88,8 @@ class ResolvedConnection:
     # Which requests go through which proxy: the connection's own, else the environment's.
     proxy: ProxyRules = DIRECT
     rate_limit: RateLimit | None = None
+    # The key and certificate a credential signs JWTs with (private_key_jwt, jwt_bearer).
+    signing_identity: ClientIdentity | None = attrs.field(default=None, repr=False)
 
     @property
     def base_url(self) -> str:
@@ -285,6 +291,9 @@ class Registry:
         chain: tuple[x509.Certificate, ...] = ()
         if scheme == "https":
             context, chain = self.ssl_context(profile)
+        signing = self.signing_identity(credential, connection, profile) if credential is not None else None
+        if credential is not None and credential.type == "aws_sigv4" and importlib.util.find_spec("botocore") is None:
+            raise missing_aws_extra(credential)  # at resolution: validate and alias test say it too
         return ResolvedConnection(
             alias=alias, env=chosen, scheme=scheme, host=host, port=port, base_path=base_path,
             ssl_context=context, credential=credential, retry_policy=retry_policy,
@@ -293,7 +302,30 @@ class Registry:
             client_chain=chain, insecure=bool(profile and profile.insecure_skip_verify),
             connect_to=self.connect_to, proxy=self._proxy_for(connection),
             trusted_origins=frozenset(o for o in map(web_origin, connection.trusted_origins) if o is not None),
+            signing_identity=signing,
         )
+
+    def signing_identity(self, credential: Credential, connection: Connection,
+                         profile: ProtocolProfile | None) -> ClientIdentity | None:
+        """The identity a credential signs JWT assertions with: its ``keystore``, else the
+        connection's mutual TLS keystore; None for credentials that sign nothing."""
+        if credential.type not in SIGNED_JWT_TYPES or credential.assertion is not None:
+            return None
+        name = credential.keystore or (profile.keystore if profile is not None and connection.mutual_authentication
+                                       else None)
+        if name is None:
+            raise SchemaError(f"credential '{credential.name}' ({credential.type}) signs its assertion with a "
+                              "keystore, and names none while the connection has no mutual TLS keystore",
+                              hint='add "keystore": "<keystore record name>" to the credential',
+                              **credential.origin.location())
+        keystore = self.records.keystores[name]
+        _, load = identity_for(keystore, self._cache, self.records.trust_store_certs)
+        try:
+            identity = load()
+        except KeyMaterialError as error:
+            raise place(error, keystore.origin, f"keystore '{name}'") from None
+        algorithm_for(credential, identity)  # a key that cannot sign as asked fails here, not at the partner
+        return identity
 
     def proxy_rules(self, connection: Connection) -> ProxyRules:
         """The connection's ``proxy``, else what HTTPS_PROXY/HTTP_PROXY/ALL_PROXY/NO_PROXY say now
@@ -481,6 +513,10 @@ class Registry:
                     error.hint += ("; a file is named with a folder part or a certificate suffix "
                                    "(./intermediate.pem)")
                     raise error
+        for credential in records.credentials.values():
+            if credential.keystore is not None and credential.keystore not in records.keystores:
+                raise _unknown("keystore", credential.keystore, records.keystores,
+                               credential.origin.child("keystore"), "keystore")
         for profile in records.protocol_profiles.values():
             if profile.keystore is not None and profile.keystore not in records.keystores:
                 raise _unknown("keystore", profile.keystore, records.keystores, profile.origin.child("keystore"),

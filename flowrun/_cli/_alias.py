@@ -271,14 +271,24 @@ def _keystore_view(keystore: Keystore) -> dict[str, Any]:
 
 _CREDENTIAL_FIELDS = ("username", "header", "query", "prefix", "token_url", "client_id", "scope", "audience",
                       "client_auth")
-_CREDENTIAL_SECRETS = ("password", "token", "key", "client_secret")
+_CREDENTIAL_SECRETS = ("password", "token", "key", "client_secret", "assertion", "access_key_id",
+                       "secret_access_key", "session_token")
+_SIGNING_FIELDS = ("keystore", "kid", "algorithm", "assertion_audience")
+# Fields with defaults shown only for the types they belong to.
+_TYPE_FIELDS = {
+    "oauth2_private_key_jwt": _SIGNING_FIELDS,
+    "oauth2_jwt_bearer": ("issuer", "subject", *_SIGNING_FIELDS),
+    "hmac": ("algorithm", "key_id", "canonical", "header_format", "date_header", "date_format", "encoding",
+             "key_encoding"),
+    "aws_sigv4": ("service", "region"),
+}
 
 
 def _credential_view(credential: Credential) -> dict[str, Any]:
     view: dict[str, Any] = {"name": credential.name, "type": credential.type}
-    for field in _CREDENTIAL_FIELDS:
+    for field in (*_CREDENTIAL_FIELDS, *_TYPE_FIELDS.get(credential.type, ())):
         value = getattr(credential, field)
-        if value and not (field == "client_auth" and credential.type != "oauth2_client_credentials"):
+        if value and not (field == "client_auth" and credential.client_secret is None):
             view[field] = value
     for field in _CREDENTIAL_SECRETS:
         secret: SecretRef | None = getattr(credential, field)
@@ -452,11 +462,48 @@ def run_test(args: argparse.Namespace, console: Console) -> int:
     # The probe sends the alias's own headers: credential-looking ones are masked in what it prints.
     console.secrets.add_all(value for name, value in resolved.headers.items() if is_credential_header(name))
     result = probe(resolved, path=args.path, method=args.method, timeout_s=args.timeout)
+    token = _token_call(registry, resolved, console) if result.error is None else None
     if args.json:
-        console.print_json(test_json(resolved, result))
+        console.print_json({**test_json(resolved, result), "token": _token_json(token)})
     else:
         _print_test(console, resolved, result)
-    return 0 if result.ok else 1
+        _print_token(console, token)
+    return 0 if result.ok and (token is None or token.ok) else 1
+
+
+def _token_call(registry: Registry, resolved: ResolvedConnection, console: Console) -> Any:
+    """The OAuth2 token call of the alias's credential, over the client the steps would use."""
+    from flowrun._transport._auth import check_token
+
+    credential = resolved.credential
+    if credential is None or credential.token_url is None or resolved.ssl_context is None:
+        return None
+    trusted = resolved.origin_rule.trusts_url(credential.token_url)
+    context = (resolved.ssl_context if trusted or resolved.client_certificate is None
+               else registry.anonymous_ssl_context(resolved.profile))
+    return check_token(resolved, context, with_certificate=trusted and resolved.client_certificate is not None,
+                       secrets=console.secrets)
+
+
+def _token_json(token: Any) -> dict[str, Any] | None:
+    if token is None:
+        return None
+    return {"url": token.url, "ok": token.ok, "client_certificate": token.with_certificate,
+            "expires_in_s": token.expires_in_s, "error": token.error.to_dict() if token.error is not None else None}
+
+
+def _print_token(console: Console, token: Any) -> None:
+    if token is None:
+        return
+    certificate = "with our client certificate" if token.with_certificate else "without a client certificate"
+    _field(console, "token call", f"POST {token.url} ({certificate})", indent=2)
+    if token.ok:
+        lifetime = f", expires in {token.expires_in_s:g} s" if token.expires_in_s is not None else ""
+        console.print(console.style(f"ok: a token was issued{lifetime}", "green", "bold"))
+        return
+    console.print(f"{console.style(f'FAILED [{token.error.code}]', 'red', 'bold')}: {token.error.message}")
+    if token.error.hint:
+        console.print(f"  {console.style('hint', 'cyan')}: {token.error.hint}")
 
 
 def test_json(resolved: ResolvedConnection, result: Any) -> dict[str, Any]:

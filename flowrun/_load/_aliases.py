@@ -239,12 +239,11 @@ def _build(item: dict[str, Any], origin: Origin, document: JsonDocument) -> Reco
             insecure_skip_verify=fields.get("insecure_skip_verify", False), origin=origin,
         )
     if kind == "credential":
-        plain = {k: v for k, v in fields.items() if k not in ("password", "token", "key", "client_secret",
-                                                              "description")}
-        return Credential(
-            **plain, password=secret("password"), token=secret("token"), key=secret("key"),
-            client_secret=secret("client_secret"), origin=origin,
-        )
+        secret_fields = ("password", "token", "key", "client_secret", "assertion", "access_key_id",
+                         "secret_access_key", "session_token")
+        plain: dict[str, Any] = {k: v for k, v in fields.items() if k not in (*secret_fields, "description")}
+        plain.update({name: secret(name) for name in secret_fields})
+        return Credential(**plain, origin=origin)
     connections: dict[str, Connection] = {}
     if "connection" in fields:
         connections[Alias.SINGLE] = connection_from(fields["connection"], origin.child("connection"), document)

@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 
 import attrs
 
-from flowrun._errors import DefinitionError, SchemaError
+from flowrun._errors import DefinitionError, MissingExtraError, SchemaError
 from flowrun._models._origin import NOWHERE, Origin
 from flowrun._models._proxy import ProxyRules, proxy_endpoint
 from flowrun._models._secret import SecretRef
@@ -132,12 +132,38 @@ class ProtocolProfile:
                         "and trust_store_certs is empty", "add the partner's root as a trust_store_cert")
 
 
+# Request signing templates: {method} {path} {query} {date} {body_hash} {key_id} {header.NAME};
+# {signature} in header_format only. The default covers what HMAC partners commonly sign.
+HMAC_CANONICAL = "{method}\n{path}\n{query}\n{date}\n{body_hash}"
+HMAC_ALGORITHMS = ("sha256", "sha512")
+SIGNED_JWT_TYPES = frozenset({"oauth2_private_key_jwt", "oauth2_jwt_bearer"})
+OAUTH2_TYPES = frozenset({"oauth2_client_credentials", "oauth2_password", *SIGNED_JWT_TYPES})
+JWT_ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512")
+HMAC_PLACEHOLDERS_TEXT = ("{method} {path} {query} {date} {body_hash} {key_id} {header.NAME}; "
+                          "{signature} in header_format")
+TEMPLATE_PLACEHOLDER = re.compile(r"\{([A-Za-z_]+)(?:\.([A-Za-z0-9_-]+))?\}")
+_PLAIN_PLACEHOLDERS = frozenset({"method", "path", "query", "date", "body_hash", "key_id"})
+
+
+def template_problem(template: str, *, signature: bool) -> str | None:
+    """The first unknown placeholder of an hmac template, else None."""
+    for match in TEMPLATE_PLACEHOLDER.finditer(template):
+        name, part = match.groups()
+        if name == "header" and part:
+            continue
+        if part is None and (name in _PLAIN_PLACEHOLDERS or (signature and name == "signature")):
+            continue
+        return match.group()[1:-1]
+    return None
+
+
 @attrs.frozen
 class Credential:
     """How requests authenticate. Fields other than ``name`` and ``type`` depend on the type."""
 
     name: str
-    type: Literal["none", "basic", "bearer", "api_key", "oauth2_client_credentials", "wsse_username_token"]
+    type: Literal["none", "basic", "bearer", "api_key", "oauth2_client_credentials", "wsse_username_token",
+                  "oauth2_private_key_jwt", "oauth2_jwt_bearer", "oauth2_password", "hmac", "aws_sigv4"]
     username: str | None = None
     password: SecretRef | None = None
     token: SecretRef | None = None
@@ -153,9 +179,49 @@ class Credential:
     client_auth: Literal["basic", "body"] = "basic"
     refresh_margin_s: float = 30.0
     digest: bool = False
+    # Signed JWTs (private_key_jwt, jwt_bearer): the keystore record holding the signing key
+    # (default: the connection's mutual TLS keystore), its kid and JWS algorithm.
+    keystore: str | None = None
+    kid: str | None = None
+    algorithm: str | None = None
+    assertion: SecretRef | None = None
+    issuer: str | None = None
+    subject: str | None = None
+    assertion_audience: str | None = None
+    assertion_lifetime_s: float = 60.0
+    # Request signing: hmac (key, algorithm sha256/sha512, templates) and aws_sigv4.
+    key_id: str | None = None
+    canonical: str = HMAC_CANONICAL
+    header_format: str = "{signature}"
+    date_header: str = "Date"
+    date_format: Literal["http", "iso8601", "unix"] = "http"
+    encoding: Literal["base64", "hex"] = "base64"
+    # How the key secret is written: its UTF-8 bytes are the key, or it is base64 or hex of the key.
+    key_encoding: Literal["utf8", "base64", "hex"] = "utf8"
+    service: str | None = None
+    region: str | None = None
+    access_key_id: SecretRef | None = None
+    secret_access_key: SecretRef | None = None
+    session_token: SecretRef | None = None
     origin: Origin = attrs.field(default=NOWHERE, eq=False, repr=False)
 
     def __attrs_post_init__(self) -> None:
+        if self.algorithm is not None:
+            allowed = (HMAC_ALGORITHMS if self.type == "hmac" else
+                       JWT_ALGORITHMS if self.type in SIGNED_JWT_TYPES else ())
+            if self.algorithm not in allowed:
+                raise _fail(self.origin, f"credential '{self.name}' ({self.type}): algorithm {self.algorithm!r} "
+                            "is not one of " + (", ".join(allowed) or "(none: this type has no algorithm)"))
+        if self.type == "hmac":
+            for field in ("canonical", "header_format"):
+                unknown = template_problem(getattr(self, field), signature=field == "header_format")
+                if unknown is not None:
+                    raise _fail(self.origin, f"hmac credential '{self.name}': {field} has an unknown placeholder "
+                                f"{{{unknown}}}", "placeholders: " + HMAC_PLACEHOLDERS_TEXT)
+        if self.type == "oauth2_jwt_bearer" and (self.assertion is None) == (self.subject is None):
+            raise _fail(self.origin, f"oauth2_jwt_bearer credential '{self.name}' needs exactly one of assertion "
+                        "(a ready assertion, as a secret) or subject (flowrun signs one)",
+                        'e.g. "subject": "service-user" with "keystore", or "assertion": {"env": "ASSERTION"}')
         if self.token_url is not None:
             _check_url(self.token_url, "token_url", self.origin)
             if urlsplit(self.token_url).scheme.lower() != "https":
@@ -167,7 +233,13 @@ class Credential:
                         'e.g. "header": "X-API-Key" or "query": "api_key"')
 
     def secrets(self) -> tuple[SecretRef, ...]:
-        return tuple(s for s in (self.password, self.token, self.key, self.client_secret) if s is not None)
+        return tuple(s for s in (self.password, self.token, self.key, self.client_secret, self.assertion,
+                                 self.access_key_id, self.secret_access_key, self.session_token) if s is not None)
+
+
+def missing_aws_extra(credential: Credential) -> MissingExtraError:
+    return MissingExtraError(f"credential '{credential.name}' (aws_sigv4) needs botocore, which is not installed",
+                             hint="install the extra: pip install 'flowrun[aws]'", **credential.origin.location())
 
 
 @attrs.frozen

@@ -32,7 +32,9 @@ import attrs
 WebOrigin = tuple[str, str, int]
 DEFAULT_PORTS = {"https": 443, "http": 80}
 # Credential types whose secret is on the wire in every request (or in the token request).
-WIRE_CREDENTIALS = frozenset({"basic", "bearer", "api_key", "oauth2_client_credentials", "wsse_username_token"})
+WIRE_CREDENTIALS = frozenset({"basic", "bearer", "api_key", "oauth2_client_credentials", "wsse_username_token",
+                              "oauth2_private_key_jwt", "oauth2_jwt_bearer", "oauth2_password", "hmac",
+                              "aws_sigv4"})
 
 
 def web_origin(url: str) -> WebOrigin | None:

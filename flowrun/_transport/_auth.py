@@ -7,6 +7,11 @@ for certificate-bound tokens, RFC 8705) when the origin rule trusts ``token_url`
 without a client certificate (``flowrun._models._web_origin``). With a
 trust-only profile the token URL is trusted through that profile (a token endpoint on a private
 CA), and the token request goes through the connection's proxy, like every request of the alias.
+
+The other grants share that machinery (cache, refresh margin, 401 refresh, origin rule) and differ
+only in the token request: ``oauth2_private_key_jwt`` (client credentials, the client
+authenticated by an assertion signed with our key), ``oauth2_jwt_bearer`` (RFC 7523 grant) and
+``oauth2_password``. Request signing (``hmac``, ``aws_sigv4``) is in ``_signing``.
 """
 
 from __future__ import annotations
@@ -22,8 +27,8 @@ from urllib.parse import quote, quote_plus
 import attrs
 import httpx
 
-from flowrun._errors import AuthenticationError, DefinitionError
-from flowrun._models._aliases import Credential
+from flowrun._errors import AuthenticationError, DefinitionError, FlowrunError
+from flowrun._models._aliases import OAUTH2_TYPES, Credential
 from flowrun._models._redact import Secrets
 from flowrun._models._secret import SecretRef
 from flowrun._transport._decode import adecoded, decoded
@@ -31,6 +36,7 @@ from flowrun._transport._errors import classify
 
 if TYPE_CHECKING:
     import asyncio
+    import ssl
 
     from flowrun._registry import ResolvedConnection
 
@@ -61,11 +67,19 @@ def build_auth(
         return BearerAuth(credential, secrets)
     if credential.type == "api_key":
         return ApiKeyAuth(credential, secrets)
-    if credential.type == "oauth2_client_credentials":
-        return OAuth2ClientCredentials(credential, resolved=resolved, client=client, async_client=async_client,
-                                       secrets=secrets)
+    if credential.type in OAUTH2_TYPES:
+        grant = _GRANTS[credential.type]
+        return grant(credential, resolved=resolved, client=client, async_client=async_client, secrets=secrets)
+    if credential.type == "hmac":
+        from flowrun._transport._signing import HmacSigning
+
+        return HmacSigning(credential, secrets)
+    if credential.type == "aws_sigv4":
+        from flowrun._transport._signing import AwsSigV4Signing
+
+        return AwsSigV4Signing(credential, secrets)
     raise DefinitionError(f"credential '{credential.name}' of type {credential.type} applies to SOAP steps only",
-                          hint="use basic, bearer, api_key or oauth2_client_credentials for REST",
+                          hint="use basic, bearer, api_key, an oauth2_* type, hmac or aws_sigv4 for REST",
                           **credential.origin.location())
 
 
@@ -74,6 +88,8 @@ def auth_header(credential: Credential | None) -> str | None:
     if credential is None or credential.type == "none":
         return None
     if credential.type == "api_key":
+        return credential.header
+    if credential.type == "hmac" and credential.header:
         return credential.header
     return "Authorization"
 
@@ -170,6 +186,8 @@ class Token:
     value: str = attrs.field(repr=False)
     # time.monotonic() after which the token is refreshed; None: until the API answers 401.
     refresh_at: float | None
+    # The lifetime the token endpoint announced (expires_in), for ``alias test``.
+    expires_in_s: float | None = None
 
     def fresh(self) -> bool:
         return self.refresh_at is None or time.monotonic() < self.refresh_at
@@ -180,8 +198,12 @@ class OAuth2ClientCredentials(httpx.Auth):
 
     The token is reused until ``expires_in - refresh_margin_s``; a 401 from the API refreshes it
     once and resends the request (when its body can be sent again). Thread-safe for the sync
-    client; the async path serialises fetches with an ``asyncio.Lock``.
+    client; the async path serialises fetches with an ``asyncio.Lock``. Subclasses (the other
+    grants) change ``_token_request`` only.
     """
+
+    needs_client_id = True
+    hint = "check client_id, client_secret, scope and token_url of the credential"
 
     def __init__(self, credential: Credential, *, resolved: ResolvedConnection | None = None,
                  client: httpx.Client | None = None, async_client: httpx.AsyncClient | None = None,
@@ -189,7 +211,7 @@ class OAuth2ClientCredentials(httpx.Auth):
         self._credential = credential
         self._secrets = secrets if secrets is not None else Secrets()
         self._token_url = _require(credential, "token_url")
-        self._client_id = _require(credential, "client_id")
+        self._client_id = _require(credential, "client_id") if self.needs_client_id else (credential.client_id or "")
         self._resolved = resolved
         self._client = client
         self._async_client = async_client
@@ -199,26 +221,52 @@ class OAuth2ClientCredentials(httpx.Auth):
         self.fetches = 0
 
     def __repr__(self) -> str:
-        return f"OAuth2ClientCredentials(credential={self._credential.name!r}, token_url={self._token_url!r})"
+        return (f"{type(self).__name__}(credential={self._credential.name!r}, "
+                f"token_url={self._token_url!r})")
 
     # --- token requests -------------------------------------------------------------------
 
     def _token_request(self) -> tuple[dict[str, str], dict[str, str]]:
-        secret = _reveal(self._credential, "client_secret", self._secrets)
-        self._secrets.basic(quote_plus(self._client_id), quote_plus(secret))
         form = {"grant_type": "client_credentials"}
         headers = {"Accept": "application/json"}
+        self._authenticate_client(form, headers, required=True)
+        return self._scoped(form), headers
+
+    def _authenticate_client(self, form: dict[str, str], headers: dict[str, str], *, required: bool) -> None:
+        """Client id and secret (``client_auth``: Basic or form); without a secret (optional for
+        the password and JWT bearer grants), the client id alone in the form."""
+        if self._credential.client_secret is None and not required:
+            if self._client_id:
+                form["client_id"] = self._client_id
+            return
+        secret = _reveal(self._credential, "client_secret", self._secrets)
+        self._secrets.basic(quote_plus(self._client_id), quote_plus(secret))
         if self._credential.client_auth == "basic":
             # RFC 6749 2.3.1: id and secret are form-encoded before the Basic encoding.
             headers["Authorization"] = basic_header(quote_plus(self._client_id), quote_plus(secret))
         else:
             form["client_id"] = self._client_id
             form["client_secret"] = secret
+
+    def _scoped(self, form: dict[str, str]) -> dict[str, str]:
         if self._credential.scope:
             form["scope"] = self._credential.scope
         if self._credential.audience:
             form["audience"] = self._credential.audience
-        return form, headers
+        return form
+
+    def _signed_assertion(self, *, issuer: str, subject: str) -> str:
+        from flowrun._tls._jwt import signed_assertion
+
+        identity = self._resolved.signing_identity if self._resolved is not None else None
+        if identity is None:
+            raise DefinitionError(f"credential '{self._credential.name}' ({self._credential.type}) has no "
+                                  "signing key", hint='name the keystore in "keystore", or use the credential on '
+                                  "a mutual TLS connection", **self._credential.origin.location())
+        assertion = signed_assertion(self._credential, identity, issuer=issuer, subject=subject,
+                                     audience=self._credential.assertion_audience or self._token_url)
+        self._secrets.add(assertion)
+        return assertion
 
     def _parse(self, response: httpx.Response, content: bytes) -> Token:
         self.fetches += 1
@@ -235,10 +283,11 @@ class OAuth2ClientCredentials(httpx.Auth):
                 if isinstance(payload.get("error_description"), str):
                     detail += f" ({payload['error_description']})"
             if response.status_code == 200:
-                raise AuthenticationError(f"{where} answered without an access_token")
-            raise AuthenticationError(f"{where} answered HTTP {response.status_code}{detail}")
+                raise AuthenticationError(f"{where} answered without an access_token", hint=self.hint)
+            raise AuthenticationError(f"{where} answered HTTP {response.status_code}{detail}", hint=self.hint)
         lifetime = payload.get("expires_in")
         refresh_at = None
+        seconds: float | None = None
         if isinstance(lifetime, int | float | str) and not isinstance(lifetime, bool):
             try:
                 seconds = float(lifetime)
@@ -252,7 +301,7 @@ class OAuth2ClientCredentials(httpx.Auth):
             raise AuthenticationError(f"{where} issued an access_token that contains a line break (CR or LF)",
                                       hint="the token cannot go into a header: ask the token endpoint's owner "
                                            "to fix it")
-        return Token(value, refresh_at)
+        return Token(value, refresh_at, seconds)
 
     def _fetch(self) -> Token:
         if self._client is None:
@@ -369,6 +418,100 @@ class OAuth2ClientCredentials(httpx.Auth):
         # The next request fetches a new token; this one cannot be resent (streamed body).
         if self._token is token:
             self._token = None
+
+
+@attrs.frozen
+class TokenCheck:
+    """What ``alias test`` shows of the token call: never the token."""
+
+    url: str
+    with_certificate: bool
+    expires_in_s: float | None = None
+    error: FlowrunError | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+def check_token(resolved: ResolvedConnection, context: ssl.SSLContext, *, with_certificate: bool,
+                secrets: Secrets) -> TokenCheck | None:
+    """Fetch a token as the steps would (``context``: the alias's, or without our certificate
+    when the origin rule does not trust ``token_url``); None for credentials without a token call."""
+    from flowrun._transport._http import new_client
+
+    credential = resolved.credential
+    if credential is None or credential.type not in OAUTH2_TYPES or credential.token_url is None:
+        return None
+    with new_client(context, connect_to=resolved.connect_to, proxy=resolved.proxy) as client:
+        try:
+            token = _GRANTS[credential.type](credential, resolved=resolved, client=client, secrets=secrets).token()
+        except FlowrunError as error:
+            return TokenCheck(credential.token_url, with_certificate, error=error)
+    return TokenCheck(credential.token_url, with_certificate, expires_in_s=token.expires_in_s)
+
+
+CLIENT_ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+JWT_BEARER_GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
+
+
+class OAuth2PrivateKeyJwt(OAuth2ClientCredentials):
+    """Client credentials grant; the client authenticates with an assertion signed with our key
+    (``private_key_jwt``, RFC 7523 section 2.2): iss and sub are the client id, aud the token URL."""
+
+    hint = ("check client_id, the key the partner registered for it (kid, algorithm), scope and token_url "
+            "of the credential")
+
+    def _token_request(self) -> tuple[dict[str, str], dict[str, str]]:
+        form = {"grant_type": "client_credentials", "client_id": self._client_id,
+                "client_assertion_type": CLIENT_ASSERTION_TYPE,
+                "client_assertion": self._signed_assertion(issuer=self._client_id, subject=self._client_id)}
+        return self._scoped(form), {"Accept": "application/json"}
+
+
+class OAuth2JwtBearer(OAuth2ClientCredentials):
+    """The JWT bearer grant (RFC 7523 section 2.1): an assertion we sign (iss: ``issuer`` or the
+    client id, sub: ``subject``) or one given as a secret; the client secret is optional."""
+
+    needs_client_id = False
+    hint = "check issuer, subject, the signing key (kid, algorithm) or assertion, scope and token_url"
+
+    def _token_request(self) -> tuple[dict[str, str], dict[str, str]]:
+        credential = self._credential
+        if credential.assertion is not None:
+            assertion = _reveal(credential, "assertion", self._secrets)
+        else:
+            issuer = credential.issuer or self._client_id
+            if not issuer:
+                raise DefinitionError(f"credential '{credential.name}' (oauth2_jwt_bearer) has neither issuer "
+                                      "nor client_id for the assertion's iss", **credential.origin.location())
+            assertion = self._signed_assertion(issuer=issuer, subject=_require(credential, "subject"))
+        form = {"grant_type": JWT_BEARER_GRANT, "assertion": assertion}
+        headers = {"Accept": "application/json"}
+        self._authenticate_client(form, headers, required=False)
+        return self._scoped(form), headers
+
+
+class OAuth2Password(OAuth2ClientCredentials):
+    """The resource owner password grant (RFC 6749 section 4.3); the client secret is optional."""
+
+    needs_client_id = False
+    hint = "check username, password, client_id, client_secret, scope and token_url of the credential"
+
+    def _token_request(self) -> tuple[dict[str, str], dict[str, str]]:
+        password = _reveal(self._credential, "password", self._secrets)
+        form = {"grant_type": "password", "username": _require(self._credential, "username"), "password": password}
+        headers = {"Accept": "application/json"}
+        self._authenticate_client(form, headers, required=False)
+        return self._scoped(form), headers
+
+
+_GRANTS: dict[str, type[OAuth2ClientCredentials]] = {
+    "oauth2_client_credentials": OAuth2ClientCredentials,
+    "oauth2_private_key_jwt": OAuth2PrivateKeyJwt,
+    "oauth2_jwt_bearer": OAuth2JwtBearer,
+    "oauth2_password": OAuth2Password,
+}
 
 
 def _replayable(request: httpx.Request) -> bool:
