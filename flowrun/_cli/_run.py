@@ -63,6 +63,8 @@ def register(subparsers: Any, name: str, summary: str) -> None:
     add_env_option(parser)
     parser.add_argument("--json", action="store_true", help="print the result as JSON instead of a summary")
     parser.add_argument("--report", metavar="FILE", type=Path, help="also write a JUnit XML report to FILE")
+    parser.add_argument("--html", metavar="FILE", type=Path,
+                        help="also write a self-contained HTML report to FILE")
     parser.add_argument("--iterations", metavar="N", type=int, default=1,
                         help="run N times (with --data: every row N times)")
     parser.add_argument("-v", "--verbose", action="store_true",
@@ -101,6 +103,10 @@ def _run(args: argparse.Namespace, console: Console, guard: SignalGuard) -> int:
         from flowrun._report._files import check_report_path
 
         check_report_path(args.report, "--report")
+    if args.html is not None:
+        from flowrun._report._files import check_report_path
+
+        check_report_path(args.html, "--html")
     connect_to = connect_to_mapping(args.connect_to)
     base = given_inputs(args)
     rows = given_rows(args)
@@ -161,6 +167,10 @@ def _run(args: argparse.Namespace, console: Console, guard: SignalGuard) -> int:
         from flowrun._report._junit import write_junit
 
         write_junit(args.report, results, interrupted=interrupted, secrets=console.secrets)
+    if args.html is not None:
+        from flowrun._report._html import write_html
+
+        write_html(args.html, results, interrupted=interrupted, secrets=console.secrets)
     if args.json:
         from flowrun._report._json import run_report
 

@@ -63,6 +63,7 @@ def register(subparsers: Any, name: str, summary: str) -> None:
     parser.add_argument("--parallel", metavar="N", type=int, default=1, help="run N flows at a time (default 1)")
     parser.add_argument("--report", metavar="FILE", type=Path, help="write a JUnit XML report to FILE")
     parser.add_argument("--json-report", metavar="FILE", type=Path, help="write a JSON report to FILE")
+    parser.add_argument("--html", metavar="FILE", type=Path, help="write a self-contained HTML report to FILE")
     add_input_options(parser, data_help="run each flow once per row of a CSV (header row = input names) or a "
                       "JSON array of objects, with the values of the inputs it declares")
     add_aliases_option(parser)
@@ -235,7 +236,7 @@ def _test(args: argparse.Namespace, console: Console, guard: SignalGuard) -> int
     if not 1 <= args.parallel <= _MAX_PARALLEL:
         raise UsageError(f"--parallel must be between 1 and {_MAX_PARALLEL}")
     connect_to = connect_to_mapping(args.connect_to)
-    for option, report in (("--report", args.report), ("--json-report", args.json_report)):
+    for option, report in (("--report", args.report), ("--json-report", args.json_report), ("--html", args.html)):
         if report is not None:
             check_report_path(report, option)
     files = flow_files(list(args.paths))
@@ -338,6 +339,11 @@ def _test(args: argparse.Namespace, console: Console, guard: SignalGuard) -> int
 
         write_json(args.json_report, test_report(results, duration_ms=duration_ms,
                                                  errors=[e.to_dict() for e in problems], interrupted=interrupted),
+                   secrets=console.secrets)
+    if args.html is not None:
+        from flowrun._report._html import write_html
+
+        write_html(args.html, results, load_errors=problems, interrupted=interrupted, duration_ms=duration_ms,
                    secrets=console.secrets)
     console.print(render_summary(results, console)
                   + (console.style(f"; {len(problems)} not run", "red", "bold") if problems else ""))
