@@ -303,11 +303,11 @@ def _step(page: _Page, step: StepResult) -> str:
     if step.attempts:
         out.append("<h3>Attempts</h3><table><tr><th>#</th><th>outcome</th><th>duration</th></tr>")
         for attempt in step.attempts:
-            outcome = (f"HTTP {attempt.status}" if attempt.status is not None else
+            shown = (f"HTTP {attempt.status}" if attempt.status is not None else
                        attempt.error.code if attempt.error is not None else "-")
             failed = attempt.error is not None or (attempt.status is not None and attempt.status >= 400)
             out.append(f'<tr class="{"fail" if failed else ""}"><td>{attempt.number}</td>'
-                       f"<td>{page.text(outcome)}</td><td>{_ms(attempt.duration_ms)}</td></tr>")
+                       f"<td>{page.text(shown)}</td><td>{_ms(attempt.duration_ms)}</td></tr>")
         out.append("</table>")
     if step.assertions:
         out.append("<h3>Assertions</h3><table><tr><th></th><th>that</th><th>expected</th><th>actual</th>"
