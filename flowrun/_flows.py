@@ -45,6 +45,7 @@ from flowrun._load._schema import did_you_mean
 from flowrun._models._flow import Flow, FlowInput, FlowStep, matches_type
 from flowrun._models._flow_results import FlowResult
 from flowrun._models._numbers import WrittenNumber
+from flowrun._models._observer import FlowObservation, RunObserver
 from flowrun._models._redact import Secrets
 from flowrun._models._results import AssertionOutcome, StepResult
 from flowrun._models._steps import Step
@@ -193,8 +194,10 @@ class _FlowRun:
     it was stopped."""
 
     def __init__(self, flow: Flow, inputs: Mapping[str, Any], env_values: Mapping[str, Any],
-                 iteration: int | None, on_step: StepCallback | None) -> None:
+                 iteration: int | None, on_step: StepCallback | None,
+                 observation: FlowObservation | None = None) -> None:
         self.flow = flow
+        self.observation = observation
         self.inputs = dict(inputs)
         self.env_values = dict(env_values)
         self.iteration = iteration
@@ -230,6 +233,8 @@ class _FlowRun:
             steps_context[entry.id] = result.context_entry()
             if self.on_step is not None:
                 self.on_step(entry, result)
+            if self.observation is not None:
+                self.observation.step_finished(entry, result)
             if result.status == "failed":
                 first_error = first_error or result.error
                 if entry.on_error == "stop":
@@ -274,6 +279,11 @@ class _FlowRun:
 
     def _elapsed_ms(self) -> float:
         return (time.perf_counter() - self.started) * 1000
+
+    def finished(self, result: FlowResult) -> FlowResult:
+        if self.observation is not None:
+            self.observation.flow_finished(result)
+        return result
 
 
 def stop_reason(stop: BaseException) -> str:
@@ -441,8 +451,10 @@ class _RunnerBase:
                  env: str | None = None, environ: Mapping[str, str] | None = None,
                  steps_dirs: tuple[Path, ...] | list[Path] = (), on_step: StepCallback | None = None,
                  connect_to: Mapping[tuple[str, int], tuple[str, int]] | None = None,
-                 secrets: Secrets | None = None) -> None:
+                 secrets: Secrets | None = None, observer: RunObserver | None = None) -> None:
         self._registry = registry
+        # Follows each flow run (``flowrun.otel.FlowTracer``: spans per flow, step and attempt).
+        self.observer = observer
         # What every executor of this runner sent as a secret: the reports of its runs mask it.
         self.secrets = secrets if secrets is not None else Secrets()
         self._aliases = aliases
@@ -474,7 +486,8 @@ class _RunnerBase:
     def _start(self, flow: Flow, inputs: Mapping[str, Any] | None, iteration: int | None) -> _FlowRun:
         prepared = prepare_inputs(flow.inputs, inputs)
         env_values = environment_values(flow, self.environ)
-        return _FlowRun(flow, prepared, env_values, iteration, self.on_step)
+        observation = self.observer.flow_started(flow, iteration, self.secrets) if self.observer else None
+        return _FlowRun(flow, prepared, env_values, iteration, self.on_step, observation)
 
     def _mark_insecure(self, flow: Flow, step: Step, result: StepResult) -> StepResult:
         registry = self.registry_for(flow)
@@ -512,10 +525,11 @@ class FlowRunner(_RunnerBase):
             result: FlowResult = done.value
             if result.error is not None:  # a flow-level failure (outputs) may quote a partner too
                 self.secrets.mask_error(result.error)
-            return result
+            return state.finished(result)
         except BaseException as stop:
+            partial = state.finished(state.partial(stop_reason(stop)))
             if not isinstance(stop, Exception):
-                self.interrupted_results.append(state.partial(stop_reason(stop)))
+                self.interrupted_results.append(partial)
             raise
 
     def snapshot(self, reason: str, *, of: Flow | None = None) -> FlowResult | None:
@@ -588,10 +602,11 @@ class AsyncFlowRunner(_RunnerBase):
             result: FlowResult = done.value
             if result.error is not None:  # a flow-level failure (outputs) may quote a partner too
                 self.secrets.mask_error(result.error)
-            return result
+            return state.finished(result)
         except BaseException as stop:
+            partial = state.finished(state.partial(stop_reason(stop)))
             if not isinstance(stop, Exception):  # CancelledError, KeyboardInterrupt
-                self.interrupted_results.append(state.partial(stop_reason(stop)))
+                self.interrupted_results.append(partial)
             raise
 
     async def _execute(self, flow: Flow, call: _Call) -> StepResult:

@@ -31,6 +31,7 @@ from flowrun._cli._flow_options import (
     parse_input_options,
 )
 from flowrun._cli._interrupt import SignalGuard, SignalInterrupt
+from flowrun._cli._otel import add_otel_option, otel_tracer
 from flowrun._cli._output import Console
 from flowrun._errors import FlowrunError, InternalError, UsageError
 from flowrun._models._flow import FlowStep
@@ -74,6 +75,7 @@ def register(subparsers: Any, name: str, summary: str) -> None:
                         help="print each step's parsed body (what output expressions read: body, soap_headers, "
                         "fault) as JSON on standard error, secrets redacted")
     add_connect_to_option(parser)
+    add_otel_option(parser)
     parser.set_defaults(handler=run_command)
 
 
@@ -87,7 +89,8 @@ def _runs(base: Mapping[str, Any], rows: list[dict[str, Any]] | None, iterations
 
 
 def run_command(args: argparse.Namespace, console: Console) -> int:
-    with SignalGuard() as guard:
+    with SignalGuard() as guard, otel_tracer(args.otel) as tracer:
+        args.observer = tracer
         return _run(args, console, guard)
 
 
@@ -133,7 +136,7 @@ def _run(args: argparse.Namespace, console: Console, guard: SignalGuard) -> int:
     partial: list[FlowResult] = []
     with FlowRunner(aliases=args.aliases, env=args.env, steps_dirs=args.steps, connect_to=connect_to,
                     on_step=show_request if args.verbose or args.show_body else None,
-                    secrets=console.secrets) as runner:
+                    secrets=console.secrets, observer=args.observer) as runner:
         try:
             with guard.armed():
                 # A missing or broken alias directory stops here, not once per iteration.

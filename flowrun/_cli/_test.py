@@ -36,6 +36,7 @@ from flowrun._cli._flow_options import (
     given_rows,
 )
 from flowrun._cli._interrupt import SignalGuard, SignalInterrupt
+from flowrun._cli._otel import add_otel_option, otel_tracer
 from flowrun._cli._output import Console
 from flowrun._errors import FlowrunError, UsageError
 from flowrun._models._flow_results import FlowResult
@@ -71,6 +72,7 @@ def register(subparsers: Any, name: str, summary: str) -> None:
     add_env_option(parser)
     parser.add_argument("-v", "--verbose", action="store_true", help="list passing assertions too")
     add_connect_to_option(parser)
+    add_otel_option(parser)
     parser.set_defaults(handler=test_command)
 
 
@@ -218,7 +220,8 @@ def crashed(exc: Exception, file: Path) -> FlowrunError:
 
 
 def test_command(args: argparse.Namespace, console: Console) -> int:
-    with SignalGuard() as guard:
+    with SignalGuard() as guard, otel_tracer(args.otel) as tracer:
+        args.observer = tracer
         return _test(args, console, guard)
 
 
@@ -267,7 +270,7 @@ def _test(args: argparse.Namespace, console: Console, guard: SignalGuard) -> int
 
     def make_runner() -> FlowRunner:
         return FlowRunner(registry=registry, env=args.env, steps_dirs=args.steps, connect_to=connect_to,
-                          secrets=console.secrets)
+                          secrets=console.secrets, observer=args.observer)
 
     def run_one(runner: FlowRunner, file: Path, flow: Flow, inputs: dict[str, Any],
                 row: int | None) -> tuple[Outcome, Any]:
