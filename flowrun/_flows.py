@@ -231,10 +231,10 @@ class _FlowRun:
             results.append(result)
             self.current = None
             steps_context[entry.id] = result.context_entry()
-            if self.on_step is not None:
-                self.on_step(entry, result)
             if self.observation is not None:
                 self.observation.step_finished(entry, result)
+            if self.on_step is not None:
+                self.on_step(entry, result)
             if result.status == "failed":
                 first_error = first_error or result.error
                 if entry.on_error == "stop":

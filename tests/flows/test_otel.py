@@ -220,3 +220,40 @@ def test_the_core_never_imports_opentelemetry(aliases: Path, tmp_path: Path) -> 
 
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=os.environ)
     assert out.stdout.strip().splitlines()[-1] == "0 []"
+
+
+def test_async_runner_spans_and_an_interrupted_flow_ends_its_span(
+        aliases: Path, tmp_path: Path, exporter: tuple[TracerProvider, InMemorySpanExporter]) -> None:
+    import asyncio
+
+    from flowrun import AsyncFlowRunner
+
+    provider, memory = exporter
+    flow = write_json(tmp_path / "two.json", {"name": "two", "steps": [
+        {"id": "first", "type": "rest", "alias": "bank", "method": "GET", "path": "/accounts/1"},
+        {"id": "second", "type": "rest", "alias": "bank", "method": "GET", "path": "/accounts/2"}]})
+
+    async def run() -> None:
+        async with AsyncFlowRunner(aliases=aliases, observer=FlowTracer(provider)) as runner:
+            result = await runner.run(flow)
+            assert result.ok
+
+    asyncio.run(run())
+    spans = by_name(memory.get_finished_spans())
+    flow_span = spans["flow two"][0]
+    assert [s.parent.span_id for s in spans["step first"] + spans["step second"] if s.parent] == [
+        flow_span.context.span_id] * 2
+    memory.clear()
+
+    def stop(entry: Any, result: Any) -> None:
+        raise KeyboardInterrupt
+
+    with FlowRunner(aliases=aliases, observer=FlowTracer(provider), on_step=stop) as runner, \
+            pytest.raises(KeyboardInterrupt):
+        runner.run(flow)
+    assert trace.get_current_span() is trace.INVALID_SPAN  # the flow's context was detached
+    spans = by_name(memory.get_finished_spans())
+    interrupted = spans["flow two"][0]
+    assert spans["step first"][0].parent.span_id == interrupted.context.span_id  # type: ignore[union-attr]
+    assert interrupted.status.status_code == StatusCode.ERROR
+    assert interrupted.status.description == runner.interrupted_results[0].error.code  # type: ignore[union-attr]
