@@ -3,7 +3,7 @@
 Layout: a summary (status, counts, duration, insecure and interruption notices, flows that could
 not be loaded), then one section per flow run: a timeline (one bar per step, attempts inside it,
 pure CSS), then per step its status, attempts, assertions, error and hint, TLS facts (version,
-cipher, the client certificate sent and its SHA-256 fingerprint, the server certificate), the
+cipher, the client certificate sent and its SHA-256 fingerprint, the server's chain), the
 request (method, URL, headers redacted by name) and an excerpt of the response (headers redacted,
 body with secret-named fields redacted, capped). Request bodies are never shown (as in every report).
 
@@ -346,6 +346,8 @@ def _tls(page: _Page, tls: TlsInfo) -> str:
     else:
         rows.append(("certificate sent", "none"))
     rows.append(("server certificate", tls.server_cert_subject or "-"))
+    for depth, subject in enumerate(tls.server_chain[1:], 1):
+        rows.append((f"server chain [{depth}]", subject))
     body = "".join(f"<tr><th>{html.escape(name)}</th><td class=\"mono\">{page.text(value)}</td></tr>"
                    for name, value in rows)
     return f'<h3>TLS</h3><table class="tls">{body}</table>'

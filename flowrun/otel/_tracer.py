@@ -104,6 +104,8 @@ class _FlowSpan:
                 attributes["tls.client.subject"] = mask(tls.client_cert_subject)
             if tls.server_cert_subject:
                 attributes["tls.server.subject"] = mask(tls.server_cert_subject)
+            if tls.server_chain:
+                attributes["flowrun.tls.server_chain"] = [mask(subject) for subject in tls.server_chain]
         if result.assertions:
             attributes["flowrun.step.assertions"] = len(result.assertions)
             attributes["flowrun.step.assertions_failed"] = sum(1 for a in result.assertions if not a.passed)

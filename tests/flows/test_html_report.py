@@ -112,6 +112,7 @@ def test_html_report_renders_in_chromium(capsys: pytest.CaptureFixture[str], ret
     # TLS facts of the mutual-TLS steps: version, cipher, the certificate sent and its fingerprint.
     tls = shown["balance_ok"].xpath(".//table[@class='tls']")[0].text_content()
     assert "TLSv1." in tls and "CN=" in tls and "fingerprint" in tls
+    assert "server chain [1]" in tls and "CA" in tls  # the partner's intermediate or root
     # The summary at the top counts what ran.
     counts = {c.get("data-count"): c.xpath("./b")[0].text for c in dom.xpath("//div[@class='count']")}
     assert counts["flows passed"] == "1" and counts["flows failed"] == "2" and counts["steps skipped"] == "1"

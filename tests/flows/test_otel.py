@@ -106,6 +106,8 @@ def test_spans_per_flow_step_and_attempt_with_http_attributes(
     assert attributes["flowrun.alias"] == "bank" and attributes["flowrun.step.status"] == "passed"
     assert attributes["tls.protocol.name"] == "tls" and attributes["tls.protocol.version"] in ("1.2", "1.3")
     assert str(attributes["tls.client.hash.sha256"]).lower() == partner.client_certs[-1].lower()
+    chain = list(attributes["flowrun.tls.server_chain"])  # type: ignore[arg-type]
+    assert len(chain) >= 2 and chain[0] == attributes["tls.server.subject"]
     assert balance.status.status_code == StatusCode.UNSET
     assert dict(never.attributes or {})["flowrun.step.status"] == "skipped"
 
