@@ -22,6 +22,7 @@ from flowrun._models._aliases import (
     RetryPolicy,
     TrustStoreCert,
 )
+from flowrun._models._observer import FlowObservation, RunObserver
 from flowrun._models._redact import Secrets
 from flowrun._models._results import AssertionOutcome, Attempt, PageInfo, RequestInfo, StepResult, TlsInfo
 from flowrun._models._secret import SecretRef, SecretSource
@@ -83,6 +84,7 @@ __all__ = [  # grouped by topic
     # flows
     "Flow", "FlowInput", "FlowEnvVar", "FlowStep", "StepDefinition", "FlowResult",
     "load_flow", "run_flow", "run_flow_async", "FlowRunner", "AsyncFlowRunner",
+    "RunObserver", "FlowObservation",  # what FlowRunner(observer=...) calls (flowrun.otel.FlowTracer)
     # errors: the whole tree of flowrun._errors
 ]
 __all__ += _error_names

@@ -4,6 +4,7 @@
 
     FlowrunError                          exit 2 unless noted
     ├── UsageError                        bad command line
+    │   └── OptionNeedsExtraError         an option needs an optional extra that is not installed
     ├── DefinitionError                   a file the user wrote is wrong (file + JSON pointer + line)
     │   ├── JsonSyntaxError
     │   ├── SchemaError                   unknown field, wrong type, missing field, bad value
@@ -154,6 +155,12 @@ class FlowrunError(Exception):
 
 class UsageError(FlowrunError):
     code = "usage"
+
+
+class OptionNeedsExtraError(UsageError):
+    """An option (``--otel``) needs packages of an optional extra (``flowrun[otel]``) not installed."""
+
+    code = "usage.missing_extra"
 
 
 # --- definitions -------------------------------------------------------------------------

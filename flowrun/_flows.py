@@ -46,6 +46,7 @@ from flowrun._load._schema import did_you_mean
 from flowrun._models._flow import Flow, FlowInput, FlowStep, matches_type
 from flowrun._models._flow_results import FlowResult
 from flowrun._models._numbers import WrittenNumber
+from flowrun._models._observer import FlowObservation, RunObserver
 from flowrun._models._redact import Secrets
 from flowrun._models._results import AssertionOutcome, StepResult
 from flowrun._models._steps import Step
@@ -196,8 +197,10 @@ class _FlowRun:
     it was stopped."""
 
     def __init__(self, flow: Flow, inputs: Mapping[str, Any], env_values: Mapping[str, Any],
-                 iteration: int | None, on_step: StepCallback | None) -> None:
+                 iteration: int | None, on_step: StepCallback | None,
+                 observation: FlowObservation | None = None) -> None:
         self.flow = flow
+        self.observation = observation
         self.inputs = dict(inputs)
         self.env_values = dict(env_values)
         self.iteration = iteration
@@ -231,6 +234,8 @@ class _FlowRun:
             results.append(result)
             self.current = None
             steps_context[entry.id] = result.context_entry()
+            if self.observation is not None:
+                self.observation.step_finished(entry, result)
             if self.on_step is not None:
                 self.on_step(entry, result)
             if result.status == "failed":
@@ -277,6 +282,11 @@ class _FlowRun:
 
     def _elapsed_ms(self) -> float:
         return (time.perf_counter() - self.started) * 1000
+
+    def finished(self, result: FlowResult) -> FlowResult:
+        if self.observation is not None:
+            self.observation.flow_finished(result)
+        return result
 
 
 def stop_reason(stop: BaseException) -> str:
@@ -495,8 +505,10 @@ class _RunnerBase:
                  env: str | None = None, environ: Mapping[str, str] | None = None,
                  steps_dirs: tuple[Path, ...] | list[Path] = (), on_step: StepCallback | None = None,
                  connect_to: Mapping[tuple[str, int], tuple[str, int]] | None = None,
-                 secrets: Secrets | None = None) -> None:
+                 secrets: Secrets | None = None, observer: RunObserver | None = None) -> None:
         self._registry = registry
+        # Follows each flow run (``flowrun.otel.FlowTracer``: spans per flow, step and attempt).
+        self.observer = observer
         # What every executor of this runner sent as a secret: the reports of its runs mask it.
         self.secrets = secrets if secrets is not None else Secrets()
         self._aliases = aliases
@@ -528,7 +540,8 @@ class _RunnerBase:
     def _start(self, flow: Flow, inputs: Mapping[str, Any] | None, iteration: int | None) -> _FlowRun:
         prepared = prepare_inputs(flow.inputs, inputs)
         env_values = environment_values(flow, self.environ)
-        return _FlowRun(flow, prepared, env_values, iteration, self.on_step)
+        observation = self.observer.flow_started(flow, iteration, self.secrets) if self.observer else None
+        return _FlowRun(flow, prepared, env_values, iteration, self.on_step, observation)
 
     def _mark_insecure(self, flow: Flow, step: Step, result: StepResult) -> StepResult:
         registry = self.registry_for(flow)
@@ -567,10 +580,11 @@ class FlowRunner(_RunnerBase):
             result: FlowResult = done.value
             if result.error is not None:  # a flow-level failure (outputs) may quote a partner too
                 self.secrets.mask_error(result.error)
-            return result
+            return state.finished(result)
         except BaseException as stop:
+            partial = state.finished(state.partial(stop_reason(stop)))
             if not isinstance(stop, Exception):
-                self.interrupted_results.append(state.partial(stop_reason(stop)))
+                self.interrupted_results.append(partial)
             raise
 
     def snapshot(self, reason: str, *, of: Flow | None = None) -> FlowResult | None:
@@ -684,10 +698,11 @@ class AsyncFlowRunner(_RunnerBase):
             result: FlowResult = done.value
             if result.error is not None:  # a flow-level failure (outputs) may quote a partner too
                 self.secrets.mask_error(result.error)
-            return result
+            return state.finished(result)
         except BaseException as stop:
+            partial = state.finished(state.partial(stop_reason(stop)))
             if not isinstance(stop, Exception):  # CancelledError, KeyboardInterrupt
-                self.interrupted_results.append(state.partial(stop_reason(stop)))
+                self.interrupted_results.append(partial)
             raise
 
     async def _execute(self, flow: Flow, call: _Call) -> StepResult:

@@ -31,6 +31,7 @@ from flowrun._cli._flow_options import (
     parse_input_options,
 )
 from flowrun._cli._interrupt import SignalGuard, SignalInterrupt
+from flowrun._cli._otel import add_otel_option, otel_tracer
 from flowrun._cli._output import Console
 from flowrun._errors import FlowrunError, InternalError, UsageError
 from flowrun._models._flow import FlowStep
@@ -63,6 +64,8 @@ def register(subparsers: Any, name: str, summary: str) -> None:
     add_env_option(parser)
     parser.add_argument("--json", action="store_true", help="print the result as JSON instead of a summary")
     parser.add_argument("--report", metavar="FILE", type=Path, help="also write a JUnit XML report to FILE")
+    parser.add_argument("--html", metavar="FILE", type=Path,
+                        help="also write a self-contained HTML report to FILE")
     parser.add_argument("--iterations", metavar="N", type=int, default=1,
                         help="run N times (with --data: every row N times)")
     parser.add_argument("-v", "--verbose", action="store_true",
@@ -72,6 +75,7 @@ def register(subparsers: Any, name: str, summary: str) -> None:
                         help="print each step's parsed body (what output expressions read: body, soap_headers, "
                         "fault) as JSON on standard error, secrets redacted")
     add_connect_to_option(parser)
+    add_otel_option(parser)
     parser.set_defaults(handler=run_command)
 
 
@@ -85,7 +89,8 @@ def _runs(base: Mapping[str, Any], rows: list[dict[str, Any]] | None, iterations
 
 
 def run_command(args: argparse.Namespace, console: Console) -> int:
-    with SignalGuard() as guard:
+    with SignalGuard() as guard, otel_tracer(args.otel) as tracer:
+        args.observer = tracer
         return _run(args, console, guard)
 
 
@@ -101,6 +106,10 @@ def _run(args: argparse.Namespace, console: Console, guard: SignalGuard) -> int:
         from flowrun._report._files import check_report_path
 
         check_report_path(args.report, "--report")
+    if args.html is not None:
+        from flowrun._report._files import check_report_path
+
+        check_report_path(args.html, "--html")
     connect_to = connect_to_mapping(args.connect_to)
     base = given_inputs(args)
     rows = given_rows(args)
@@ -127,7 +136,7 @@ def _run(args: argparse.Namespace, console: Console, guard: SignalGuard) -> int:
     partial: list[FlowResult] = []
     with FlowRunner(aliases=args.aliases, env=args.env, steps_dirs=args.steps, connect_to=connect_to,
                     on_step=show_request if args.verbose or args.show_body else None,
-                    secrets=console.secrets) as runner:
+                    secrets=console.secrets, observer=args.observer) as runner:
         try:
             with guard.armed():
                 # A missing or broken alias directory stops here, not once per iteration.
@@ -161,6 +170,10 @@ def _run(args: argparse.Namespace, console: Console, guard: SignalGuard) -> int:
         from flowrun._report._junit import write_junit
 
         write_junit(args.report, results, interrupted=interrupted, secrets=console.secrets)
+    if args.html is not None:
+        from flowrun._report._html import write_html
+
+        write_html(args.html, results, interrupted=interrupted, secrets=console.secrets)
     if args.json:
         from flowrun._report._json import run_report
 

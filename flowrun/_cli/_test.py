@@ -36,6 +36,7 @@ from flowrun._cli._flow_options import (
     given_rows,
 )
 from flowrun._cli._interrupt import SignalGuard, SignalInterrupt
+from flowrun._cli._otel import add_otel_option, otel_tracer
 from flowrun._cli._output import Console
 from flowrun._errors import FlowrunError, UsageError
 from flowrun._models._flow_results import FlowResult
@@ -63,6 +64,7 @@ def register(subparsers: Any, name: str, summary: str) -> None:
     parser.add_argument("--parallel", metavar="N", type=int, default=1, help="run N flows at a time (default 1)")
     parser.add_argument("--report", metavar="FILE", type=Path, help="write a JUnit XML report to FILE")
     parser.add_argument("--json-report", metavar="FILE", type=Path, help="write a JSON report to FILE")
+    parser.add_argument("--html", metavar="FILE", type=Path, help="write a self-contained HTML report to FILE")
     add_input_options(parser, data_help="run each flow once per row of a CSV (header row = input names) or a "
                       "JSON array of objects, with the values of the inputs it declares")
     add_aliases_option(parser)
@@ -70,6 +72,7 @@ def register(subparsers: Any, name: str, summary: str) -> None:
     add_env_option(parser)
     parser.add_argument("-v", "--verbose", action="store_true", help="list passing assertions too")
     add_connect_to_option(parser)
+    add_otel_option(parser)
     parser.set_defaults(handler=test_command)
 
 
@@ -217,7 +220,8 @@ def crashed(exc: Exception, file: Path) -> FlowrunError:
 
 
 def test_command(args: argparse.Namespace, console: Console) -> int:
-    with SignalGuard() as guard:
+    with SignalGuard() as guard, otel_tracer(args.otel) as tracer:
+        args.observer = tracer
         return _test(args, console, guard)
 
 
@@ -235,7 +239,7 @@ def _test(args: argparse.Namespace, console: Console, guard: SignalGuard) -> int
     if not 1 <= args.parallel <= _MAX_PARALLEL:
         raise UsageError(f"--parallel must be between 1 and {_MAX_PARALLEL}")
     connect_to = connect_to_mapping(args.connect_to)
-    for option, report in (("--report", args.report), ("--json-report", args.json_report)):
+    for option, report in (("--report", args.report), ("--json-report", args.json_report), ("--html", args.html)):
         if report is not None:
             check_report_path(report, option)
     files = flow_files(list(args.paths))
@@ -266,7 +270,7 @@ def _test(args: argparse.Namespace, console: Console, guard: SignalGuard) -> int
 
     def make_runner() -> FlowRunner:
         return FlowRunner(registry=registry, env=args.env, steps_dirs=args.steps, connect_to=connect_to,
-                          secrets=console.secrets)
+                          secrets=console.secrets, observer=args.observer)
 
     def run_one(runner: FlowRunner, file: Path, flow: Flow, inputs: dict[str, Any],
                 row: int | None) -> tuple[Outcome, Any]:
@@ -338,6 +342,11 @@ def _test(args: argparse.Namespace, console: Console, guard: SignalGuard) -> int
 
         write_json(args.json_report, test_report(results, duration_ms=duration_ms,
                                                  errors=[e.to_dict() for e in problems], interrupted=interrupted),
+                   secrets=console.secrets)
+    if args.html is not None:
+        from flowrun._report._html import write_html
+
+        write_html(args.html, results, load_errors=problems, interrupted=interrupted, duration_ms=duration_ms,
                    secrets=console.secrets)
     console.print(render_summary(results, console)
                   + (console.style(f"; {len(problems)} not run", "red", "bold") if problems else ""))

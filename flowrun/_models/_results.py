@@ -56,9 +56,14 @@ class TlsInfo:
     client_cert_sha256: str | None = None
     client_cert_subject: str | None = None
     server_cert_subject: str | None = None
+    # Subjects of the chain the partner's certificate was verified with, leaf first (the leaf
+    # alone when the chain cannot be read).
+    server_chain: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
-        return attrs.asdict(self)
+        data = attrs.asdict(self)
+        data["server_chain"] = list(self.server_chain)
+        return data
 
 
 @attrs.frozen

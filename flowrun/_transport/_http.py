@@ -215,11 +215,22 @@ class TlsInfoReader:
             client_cert_sha256=self._sha256,
             client_cert_subject=self._subject,
             server_cert_subject=_server_subject(ssl_object),
+            server_chain=_server_chain(ssl_object),
         )
         if len(self._known) >= _KNOWN_CONNECTIONS:
             self._known.clear()
         self._known[id(ssl_object)] = (ssl_object, info)
         return info
+
+
+def _server_chain(ssl_object: Any) -> tuple[str, ...]:
+    from flowrun._transport._probe import _chain_from_ssl_object
+
+    try:
+        chain, _ = _chain_from_ssl_object(ssl_object)
+        return tuple(x509.load_der_x509_certificate(der).subject.rfc4514_string() for der in chain)
+    except (ValueError, ssl.SSLError):
+        return ()
 
 
 def _server_subject(ssl_object: Any) -> str | None:

@@ -1,5 +1,5 @@
 """Secrets never show: every CLI command, on success and on each failure path, with known secret
-values, and nothing of them in standard output, standard error, JSON and JUnit reports, or log
+values, and nothing of them in standard output, standard error, JSON, JUnit and HTML reports, or log
 output (the ``logging`` module at DEBUG: httpx and httpcore log every request line).
 
 Secrets come in through environment variables and secret files: the keystore password, a key
@@ -292,21 +292,22 @@ COMMANDS: dict[str, tuple[list[str], int, str]] = {
         0, "passed"),
     "run_json": (["run", "{flow:ok}", "--json"],
         0, '"passed"'),
-    "run_junit_verbose": (["run", "{flow:ok}", "--report", "{report}", "-v"],
+    "run_junit_verbose": (["run", "{flow:ok}", "--report", "{report}", "-v", "--html", "{html}"],
         0, "passed"),
     "run_iterations_verbose": (["run", "{flow:ok}", "--iterations", "2", "-v", "--json"],
         0, '"passed"'),
     "run_show_body_verbose": (["run", "{flow:ok}", "--show-body", "-v"],
         0, "body = "),
-    "run_401": (["run", "{flow:status_401}", "-v", "--report", "{report}"],
+    "run_401": (["run", "{flow:status_401}", "-v", "--report", "{report}", "--html", "{html}"],
         1, "HTTP 401"),
     "run_401_json": (["run", "{flow:status_401}", "--json"],
         1, "http.unexpected_status"),
     "run_oauth_invalid_client": (["run", "{flow:oauth_invalid_client}", "-v", "--json"],
         1, "invalid_client"),
-    "run_oauth_invalid_client_junit": (["run", "{flow:oauth_invalid_client}", "--report", "{report}"],
+    "run_oauth_invalid_client_junit": (["run", "{flow:oauth_invalid_client}", "--report", "{report}",
+                                        "--html", "{html}"],
         1, "invalid_client"),
-    "run_assertion": (["run", "{flow:assertion}", "-v", "--report", "{report}"],
+    "run_assertion": (["run", "{flow:assertion}", "-v", "--report", "{report}", "--html", "{html}"],
         1, "assertion failed"),
     "run_refused_client_cert": (["run", "{flow:refused_client_cert}", "-v", "--json"],
         1, "tls.client_cert_rejected"),
@@ -318,16 +319,19 @@ COMMANDS: dict[str, tuple[list[str], int, str]] = {
         2, "SCAN_NEVER_SET"),
     "run_unknown_alias": (["run", "{flow:unknown_alias}", "--json"],
         2, "bank_nope"),
-    "test": (["test", "{flows}", "--report", "{report}", "--json-report", "{json_report}", "-v"],
+    "test": (["test", "{flows}", "--report", "{report}", "--json-report", "{json_report}", "-v",
+              "--html", "{html}"],
         2, "invalid_client"),
-    "test_parallel": (["test", "{flows}", "--parallel", "3", "--report", "{report}", "--json-report", "{json_report}"],
+    "test_parallel": (["test", "{flows}", "--parallel", "3", "--report", "{report}", "--json-report", "{json_report}",
+                       "--html", "{html}"],
         2, "tls.client_cert_rejected"),
 }
 
 
 def _argv(template: list[str], world: World, tmp_path: Path) -> list[str]:
     values = {"keystore": str(world.keystore), "secrets": str(world.directory / "secrets"), "flows": str(world.flows),
-              "report": str(tmp_path / "junit.xml"), "json_report": str(tmp_path / "report.json")}
+              "report": str(tmp_path / "junit.xml"), "json_report": str(tmp_path / "report.json"),
+              "html": str(tmp_path / "report.html")}
     argv = []
     for arg in template:
         if arg.startswith("{flow:"):
@@ -351,7 +355,9 @@ def test_no_secret_in_any_output(command: str, world: World, tmp_path: Path, cap
     _assert_clean(world, "standard output", captured.out)
     _assert_clean(world, "standard error", captured.err)
     _assert_clean(world, "the log", debug_log.getvalue())
-    for report in (tmp_path / "junit.xml", tmp_path / "report.json"):
+    for report in (tmp_path / "junit.xml", tmp_path / "report.json", tmp_path / "report.html"):
+        if report.suffix == ".html" and "{html}" in template:
+            assert report.exists(), "the HTML report was not written"
         if report.exists():
             _assert_clean(world, report.name, report.read_text())
     if "-v" in template and command.startswith("run") and expected != 2:
