@@ -145,7 +145,7 @@ def _run(args: argparse.Namespace, console: Console, guard: SignalGuard) -> int:
         try:
             with guard.armed():
                 # A missing or broken alias directory stops here, not once per iteration.
-                registry = runner.registry_for(flow)
+                registry = runner.registry_for(flow, only_this_flow=True)
             registry.on_insecure = warn_insecure(err)
             for number, row, inputs in _runs(base, rows, args.iterations):
                 try:
