@@ -17,8 +17,8 @@ import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 RUN = REPO_ROOT / "bench" / "run.py"
-PAIR_NAMES = ("rest", "newman", "cold-start", "soap", "async", "resources")
-TIMED = {"rest", "newman", "cold-start", "soap", "async"}
+PAIR_NAMES = ("rest", "newman", "cold-start", "soap", "async", "resources", "soap-1mb", "memory", "aliases")
+TIMED = {"rest", "newman", "cold-start", "soap", "async", "soap-1mb", "aliases"}
 
 pytestmark = pytest.mark.slow
 
