@@ -500,6 +500,18 @@ def _needs_records(flow: Flow) -> bool:
     return False
 
 
+def _alias_names(flow: Flow) -> set[str] | None:
+    """The aliases the flow's steps name; None when an inline connection names records too."""
+    names: set[str] = set()
+    for entry in flow.steps:
+        step = entry.step
+        if step.alias is not None:
+            names.add(step.alias)
+        elif step.connection is not None and (step.connection.protocol_profile or step.connection.credential):
+            return None
+    return names
+
+
 class _RunnerBase:
     def __init__(self, *, registry: Registry | None = None, aliases: str | os.PathLike[str] | None = None,
                  env: str | None = None, environ: Mapping[str, str] | None = None,
@@ -521,7 +533,9 @@ class _RunnerBase:
         # Partial results of runs that a KeyboardInterrupt, a signal or a cancellation stopped.
         self.interrupted_results: list[FlowResult] = []
 
-    def registry_for(self, flow: Flow) -> Registry:
+    def registry_for(self, flow: Flow, *, only_this_flow: bool = False) -> Registry:
+        """The registry the runner resolves ``flow``'s steps with. ``only_this_flow``: the runner
+        will run no other flow, so only the aliases this flow names (and what they name) are read."""
         from flowrun._registry import Registry
 
         if self._registry is not None:
@@ -531,7 +545,8 @@ class _RunnerBase:
             if self._empty_registry is None:
                 self._empty_registry = Registry.empty()
             return self._empty_registry
-        self._registry = Registry.load(self._aliases, connect_to=self._connect_to)
+        self._registry = Registry.load(self._aliases, connect_to=self._connect_to,
+                                       aliases=_alias_names(flow) if only_this_flow else None)
         return self._registry
 
     def load(self, source: Flow | str | os.PathLike[str]) -> Flow:

@@ -21,7 +21,7 @@ import os
 import ssl
 import threading
 import urllib.parse
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -187,16 +187,20 @@ class Registry:
     def load(cls, path: str | os.PathLike[str] | None = None, *,
              connect_to: Mapping[tuple[str, int], tuple[str, int]] | None = None,
              secrets: SecretSources | None = None,
-             environ: Mapping[str, str] | None = None) -> Registry:
+             environ: Mapping[str, str] | None = None, aliases: Collection[str] | None = None) -> Registry:
         """Read an alias directory (default: $FLOWRUN_ALIASES, else ./aliases).
+
+        ``aliases`` (the aliases a run uses): only those and the records they name are checked and
+        built, so unused aliases cost a run almost nothing; a broken record elsewhere is then
+        `flowrun validate`'s to report.
 
         ``connect_to`` maps (host, port) to the address actually dialled, for testing against a
         local or staging copy of a partner without editing its alias. ``secrets`` answers the
         records' ``{"source": ..., "name": ...}`` secrets (see ``from_records``). ``environ``
         replaces the process environment as the source of proxy variables (``{}``: no proxies)."""
         directory = Path(path) if path is not None else Path(os.environ.get(ALIASES_ENV, DEFAULT_ALIAS_DIR))
-        return cls(load_alias_records(alias_files(directory)), connect_to=connect_to, secrets=secrets,
-                   environ=environ)
+        return cls(load_alias_records(alias_files(directory), aliases=aliases), connect_to=connect_to,
+                   secrets=secrets, environ=environ)
 
     @classmethod
     def from_records(cls, records: Iterable[Record], *, secrets: SecretSources | None = None,

@@ -43,6 +43,7 @@ anyway; one pool and one code path are worth more than saving a thread per concu
 from __future__ import annotations
 
 import asyncio
+import functools
 import threading
 import time
 from collections.abc import Callable, Hashable, Mapping
@@ -70,6 +71,7 @@ if TYPE_CHECKING:
 
     from flowrun._transport import _soap as soap_transport
     from flowrun._transport import _wsdl as wsdl_transport
+    from flowrun._transport._soap_data import SoapVersion
 
 _XML_ESCAPES = {'"': "&quot;", "'": "&apos;"}
 
@@ -120,7 +122,13 @@ def wsdl_source(step: SoapStep, location: str) -> wsdl_transport.WsdlSource:
                               step=step.id, **_where(step, "/wsdl"))
     if not path.is_absolute():
         path = (step.base_dir or Path.cwd()) / path
-    return WsdlSource(str(path.resolve()), local=True)
+    return WsdlSource(_resolved_path(str(path)), local=True)
+
+
+@functools.lru_cache(maxsize=256)
+def _resolved_path(path: str) -> str:
+    # Resolved once per process: a resolve is a syscall per path component on every call.
+    return str(Path(path).resolve())
 
 
 def _where(step: SoapStep, field: str = "") -> dict[str, Any]:
@@ -129,6 +137,30 @@ def _where(step: SoapStep, field: str = "") -> dict[str, Any]:
     if field:
         location["pointer"] = f"{location.get('pointer') or ''}{field}"
     return location
+
+
+_BINDINGS: dict[tuple[int, str | None, str | None, str | None], tuple[Any, wsdl_transport.ChosenBinding]] = {}
+_BINDINGS_LOCK = threading.Lock()
+_MAX_BINDINGS = 64
+
+
+def _chosen_binding(document: Any, service: str | None, port: str | None, soap_version: SoapVersion | None,
+                    location: str) -> wsdl_transport.ChosenBinding:
+    """``choose_binding`` once per parsed document and choice: it walks every service and port."""
+    from flowrun._transport import _wsdl as wsdl
+
+    key = (id(document), service, port, soap_version)
+    with _BINDINGS_LOCK:
+        known = _BINDINGS.get(key)
+    # The entry holds its document, so an id is never reused while its entry lives.
+    if known is not None and known[0] is document:
+        return known[1]
+    chosen = wsdl.choose_binding(document, service=service, port=port, soap_version=soap_version, wsdl=location)
+    with _BINDINGS_LOCK:
+        if len(_BINDINGS) >= _MAX_BINDINGS:
+            _BINDINGS.clear()
+        _BINDINGS[key] = (document, chosen)
+    return chosen
 
 
 class _SoapCore(RegistryUser):
@@ -299,9 +331,7 @@ class _SoapCore(RegistryUser):
             origins.add(wsdl_origin)
         policy = wsdl.LoadPolicy(frozenset(origins), source.local_root)
         document = wsdl.WSDL_CACHE.document(source, policy, exchanger, fetch_key=route.key)
-        chosen = wsdl.choose_binding(document, service=step.service, port=step.port,
-                                     soap_version=step.soap_version, wsdl=source.location)
-        return document, chosen
+        return document, _chosen_binding(document, step.service, step.port, step.soap_version, source.location)
 
     @staticmethod
     def _received(reply: soap_transport.Reply, body: Any, root: Any, *, soap_headers: Any = None,

@@ -25,7 +25,6 @@ from flowrun._cli._flow_options import (
     add_steps_option,
     connect_to_mapping,
     data_rows,
-    exit_code,
     given_inputs,
     given_rows,
     parse_input_options,
@@ -98,7 +97,8 @@ def _run(args: argparse.Namespace, console: Console, guard: SignalGuard) -> int:
     from flowrun._flows import FlowRunner
     from flowrun._load._flows import load_flow
     from flowrun._report._interruption import Interruption
-    from flowrun._report._text import render_body, render_flow, render_interrupted, render_request, render_summary
+    from flowrun._report._stream import JsonStream, JunitStream, RunTally
+    from flowrun._report._text import render_body, render_counts, render_flow, render_interrupted, render_request
 
     if not 1 <= args.iterations <= _MAX_ITERATIONS:
         raise UsageError(f"--iterations must be between 1 and {_MAX_ITERATIONS}")
@@ -131,7 +131,25 @@ def _run(args: argparse.Namespace, console: Console, guard: SignalGuard) -> int:
 
     total = args.iterations * (len(rows) if rows is not None else 1)
     many = total > 1
-    results: list[FlowResult] = []
+    # Results are counted and streamed to the reports as they come, never kept: memory stays flat
+    # over any number of iterations.
+    tally = RunTally()
+    json_stream = JsonStream(console.secrets) if args.json else None
+    junit_stream = JunitStream() if args.report is not None else None
+    # The HTML report draws every flow on one page: the one report that keeps the results.
+    html_results: list[FlowResult] | None = [] if args.html is not None else None
+
+    def keep(result: FlowResult) -> None:
+        tally.add(result)
+        if json_stream is not None:
+            json_stream.add(result)
+        else:
+            _print_result(console, result, many, render_flow)
+        if junit_stream is not None:
+            junit_stream.add(result)
+        if html_results is not None:
+            html_results.append(result)
+
     stop: SignalInterrupt | None = None
     partial: list[FlowResult] = []
     with FlowRunner(aliases=args.aliases, env=args.env, steps_dirs=args.steps, connect_to=connect_to,
@@ -140,7 +158,7 @@ def _run(args: argparse.Namespace, console: Console, guard: SignalGuard) -> int:
         try:
             with guard.armed():
                 # A missing or broken alias directory stops here, not once per iteration.
-                registry = runner.registry_for(flow)
+                registry = runner.registry_for(flow, only_this_flow=True)
             registry.on_insecure = warn_insecure(err)
             for number, row, inputs in _runs(base, rows, args.iterations):
                 try:
@@ -151,40 +169,34 @@ def _run(args: argparse.Namespace, console: Console, guard: SignalGuard) -> int:
                         error.message = f"data row {row}: {error.message}"
                         error.file = error.file or str(args.data)
                     raise
-                results.append(result)
-                if not args.json:
-                    _print_result(console, result, many, render_flow)
+                keep(result)
+                del result
         except SignalInterrupt as signalled:
             stop = signalled
             partial = list(runner.interrupted_results)
-            if not args.json:
-                for result in partial:
-                    _print_result(console, result, many, render_flow)
+    completed = tally.count
+    for result in partial:
+        keep(result)
     if stop is None:
         stop = guard.interrupt  # a signal after the last iteration: nothing is lost, still report it
     interrupted = None
     if stop is not None:
-        interrupted = Interruption(stop.reason, not_run_count=total - len(results) - len(partial))
-        results += partial
-    if args.report is not None:
-        from flowrun._report._junit import write_junit
-
-        write_junit(args.report, results, interrupted=interrupted, secrets=console.secrets)
-    if args.html is not None:
+        interrupted = Interruption(stop.reason, not_run_count=total - tally.count)
+    if junit_stream is not None:
+        junit_stream.write(args.report, interrupted=interrupted, secrets=console.secrets)
+    if json_stream is not None:
+        json_stream.write(console.stream, tally, many=many, interrupted=interrupted)
+    if html_results is not None:
         from flowrun._report._html import write_html
 
-        write_html(args.html, results, interrupted=interrupted, secrets=console.secrets)
-    if args.json:
-        from flowrun._report._json import run_report
-
-        console.print_json(run_report(results, many=many, interrupted=interrupted))
+        write_html(args.html, html_results, interrupted=interrupted, secrets=console.secrets)
     elif many:
-        console.print(render_summary(results, console))
+        console.print(render_counts(tally.counts, console))
     if stop is not None and interrupted is not None:
-        err.print(render_interrupted(stop.reason, len(results) - len(partial), len(partial),
-                                     interrupted.not_run_count, "iteration", err))
+        err.print(render_interrupted(stop.reason, completed, len(partial), interrupted.not_run_count,
+                                     "iteration", err))
         return stop.exit_code
-    return exit_code(results)
+    return tally.exit_code
 
 
 def warn_insecure(err: Console) -> Callable[[InsecureUse], None]:

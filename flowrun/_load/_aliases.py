@@ -7,7 +7,7 @@ warning (logger ``flowrun``, code ``aliases.flow_file``): it is clearly not mean
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -69,10 +69,72 @@ def alias_files(directory: Path) -> list[Path]:
     return sorted(p for p in directory.rglob("*.json") if p.is_file())
 
 
-def load_alias_records(paths: Iterable[Path]) -> AliasRecords:
+def load_alias_records(paths: Iterable[Path], *, aliases: Collection[str] | None = None) -> AliasRecords:
+    """Every record of the files; or, with ``aliases`` given (what a run uses), only those aliases and
+    the records they lead to.
+
+    The second way is an index by kind and name: every file is parsed, but only the records needed
+    are schema-checked and built, so a run's cost does not grow with aliases it never uses. Whenever
+    the index cannot answer exactly as the full read would (an unnamed or duplicate record, a name
+    it does not hold), everything is read, so errors stay the same."""
     files = list(paths)
+    if aliases is not None:
+        needed = _needed_records(files, set(aliases))
+        if needed is not None:
+            return needed
     return collect_records((record for path in files for record in records_from_document(read_json_file(path))),
                            files=files)
+
+
+_Indexed = tuple[JsonDocument, str, dict[str, Any]]
+
+
+def _needed_records(files: list[Path], aliases: set[str]) -> AliasRecords | None:
+    index: dict[tuple[str, str], _Indexed] = {}
+    for path in files:
+        document = read_json_file(path)
+        if is_flow_document(document):
+            records_from_document(document)  # warns that a flow is not alias records
+            continue
+        try:
+            items = _items(document)
+        except SchemaError:
+            return None
+        for pointer, item in items:
+            kind, name = (item.get("kind"), item.get("name")) if isinstance(item, dict) else (None, None)
+            if not isinstance(kind, str) or kind not in KINDS or not isinstance(name, str) or (kind, name) in index:
+                return None
+            index[(kind, name)] = (document, pointer, item)
+    built: dict[tuple[str, str], Record] = {}
+    wanted = [("alias", name) for name in aliases]
+    while wanted:
+        key = wanted.pop()
+        if key in built:
+            continue
+        if key not in index:
+            return None
+        document, pointer, item = index[key]
+        record = built[key] = _record_at(document, pointer, item)
+        wanted.extend(_references(record))
+    return collect_records(built.values(), files=files)
+
+
+def _references(record: Record) -> list[tuple[str, str]]:
+    """The records that ``record`` names (what the registry looks up when it resolves it)."""
+    found: list[tuple[str, str]] = []
+    if isinstance(record, Alias):
+        for connection in record.connections.values():
+            if connection.protocol_profile:
+                found.append(("protocol_profile", connection.protocol_profile))
+            if connection.credential:
+                found.append(("credential", connection.credential))
+    elif isinstance(record, ProtocolProfile):
+        if record.keystore is not None:
+            found.append(("keystore", record.keystore))
+        found += [("trust_store_cert", name) for name in record.trust_store_certs]
+    elif isinstance(record, Keystore):
+        found += [("trust_store_cert", item) for item in record.chain_certs if isinstance(item, str)]
+    return found
 
 
 def collect_records(records: Iterable[Record], *, files: Iterable[Path] = ()) -> AliasRecords:
@@ -146,15 +208,19 @@ def records_from_document(document: JsonDocument, *, problems: list[FlowrunError
     records = []
     for pointer, item in _items(document):
         try:
-            _check_kind(item, document, pointer)
-            check(item, document, schema_name="aliases", definition="record", pointer=pointer)
-            origin = Origin(document.path, pointer, document.line(pointer))
-            records.append(_build(item, origin, document))
+            records.append(_record_at(document, pointer, item))
         except FlowrunError as error:
             if problems is None:
                 raise
             problems.append(error)
     return records
+
+
+def _record_at(document: JsonDocument, pointer: str, item: Any) -> Record:
+    _check_kind(item, document, pointer)
+    check(item, document, schema_name="aliases", definition="record", pointer=pointer)
+    origin = Origin(document.path, pointer, document.line(pointer))
+    return _build(item, origin, document)
 
 
 def schema_problems(document: JsonDocument) -> list[SchemaError]:

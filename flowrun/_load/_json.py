@@ -39,20 +39,74 @@ _CONSTANT = re.compile(_STRING + r"|(-?Infinity|NaN)")
 _BRACKET = re.compile(_STRING + r"|([\[\]{}])")
 
 
+_ITEM = re.compile(r"/(\d+)(?:/|$)")
+
+
 @attrs.frozen
 class JsonDocument:
+    """Parsed JSON and the line of each value, found when first asked for (an alias file of 1,000
+    records, of which a run reads a few, is scanned only around the records read)."""
+
     path: Path | None
     data: Any
-    lines: dict[str, int]
+    text: str = attrs.field(default="", repr=False, eq=False)
+    _memo: dict[Any, Any] = attrs.field(factory=dict, init=False, repr=False, eq=False)
+
+    @property
+    def lines(self) -> dict[str, int]:
+        if "all" not in self._memo:
+            self._memo["all"] = _scan_lines(self.text)
+        lines: dict[str, int] = self._memo["all"]
+        return lines
 
     def line(self, pointer: str) -> int | None:
+        lines = self._lines_around(pointer)
         # An error about a missing field points at the object that lacks it.
         while True:
-            if pointer in self.lines:
-                return self.lines[pointer]
+            if pointer in lines:
+                return lines[pointer]
             if not pointer:
                 return None
             pointer = pointer.rsplit("/", 1)[0]
+
+    def _lines_around(self, pointer: str) -> dict[str, int]:
+        """The lines of the top-level array item holding ``pointer`` (scanned alone), else all lines."""
+        match = _ITEM.match(pointer)
+        if "all" in self._memo or match is None or not isinstance(self.data, list):
+            return self.lines
+        spans = self._memo.get("spans")
+        if spans is None:
+            spans = self._memo["spans"] = _item_spans(self.text, len(self.data))
+        index = int(match.group(1))
+        if spans is None or index >= len(spans):
+            return self.lines
+        key = ("item", index)
+        if key not in self._memo:
+            start, end = spans[index]
+            self._memo[key] = _scan_lines(self.text[start:end], prefix=f"/{index}",
+                                          first_line=self.text.count("\n", 0, start) + 1, depth=1)
+        lines: dict[str, int] = self._memo[key]
+        return lines
+
+
+def _item_spans(text: str, count: int) -> list[tuple[int, int]] | None:
+    """Where each item of a top-level array of objects or arrays starts and ends; None for other shapes."""
+    spans: list[tuple[int, int]] = []
+    depth = 0
+    start = 0
+    for match in _BRACKET.finditer(text):
+        bracket = match.group(1)
+        if bracket is None:
+            continue
+        if bracket in "[{":
+            depth += 1
+            if depth == 2:
+                start = match.start()
+        else:
+            depth -= 1
+            if depth == 1:
+                spans.append((start, match.end()))
+    return spans if len(spans) == count else None
 
 
 def escape_token(token: str | int) -> str:
@@ -106,7 +160,7 @@ def parse_json(text: str, path: Path | None = None) -> JsonDocument:
         ) from None
     if nesting_exceeds(data, MAX_NESTING):
         raise _too_deep(text, path)
-    return JsonDocument(path, data, _scan_lines(text))
+    return JsonDocument(path, data, text)
 
 
 def read_json_file(path: Path) -> JsonDocument:
@@ -171,7 +225,8 @@ def _too_deep(text: str, path: Path | None) -> JsonSyntaxError:
                            hint="flatten the structure; no flowrun file needs that depth", file=path, line=line)
 
 
-def _scan_lines(text: str, duplicates_of: str | None = None, found: list[str] | None = None) -> dict[str, int]:
+def _scan_lines(text: str, duplicates_of: str | None = None, found: list[str] | None = None, *,
+                prefix: str = "", first_line: int = 1, depth: int = 0) -> dict[str, int]:
     """Map each JSON pointer to the line of its value. Assumes ``text`` is valid JSON
     (apart from a duplicate key, whose line is stored under ``#duplicate`` and whose pointer is
     appended to ``found``)."""
@@ -179,7 +234,7 @@ def _scan_lines(text: str, duplicates_of: str | None = None, found: list[str] | 
     newlines = [m.start() for m in re.finditer("\n", text)]
 
     def line_at(pos: int) -> int:
-        return bisect.bisect_left(newlines, pos) + 1
+        return bisect.bisect_left(newlines, pos) + first_line
 
     def skip(pos: int) -> int:
         match = _WS.match(text, pos)
@@ -229,5 +284,5 @@ def _scan_lines(text: str, duplicates_of: str | None = None, found: list[str] | 
 
     # Positions are a convenience; the data is already parsed.
     with contextlib.suppress(IndexError, ValueError):
-        value(0, "", 0)
+        value(0, prefix, depth)
     return lines

@@ -9,10 +9,13 @@ when writing.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import stat
+from collections.abc import Iterator
 from pathlib import Path
+from typing import TextIO
 
 from flowrun._errors import UsageError
 from flowrun._models._redact import Secrets
@@ -46,6 +49,13 @@ def write_report(path: Path, text: str, *, option: str, secrets: Secrets | None 
     """Write ``text`` (masked with ``secrets``) to ``path``, 0600, without following a link."""
     if secrets is not None:
         text = secrets.mask(text)
+    with open_report(path, option=option) as handle:
+        handle.write(text)
+
+
+@contextlib.contextmanager
+def open_report(path: Path, *, option: str) -> Iterator[TextIO]:
+    """``path`` opened for writing a report in pieces (0600, never through a link); the caller masks."""
     check_report_path(path, option)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -65,4 +75,4 @@ def write_report(path: Path, text: str, *, option: str, secrets: Secrets | None 
         if stat.S_ISREG(info.st_mode):
             os.set_blocking(fd, True)
             os.fchmod(fd, 0o600)
-        handle.write(text)
+        yield handle

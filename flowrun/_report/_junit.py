@@ -67,11 +67,8 @@ def junit_xml(results: Sequence[FlowResult], *, name: str = "flowrun",
         totals["tests"] += 1
         totals["errors"] += 1
     if interrupted is not None:
-        for label, message in _not_run(interrupted):
-            suite = ET.SubElement(root, "testsuite", name=_clean(label), tests="1", failures="0", errors="0",
-                                  skipped="1", time="0")
-            case = ET.SubElement(suite, "testcase", classname=_clean(label), name="not run", time="0")
-            ET.SubElement(case, "skipped", message=_clean(message))
+        for suite in not_run_suites(interrupted):
+            root.append(suite)
             totals["tests"] += 1
             totals["skipped"] += 1
     for key, value in totals.items():
@@ -86,6 +83,18 @@ def write_junit(path: Path, results: Sequence[FlowResult], *, load_errors: Seque
     """Write the report 0600, masked with ``secrets`` (see ``flowrun._report._files``)."""
     write_report(path, junit_xml(results, load_errors=load_errors, interrupted=interrupted), option="--report",
                  secrets=secrets)
+
+
+def not_run_suites(interrupted: Interruption) -> list[ET.Element]:
+    """One suite with one skipped testcase for each flow (or the iterations) a signal kept from starting."""
+    suites = []
+    for label, message in _not_run(interrupted):
+        suite = ET.Element("testsuite", name=_clean(label), tests="1", failures="0", errors="0", skipped="1",
+                           time="0")
+        case = ET.SubElement(suite, "testcase", classname=_clean(label), name="not run", time="0")
+        ET.SubElement(case, "skipped", message=_clean(message))
+        suites.append(suite)
+    return suites
 
 
 def _not_run(interrupted: Interruption) -> list[tuple[str, str]]:

@@ -17,7 +17,7 @@ A flow or step that went through a protocol profile with ``insecure_skip_verify`
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 from flowrun._errors import AssertionFailedError, FlowrunError, SoapFaultError
@@ -245,8 +245,12 @@ def render_interrupted(reason: str, completed: int, interrupted: int, not_run: i
 
 
 def render_summary(results: Sequence[FlowResult], styler: Styler | None = None) -> str:
+    return render_counts(summarize(list(results)), styler)
+
+
+def render_counts(counts: Mapping[str, int], styler: Styler | None = None) -> str:
+    """The summary line from ``summarize``'s counts (a long run keeps counts, not results)."""
     s = styler or _Plain()
-    counts = summarize(list(results))
     flows = f"{counts['flows_passed']} passed, {counts['flows_failed']} failed"
     text = (f"{_count(counts['flows'], 'flow')}: {flows}; {_count(counts['steps'], 'step')} "
             f"({counts['steps_failed']} failed, {counts['steps_skipped']} skipped); "

@@ -224,7 +224,10 @@ def _make_key_decryptor(
         if plain is None:
             raise KeyPasswordError(f"wrong key password for the private key '{alias}'", file=where)
         try:
-            key = serialization.load_der_private_key(plain, password=None)
+            # OpenSSL checks the key against the certificate when a context loads it, and
+            # select_identity compares their public keys: cryptography's RSA validation (~35 ms for
+            # RSA-2048, on every cold start) would only repeat that.
+            key = serialization.load_der_private_key(plain, password=None, unsafe_skip_rsa_key_validation=True)
         except (ValueError, TypeError, UnsupportedAlgorithm):
             # A JCEKS key decrypted with a wrong password passes the padding check 1 time in 256.
             if oid == JCEKS_KEY_PROTECTION_OID:

@@ -174,7 +174,9 @@ def _make_key_decryptor(
         cache_key = hashlib.sha256(secret or b"").digest()
         if cache_key not in cache:
             try:
-                cache[cache_key] = serialization.load_pem_private_key(block.text, secret)
+                # Checked against the certificate by select_identity and OpenSSL (see _jks).
+                cache[cache_key] = serialization.load_pem_private_key(block.text, secret,
+                                                                      unsafe_skip_rsa_key_validation=True)
             except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
                 unsupported = unsupported_encryption(exc, f"the private key in {source}", where)
                 if unsupported is not None:

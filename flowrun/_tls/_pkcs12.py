@@ -263,7 +263,9 @@ def _make_key_decryptor(
             der = _der.encode(bag.value.tag, bag.value.value)
             secret = password.encode("utf-8", "surrogatepass") if bag.oid == _SHROUDED_KEY_BAG else None
             try:
-                cache[cache_key] = serialization.load_der_private_key(der, secret)
+                # Checked against the certificate by select_identity and OpenSSL (see _jks).
+                cache[cache_key] = serialization.load_der_private_key(der, secret,
+                                                                      unsafe_skip_rsa_key_validation=True)
             except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
                 from flowrun._tls._pem import unsupported_encryption
 

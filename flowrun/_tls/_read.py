@@ -44,7 +44,6 @@ from flowrun._tls._chain import (
 from flowrun._tls._jks import JCEKS_MAGIC, JKS_MAGIC, read_jks
 from flowrun._tls._model import ClientIdentity, Finding, KeystoreContents, KeystoreEntry, KeystoreType
 from flowrun._tls._pem import load_pem_certificates, pem_blocks, read_pem
-from flowrun._tls._pkcs12 import read_pkcs12
 
 __all__ = [
     "MAX_KEY_MATERIAL_BYTES",
@@ -197,6 +196,9 @@ def read_keystore(
     if found in ("jks", "jceks"):
         return read_jks(data, password=password, source=source)
     if found == "pkcs12":
+        # Imported for PKCS12 stores only: the start-up of a run from a JKS or PEM store skips it.
+        from flowrun._tls._pkcs12 import read_pkcs12
+
         return read_pkcs12(data, password=password, source=source)
     return read_pem(data, password=password, source=source)
 

@@ -194,6 +194,12 @@ class _Read:
 
     content: bytes
     stamp: Any
+    # Hashed once when read: hashing a 1 MB WSDL on every call cost a millisecond a call.
+    digest: str = attrs.field(init=False)
+
+    @digest.default
+    def _digest(self) -> str:
+        return hashlib.sha256(self.content).hexdigest()
 
 
 @attrs.frozen
@@ -238,8 +244,9 @@ class WsdlCache:
         ``fetch_key`` names who fetches a WSDL URL (the alias and environment): a partner may show
         different aliases different WSDLs.
         """
-        content = self._content(source, exchanger, fetch_key)
-        key = (hashlib.sha256(content).hexdigest(), source.location, policy, strict)
+        read = self._content(source, exchanger, fetch_key)
+        content = read.content
+        key = (read.digest, source.location, policy, strict)
         with self._lock:
             document = self._hit(key)
             if document is not None:
@@ -267,7 +274,7 @@ class WsdlCache:
             self._hits += 1
         return document
 
-    def _content(self, source: WsdlSource, exchanger: Exchanger, fetch_key: Hashable) -> bytes:
+    def _content(self, source: WsdlSource, exchanger: Exchanger, fetch_key: Hashable) -> _Read:
         memo_key = (source.location, fetch_key if not source.local else None)
         with self._lock:
             known = self._read.get(memo_key)
@@ -281,19 +288,20 @@ class WsdlCache:
                                       ) from None
             stamp: Any = (status.st_size, status.st_mtime_ns, status.st_ino)
             if known is not None and known.stamp == stamp:
-                return known.content
+                return known
             data = read_local_document(path, source=source.location)
         else:
             now = time.monotonic()
             if known is not None and now - known.stamp < self.refresh_s:
-                return known.content
+                return known
             data = exchanger.fetch_document(source.location, max_bytes=MAX_DOCUMENT_BYTES)
             stamp = now
             with self._lock:
                 self._fetches += 1
+        read = _Read(data, stamp)
         with self._lock:
-            self._read[memo_key] = _Read(data, stamp)
-        return data
+            self._read[memo_key] = read
+        return read
 
 
 WSDL_CACHE = WsdlCache()
