@@ -27,6 +27,7 @@ _COMMANDS: dict[str, tuple[str, str]] = {
     "certs": ("flowrun._cli._certs", "check when the certificates of keystores and trust store certs expire"),
     "schema": ("flowrun._cli._schema", "print the JSON Schema of alias records, flows or steps"),
     "demo": ("flowrun._cli._demo", "run the sample flows against an embedded partner that requires mutual TLS"),
+    "worker": ("flowrun._cli._worker", "run flows and data rows sent through a broker (Celery, flowrun[celery])"),
 }
 
 

@@ -1,0 +1,132 @@
+"""Sending data rows to workers and gathering their results, in row order, for the usual reports.
+
+``dispatch`` sends one task per data row (run id, row number, the bundle, the row's inputs as JSON
+text), then gathers what the workers return as they finish. When the broker or its result store
+stops answering, it stops with a ``BrokerError`` that carries the results gathered so far.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from flowrun._errors import BrokerError, FlowrunError
+from flowrun._models._flow_results import FlowResult
+from flowrun._models._numbers import WrittenNumber, dumps
+from flowrun.celery._app import RUN_ROW_TASK
+from flowrun.celery._wire import error_from_dict, flow_result_from_dict
+
+__all__ = ["Dispatch", "Row", "shown_url"]
+
+Row = tuple[int, int | None, dict[str, Any]]  # (iteration number, data row, inputs)
+_POLL_S = 0.05
+
+
+def shown_url(url: str) -> str:
+    """The broker URL without its password."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.hostname or ""
+    netloc = f"{parts.username or ''}:***@{host}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+
+
+def _broker_errors() -> tuple[type[BaseException], ...]:
+    import kombu.exceptions
+    import redis.exceptions
+
+    return (redis.exceptions.RedisError, kombu.exceptions.OperationalError, ConnectionError, OSError)
+
+
+class Dispatch:
+    """One run of a flow over many rows on the workers of ``app``."""
+
+    def __init__(self, app: Any, broker_url: str, bundle: dict[str, Any], flow_file: Path, *,
+                 env: str | None = None) -> None:
+        self.app = app
+        self.broker_url = broker_url
+        self.bundle = bundle
+        self.flow_file = flow_file
+        self.env = env
+        self.run_id = uuid.uuid4().hex
+        self.task_ids: dict[int, str] = {}
+        self.rows: dict[int, int | None] = {}
+        self.results: dict[int, FlowResult] = {}
+
+    def send(self, rows: Iterable[Row], *, many: bool) -> None:
+        try:
+            for number, row, inputs in rows:
+                task_id = f"{self.run_id}-{number}"
+                self.app.send_task(RUN_ROW_TASK, task_id=task_id, kwargs={
+                    "bundle": self.bundle, "inputs": dumps(inputs), "run_id": self.run_id, "row": number,
+                    "iteration": number if many else None, "env": self.env})
+                self.task_ids[number] = task_id
+                self.rows[number] = row
+        except _broker_errors() as exc:
+            raise self._lost(exc, "sending the data rows") from None
+
+    def gather(self, on_result: Callable[[FlowResult], None]) -> list[FlowResult]:
+        """Every row's result in row order; ``on_result`` sees each as soon as the rows before it are in."""
+        pending = dict(self.task_ids)
+        shown = 1
+        backend = self.app.backend
+        try:
+            while pending:
+                numbers = list(pending)
+                metas = backend.client.mget([backend.get_key_for_task(pending[n]) for n in numbers])
+                for number, raw in zip(numbers, metas, strict=True):
+                    if raw is None:
+                        continue
+                    meta = backend.decode_result(raw)
+                    if meta.get("status") not in ("SUCCESS", "FAILURE"):
+                        continue
+                    self.results[number] = self._result(number, meta)
+                    del pending[number]
+                while shown in self.results:
+                    on_result(self.results[shown])
+                    shown += 1
+                if pending:
+                    time.sleep(_POLL_S)
+        except _broker_errors() as exc:
+            raise self._lost(exc, "gathering results") from None
+        return [self.results[n] for n in sorted(self.results)]
+
+    def cancel(self) -> None:
+        """Revoke the rows not yet gathered (workers drop them unstarted)."""
+        outstanding = [task for number, task in self.task_ids.items() if number not in self.results]
+        if outstanding:
+            try:
+                self.app.control.revoke(outstanding)
+            except _broker_errors():
+                pass
+
+    def _result(self, number: int, meta: dict[str, Any]) -> FlowResult:
+        if meta.get("status") != "SUCCESS" or not isinstance(meta.get("result"), str):
+            raise FlowrunError(f"data row {self.rows[number]}: the worker failed the task without a result",
+                               hint="see the worker's log")
+        data = json.loads(meta["result"], parse_float=WrittenNumber)
+        if "error" in data:
+            error = error_from_dict(data["error"])
+            assert error is not None
+            row = self.rows[number]
+            if row is not None:
+                error.message = f"data row {row}: {error.message}"
+            raise error
+        return flow_result_from_dict(data["result"], file=self.flow_file)
+
+    def _lost(self, exc: BaseException, doing: str) -> BrokerError:
+        detail = str(exc)
+        password = urlsplit(self.broker_url).password
+        if password:
+            detail = detail.replace(password, "***")
+        return BrokerError(
+            f"the broker {shown_url(self.broker_url)} stopped answering while {doing} "
+            f"({len(self.results)} of {len(self.task_ids)} data rows gathered): {type(exc).__name__}: {detail}",
+            hint="start the broker again and check the partner for the rows not gathered before running them "
+                 "again: a new run has a new run id, so it sends every row again")
