@@ -37,7 +37,9 @@ def create_app(broker: str, *, backend: str | None = None, aliases: str | os.Pat
     delivered again (the completed-step records keep that from sending a step twice).
     """
     app = Celery("flowrun", broker=broker, backend=backend or broker, set_as_current=False)
-    transport = {"visibility_timeout": visibility_timeout_s}
+    # Live workers look for tasks of vanished ones this often (kombu's default is 10 s).
+    transport = {"visibility_timeout": visibility_timeout_s,
+                 "unacked_restore_interval": min(10.0, max(1.0, visibility_timeout_s / 2))}
     app.conf.update(
         task_serializer="json", result_serializer="json", accept_content=["json"], result_accept_content=["json"],
         task_acks_late=True, task_reject_on_worker_lost=True, worker_prefetch_multiplier=1,
