@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from flowrun._models._numbers import WrittenNumber, dumps
 from flowrun._models._steps import RestStep, Step
 
 __all__ = ["StepLedger", "is_idempotent"]
@@ -53,7 +54,7 @@ class StepLedger:
         raw = self.client.get(self.key(index))
         if raw is None:
             return None
-        record = json.loads(raw)
+        record = json.loads(raw, parse_float=WrittenNumber)  # exact decimals stay exact
         return record if isinstance(record, dict) else None
 
     def claim(self, index: int) -> bool:
@@ -61,4 +62,4 @@ class StepLedger:
         return bool(self.client.set(self.key(index), json.dumps({"state": "in_flight"}), nx=True, ex=self.ttl_s))
 
     def done(self, index: int, result: dict[str, Any]) -> None:
-        self.client.set(self.key(index), json.dumps({"state": "done", "result": result}), ex=self.ttl_s)
+        self.client.set(self.key(index), dumps({"state": "done", "result": result}), ex=self.ttl_s)

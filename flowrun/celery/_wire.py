@@ -16,7 +16,7 @@ from typing import Any
 from flowrun import _errors
 from flowrun._errors import FlowrunError, InternalError, SoapFaultError, UnexpectedStatusError
 from flowrun._models._flow_results import FlowResult
-from flowrun._models._results import AssertionOutcome, Attempt, StepResult, TlsInfo
+from flowrun._models._results import AssertionOutcome, Attempt, RequestInfo, StepResult, TlsInfo
 
 __all__ = ["error_from_dict", "flow_result_from_dict", "step_result_from_dict"]
 
@@ -69,6 +69,7 @@ def step_result_from_dict(data: dict[str, Any]) -> StepResult:
                          step=data["id"])
         for item in data.get("assertions", ()))
     tls = data.get("tls")
+    request = data.get("request")
     body = data.get("body")
     if isinstance(body, dict) and set(body) == {"base64"}:
         with contextlib.suppress(binascii.Error, ValueError, TypeError):
@@ -80,6 +81,9 @@ def step_result_from_dict(data: dict[str, Any]) -> StepResult:
         outputs=dict(data.get("outputs") or {}), attempts=attempts,
         duration_ms=float(data.get("duration_ms", 0.0)), tls=TlsInfo(**tls) if tls else None,
         assertions=assertions, error=error_from_dict(data.get("error")), insecure=bool(data.get("insecure")),
+        request=RequestInfo(method=request["method"], url=request["url"],
+                            headers=tuple((str(k), str(v)) for k, v in request.get("headers", ())))
+        if request else None,
     )
 
 

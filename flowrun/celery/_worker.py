@@ -60,9 +60,7 @@ class RecordingRunner(FlowRunner):
         record = ledger.get(index)
         if record is None or record.get("state") != "done":
             return None
-        data = json.loads(dumps(record["result"]), parse_float=WrittenNumber)
-        result = step_result_from_dict(data)
-        return result
+        return step_result_from_dict(record["result"])
 
 
 class WorkerSettings:
@@ -141,7 +139,13 @@ def run_row(state: WorkerState, *, bundle: dict[str, Any], inputs: str, run_id: 
             result = runner.run(flow, json.loads(inputs, parse_float=WrittenNumber), iteration=iteration)
         finally:
             runner.ledger = None
-        return dumps({"result": runner.secrets.mask_data(result.to_dict())})
+        data = result.to_dict()
+        # What reports show beyond to_dict(): the inputs (JUnit properties) and each request line.
+        data["inputs"] = dict(result.inputs)
+        for step, shown in zip(result.steps, data["steps"], strict=True):
+            if step.request is not None:
+                shown["request"] = step.request.to_dict()
+        return dumps({"result": runner.secrets.mask_data(data)})
     except FlowrunError as error:
         data = error.to_dict()
     except Exception as exc:  # a defect: flowrun's own error, never a traceback stored in the backend

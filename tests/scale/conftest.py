@@ -148,12 +148,11 @@ class Workers:
         self.processes: list[subprocess.Popen[bytes]] = []
 
     def start(self, broker: str, aliases: Path, *, concurrency: int = 1, visibility_timeout: float = 3600) -> int:
-        log = (self.directory / f"worker-{len(self.processes)}.log").open("wb")
-        process = subprocess.Popen(
-            [sys.executable, "-m", "flowrun", "worker", "--broker", broker, "--aliases", str(aliases),
-             "--concurrency", str(concurrency), "--visibility-timeout", str(visibility_timeout)],
-            env=flowrun_env(),
-            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        with (self.directory / f"worker-{len(self.processes)}.log").open("wb") as log:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "flowrun", "worker", "--broker", broker, "--aliases", str(aliases),
+                 "--concurrency", str(concurrency), "--visibility-timeout", str(visibility_timeout)],
+                env=flowrun_env(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         self.processes.append(process)
         return len(self.processes) - 1
 

@@ -215,13 +215,14 @@ def test_200_rows_over_two_workers_match_a_local_run_and_redis_never_sees_a_secr
         tmp_path: Path, aliases: Path, partner: PartnerServer, redis_server: RedisServer, workers: Workers) -> None:
     flow = write_flow(tmp_path, SETTLE_FLOW)
     rows = write_rows(tmp_path / "rows.csv", 200)
-    monitor = subprocess.Popen([shutil.which("redis-cli") or "redis-cli", "-p", str(redis_server.port), "monitor"],
-                               stdout=(tmp_path / "monitor.log").open("wb"), stderr=subprocess.DEVNULL)
+    with (tmp_path / "monitor.log").open("wb") as log:
+        monitor = subprocess.Popen([shutil.which("redis-cli") or "redis-cli", "-p", str(redis_server.port), "monitor"],
+                                   stdout=log, stderr=subprocess.DEVNULL)
     try:
         workers.start(redis_server.url, aliases, concurrency=2)
         workers.start(redis_server.url, aliases, concurrency=2)
-        remote = start_cli("run", str(flow), "--data", str(rows), "--broker", redis_server.url,
-                           "--report", str(tmp_path / "remote.xml"), "--no-color")
+        remote = start_cli("--no-color", "run", str(flow), "--data", str(rows), "--broker", redis_server.url,
+                           "--report", str(tmp_path / "remote.xml"))
         remote_out, remote_err = remote.communicate(timeout=GUARD_S)
         remote_json = run_cli("run", str(flow), "--data", str(rows), "--broker", redis_server.url, "--json",
                               secrets=False)
@@ -230,7 +231,7 @@ def test_200_rows_over_two_workers_match_a_local_run_and_redis_never_sees_a_secr
         monitor.wait()
     assert remote.returncode == 0, remote_err + workers.log(0)
     assert "200/200 data rows done" in remote_err
-    local = run_cli("run", str(flow), "--data", str(rows), "--aliases", str(aliases), "--no-color",
+    local = run_cli("--no-color", "run", str(flow), "--data", str(rows), "--aliases", str(aliases),
                     "--report", str(tmp_path / "local.xml"))
     local_json = run_cli("run", str(flow), "--data", str(rows), "--aliases", str(aliases), "--json")
     assert local.returncode == remote_json.returncode == local_json.returncode == 0
@@ -242,9 +243,9 @@ def test_200_rows_over_two_workers_match_a_local_run_and_redis_never_sees_a_secr
     assert without_durations(remote_report) == without_durations(json.loads(local_json.stdout))
     assert text_without_durations(remote_out) == text_without_durations(local.stdout)
     assert junit_without_times(tmp_path / "remote.xml") == junit_without_times(tmp_path / "local.xml")
-    # Every row was paid once per run that sent it: two broker runs and the local one.
-    assert posts_to(partner, "/secure/accounts/1000/transfers") == 3
-    assert sum(1 for r in partner.requests if r.method == "POST" and r.path.endswith("/transfers")) == 600
+    # Every row was paid once per run that sent it: two runs on the workers, two local ones.
+    assert posts_to(partner, "/secure/accounts/1000/transfers") == 4
+    assert sum(1 for r in partner.requests if r.method == "POST" and r.path.endswith("/transfers")) == 800
 
     stored = redis_server.everything()
     assert any(b"flowrun:step:" in blob for blob in stored), "the completed-step records are in Redis"
