@@ -42,16 +42,25 @@ def run_on_workers(args: argparse.Namespace, console: Console, guard: SignalGuar
     total = len(rows)
     step = max(1, total // 10)
 
+    shown = 0
+
     def show(result: FlowResult) -> None:
+        nonlocal shown
         if not args.json:
             print_result(console, result, many, render_flow)
-        done = len(dispatch.results)
-        if many and (done % step == 0 or done == total):
-            err.print(err.style(f"* {done}/{total} data rows done", "dim"))
+        shown += 1
+        if many and (shown % step == 0 or shown == total):
+            err.print(err.style(f"* {shown}/{total} data rows done", "dim"))
 
     failure: BrokerError | None = None
     stop: SignalInterrupt | None = None
     results: list[FlowResult] = []
+    try:
+        with guard.armed():
+            dispatch.check()  # not there at all: the error alone, no empty report
+    except BaseException:
+        app.close()
+        raise
     try:
         with guard.armed():
             dispatch.send(rows, many=many)

@@ -59,6 +59,15 @@ class Dispatch:
         self.rows: dict[int, int | None] = {}
         self.results: dict[int, FlowResult] = {}
 
+    def check(self) -> None:
+        """Fail at once, before anything is sent, when the broker or its result store is not there."""
+        try:
+            self.app.backend.client.ping()
+            with self.app.connection_for_write() as connection:
+                connection.ensure_connection(max_retries=1)
+        except _broker_errors() as exc:
+            raise self._lost(exc, "connecting", started=False) from None
+
     def send(self, rows: Iterable[Row], *, many: bool) -> None:
         try:
             for number, row, inputs in rows:
@@ -68,7 +77,7 @@ class Dispatch:
                     "iteration": number if many else None, "env": self.env})
                 self.task_ids[number] = task_id
                 self.rows[number] = row
-        except _broker_errors() as exc:
+        except (*_broker_errors(), RuntimeError) as exc:  # RuntimeError: Celery's result store gave up
             raise self._lost(exc, "sending the data rows") from None
 
     def gather(self, on_result: Callable[[FlowResult], None]) -> list[FlowResult]:
@@ -120,11 +129,14 @@ class Dispatch:
             raise error
         return flow_result_from_dict(data["result"], file=self.flow_file)
 
-    def _lost(self, exc: BaseException, doing: str) -> BrokerError:
+    def _lost(self, exc: BaseException, doing: str, *, started: bool = True) -> BrokerError:
         detail = str(exc)
         password = urlsplit(self.broker_url).password
         if password:
             detail = detail.replace(password, "***")
+        if not started:
+            return BrokerError(f"the broker {shown_url(self.broker_url)} cannot be reached: "
+                               f"{type(exc).__name__}: {detail}")
         return BrokerError(
             f"the broker {shown_url(self.broker_url)} stopped answering while {doing} "
             f"({len(self.results)} of {len(self.task_ids)} data rows gathered): {type(exc).__name__}: {detail}",
