@@ -37,11 +37,11 @@ def shown_url(url: str) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
 
 
-def _broker_errors() -> tuple[type[BaseException], ...]:
+def _broker_errors(*more: type[BaseException]) -> tuple[type[BaseException], ...]:
     import kombu.exceptions
     import redis.exceptions
 
-    return (redis.exceptions.RedisError, kombu.exceptions.OperationalError, ConnectionError, OSError)
+    return (redis.exceptions.RedisError, kombu.exceptions.OperationalError, ConnectionError, OSError, *more)
 
 
 class Dispatch:
@@ -77,7 +77,7 @@ class Dispatch:
                     "iteration": number if many else None, "env": self.env})
                 self.task_ids[number] = task_id
                 self.rows[number] = row
-        except (*_broker_errors(), RuntimeError) as exc:  # RuntimeError: Celery's result store gave up
+        except _broker_errors(RuntimeError) as exc:  # RuntimeError: Celery's result store gave up
             raise self._lost(exc, "sending the data rows") from None
 
     def gather(self, on_result: Callable[[FlowResult], None]) -> list[FlowResult]:
