@@ -1,6 +1,6 @@
-"""Sending data rows to workers and gathering their results, in row order, for the usual reports.
+"""Sending data rows to workers and gathering their results, in order, for the usual reports.
 
-``dispatch`` sends one task per data row (run id, row number, the bundle, the row's inputs as JSON
+``Dispatch`` sends one task per data row (run id, task number, the bundle, the row's inputs as JSON
 text), then gathers what the workers return as they finish. When the broker or its result store
 stops answering, it stops with a ``BrokerError`` that carries the results gathered so far.
 """
@@ -10,20 +10,19 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from flowrun._errors import BrokerError, FlowrunError
+from flowrun._errors import BrokerError, FlowrunError, InternalError
 from flowrun._models._flow_results import FlowResult
 from flowrun._models._numbers import WrittenNumber, dumps
 from flowrun.celery._app import RUN_ROW_TASK
 from flowrun.celery._wire import error_from_dict, flow_result_from_dict
 
-__all__ = ["Dispatch", "Row", "shown_url"]
+__all__ = ["Dispatch", "Outcome", "shown_url"]
 
-Row = tuple[int, int | None, dict[str, Any]]  # (iteration number, data row, inputs)
 _POLL_S = 0.05
 
 
@@ -44,20 +43,21 @@ def _broker_errors(*more: type[BaseException]) -> tuple[type[BaseException], ...
     return (redis.exceptions.RedisError, kombu.exceptions.OperationalError, ConnectionError, OSError, *more)
 
 
-class Dispatch:
-    """One run of a flow over many rows on the workers of ``app``."""
+Outcome = FlowResult | FlowrunError
 
-    def __init__(self, app: Any, broker_url: str, bundle: dict[str, Any], flow_file: Path, *,
-                 env: str | None = None) -> None:
+
+class Dispatch:
+    """One run on the workers of ``app``: tasks numbered 1..N, gathered back in that order."""
+
+    def __init__(self, app: Any, broker_url: str, *, env: str | None = None) -> None:
         self.app = app
         self.broker_url = broker_url
-        self.bundle = bundle
-        self.flow_file = flow_file
         self.env = env
         self.run_id = uuid.uuid4().hex
         self.task_ids: dict[int, str] = {}
+        self.files: dict[int, Path] = {}
         self.rows: dict[int, int | None] = {}
-        self.results: dict[int, FlowResult] = {}
+        self.results: dict[int, Outcome] = {}
 
     def check(self) -> None:
         """Fail at once, before anything is sent, when the broker or its result store is not there."""
@@ -68,22 +68,25 @@ class Dispatch:
         except _broker_errors() as exc:
             raise self._lost(exc, "connecting", started=False) from None
 
-    def send(self, rows: Iterable[Row], *, many: bool) -> None:
+    def send(self, number: int, bundle: dict[str, Any], inputs: dict[str, Any], *, file: Path,
+             iteration: int | None, row: int | None) -> None:
+        """Task ``number``: one run of the bundled flow with ``inputs``; ``row`` names it in messages."""
+        task_id = f"{self.run_id}-{number}"
         try:
-            for number, row, inputs in rows:
-                task_id = f"{self.run_id}-{number}"
-                self.app.send_task(RUN_ROW_TASK, task_id=task_id, kwargs={
-                    "bundle": self.bundle, "inputs": dumps(inputs), "run_id": self.run_id, "row": number,
-                    "iteration": number if many else None, "env": self.env})
-                self.task_ids[number] = task_id
-                self.rows[number] = row
+            self.app.send_task(RUN_ROW_TASK, task_id=task_id, kwargs={
+                "bundle": bundle, "inputs": dumps(inputs), "run_id": self.run_id, "row": number,
+                "iteration": iteration, "env": self.env})
         except _broker_errors(RuntimeError) as exc:  # RuntimeError: Celery's result store gave up
             raise self._lost(exc, "sending the data rows") from None
+        self.task_ids[number] = task_id
+        self.files[number] = file
+        self.rows[number] = row
 
-    def gather(self, on_result: Callable[[FlowResult], None]) -> list[FlowResult]:
-        """Every row's result in row order; ``on_result`` sees each as soon as the rows before it are in."""
+    def gather(self, on_result: Callable[[int, Outcome], None]) -> dict[int, Outcome]:
+        """Every task's outcome (a result, or the definition error the worker met); ``on_result``
+        sees each in task order, as soon as the ones before it are in."""
         pending = dict(self.task_ids)
-        shown = 1
+        shown = min(self.task_ids, default=1)
         backend = self.app.backend
         try:
             while pending:
@@ -95,16 +98,16 @@ class Dispatch:
                     meta = backend.decode_result(raw)
                     if meta.get("status") not in ("SUCCESS", "FAILURE"):
                         continue
-                    self.results[number] = self._result(number, meta)
+                    self.results[number] = self._outcome(number, meta)
                     del pending[number]
                 while shown in self.results:
-                    on_result(self.results[shown])
+                    on_result(shown, self.results[shown])
                     shown += 1
                 if pending:
                     time.sleep(_POLL_S)
         except _broker_errors() as exc:
             raise self._lost(exc, "gathering results") from None
-        return [self.results[n] for n in sorted(self.results)]
+        return dict(sorted(self.results.items()))
 
     def cancel(self) -> None:
         """Revoke the rows not yet gathered (workers drop them unstarted)."""
@@ -115,10 +118,10 @@ class Dispatch:
             except _broker_errors():
                 pass
 
-    def _result(self, number: int, meta: dict[str, Any]) -> FlowResult:
+    def _outcome(self, number: int, meta: dict[str, Any]) -> Outcome:
         if meta.get("status") != "SUCCESS" or not isinstance(meta.get("result"), str):
-            raise FlowrunError(f"data row {self.rows[number]}: the worker failed the task without a result",
-                               hint="see the worker's log")
+            return InternalError(f"task {number}: the worker failed it without a result",
+                                 hint="see the worker's log", file=self.files[number])
         data = json.loads(meta["result"], parse_float=WrittenNumber)
         if "error" in data:
             error = error_from_dict(data["error"])
@@ -126,8 +129,8 @@ class Dispatch:
             row = self.rows[number]
             if row is not None:
                 error.message = f"data row {row}: {error.message}"
-            raise error
-        return flow_result_from_dict(data["result"], file=self.flow_file)
+            return error
+        return flow_result_from_dict(data["result"], file=self.files[number])
 
     def _lost(self, exc: BaseException, doing: str, *, started: bool = True) -> BrokerError:
         detail = str(exc)

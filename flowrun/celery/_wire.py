@@ -40,8 +40,7 @@ def error_from_dict(data: dict[str, Any] | None) -> FlowrunError | None:
     cls = _BY_CODE.get(str(data.get("code")), InternalError)
     shown = str(data.get("message", ""))
     file, pointer, line, step = data.get("file"), data.get("pointer"), data.get("line"), data.get("step")
-    error = cls.__new__(cls)
-    FlowrunError.__init__(error, shown, hint=data.get("hint", ""), file=file, pointer=pointer, line=line, step=step)
+    error = cls(shown, hint=data.get("hint", ""), file=file, pointer=pointer, line=line, step=step)
     # to_dict() wrote "location: message"; keep the message alone so str() does not repeat the location.
     prefix = f"{error.location}: " if error.location else ""
     error.message = shown[len(prefix):] if prefix and shown.startswith(prefix) else shown
