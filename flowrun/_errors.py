@@ -40,6 +40,7 @@
     ├── DataPillError                     {{ expression }} invalid or names a missing value
     │   └── PathOutsideBaseError          a rendered path leaves the alias's base path
     ├── RunInterruptedError               exit 130: SIGINT or SIGTERM stopped the run mid-step
+    ├── BrokerError                       the Celery broker or result backend cannot be reached (flowrun.celery)
     └── StepFailure                       exit 1: a step ran and failed
         ├── TransportError
         │   ├── ConnectRefusedError
@@ -78,6 +79,7 @@
         ├── PaginationError               a page's items are not an array
         │   ├── NextPageRefusedError      a next-page URL leaves the alias's origin
         │   └── PageLimitError            more pages than paginate.max_pages
+        ├── OutcomeUnknownError           a redelivered task finds a non-idempotent request was in flight
         └── InternalError                 an unexpected exception, kept as a step error
 
 Each class has a stable ``code`` (shown to users and written to reports), an exit code, and a
@@ -363,6 +365,14 @@ class RunInterruptedError(FlowrunError):
     default_hint = "the run was stopped before this step finished; steps after it did not run"
 
 
+class BrokerError(FlowrunError):
+    """``flowrun run --broker`` / ``flowrun worker``: the broker or its result store cannot be
+    reached, or went away during the run (the report keeps the rows gathered before)."""
+
+    code = "broker.unavailable"
+    default_hint = "check that the broker (e.g. redis-server) runs and that the URL is right"
+
+
 # --- step failures ------------------------------------------------------------------------
 
 
@@ -612,6 +622,14 @@ class NextPageRefusedError(PaginationError):
 class PageLimitError(PaginationError):
     code = "http.pagination.max_pages"
     default_hint = "raise paginate.max_pages if the list really is that long"
+class OutcomeUnknownError(StepFailure):
+    """A worker died while this non-idempotent request (POST, PATCH, SOAP without an idempotency key)
+    was in flight: it may or may not have reached the partner, so the redelivered task does not send
+    it again."""
+
+    code = "delivery.outcome_unknown"
+    default_hint = ("check with the partner whether the request arrived before sending it again; give the step "
+                    "an Idempotency-Key header so that a redelivered task may re-send it safely")
 
 
 class InternalError(StepFailure):

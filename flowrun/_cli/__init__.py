@@ -28,6 +28,7 @@ _COMMANDS: dict[str, tuple[str, str]] = {
     "schema": ("flowrun._cli._schema", "print the JSON Schema of alias records, flows or steps"),
     "import": ("flowrun._cli._import", "write flows, steps and aliases from a Postman collection, curl or OpenAPI"),
     "demo": ("flowrun._cli._demo", "run the sample flows against an embedded partner that requires mutual TLS"),
+    "worker": ("flowrun._cli._worker", "run flows and data rows sent through a broker (Celery, flowrun[celery])"),
 }
 
 

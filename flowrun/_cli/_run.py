@@ -75,6 +75,9 @@ def register(subparsers: Any, name: str, summary: str) -> None:
                         "fault) as JSON on standard error, secrets redacted")
     add_connect_to_option(parser)
     add_otel_option(parser)
+    parser.add_argument("--broker", metavar="URL",
+                        help="send the data rows to `flowrun worker` processes through this Redis broker "
+                        "(redis://host:6379/0) and gather their results into the same reports (docs/scale.md)")
     parser.set_defaults(handler=run_command)
 
 
@@ -131,6 +134,14 @@ def _run(args: argparse.Namespace, console: Console, guard: SignalGuard) -> int:
 
     total = args.iterations * (len(rows) if rows is not None else 1)
     many = total > 1
+    if getattr(args, "broker", None):
+        if args.verbose or args.show_body or args.connect_to:
+            raise UsageError("-v, --show-body and --connect-to apply to local runs, not with --broker",
+                             hint="workers use their own aliases; run one row locally to see its requests")
+        from flowrun._cli._broker import run_on_workers
+
+        return run_on_workers(args, console, guard, flow=flow, rows=list(_runs(base, rows, args.iterations)),
+                              many=many, print_result=_print_result)
     # Results are counted and streamed to the reports as they come, never kept: memory stays flat
     # over any number of iterations.
     tally = RunTally()

@@ -73,6 +73,9 @@ def register(subparsers: Any, name: str, summary: str) -> None:
     parser.add_argument("-v", "--verbose", action="store_true", help="list passing assertions too")
     add_connect_to_option(parser)
     add_otel_option(parser)
+    parser.add_argument("--broker", metavar="URL",
+                        help="run the flows on `flowrun worker` processes through this Redis broker and gather "
+                        "their results into the same reports (docs/scale.md)")
     parser.set_defaults(handler=test_command)
 
 
@@ -258,7 +261,11 @@ def _test(args: argparse.Namespace, console: Console, guard: SignalGuard) -> int
                 flows.append((file, flow))
     err = Console.for_stream(sys.stderr, no_color=not console.color, secrets=console.secrets)
     registry: Registry | None = None
-    if args.aliases is not None or any(flow.alias_names for _, flow in flows):
+    if args.broker and args.connect_to:
+        raise UsageError("--connect-to applies to local runs, not with --broker",
+                         hint="workers use their own aliases")
+    # With --broker the workers resolve the aliases: this machine needs none.
+    if not args.broker and (args.aliases is not None or any(flow.alias_names for _, flow in flows)):
         try:
             registry = Registry.load(args.aliases, connect_to=connect_to)
         except FlowrunError as error:
@@ -266,6 +273,11 @@ def _test(args: argparse.Namespace, console: Console, guard: SignalGuard) -> int
             return error.exit_code
         registry.on_insecure = warn_insecure(err)
     jobs = _jobs(flows, given_inputs(args), given_rows(args))
+    if args.broker:
+        from flowrun._cli._broker import test_on_workers
+
+        return test_on_workers(args, console, guard, jobs=jobs, load_errors=load_errors, label=_label,
+                               started=started)
     progress = _Progress(console, len(jobs))
 
     def make_runner() -> FlowRunner:

@@ -1,0 +1,208 @@
+"""``flowrun run --broker URL`` and ``flowrun test --broker URL``: the rows and flows go to Celery
+workers; the output, reports and exit code are a local run's.
+
+Imported only when ``--broker`` is given: a local run never imports Celery.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+from flowrun._cli._interrupt import SignalGuard, SignalInterrupt
+from flowrun._cli._output import Console
+from flowrun._errors import BrokerError, FlowrunError, UsageError
+from flowrun._models._flow_results import FlowResult
+
+if TYPE_CHECKING:
+    from flowrun._models._flow import Flow
+    from flowrun._report._interruption import Interruption
+    from flowrun.celery._dispatch import Dispatch, Outcome
+
+__all__ = ["run_on_workers", "test_on_workers"]
+
+
+class _Stopped:
+    """How the gathering ended early: the broker went away, or a signal."""
+
+    def __init__(self) -> None:
+        self.failure: BrokerError | None = None
+        self.signal: SignalInterrupt | None = None
+
+    @property
+    def reason(self) -> str | None:
+        if self.signal is not None:
+            return self.signal.reason
+        return "broker.unavailable" if self.failure is not None else None
+
+
+@contextmanager
+def _dispatch(args: argparse.Namespace, console: Console, guard: SignalGuard) -> Iterator[Dispatch]:
+    try:
+        from flowrun.celery._app import create_app
+        from flowrun.celery._dispatch import Dispatch
+    except ImportError:
+        raise UsageError("--broker needs Celery and redis, which are not installed",
+                         hint="pip install 'flowrun[celery]'") from None
+    console.secrets.add(urlsplit(args.broker).password)
+    app = create_app(args.broker)
+    try:
+        dispatch = Dispatch(app, args.broker, env=args.env)
+        with guard.armed():
+            dispatch.check()  # not there at all: the error alone, no empty report
+        yield dispatch
+    finally:
+        app.close()
+
+
+def _gather(dispatch: Dispatch, guard: SignalGuard, send: Callable[[], None], on_result: Callable[[int, Outcome], None],
+            err: Console, broker: str) -> _Stopped:
+    from flowrun.celery._dispatch import shown_url
+
+    stopped = _Stopped()
+    try:
+        with guard.armed():
+            send()
+            err.print(err.style(f"* run {dispatch.run_id}: {len(dispatch.task_ids)} task(s) sent to the workers "
+                                f"of {shown_url(broker)}", "dim"))
+            dispatch.gather(on_result)
+    except BrokerError as error:
+        stopped.failure = error
+    except SignalInterrupt as signalled:
+        stopped.signal = signalled
+        dispatch.cancel()
+    return stopped
+
+
+def _progress(err: Console, total: int, unit: str) -> Callable[[], None]:
+    step = max(1, total // 10)
+    shown = 0
+
+    def one_more() -> None:
+        nonlocal shown
+        shown += 1
+        if total > 1 and (shown % step == 0 or shown == total):
+            err.print(err.style(f"* {shown}/{total} {unit} done", "dim"))
+
+    return one_more
+
+
+def run_on_workers(args: argparse.Namespace, console: Console, guard: SignalGuard, *, flow: Flow,
+                   rows: list[tuple[int, int | None, dict[str, Any]]], many: bool, print_result: Any) -> int:
+    from flowrun._cli._flow_options import exit_code
+    from flowrun._report._interruption import Interruption
+    from flowrun._report._text import render_flow, render_interrupted, render_summary
+    from flowrun.celery._bundle import make_bundle
+
+    err = Console.for_stream(sys.stderr, no_color=not console.color, secrets=console.secrets)
+    bundle = make_bundle(args.flow, flow)
+    results: list[FlowResult] = []
+    progress = _progress(err, len(rows), "data rows")
+    with _dispatch(args, console, guard) as dispatch:
+        def send() -> None:
+            for number, row, inputs in rows:
+                dispatch.send(number, bundle, inputs, file=args.flow, iteration=number if many else None,
+                              row=row if args.data is not None else None)
+
+        def on_result(number: int, outcome: Outcome) -> None:
+            if isinstance(outcome, FlowrunError):
+                if outcome.file is None and args.data is not None:
+                    outcome.file = str(args.data)
+                raise outcome  # like a local run: a definition problem stops the run (exit 2)
+            results.append(outcome)
+            if not args.json:
+                print_result(console, outcome, many, render_flow)
+            progress()
+
+        stopped = _gather(dispatch, guard, send, on_result, err, args.broker)
+    interrupted = None
+    if stopped.reason is not None:
+        interrupted = Interruption(stopped.reason, not_run_count=len(rows) - len(results))
+    if args.report is not None:
+        from flowrun._report._junit import write_junit
+
+        write_junit(args.report, results, interrupted=interrupted, secrets=console.secrets)
+    if args.json:
+        from flowrun._report._json import run_report
+
+        console.print_json(run_report(results, many=many, interrupted=interrupted))
+    elif many:
+        console.print(render_summary(results, console))
+    if stopped.failure is not None:
+        raise stopped.failure
+    if stopped.signal is not None and interrupted is not None:
+        err.print(render_interrupted(stopped.signal.reason, len(results), 0, interrupted.not_run_count, "iteration",
+                                     err))
+        return stopped.signal.exit_code
+    return exit_code(results)
+
+
+def test_on_workers(args: argparse.Namespace, console: Console, guard: SignalGuard, *,
+                    jobs: list[tuple[Path, Flow, dict[str, Any], int | None]], load_errors: list[FlowrunError],
+                    label: Callable[[Path, int | None], str], started: float) -> int:
+    import time
+
+    from flowrun._cli._flow_options import exit_code
+    from flowrun._report._interruption import Interruption
+    from flowrun._report._text import render_flow, render_interrupted, render_summary
+    from flowrun.celery._bundle import make_bundle
+
+    err = Console.for_stream(sys.stderr, no_color=not console.color, secrets=console.secrets)
+    bundles: dict[Path, dict[str, Any]] = {}
+    for file, flow, _, _ in jobs:
+        if file not in bundles:
+            bundles[file] = make_bundle(file, flow)
+    outcomes: dict[int, Outcome] = {}
+    progress = _progress(err, len(jobs), "flows")
+    with _dispatch(args, console, guard) as dispatch:
+        def send() -> None:
+            for number, (file, _, inputs, row) in enumerate(jobs, 1):
+                dispatch.send(number, bundles[file], inputs, file=file, iteration=row, row=None)
+
+        def on_result(number: int, outcome: Outcome) -> None:
+            outcomes[number] = outcome
+            file, _, _, row = jobs[number - 1]
+            if isinstance(outcome, FlowResult):
+                lines = render_flow(outcome, console, title=f"{outcome.name} ({file})", all_assertions=args.verbose)
+            else:
+                lines = [f"{console.style('error', 'red', 'bold')} {label(file, row)}: {outcome}"]
+                if outcome.hint:
+                    lines.append(f"  {console.style('hint', 'cyan')}: {outcome.hint}")
+            for line in lines:
+                console.print(line)
+            progress()
+
+        stopped = _gather(dispatch, guard, send, on_result, err, args.broker)
+    results = [o for _, o in sorted(outcomes.items()) if isinstance(o, FlowResult)]
+    problems = list(load_errors) + [o for _, o in sorted(outcomes.items()) if isinstance(o, FlowrunError)]
+    interrupted: Interruption | None = None
+    if stopped.reason is not None:
+        not_run = tuple(label(jobs[n - 1][0], jobs[n - 1][3]) for n in range(1, len(jobs) + 1) if n not in outcomes)
+        interrupted = Interruption(stopped.reason, not_run=not_run)
+    duration_ms = (time.perf_counter() - started) * 1000
+    if args.report is not None:
+        from flowrun._report._junit import write_junit
+
+        write_junit(args.report, results, load_errors=problems, interrupted=interrupted, secrets=console.secrets)
+    if args.json_report is not None:
+        from flowrun._report._json import test_report, write_json
+
+        write_json(args.json_report, test_report(results, duration_ms=duration_ms,
+                                                 errors=[e.to_dict() for e in problems], interrupted=interrupted),
+                   secrets=console.secrets)
+    console.print(render_summary(results, console)
+                  + (console.style(f"; {len(problems)} not run", "red", "bold") if problems else ""))
+    if stopped.failure is not None:
+        raise stopped.failure
+    if stopped.signal is not None and interrupted is not None:
+        err.print(render_interrupted(stopped.signal.reason, len(results), 0, len(interrupted.not_run), "flow", err))
+        return stopped.signal.exit_code
+    code = exit_code(results)
+    if problems:
+        code = max(code, *(error.exit_code for error in problems))
+    return code

@@ -1,0 +1,147 @@
+"""Sending data rows to workers and gathering their results, in order, for the usual reports.
+
+``Dispatch`` sends one task per data row (run id, task number, the bundle, the row's inputs as JSON
+text), then gathers what the workers return as they finish. When the broker or its result store
+stops answering, it stops with a ``BrokerError`` that carries the results gathered so far.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from flowrun._errors import BrokerError, FlowrunError, InternalError
+from flowrun._models._flow_results import FlowResult
+from flowrun._models._numbers import WrittenNumber, dumps
+from flowrun.celery._app import RUN_ROW_TASK
+from flowrun.celery._wire import error_from_dict, flow_result_from_dict
+
+__all__ = ["Dispatch", "Outcome", "shown_url"]
+
+_POLL_S = 0.05
+
+
+def shown_url(url: str) -> str:
+    """The broker URL without its password."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.hostname or ""
+    netloc = f"{parts.username or ''}:***@{host}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+
+
+def _broker_errors(*more: type[BaseException]) -> tuple[type[BaseException], ...]:
+    import kombu.exceptions
+    import redis.exceptions
+
+    return (redis.exceptions.RedisError, kombu.exceptions.OperationalError, ConnectionError, OSError, *more)
+
+
+Outcome = FlowResult | FlowrunError
+
+
+class Dispatch:
+    """One run on the workers of ``app``: tasks numbered 1..N, gathered back in that order."""
+
+    def __init__(self, app: Any, broker_url: str, *, env: str | None = None) -> None:
+        self.app = app
+        self.broker_url = broker_url
+        self.env = env
+        self.run_id = uuid.uuid4().hex
+        self.task_ids: dict[int, str] = {}
+        self.files: dict[int, Path] = {}
+        self.rows: dict[int, int | None] = {}
+        self.results: dict[int, Outcome] = {}
+
+    def check(self) -> None:
+        """Fail at once, before anything is sent, when the broker or its result store is not there."""
+        try:
+            self.app.backend.client.ping()
+            with self.app.connection_for_write() as connection:
+                connection.ensure_connection(max_retries=1)
+        except _broker_errors() as exc:
+            raise self._lost(exc, "connecting", started=False) from None
+
+    def send(self, number: int, bundle: dict[str, Any], inputs: dict[str, Any], *, file: Path,
+             iteration: int | None, row: int | None) -> None:
+        """Task ``number``: one run of the bundled flow with ``inputs``; ``row`` names it in messages."""
+        task_id = f"{self.run_id}-{number}"
+        try:
+            self.app.send_task(RUN_ROW_TASK, task_id=task_id, kwargs={
+                "bundle": bundle, "inputs": dumps(inputs), "run_id": self.run_id, "row": number,
+                "iteration": iteration, "env": self.env})
+        except _broker_errors(RuntimeError) as exc:  # RuntimeError: Celery's result store gave up
+            raise self._lost(exc, "sending the data rows") from None
+        self.task_ids[number] = task_id
+        self.files[number] = file
+        self.rows[number] = row
+
+    def gather(self, on_result: Callable[[int, Outcome], None]) -> dict[int, Outcome]:
+        """Every task's outcome (a result, or the definition error the worker met); ``on_result``
+        sees each in task order, as soon as the ones before it are in."""
+        pending = dict(self.task_ids)
+        shown = min(self.task_ids, default=1)
+        backend = self.app.backend
+        try:
+            while pending:
+                numbers = list(pending)
+                metas = backend.client.mget([backend.get_key_for_task(pending[n]) for n in numbers])
+                for number, raw in zip(numbers, metas, strict=True):
+                    if raw is None:
+                        continue
+                    meta = backend.decode_result(raw)
+                    if meta.get("status") not in ("SUCCESS", "FAILURE"):
+                        continue
+                    self.results[number] = self._outcome(number, meta)
+                    del pending[number]
+                while shown in self.results:
+                    on_result(shown, self.results[shown])
+                    shown += 1
+                if pending:
+                    time.sleep(_POLL_S)
+        except _broker_errors() as exc:
+            raise self._lost(exc, "gathering results") from None
+        return dict(sorted(self.results.items()))
+
+    def cancel(self) -> None:
+        """Revoke the rows not yet gathered (workers drop them unstarted)."""
+        outstanding = [task for number, task in self.task_ids.items() if number not in self.results]
+        if outstanding:
+            try:
+                self.app.control.revoke(outstanding)
+            except _broker_errors():
+                pass
+
+    def _outcome(self, number: int, meta: dict[str, Any]) -> Outcome:
+        if meta.get("status") != "SUCCESS" or not isinstance(meta.get("result"), str):
+            return InternalError(f"task {number}: the worker failed it without a result",
+                                 hint="see the worker's log", file=self.files[number])
+        data = json.loads(meta["result"], parse_float=WrittenNumber)
+        if "error" in data:
+            error = error_from_dict(data["error"])
+            assert error is not None
+            row = self.rows[number]
+            if row is not None:
+                error.message = f"data row {row}: {error.message}"
+            return error
+        return flow_result_from_dict(data["result"], file=self.files[number])
+
+    def _lost(self, exc: BaseException, doing: str, *, started: bool = True) -> BrokerError:
+        detail = str(exc)
+        password = urlsplit(self.broker_url).password
+        if password:
+            detail = detail.replace(password, "***")
+        if not started:
+            return BrokerError(f"the broker {shown_url(self.broker_url)} cannot be reached: "
+                               f"{type(exc).__name__}: {detail}")
+        return BrokerError(
+            f"the broker {shown_url(self.broker_url)} stopped answering while {doing} "
+            f"({len(self.results)} of {len(self.task_ids)} data rows gathered): {type(exc).__name__}: {detail}",
+            hint="start the broker again and check the partner for the rows not gathered before running them "
+                 "again: a new run has a new run id, so it sends every row again")

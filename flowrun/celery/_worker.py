@@ -1,0 +1,155 @@
+"""What a worker process does with a task: run one data row of a bundled flow, step records in Redis.
+
+Each worker process keeps one ``WorkerState``: the registry loaded once from its own alias
+directory (secrets from its environment, files or a ``SecretSource``), one flow runner per
+``env`` (its executors keep SSL contexts, pooled connections and parsed WSDLs for the life of the
+process), the flows built from bundles, and a Redis client for the completed-step records.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from flowrun._errors import FlowrunError, OutcomeUnknownError
+from flowrun._flows import FlowRunner, _Call, _failed
+from flowrun._models._flow import Flow
+from flowrun._models._numbers import WrittenNumber, dumps
+from flowrun._models._results import StepResult
+from flowrun._models._secret import SecretSource
+from flowrun.celery._bundle import BundleCache
+from flowrun.celery._ledger import DEFAULT_TTL_S, StepLedger, is_idempotent
+from flowrun.celery._wire import step_result_from_dict
+
+if TYPE_CHECKING:
+    from flowrun._registry import Registry
+
+__all__ = ["RecordingRunner", "WorkerSettings", "WorkerState", "run_row"]
+
+
+class RecordingRunner(FlowRunner):
+    """A flow runner that consults and writes the completed-step records of ``ledger``."""
+
+    ledger: StepLedger | None = None
+
+    def _execute(self, flow: Flow, call: _Call) -> StepResult:
+        ledger = self.ledger
+        if ledger is None:
+            return super()._execute(flow, call)
+        index = next(i for i, entry in enumerate(flow.steps) if entry is call.entry)
+        replayed = self._replay(ledger, index)
+        if replayed is not None:
+            return replayed
+        if not is_idempotent(call.step) and not ledger.claim(index):
+            replayed = self._replay(ledger, index)  # finished between our two reads
+            if replayed is not None:
+                return replayed
+            method = getattr(call.step, "method", "SOAP")
+            return _failed(call.entry, OutcomeUnknownError(
+                f"a worker stopped while this {method} request was in flight (run {ledger.run_id}, data row "
+                f"{ledger.row}, step {index + 1}): it may have reached the partner, so it is not sent again"))
+        result = super()._execute(flow, call)
+        ledger.done(index, result.to_dict(include_body=True))
+        return result
+
+    def _replay(self, ledger: StepLedger, index: int) -> StepResult | None:
+        record = ledger.get(index)
+        if record is None or record.get("state") != "done":
+            return None
+        return step_result_from_dict(record["result"])
+
+
+class WorkerSettings:
+    """What a worker reads from its own machine, never from a task."""
+
+    def __init__(self, *, aliases: str | os.PathLike[str] | None = None,
+                 secrets: SecretSource | Mapping[str, SecretSource] | None = None,
+                 record_ttl_s: int = DEFAULT_TTL_S) -> None:
+        self.aliases = Path(aliases) if aliases is not None else None
+        self.secrets = secrets
+        self.record_ttl_s = record_ttl_s
+
+
+class WorkerState:
+    """Per worker process (built lazily in the process after the pool forked it)."""
+
+    def __init__(self, settings: WorkerSettings, redis_url: str) -> None:
+        self.settings = settings
+        self.redis_url = redis_url
+        self.bundles = BundleCache()
+        self._registry: Registry | None = None
+        self._runners: dict[str | None, RecordingRunner] = {}
+        self._redis: Any = None
+
+    def registry(self) -> Registry:
+        if self._registry is None:
+            from flowrun._registry import Registry
+
+            self._registry = Registry.load(self.settings.aliases, secrets=self.settings.secrets)
+        return self._registry
+
+    def runner(self, env: str | None) -> RecordingRunner:
+        runner = self._runners.get(env)
+        if runner is None:
+            runner = self._runners[env] = RecordingRunner(registry=self.registry(), env=env)
+        return runner
+
+    def redis(self) -> Any:
+        if self._redis is None:
+            import redis
+
+            self._redis = redis.Redis.from_url(self.redis_url)
+        return self._redis
+
+    def close(self) -> None:
+        for runner in self._runners.values():
+            runner.close()
+        self._runners.clear()
+        self.bundles.clear()
+
+
+_STATES: dict[tuple[int, int], WorkerState] = {}
+_STATES_LOCK = threading.Lock()
+
+
+def state_for(key: int, settings: WorkerSettings, redis_url: str) -> WorkerState:
+    """The state of this process for one app (``key``); a forked child builds its own."""
+    with _STATES_LOCK:
+        state = _STATES.get((os.getpid(), key))
+        if state is None:
+            state = _STATES[(os.getpid(), key)] = WorkerState(settings, redis_url)
+        return state
+
+
+def run_row(state: WorkerState, *, bundle: dict[str, Any], inputs: str, run_id: str, row: int,
+            iteration: int | None, env: str | None) -> str:
+    """The task body (``inputs`` as JSON text, so exact numbers stay exact). Returns JSON text, masked:
+    ``{"result": FlowResult.to_dict()}``, or ``{"error": FlowrunError.to_dict()}`` for a definition
+    problem (the flow, its inputs, the worker's aliases)."""
+    runner: RecordingRunner | None = None
+    try:
+        flow = state.bundles.flow(bundle)
+        runner = state.runner(env)
+        runner.ledger = StepLedger(state.redis(), run_id, row, ttl_s=state.settings.record_ttl_s)
+        try:
+            result = runner.run(flow, json.loads(inputs, parse_float=WrittenNumber), iteration=iteration)
+        finally:
+            runner.ledger = None
+        data = result.to_dict()
+        # What reports show beyond to_dict(): the inputs (JUnit properties) and each request line.
+        data["inputs"] = dict(result.inputs)
+        for step, shown in zip(result.steps, data["steps"], strict=True):
+            if step.request is not None:
+                shown["request"] = step.request.to_dict()
+        return dumps({"result": runner.secrets.mask_data(data)})
+    except FlowrunError as error:
+        data = error.to_dict()
+    except Exception as exc:  # a defect: flowrun's own error, never a traceback stored in the backend
+        from flowrun._runner import internal_error
+
+        data = internal_error(exc).to_dict()
+    return dumps({"error": runner.secrets.mask_data(data) if runner is not None else data})
