@@ -193,14 +193,14 @@ def _run(args: argparse.Namespace, console: Console, guard: SignalGuard) -> int:
     interrupted = None
     if stop is not None:
         interrupted = Interruption(stop.reason, not_run_count=total - tally.count)
-    if junit_stream is not None:
-        junit_stream.write(args.report, interrupted=interrupted, secrets=console.secrets)
-    if json_stream is not None:
-        json_stream.write(console.stream, tally, many=many, interrupted=interrupted)
     if html_results is not None:
         from flowrun._report._html import write_html
 
         write_html(args.html, html_results, interrupted=interrupted, secrets=console.secrets)
+    if junit_stream is not None:
+        junit_stream.write(args.report, interrupted=interrupted, secrets=console.secrets)
+    if json_stream is not None:
+        json_stream.write(console.stream, tally, many=many, interrupted=interrupted)
     elif many:
         console.print(render_counts(tally.counts, console))
     if stop is not None and interrupted is not None:
