@@ -147,9 +147,9 @@ def test_on_workers(args: argparse.Namespace, console: Console, guard: SignalGua
                     label: Callable[[Path, int | None], str], started: float) -> int:
     import time
 
-    from flowrun._cli._flow_options import exit_code
+    from flowrun._cli._test import report_test_run, test_exit_code
     from flowrun._report._interruption import Interruption
-    from flowrun._report._text import render_flow, render_interrupted, render_summary
+    from flowrun._report._text import render_flow, render_interrupted
     from flowrun.celery._bundle import make_bundle
 
     err = Console.for_stream(sys.stderr, no_color=not console.color, secrets=console.secrets)
@@ -185,24 +185,10 @@ def test_on_workers(args: argparse.Namespace, console: Console, guard: SignalGua
         not_run = tuple(label(jobs[n - 1][0], jobs[n - 1][3]) for n in range(1, len(jobs) + 1) if n not in outcomes)
         interrupted = Interruption(stopped.reason, not_run=not_run)
     duration_ms = (time.perf_counter() - started) * 1000
-    if args.report is not None:
-        from flowrun._report._junit import write_junit
-
-        write_junit(args.report, results, load_errors=problems, interrupted=interrupted, secrets=console.secrets)
-    if args.json_report is not None:
-        from flowrun._report._json import test_report, write_json
-
-        write_json(args.json_report, test_report(results, duration_ms=duration_ms,
-                                                 errors=[e.to_dict() for e in problems], interrupted=interrupted),
-                   secrets=console.secrets)
-    console.print(render_summary(results, console)
-                  + (console.style(f"; {len(problems)} not run", "red", "bold") if problems else ""))
+    report_test_run(args, console, results, problems, interrupted, duration_ms)
     if stopped.failure is not None:
         raise stopped.failure
     if stopped.signal is not None and interrupted is not None:
         err.print(render_interrupted(stopped.signal.reason, len(results), 0, len(interrupted.not_run), "flow", err))
         return stopped.signal.exit_code
-    code = exit_code(results)
-    if problems:
-        code = max(code, *(error.exit_code for error in problems))
-    return code
+    return test_exit_code(results, problems)

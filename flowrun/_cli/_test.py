@@ -44,6 +44,7 @@ from flowrun._models._flow_results import FlowResult
 if TYPE_CHECKING:
     from flowrun._flows import FlowRunner
     from flowrun._models._flow import Flow
+    from flowrun._report._interruption import Interruption
 
 __all__ = ["register", "test_command"]
 
@@ -237,7 +238,7 @@ def _test(args: argparse.Namespace, console: Console, guard: SignalGuard) -> int
     from flowrun._registry import Registry
     from flowrun._report._files import check_report_path
     from flowrun._report._interruption import Interruption
-    from flowrun._report._text import render_flow, render_interrupted, render_summary
+    from flowrun._report._text import render_flow, render_interrupted
 
     if not 1 <= args.parallel <= _MAX_PARALLEL:
         raise UsageError(f"--parallel must be between 1 and {_MAX_PARALLEL}")
@@ -345,6 +346,17 @@ def _test(args: argparse.Namespace, console: Console, guard: SignalGuard) -> int
     if stop is not None:
         interrupted = Interruption(stop.reason, not_run=tuple(_label(jobs[i][0], jobs[i][3]) for i in not_started))
     duration_ms = (time.perf_counter() - started) * 1000
+    report_test_run(args, console, results, problems, interrupted, duration_ms)
+    if stop is not None:
+        err.print(render_interrupted(stop.reason, len(outcomes), len(partial), len(not_started), "flow", err))
+        return stop.exit_code
+    return test_exit_code(results, problems)
+
+
+def report_test_run(args: argparse.Namespace, console: Console, results: list[FlowResult],
+                    problems: list[FlowrunError], interrupted: Interruption | None, duration_ms: float) -> None:
+    """The reports of a ``flowrun test`` run (JUnit, JSON, HTML) and its summary line, for local and
+    broker runs alike."""
     if args.report is not None:
         from flowrun._report._junit import write_junit
 
@@ -360,11 +372,13 @@ def _test(args: argparse.Namespace, console: Console, guard: SignalGuard) -> int
 
         write_html(args.html, results, load_errors=problems, interrupted=interrupted, duration_ms=duration_ms,
                    secrets=console.secrets)
+    from flowrun._report._text import render_summary
+
     console.print(render_summary(results, console)
                   + (console.style(f"; {len(problems)} not run", "red", "bold") if problems else ""))
-    if stop is not None:
-        err.print(render_interrupted(stop.reason, len(outcomes), len(partial), len(not_started), "flow", err))
-        return stop.exit_code
+
+
+def test_exit_code(results: list[FlowResult], problems: list[FlowrunError]) -> int:
     code = exit_code(results)
     if problems:
         code = max(code, *(error.exit_code for error in problems))
