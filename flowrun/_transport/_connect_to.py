@@ -77,8 +77,34 @@ def _retargeted(request: httpcore.Request, origin: httpcore.Origin, target: Addr
                             headers=headers, content=request.stream, extensions=request.extensions)
 
 
-class _SyncRetarget(httpcore.ConnectionInterface):
+class _Delegating:
+    """The state questions the pool asks a connection, answered by the wrapped one (sync or async alike)."""
+
+    _inner: httpcore.ConnectionInterface | httpcore.AsyncConnectionInterface
+
+    def info(self) -> str:
+        return self._inner.info()
+
+    def can_handle_request(self, origin: httpcore.Origin) -> bool:
+        return self._inner.can_handle_request(origin)
+
+    def is_available(self) -> bool:
+        return self._inner.is_available()
+
+    def has_expired(self) -> bool:
+        return self._inner.has_expired()
+
+    def is_idle(self) -> bool:
+        return self._inner.is_idle()
+
+    def is_closed(self) -> bool:
+        return self._inner.is_closed()
+
+
+class _SyncRetarget(_Delegating, httpcore.ConnectionInterface):
     """The connection to the proxy, asking it for ``target`` instead of the partner's address."""
+
+    _inner: httpcore.ConnectionInterface
 
     def __init__(self, inner: httpcore.ConnectionInterface, origin: httpcore.Origin, target: Address) -> None:
         self._inner, self._origin, self._target = inner, origin, target
@@ -89,26 +115,10 @@ class _SyncRetarget(httpcore.ConnectionInterface):
     def close(self) -> None:
         self._inner.close()
 
-    def info(self) -> str:
-        return self._inner.info()
 
-    def can_handle_request(self, origin: httpcore.Origin) -> bool:
-        return self._inner.can_handle_request(origin)
+class _AsyncRetarget(_Delegating, httpcore.AsyncConnectionInterface):
+    _inner: httpcore.AsyncConnectionInterface
 
-    def is_available(self) -> bool:
-        return self._inner.is_available()
-
-    def has_expired(self) -> bool:
-        return self._inner.has_expired()
-
-    def is_idle(self) -> bool:
-        return self._inner.is_idle()
-
-    def is_closed(self) -> bool:
-        return self._inner.is_closed()
-
-
-class _AsyncRetarget(httpcore.AsyncConnectionInterface):
     def __init__(self, inner: httpcore.AsyncConnectionInterface, origin: httpcore.Origin, target: Address) -> None:
         self._inner, self._origin, self._target = inner, origin, target
 
@@ -117,24 +127,6 @@ class _AsyncRetarget(httpcore.AsyncConnectionInterface):
 
     async def aclose(self) -> None:
         await self._inner.aclose()
-
-    def info(self) -> str:
-        return self._inner.info()
-
-    def can_handle_request(self, origin: httpcore.Origin) -> bool:
-        return self._inner.can_handle_request(origin)
-
-    def is_available(self) -> bool:
-        return self._inner.is_available()
-
-    def has_expired(self) -> bool:
-        return self._inner.has_expired()
-
-    def is_idle(self) -> bool:
-        return self._inner.is_idle()
-
-    def is_closed(self) -> bool:
-        return self._inner.is_closed()
 
 
 def _retarget_proxy_requests(pool: Any, mapping: Mapping[Address, Address], wrapper: type[Any]) -> None:

@@ -67,19 +67,15 @@ def _with_cookie_policy(client: C) -> C:
     return client
 
 
-def _sync_transport(ssl_context: ssl.SSLContext, connect_to: Mapping[Address, Address],
-                    proxy: ProxyEndpoint | None) -> httpx.HTTPTransport:
-    transport = httpx.HTTPTransport(verify=ssl_context, http1=True, http2=False, retries=0, limits=LIMITS,
-                                    trust_env=False, proxy=httpx_proxy(proxy) if proxy is not None else None)
-    apply_connect_to(transport, connect_to)
-    _streams.install(transport)
-    return transport
+_T = TypeVar("_T", httpx.HTTPTransport, httpx.AsyncHTTPTransport)
 
 
-def _async_transport(ssl_context: ssl.SSLContext, connect_to: Mapping[Address, Address],
-                     proxy: ProxyEndpoint | None) -> httpx.AsyncHTTPTransport:
-    transport = httpx.AsyncHTTPTransport(verify=ssl_context, http1=True, http2=False, retries=0, limits=LIMITS,
-                                         trust_env=False, proxy=httpx_proxy(proxy) if proxy is not None else None)
+def _transport(kind: type[_T], ssl_context: ssl.SSLContext, connect_to: Mapping[Address, Address],
+               proxy: ProxyEndpoint | None) -> _T:
+    """An HTTP/1.1 transport (sync or async) on our context, never retrying by itself (certificate
+    failures must not be retried), with connect-to and the bounded streams installed."""
+    transport = kind(verify=ssl_context, http1=True, http2=False, retries=0, limits=LIMITS, trust_env=False,
+                     proxy=httpx_proxy(proxy) if proxy is not None else None)
     apply_connect_to(transport, connect_to)
     _streams.install(transport)
     return transport
@@ -90,10 +86,11 @@ def new_client(ssl_context: ssl.SSLContext, *, connect_to: Mapping[Address, Addr
     """A client on ``ssl_context``; ``connect_to`` dials other addresses for some host:port
     (see ``_connect_to``); ``proxy`` says which requests go through which proxy (``_proxy``)."""
     dial = connect_to or {}
-    direct = _sync_transport(ssl_context, dial, None)
+    direct = _transport(httpx.HTTPTransport, ssl_context, dial, None)
     transport: httpx.BaseTransport = direct
     if proxy.any:
-        transport = ProxyRouter(direct, proxy, lambda endpoint: _sync_transport(ssl_context, dial, endpoint))
+        transport = ProxyRouter(direct, proxy,
+                                lambda endpoint: _transport(httpx.HTTPTransport, ssl_context, dial, endpoint))
     return _with_cookie_policy(httpx.Client(transport=transport, trust_env=False, follow_redirects=False,
                                             headers=_DEFAULT_HEADERS, timeout=timeout or DEFAULT_TIMEOUT))
 
@@ -116,10 +113,11 @@ def new_async_client(ssl_context: ssl.SSLContext, *, connect_to: Mapping[Address
 
         direct = AiohttpTransport(ssl_context, connect_to=dial, limits=LIMITS)
     else:
-        direct = _async_transport(ssl_context, dial, None)
+        direct = _transport(httpx.AsyncHTTPTransport, ssl_context, dial, None)
     transport: httpx.AsyncBaseTransport = direct
     if proxy.any:
-        transport = AsyncProxyRouter(direct, proxy, lambda endpoint: _async_transport(ssl_context, dial, endpoint))
+        transport = AsyncProxyRouter(
+            direct, proxy, lambda endpoint: _transport(httpx.AsyncHTTPTransport, ssl_context, dial, endpoint))
     return _with_cookie_policy(httpx.AsyncClient(transport=transport, trust_env=False, follow_redirects=False,
                                                  headers=_DEFAULT_HEADERS, timeout=timeout or DEFAULT_TIMEOUT))
 
