@@ -198,6 +198,18 @@ def xml_to_data(element: etree._Element) -> dict[str, Any]:
     return {local_name(element.tag): element_value(element)}
 
 
+def add_child(data: dict[str, Any], repeated: set[str], key: str, value: Any) -> None:
+    """Put a child's value under its name; a name that comes again becomes an array, in document
+    order (``repeated`` remembers the names already made arrays)."""
+    if key not in data:
+        data[key] = value
+    elif key in repeated:
+        data[key].append(value)
+    else:
+        data[key] = [data[key], value]
+        repeated.add(key)
+
+
 def element_value(element: etree._Element) -> Any:
     """The value part of ``xml_to_data`` for one element."""
     children = [child for child in element if is_element(child)]
@@ -209,15 +221,7 @@ def element_value(element: etree._Element) -> Any:
     data: dict[str, Any] = dict(attributes)
     repeated: set[str] = set()
     for child in children:
-        key = local_name(child.tag)
-        value = element_value(child)
-        if key not in data:
-            data[key] = value
-        elif key in repeated:
-            data[key].append(value)
-        else:
-            data[key] = [data[key], value]
-            repeated.add(key)
+        add_child(data, repeated, local_name(child.tag), element_value(child))
     texts = [element.text or ""] + [child.tail or "" for child in element]
     text = "".join(texts)
     if text.strip():

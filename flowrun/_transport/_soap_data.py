@@ -30,7 +30,7 @@ import zeep.xsd.types.builtins as xsd_builtins
 from lxml import etree
 
 from flowrun._errors import SoapFaultError
-from flowrun._eval._xml import is_element, local_name
+from flowrun._eval._xml import add_child, is_element, local_name
 from flowrun._models._numbers import exact_decimal
 
 SoapVersion = Literal["1.1", "1.2"]
@@ -247,13 +247,8 @@ class ReplyShaper:
             value = self.value(child, declared[0].type if declared is not None else None, f"{path}/{key}")
             if declared is not None and declared[1]:
                 data.setdefault(key, []).append(value)
-            elif key not in data:
-                data[key] = value
-            elif key in repeated:
-                data[key].append(value)
             else:
-                data[key] = [data[key], value]
-                repeated.add(key)
+                add_child(data, repeated, key, value)
         text = "".join([element.text or "", *(child.tail or "" for child in element)])
         if text.strip():
             if plan is not None and plan.text_type is not None:
