@@ -122,6 +122,19 @@ def chain_hint(store_type: str) -> str:
         return f"append the intermediate certificates to the PEM file after the client certificate, {_CHAIN_CERTS}"
     return f"{CHAIN_HINT}, {_CHAIN_CERTS}"
 
+def _self_signed_advice(store_type: str) -> str:
+    """What a self-signed client certificate means for a store of this type, and the way out."""
+    if store_type in ("jks", "jceks"):
+        return ("it is keytool -genkeypair's placeholder, so the CSR was never signed or the signed reply never "
+                f"imported. Make a CSR with keytool -certreq, have the CA sign it, then {CHAIN_HINT}")
+    return ("a partner that checks client certificates against its CAs refuses it. Make a CSR from this key "
+            "(openssl req -new -key client.key -out client.csr), have the CA sign it, then "
+            + ("rebuild the PKCS12 file with the signed certificate and its intermediates (openssl pkcs12 -export "
+               "-in client.crt -inkey client.key -certfile intermediates.pem -out client.p12)"
+               if store_type == "pkcs12" else
+               "replace the certificate in the PEM file with the signed one, followed by its intermediates"))
+
+
 _E = TypeVar("_E", bound=x509.ExtensionType)
 
 # A chain longer than this is a loop or garbage, not a PKI.
@@ -280,10 +293,8 @@ class _Diagnosis:
                 self.add("chain.placeholder", placeholder_message(alias, holder, self.contents), alias=alias)
             else:
                 self.add("chain.self_signed",
-                         f"the certificate of '{alias}' is self-signed ({_subject(leaf)}): it is keytool "
-                         "-genkeypair's placeholder, so the CSR was never signed or the signed reply never "
-                         "imported. Make a CSR with keytool -certreq, have the CA sign it, then "
-                         f"{CHAIN_HINT}", alias=alias)
+                         f"the certificate of '{alias}' is self-signed ({_subject(leaf)}): "
+                         f"{_self_signed_advice(self.contents.type)}", alias=alias)
         elif missing is not None and len(path) == 1:
             self.add("chain.leaf_only",
                      f"only the certificate of '{alias}' itself is sent, not its issuer {missing}: the partner "

@@ -14,6 +14,7 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.oid import NameOID
 
 from flowrun._tls._diagnose import CHAIN_HINT, FINDING_CODES, diagnose, is_usable
@@ -118,6 +119,23 @@ def test_self_signed_placeholder_is_an_error(keytool_stores: StoreFactory) -> No
     assert "keytool -certreq" in self_signed.message
     assert "chain.incomplete" not in _codes(findings)
     assert "self-signed" in _only(findings, "identity.summary").message
+
+
+def test_a_self_signed_pkcs12_gets_openssl_advice_not_keytool(tmp_path: Path) -> None:
+    """A .p12 made with openssl from a self-signed certificate is no keytool placeholder."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "legacy")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now)
+            .not_valid_after(now + dt.timedelta(days=365)).sign(key, hashes.SHA256()))
+    store = tmp_path / "self.p12"
+    store.write_bytes(pkcs12.serialize_key_and_certificates(
+        b"legacy", key, cert, None, serialization.BestAvailableEncryption(b"changeit")))
+    findings = diagnose(read_keystore(store.read_bytes(), password="changeit", source=str(store)))
+    message = _only(findings, "chain.self_signed").message
+    assert "openssl pkcs12 -export" in message
+    assert "keytool" not in message
 
 
 def test_expired_leaf_is_an_error_with_its_date(keytool_stores: StoreFactory) -> None:
