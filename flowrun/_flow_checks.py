@@ -49,6 +49,8 @@ _FLOW_ROOTS = ("inputs", "steps", "env")
 _DEFINITION_ROOTS = ("inputs", "env")
 _RESULT_ROOTS = ("status", "headers", "body", "outputs", "soap_headers", "fault", "duration_ms", "items")
 _ITEM_ROOTS = ("item", "index")
+# What an assertion of a for_each step reads about the whole step (checked once, after every item).
+_EACH_ROOTS = ("failed_items",)
 
 
 @attrs.frozen
@@ -137,7 +139,10 @@ def check_flow(flow: Flow, *, refused: Iterable[str] = ()) -> list[Problem]:
         definition = entry.uses
         for error in _with_problems(entry, definition, scope):
             report(error, flow.origin.file)
-        for error in _assertion_problems(entry.assertions, scope, f"{base}/assert", entry.id):
+        entry_scope = scope
+        if entry.step.for_each is not None:
+            entry_scope = attrs.evolve(scope, roots=(*scope.roots, *_EACH_ROOTS))
+        for error in _assertion_problems(entry.assertions, entry_scope, f"{base}/assert", entry.id):
             report(error, flow.origin.file)
         key = str(definition.origin.file)
         if key not in checked_definitions:
@@ -188,7 +193,8 @@ def _step_problems(step: Step, scope: _Scope, base: str, step_id: str) -> Iterat
     for pointer, value in _templated_fields(step, base):
         yield from _pill_problems(value, scope, pointer, step_id)
     yield from _path_problems(step, base, step_id)
-    result_scope = attrs.evolve(scope, roots=(*scope.roots, *_RESULT_ROOTS))
+    each = _EACH_ROOTS if step.for_each is not None else ()
+    result_scope = attrs.evolve(scope, roots=(*scope.roots, *_RESULT_ROOTS, *each))
     yield from _assertion_problems(step.assertions, result_scope, f"{base}/assert", step_id)
     yield from _output_problems(step, base, step_id)
     if isinstance(step, SoapStep) and step.wsdl is not None:

@@ -227,8 +227,8 @@ class _FlowRun:
                     result = _failed(entry, error)
                 else:
                     result = yield call
-                    if entry.assertions and result.status == "passed":
-                        result = _extra_assertions(entry, result, context)
+                    if result.status == "passed":
+                        result = _whole_step_assertions(entry, result, context)
             if result.error is not None:
                 _locate(result.error, entry)
             results.append(result)
@@ -358,22 +358,30 @@ def _for_each_items(entry: FlowStep, context: Mapping[str, Any]) -> list[Any]:
 
 def _combined(entry: FlowStep, results: list[StepResult | None], started: float) -> StepResult:
     """One result for a for_each step: the iterations in item order (those never started are
-    skipped), outputs as arrays in item order, the first failure (by index) as the step's error."""
+    skipped), outputs as arrays in item order (null for a failed item).
+
+    With ``on_error: stop`` the first failure (by index) is the step's error. With ``continue``
+    failed items do not fail the step (``failed_items`` counts them, the reports list them, an
+    assertion can bound them) unless every item failed: then nothing succeeded, and the step fails.
+    """
     iterations = tuple(result if result is not None else StepResult(step_id=entry.id, kind=entry.kind,
                                                                     status="skipped")
                        for result in results)
     names = list(entry.step.response.outputs)
     outputs = {name: [item.outputs.get(name) for item in iterations] for name in names}
+    failed = [index for index, item in enumerate(iterations) if item.status == "failed"]
+    tolerated = entry.on_error == "continue" and len(failed) < len(iterations)
+    first = iterations[failed[0]].error if failed and not tolerated else None
     error: FlowrunError | None = None
-    for index, item in enumerate(iterations):
-        if item.status == "failed" and item.error is not None:
-            error = copy.copy(item.error)
-            error.message = f"item {index} of {len(iterations)}: {error.message}"
-            error.args = (error.message,)
-            break
+    if first is not None:
+        error = copy.copy(first)
+        # on_error: continue tolerates failed items, but not a step where nothing succeeded.
+        every = f"every item failed ({len(failed)} of {len(iterations)}); " if entry.on_error == "continue" else ""
+        error.message = f"{every}item {failed[0]} of {len(iterations)}: {error.message}"
+        error.args = (error.message,)
     statuses = {item.http_status for item in iterations if item.status != "skipped"}
     return StepResult(
-        step_id=entry.id, kind=entry.kind, status="failed" if error is not None else "passed",
+        step_id=entry.id, kind=entry.kind, status="failed" if failed and not tolerated else "passed",
         http_status=statuses.pop() if len(statuses) == 1 else None,
         body=[item.body for item in iterations], outputs=outputs,
         attempts=tuple(attempt for item in iterations for attempt in item.attempts),
@@ -407,21 +415,33 @@ def _render(value: Any, context: Mapping[str, Any], entry: FlowStep | None, poin
         raise
 
 
-def _extra_assertions(entry: FlowStep, result: StepResult, context: Mapping[str, Any]) -> StepResult:
-    """The ``assert`` of a ``uses`` entry, over the flow's context and the step's response."""
-    from flowrun._eval._assertions import evaluate_assertion
+def _whole_step_assertions(entry: FlowStep, result: StepResult, context: Mapping[str, Any]) -> StepResult:
+    """The assertions checked once over a step's whole result, with the flow's context: the
+    ``assert`` of a ``uses`` entry, and a for_each step's assertions that read ``failed_items``
+    (the items' own assertions were checked per item)."""
+    from flowrun._eval._assertions import evaluate_assertion, reads_failed_items
 
+    checks: list[tuple[Mapping[str, Any], str, Path | None]] = []
+    if entry.step.for_each is not None:
+        origin = entry.step.origin
+        checks.extend((spec, f"{origin.pointer}/assert/{index}", origin.file)
+                      for index, spec in enumerate(entry.step.assertions) if reads_failed_items(spec))
+    checks.extend((spec, f"{entry.origin.pointer}/assert/{index}", entry.origin.file)
+                  for index, spec in enumerate(entry.assertions))
+    if not checks:
+        return result
     subject = {**context, **result.context_entry()}
     subject.pop("result", None)
     subject["duration_ms"] = result.duration_ms
+    if entry.step.for_each is not None:
+        subject["failed_items"] = result.failed_items
     outcomes = list(result.assertions)
     error: FlowrunError | None = None
-    for index, spec in enumerate(entry.assertions):
-        pointer = f"{entry.origin.pointer}/assert/{index}"
+    for spec, pointer, file in checks:
         try:
             outcome = evaluate_assertion(spec, subject, step=entry.id, pointer=pointer)
         except FlowrunError as problem:
-            problem.file = problem.file or (str(entry.origin.file) if entry.origin.file else None)
+            problem.file = problem.file or (str(file) if file else None)
             error = error or problem
             continue
         outcomes.append(AssertionOutcome(passed=outcome.passed, expression=outcome.expression, op=outcome.op,
@@ -430,7 +450,7 @@ def _extra_assertions(entry: FlowStep, result: StepResult, context: Mapping[str,
         if not outcome.passed and error is None:
             error = AssertionFailedError(
                 outcome.message, expression=outcome.expression, expected=outcome.expected, actual=outcome.actual,
-                step=entry.id, pointer=pointer, file=entry.origin.file,
+                step=entry.id, pointer=pointer, file=file,
             )
     if error is None:
         return attrs.evolve(result, assertions=tuple(outcomes))

@@ -38,7 +38,7 @@ from flowrun._errors import (
     ResponseParseError,
     UnexpectedStatusError,
 )
-from flowrun._eval import capture_json, evaluate_assertion, raise_for
+from flowrun._eval import capture_json, evaluate_assertion, raise_for, reads_failed_items
 from flowrun._eval._template import InvalidExpressionError, compile_expression
 from flowrun._models._numbers import WrittenNumber
 from flowrun._models._results import AssertionOutcome, Attempt, RequestInfo, StepResult, TlsInfo
@@ -306,14 +306,19 @@ def status_error(spec: ResponseSpec, received: Received) -> UnexpectedStatusErro
 
 
 def check_assertions(assertions: Sequence[Mapping[str, Any]], context: Mapping[str, Any], *,
-                     step: str | None = None) -> tuple[tuple[AssertionOutcome, ...], FlowrunError | None]:
+                     step: str | None = None, per_item: bool = False,
+                     ) -> tuple[tuple[AssertionOutcome, ...], FlowrunError | None]:
     """Every assertion's outcome, and the error of the first one that failed (None if all passed).
 
     An assertion that is itself wrong (bad expression, broken pill) stops there with its error.
+    ``per_item``: one item of a for_each step; assertions over the whole step (``failed_items``)
+    are left to the flow runner, which checks them once after every item.
     """
     outcomes: list[AssertionOutcome] = []
     first: FlowrunError | None = None
     for index, spec in enumerate(assertions):
+        if per_item and reads_failed_items(spec):
+            continue
         try:
             outcome = evaluate_assertion(spec, context, step=step, pointer=f"/assert/{index}")
         except FlowrunError as error:
@@ -358,7 +363,8 @@ def finish(
                # Every attempt and the parsing so far: {"that": "duration_ms", "lt": 2000}.
                "duration_ms": (time.perf_counter() - started) * 1000.0 if started is not None else 0.0}
         scope = {**context, **own} if context else own
-        assertions, error = check_assertions(step.assertions, scope, step=step.id)
+        assertions, error = check_assertions(step.assertions, scope, step=step.id,
+                                             per_item=step.for_each is not None)
     return _result(step, "failed" if error is not None else "passed", error=error, received=received,
                    outputs=outputs, attempts=attempts, started=started, tls=tls, request=request,
                    assertions=assertions)

@@ -14,6 +14,7 @@ from flowrun._eval._assertions import (
     evaluate_assertion,
     json_equal,
     raise_for,
+    reads_failed_items,
     validate_assertion_spec,
 )
 from flowrun._eval._capture import CaptureKind, capture, capture_json, capture_xpath, check_capture
@@ -66,6 +67,7 @@ __all__ = [
     "parse_xml",
     "pill_roots",
     "raise_for",
+    "reads_failed_items",
     "render",
     "render_text",
     "strip_namespaces",

@@ -20,6 +20,9 @@ type           string, number, integer (``2.0`` counts), boolean, object, array 
 A plain path (``outputs.balance``) that names a missing value fails every operator except
 ``exists: false``, with the same "did you mean" detail as data pills. Values of the wrong type
 fail with a message that says so; nothing here raises ``TypeError``.
+
+In a ``for_each`` step, an assertion whose ``that`` reads ``failed_items`` is about the whole
+step (``reads_failed_items``): the runner checks it once, after every item, instead of per item.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from flowrun._errors import AssertionFailedError, SchemaError
+from flowrun._errors import AssertionFailedError, DataPillError, SchemaError
 from flowrun._eval._template import (
     OPEN,
     InvalidExpressionError,
@@ -43,6 +46,7 @@ from flowrun._eval._template import (
     is_array,
     json_type,
     json_type_article,
+    pill_roots,
     render,
     suggest,
     value_to_text,
@@ -153,6 +157,21 @@ def evaluate_assertion(
         message = f"{head}: actual {_show(actual)}" + (f" ({note})" if note and not passed else "")
     return AssertionOutcome(passed=passed, expression=that, op=op, expected=expected, actual=actual,
                             message=message, step=step, pointer=pointer or None)
+
+
+FAILED_ITEMS = "failed_items"
+
+
+def reads_failed_items(spec: Mapping[str, Any]) -> bool:
+    """Whether a ``for_each`` step's assertion is about the whole step: its ``that`` reads
+    ``failed_items`` (how many items failed), known only once every item ran."""
+    that = spec.get("that")
+    if not isinstance(that, str) or FAILED_ITEMS not in that:
+        return False
+    try:
+        return FAILED_ITEMS in pill_roots(that.strip())
+    except DataPillError:
+        return False  # checked per item, where its error is reported
 
 
 def raise_for(outcome: AssertionOutcome) -> None:

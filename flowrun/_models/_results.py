@@ -149,6 +149,12 @@ class StepResult:
     def ok(self) -> bool:
         return self.status != "failed"
 
+    @property
+    def failed_items(self) -> int:
+        """for_each steps: how many items failed (with ``on_error: continue`` the step may
+        still have passed)."""
+        return sum(1 for item in self.iterations if item.status == "failed")
+
     def __repr__(self) -> str:
         # The fields' own reprs (headers redacted by name, body and outputs as shapes), then the
         # values the executor sent masked wherever they still show (a response header echoing one).
@@ -175,6 +181,7 @@ class StepResult:
             entry["items"] = self.items
         if self.iterations:
             entry["iterations"] = [item.context_entry() for item in self.iterations]
+            entry["failed_items"] = self.failed_items
         return entry
 
     def to_dict(self, *, include_body: bool = False) -> dict[str, Any]:
@@ -199,6 +206,7 @@ class StepResult:
         if self.pages:
             data["pages"] = [page.to_dict() for page in self.pages]
         if self.iterations:
+            data["failed_items"] = self.failed_items
             data["iterations"] = [{"index": index, **item.to_dict(include_body=include_body)}
                                   for index, item in enumerate(self.iterations)]
         if include_body:

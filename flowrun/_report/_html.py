@@ -32,7 +32,7 @@ from flowrun._models._redact import Secrets, redact_headers, visible
 from flowrun._models._results import Attempt, StepResult, TlsInfo
 from flowrun._report._files import write_report
 from flowrun._report._interruption import Interruption
-from flowrun._report._text import body_text, fault_lines
+from flowrun._report._text import body_text, collection_lines, fault_lines, tolerated_failures
 from flowrun._version import __version__
 
 # A lone surrogate (from a partner's JSON escapes) cannot be written as UTF-8: shown replaced.
@@ -286,7 +286,8 @@ def _attempt_bar(attempt: Attempt, step: StepResult) -> str:
 
 
 def _step(page: _Page, step: StepResult) -> str:
-    opened = " open" if step.status == "failed" else ""
+    tolerated = tolerated_failures(step)
+    opened = " open" if step.status == "failed" or tolerated is not None else ""
     http = f'<span class="mono">HTTP {step.http_status}</span>' if step.http_status is not None else ""
     out = [f'<details class="step" data-step="{page.text(step.step_id)}" data-status="{step.status}"{opened}>',
            f'<summary>{_badge(step.status)}<b class="mono">{page.text(step.step_id)}</b>'
@@ -297,6 +298,9 @@ def _step(page: _Page, step: StepResult) -> str:
         out.append('<div class="muted">not run: its "when" condition is false</div>')
     if step.error is not None:
         out.append(f'<div class="bad">{_error(page, step.error)}</div>')
+    if tolerated is not None:
+        items = "\n".join(line for line in collection_lines(step) if line.startswith("item "))
+        out.append(f'<div class="warn">{page.text(tolerated)}<pre>{page.text(items, _BODY_SHOWN)}</pre></div>')
     if step.insecure:
         out.append(f'<div class="warn">{_INSECURE} the partner\'s certificate and host name were not verified '
                    "(a protocol profile with insecure_skip_verify)</div>")

@@ -16,7 +16,9 @@ characters XML cannot hold at all are replaced first.
 
 Properties flag what a reviewer must see: ``insecure`` (on the suite and on each step's testcase)
 when a step went through a profile with ``insecure_skip_verify``, ``interrupted`` (the signal) on
-a flow that a signal stopped (its running step is an ``error`` of type ``interrupted``). Flows and
+a flow that a signal stopped (its running step is an ``error`` of type ``interrupted``),
+``failed_items`` on a for_each step's testcase (a step that passed with failed items under
+``on_error: continue`` lists them, with their errors, in ``system-err`` too). Flows and
 iterations that never started because of the signal are suites with one ``skipped`` testcase.
 """
 
@@ -145,9 +147,12 @@ def _step_cases(suite: ET.Element, flow_name: str, step: StepResult) -> list[str
     kinds: list[str | None] = []
     case = ET.SubElement(suite, "testcase", classname=_clean(flow_name), name=_clean(step.step_id),
                          time=f"{step.duration_ms / 1000:.3f}")
-    if step.insecure:
+    if step.insecure or step.iterations:
         properties = ET.SubElement(case, "properties")
-        ET.SubElement(properties, "property", name="insecure", value="true")
+        if step.insecure:
+            ET.SubElement(properties, "property", name="insecure", value="true")
+        if step.iterations:
+            ET.SubElement(properties, "property", name="failed_items", value=str(step.failed_items))
     error = step.error
     if step.status == "skipped":
         ET.SubElement(case, "skipped", message="'when' is false")
@@ -165,13 +170,20 @@ def _step_cases(suite: ET.Element, flow_name: str, step: StepResult) -> list[str
         from flowrun._report._text import tls_facts
 
         details.append(f"tls: {tls_facts(step.tls)}")
-    from flowrun._report._text import collection_lines
+    from flowrun._report._text import collection_lines, tolerated_failures
 
+    tolerated = tolerated_failures(step)
+    if tolerated is not None:
+        details.append(tolerated)
     details.extend(collection_lines(step))
     details.extend(f"item {index}: {item.status} http_status: {item.http_status} attempts: {len(item.attempts)}"
                    + (f" idempotency key: {item.idempotency_key}" if item.idempotency_key else "")
                    for index, item in enumerate(step.iterations) if item.status != "failed")
     ET.SubElement(case, "system-out").text = _clean("\n".join(details))
+    if tolerated is not None:
+        # Where CI servers show the warnings of a passed test: the failed items with their errors.
+        ET.SubElement(case, "system-err").text = _clean("\n".join(
+            [tolerated, *(line for line in collection_lines(step) if line.startswith("item "))]))
     for index, outcome in enumerate(step.assertions):
         kinds.append(_assertion_case(suite, flow_name, step.step_id, index, outcome))
     return kinds

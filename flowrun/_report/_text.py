@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 
 _SHOWN = 200
 _BODY_SHOWN = 2000
+_ITEM_ERROR_SHOWN = 300
 _STATUS_LABELS = {"passed": ("ok", "green"), "failed": ("FAIL", "red"), "skipped": ("skip", "yellow")}
 
 
@@ -94,6 +95,9 @@ def render_step(step: StepResult, styler: Styler | None = None, *, width: int = 
                                       "(insecure_skip_verify)", "red"))
     if step.tls is not None and show_tls:
         lines.append(indent + s.style("tls: " + tls_facts(step.tls), "dim"))
+    tolerated = tolerated_failures(step)
+    if tolerated is not None:
+        lines.append(indent + s.style("warning", "yellow", "bold") + tolerated.removeprefix("warning"))
     lines.extend(indent + s.style(line, "dim") for line in collection_lines(step))
     if all_assertions:
         lines.extend(indent + s.style("ok", "green") + f"    assert {outcome.expression} {outcome.op} "
@@ -122,10 +126,27 @@ def collection_lines(step: StepResult) -> list[str]:
         lines.append(f"for_each: {_count(len(step.iterations), 'item')}: " + ", ".join(
             f"{number} {status}" for status, number in counts.items() if number))
         lines.extend(f"item {index}: {item.status}  {item.http_status if item.http_status is not None else '-'}"
-                     f"  {_ms(item.duration_ms)}" + (f"  error[{item.error.code}]" if item.error else "")
+                     f"  {_ms(item.duration_ms)}"
                      + (f"  idempotency key {item.idempotency_key}" if item.idempotency_key else "")
+                     + (f"  {_item_error(item.error)}" if item.error else "")
                      for index, item in enumerate(step.iterations) if item.status == "failed")
     return lines
+
+
+def tolerated_failures(step: StepResult) -> str | None:
+    """The warning for a for_each step that passed although items failed (``on_error: continue``)."""
+    failed = step.failed_items
+    if not failed or step.status != "passed":
+        return None
+    return (f"warning: {failed} of {_count(len(step.iterations), 'item')} failed; the step passed because "
+            "its on_error is continue (bound it with an assertion on failed_items)")
+
+
+def _item_error(error: FlowrunError) -> str:
+    """A failed item's error on one line: its code and the first line of its message (the step
+    is named on the line above)."""
+    first = (error.message.splitlines() or [""])[0]
+    return f"error[{error.code}]: {first if len(first) <= _ITEM_ERROR_SHOWN else first[:_ITEM_ERROR_SHOWN] + '...'}"
 
 
 def render_assertion(outcome: AssertionOutcome, styler: Styler | None = None) -> list[str]:

@@ -147,8 +147,9 @@ class ListPartner:
             return 200, {"ids": list(range(1, 101))}, []
         if path.startswith("/things/"):
             thing = path.rsplit("/", 1)[1]
-            if thing == "7" and query.get("fail") == "7":
-                return 500, {"error": "broken record"}, []
+            failing = query.get("fail", "")  # the ids that fail, comma-separated, or "all"
+            if failing == "all" or thing in failing.split(","):
+                return 500, {"error": f"broken record {thing}"}, []
             return 200, {"id": int(thing), "name": f"thing {thing}"}, []
         if path == "/pay":
             key = seen.headers.get("idempotency-key") or seen.headers.get("x-request-id") or ""
