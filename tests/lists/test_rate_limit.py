@@ -63,6 +63,27 @@ def test_a_rate_limit_of_20_per_second_holds(partner: ListPartner, tmp_path: Pat
     check_paced([seen.arrived for seen in partner.requests_to("/ping")], REQUESTS)
 
 
+@pytest.mark.slow  # 200 requests at 20 per second: about 10 s
+def test_a_rate_limit_of_20_per_second_holds_within_10_percent_over_200_requests(partner: ListPartner,
+                                                                                 tmp_path: Path) -> None:
+    count = 200
+    aliases = aliases_dir(tmp_path, "paced_200", partner.url, {"per_second": RATE, "burst": BURST})
+    # Eight items at a time: the bucket, not one request after another, is what paces them.
+    result = flowrun.run_flow(paced_flow(tmp_path, "paced_200", count), aliases=aliases)
+
+    assert result.status == "passed", result.error
+    arrivals = sorted(seen.arrived for seen in partner.requests_to("/ping"))
+    assert len(arrivals) == count
+    # After the burst the bucket hands out one token every 1/RATE s: the partner never sees the
+    # limit exceeded by more than 10%, over the whole run nor in any one second.
+    rate = (count - BURST) / (arrivals[-1] - arrivals[0])
+    assert rate <= RATE * 1.1, f"{rate:.2f} requests per second"
+    busiest = max(windows(arrivals))
+    assert busiest <= RATE * 1.1 + BURST, f"{busiest} requests in one second"
+    # Only a sanity bound below: a loaded machine may be slower, which is not what is tested.
+    assert rate >= RATE / 4, f"{rate:.2f} requests per second"
+
+
 def test_flows_running_in_parallel_share_the_bucket(partner: ListPartner, tmp_path: Path) -> None:
     # What `flowrun test --parallel` does: one runner per worker thread, one bucket per alias.
     aliases = aliases_dir(tmp_path, "paced_two", partner.url, {"per_second": RATE, "burst": BURST})
