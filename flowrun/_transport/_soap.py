@@ -44,6 +44,7 @@ from flowrun._eval import parse_xml
 from flowrun._load._schema import did_you_mean
 from flowrun._models._aliases import Credential, RetryPolicy
 from flowrun._models._results import Attempt, TlsInfo
+from flowrun._models._web_origin import web_origin
 from flowrun._transport._decode import decoded
 from flowrun._transport._errors import classify, failed_before_sending, refusal_page
 from flowrun._transport._http import TlsInfoReader
@@ -146,7 +147,7 @@ class Exchanger:
         """One call with retries (recorded in ``attempts``); raises the last failure."""
         outcome, attempts = run_with_retry(
             self._retry_policy, method,
-            lambda: self._paced(method, url, content, headers or {}))
+            lambda: self._paced(lambda: self._once(method, url, content, headers or {}, self._max_bytes)))
         self.attempts.extend(attempts)
         if outcome.error is not None:
             raise outcome.error
@@ -154,16 +155,17 @@ class Exchanger:
         self.last_reply = outcome.value
         return outcome.value
 
-    def _paced(self, method: str, url: str, content: bytes | None, headers: Mapping[str, str]) -> Outcome[Reply]:
-        """One call, after the alias's rate limit (if it has one) gives its turn."""
+    def _paced(self, send: Callable[[], Outcome[Reply]]) -> Outcome[Reply]:
+        """One request to the alias's origin, after the alias's rate limit (if it has one) gives
+        its turn: the bucket REST steps through the alias take their turns from too."""
         limit = self._resolved.rate_limit
         if limit is None:
-            return self._once(method, url, content, headers, self._max_bytes)
+            return send()
         from flowrun._transport._rate import bucket_for
 
         bucket = bucket_for(self._resolved.alias, self._resolved.env, limit)
         bucket.acquire()
-        outcome = self._once(method, url, content, headers, self._max_bytes)
+        outcome = send()
         bucket.answered(outcome.status, outcome.retry_after, self._retry_policy.max_interval_s)
         return outcome
 
@@ -171,16 +173,20 @@ class Exchanger:
         """GET a WSDL or schema (retried as any GET); the status must be 2xx. The attempts are
         kept only when the fetch fails: they are then the step's only attempts."""
         client, auth, resolved = self._client, self._auth, self._resolved
+        # A document on the alias's own origin counts against its rate limit; one elsewhere does not.
+        paced = web_origin(url) == resolved.origin_rule.home
         if not resolved.origin_rule.trusts_url(url):
             if self._anonymous is None:
                 raise WsdlError(f"{url} is not on the alias's origin ({resolved.origin_rule.describe()}) and "
                                 "this transport has no client without credentials; refused",
                                 hint="list the origin in the alias's trusted_origins, or keep a local copy")
             client, auth, resolved = self._anonymous(), None, attrs.evolve(resolved, client_chain=())
-        outcome, attempts = run_with_retry(
-            self._retry_policy, "GET",
-            lambda: self._once("GET", url, None, {"Accept": "text/xml, application/xml, */*"}, max_bytes,
-                               client=client, auth=auth, resolved=resolved))
+        def fetch() -> Outcome[Reply]:
+            return self._once("GET", url, None, {"Accept": "text/xml, application/xml, */*"}, max_bytes,
+                              client=client, auth=auth, resolved=resolved)
+
+        outcome, attempts = run_with_retry(self._retry_policy, "GET",
+                                           lambda: self._paced(fetch) if paced else fetch())
         if outcome.error is not None:
             self.attempts.extend(attempts)
             raise outcome.error

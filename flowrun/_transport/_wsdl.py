@@ -220,6 +220,7 @@ class WsdlCache:
         self._documents: OrderedDict[tuple[Any, ...], Any] = OrderedDict()
         self._read: dict[tuple[str, Hashable], _Read] = {}
         self._locks: dict[tuple[Any, ...], threading.Lock] = {}
+        self._fetching: dict[tuple[str, Hashable], threading.Lock] = {}
         self._lock = threading.Lock()
         self._max = max_documents
         self.refresh_s = refresh_s
@@ -235,6 +236,7 @@ class WsdlCache:
             self._documents.clear()
             self._read.clear()
             self._locks.clear()
+            self._fetching.clear()
             self._parses = self._hits = self._fetches = 0
 
     def document(self, source: WsdlSource, policy: LoadPolicy, exchanger: Exchanger, *, fetch_key: Hashable,
@@ -278,30 +280,43 @@ class WsdlCache:
         memo_key = (source.location, fetch_key if not source.local else None)
         with self._lock:
             known = self._read.get(memo_key)
-        if source.local:
-            path = Path(source.location)
-            try:
-                status = path.stat()
-            except OSError:
-                raise DefinitionError(f"the WSDL file {path} does not exist or cannot be read",
-                                      hint="a relative wsdl path is resolved from the file that names the step"
-                                      ) from None
-            stamp: Any = (status.st_size, status.st_mtime_ns, status.st_ino)
-            if known is not None and known.stamp == stamp:
+        if not source.local:
+            if known is not None and time.monotonic() - known.stamp < self.refresh_s:
                 return known
-            data = read_local_document(path, source=source.location)
-        else:
-            now = time.monotonic()
-            if known is not None and now - known.stamp < self.refresh_s:
-                return known
-            data = exchanger.fetch_document(source.location, max_bytes=MAX_DOCUMENT_BYTES)
-            stamp = now
-            with self._lock:
-                self._fetches += 1
+            return self._fetch(source, exchanger, memo_key)
+        path = Path(source.location)
+        try:
+            status = path.stat()
+        except OSError:
+            raise DefinitionError(f"the WSDL file {path} does not exist or cannot be read",
+                                  hint="a relative wsdl path is resolved from the file that names the step"
+                                  ) from None
+        stamp: Any = (status.st_size, status.st_mtime_ns, status.st_ino)
+        if known is not None and known.stamp == stamp:
+            return known
+        data = read_local_document(path, source=source.location)
         read = _Read(data, stamp)
         with self._lock:
             self._read[memo_key] = read
         return read
+
+    def _fetch(self, source: WsdlSource, exchanger: Exchanger, memo_key: tuple[str, Hashable]) -> _Read:
+        """Fetch a WSDL URL, once for all the threads that want it now (a for_each's items):
+        the others wait and take the same bytes, so an alias's rate limit is not spent on copies."""
+        with self._lock:
+            fetching = self._fetching.setdefault(memo_key, threading.Lock())
+        with fetching:
+            with self._lock:
+                known = self._read.get(memo_key)
+            now = time.monotonic()
+            if known is not None and now - known.stamp < self.refresh_s:
+                return known
+            data = exchanger.fetch_document(source.location, max_bytes=MAX_DOCUMENT_BYTES)
+            read = _Read(data, now)
+            with self._lock:
+                self._fetches += 1
+                self._read[memo_key] = read
+            return read
 
 
 WSDL_CACHE = WsdlCache()

@@ -18,10 +18,12 @@ import decimal
 import socketserver
 import ssl
 import threading
+import time
 import wsgiref.simple_server
 from collections.abc import Callable
 from typing import Any
 
+import attrs
 from spyne import Application, Decimal, Fault, Integer, ServiceBase, Unicode, rpc
 from spyne.protocol.soap import Soap11, Soap12
 from spyne.server.wsgi import WsgiApplication
@@ -64,13 +66,29 @@ def _application(name: str, protocol: Callable[..., Any]) -> WsgiApplication:
     return WsgiApplication(app)
 
 
+@attrs.frozen
+class Arrival:
+    """A request as it reached the server: method, path, query and ``time.monotonic()``."""
+
+    method: str
+    path: str
+    query: str
+    at: float
+
+
 class _Router:
-    """One WSGI app per path prefix."""
+    """One WSGI app per path prefix; every request's arrival is recorded."""
 
     def __init__(self) -> None:
         self._apps = {"/soap11": _application("Calculator", Soap11), "/soap12": _application("Calculator12", Soap12)}
+        self.arrivals: list[Arrival] = []
+        self._lock = threading.Lock()
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        arrival = Arrival(environ.get("REQUEST_METHOD", ""), environ.get("PATH_INFO", ""),
+                          environ.get("QUERY_STRING", ""), time.monotonic())
+        with self._lock:
+            self.arrivals.append(arrival)
         app = self._apps.get(environ.get("PATH_INFO", ""))
         if app is None:
             start_response("404 Not Found", [("Content-Type", "text/plain")])
@@ -109,7 +127,8 @@ class SpynePartner:
 
     def __init__(self, pki: Any) -> None:
         self._server = _TlsWsgiServer(mtls_server_context(pki))
-        self._server.set_app(_Router())
+        self._router = _Router()
+        self._server.set_app(self._router)
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
                                         daemon=True)
 
@@ -120,6 +139,11 @@ class SpynePartner:
     @property
     def client_certs(self) -> list[bytes]:
         return list(self._server.client_certs)
+
+    @property
+    def arrivals(self) -> list[Arrival]:
+        """Every request the server received, in order of arrival."""
+        return list(self._router.arrivals)
 
     def __enter__(self) -> SpynePartner:
         self._thread.start()
