@@ -29,7 +29,14 @@ import attrs
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 
-from flowrun._errors import DefinitionError, KeyMaterialError, SchemaError, TrustCertError, UnknownReferenceError
+from flowrun._errors import (
+    DefinitionError,
+    FlowrunError,
+    KeyMaterialError,
+    SchemaError,
+    TrustCertError,
+    UnknownReferenceError,
+)
 from flowrun._load._aliases import AliasRecords, Record, alias_files, collect_records, load_alias_records
 from flowrun._load._schema import did_you_mean
 from flowrun._models._aliases import (
@@ -560,6 +567,17 @@ def _secret_sources(secrets: SecretSources | None) -> tuple[SecretSource | None,
     return None, dict(secrets)
 
 
+def add_proxy_credentials(secrets: Secrets, proxy: ProxyRules) -> None:
+    """Register the proxies' credentials in ``secrets``: they go out in Proxy-Authorization, and
+    are masked like every other secret (a proxy's error page may quote the request it got)."""
+    for username, password in proxy.credentials():
+        try:
+            value = password.reveal()
+        except FlowrunError:
+            continue  # building the proxied client reports it, with its own message
+        secrets.basic(username, value)
+
+
 class RegistryUser:
     """What every executor does with its registry: the one given, else the alias directory of
     ``FLOWRUN_ALIASES`` (default ``./aliases``) loaded on first use; a step's inline connection
@@ -605,7 +623,10 @@ class RegistryUser:
 
     def resolve_step(self, alias: str | None, connection: Connection | None) -> ResolvedConnection:
         if connection is not None:
-            return self.records_registry.resolve_connection(connection, env=self.env)
-        assert alias is not None
-        return self.registry.resolve(alias, self.env)
+            resolved = self.records_registry.resolve_connection(connection, env=self.env)
+        else:
+            assert alias is not None
+            resolved = self.registry.resolve(alias, self.env)
+        add_proxy_credentials(self.secrets, resolved.proxy)
+        return resolved
 

@@ -24,7 +24,7 @@ from flowrun._load._paths import is_file
 from flowrun._models._aliases import Alias, Connection, Credential, Keystore, ProtocolProfile, RetryPolicy
 from flowrun._models._redact import is_credential_header
 from flowrun._models._secret import SecretRef
-from flowrun._registry import Registry, ResolvedConnection, base_url
+from flowrun._registry import Registry, ResolvedConnection, add_proxy_credentials, base_url
 
 __all__ = ["describe_secret", "register", "run_list", "run_show", "run_test"]
 
@@ -461,6 +461,7 @@ def run_test(args: argparse.Namespace, console: Console) -> int:
         return error.exit_code
     # The probe sends the alias's own headers: credential-looking ones are masked in what it prints.
     console.secrets.add_all(value for name, value in resolved.headers.items() if is_credential_header(name))
+    add_proxy_credentials(console.secrets, resolved.proxy)
     result = probe(resolved, path=args.path, method=args.method, timeout_s=args.timeout)
     token = _token_call(registry, resolved, console) if result.error is None else None
     if args.json:

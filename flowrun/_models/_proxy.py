@@ -70,6 +70,16 @@ class ProxyRules:
     def any(self) -> bool:
         return self.https is not None or self.http is not None
 
+    def credentials(self) -> list[tuple[str, SecretRef]]:
+        """The user name and password of each proxy that has them (each proxy once)."""
+        found: list[tuple[str, SecretRef]] = []
+        for endpoint in (self.https, self.http):
+            if endpoint is not None and endpoint.username is not None and endpoint.password is not None:
+                pair = (endpoint.username, endpoint.password)
+                if pair not in found:
+                    found.append(pair)
+        return found
+
     def for_url(self, scheme: str, host: str, port: int | None = None) -> ProxyEndpoint | None:
         """The proxy for a request to ``scheme://host:port``, or None to go direct."""
         endpoint = self.https if scheme.lower() == "https" else self.http if scheme.lower() == "http" else None

@@ -56,9 +56,11 @@ CUSTOM_TOKEN = "Rd-custom-6f7e8d9c"
 CRLF_TOKEN = "Rd-crlf-3b4c5d6e"
 WSSE_PASSWORD = "Rd-wsse-<&>-1a2b"
 ISSUED_TOKEN = "Rd-issued-tok-8e9f0a1b"
+PROXY_USER = "rd-proxy"
+PROXY_PASSWORD = "Rd-proxy-4d5e6f70"
 
 PLANTED = [STORE_PASSWORD, BASIC_PASSWORD, HEADER_KEY, QUERY_KEY, BEARER, OAUTH_SECRET, WRONG_OAUTH_SECRET,
-           CUSTOM_TOKEN, CRLF_TOKEN, ISSUED_TOKEN, WSSE_PASSWORD]
+           CUSTOM_TOKEN, CRLF_TOKEN, ISSUED_TOKEN, WSSE_PASSWORD, PROXY_PASSWORD]
 ENVIRONMENT = {
     "RD_STORE_PASSWORD": STORE_PASSWORD,
     "RD_BASIC": BASIC_PASSWORD + "\n",  # a trailing newline (a Kubernetes secret made from a file): refused
@@ -71,6 +73,7 @@ ENVIRONMENT = {
     "RD_CRLF": CRLF_TOKEN + "\r\n",
     "RD_CUSTOM": CUSTOM_TOKEN,
     "RD_WSSE": WSSE_PASSWORD,
+    "RD_PROXY": PROXY_PASSWORD,
 }
 
 
@@ -86,7 +89,7 @@ def all_forms() -> dict[str, str]:
     """form -> the secret it comes from; Basic credentials as they travel, too."""
     table = {form: secret for secret in PLANTED for form in forms(secret)}
     for user, password in ((BASIC_USER, BASIC_PASSWORD), (quote_plus(OAUTH_CLIENT), quote_plus(OAUTH_SECRET)),
-                           (quote_plus(OAUTH_CLIENT), quote_plus(WRONG_OAUTH_SECRET))):
+                           (quote_plus(OAUTH_CLIENT), quote_plus(WRONG_OAUTH_SECRET)), (PROXY_USER, PROXY_PASSWORD)):
         table[base64.b64encode(f"{user}:{password}".encode()).decode().rstrip("=")] = f"basic {password}"
     return table
 
@@ -365,6 +368,49 @@ def test_a_secret_with_a_line_break_is_named_and_refused(flow: str, variable: st
     assert "strip it" in text
     assert "Illegal header value" not in text
     assert len(world.partner.requests) == before  # nothing was sent
+
+
+@pytest.mark.usefixtures("redaction_env")
+@pytest.mark.parametrize("given_in", ["connection", "HTTP_PROXY"])
+def test_a_proxy_password_echoed_by_the_proxy_is_masked(world: World, tmp_path: Path,
+                                                        capsys: pytest.CaptureFixture[str],
+                                                        debug_log: io.StringIO, monkeypatch: pytest.MonkeyPatch,
+                                                        given_in: str) -> None:
+    # A proxy that answers a plain-http request itself, with an error page quoting the request it
+    # got: Proxy-Authorization included. Nothing names that page a credential: only the secret does.
+    with HostileServer(lambda r: Reply(502, _echo(r).encode(), (("Content-Type", "text/plain"),))) as proxy:
+        aliases = tmp_path / "aliases"
+        aliases.mkdir()
+        connection: dict[str, Any] = {"url": "http://partner.invalid/v1", "timeout_s": 10}
+        if given_in == "connection":
+            connection["proxy"] = {"url": proxy.url("127.0.0.1"), "username": PROXY_USER,
+                                   "password": {"env": "RD_PROXY"}}
+        else:
+            for name in ("NO_PROXY", "no_proxy", "http_proxy", "ALL_PROXY", "all_proxy"):
+                monkeypatch.delenv(name, raising=False)
+            monkeypatch.setenv("HTTP_PROXY", f"http://{PROXY_USER}:{PROXY_PASSWORD}@127.0.0.1:{proxy.port}")
+        (aliases / "proxied.json").write_text(json.dumps([{"kind": "alias", "name": "a_proxied",
+                                                            "connection": connection}]))
+        flow = tmp_path / "proxied.json"
+        flow.write_text(json.dumps({"name": "proxied", "steps": [
+            {"id": "status", "type": "rest", "alias": "a_proxied", "path": "/status"}]}))
+        for argv in (["run", str(flow), "-v", "--report", str(tmp_path / "run.xml")],
+                     ["run", str(flow), "--json"],
+                     ["test", str(flow), "--report", str(tmp_path / "test.xml"),
+                      "--json-report", str(tmp_path / "test.json")]):
+            text = _scan_run(world, tmp_path, capsys, debug_log, [*argv, "--aliases", str(aliases)], 1)
+            assert "Proxy-Authorization: ***" in text or "Proxy-Authorization: Basic ***" in text, text[-2000:]
+        sent = proxy.requests[-1]
+        assert sent.target == "http://partner.invalid/v1/status"
+        expected = base64.b64encode(f"{PROXY_USER}:{PROXY_PASSWORD}".encode()).decode()
+        assert sent.header("Proxy-Authorization") == f"Basic {expected}"  # the password went out, and came back
+
+        with FlowRunner(aliases=aliases) as runner:
+            step = runner.run(flow).steps[0]
+        assert step.error is not None
+        assert_clean("str", str(step.error))
+        assert_clean("dict", json.dumps(step.to_dict(include_body=True), default=str))
+        assert_clean("result repr", repr(step))
 
 
 @pytest.mark.usefixtures("redaction_env")
