@@ -419,6 +419,8 @@ def _whole_step_assertions(entry: FlowStep, result: StepResult, context: Mapping
     """The assertions checked once over a step's whole result, with the flow's context: the
     ``assert`` of a ``uses`` entry, and a for_each step's assertions that read ``failed_items``
     (the items' own assertions were checked per item)."""
+    if entry.step.for_each is None and not entry.assertions:
+        return result
     from flowrun._eval._assertions import evaluate_assertion, reads_failed_items
 
     checks: list[tuple[Mapping[str, Any], str, Path | None]] = []

@@ -120,8 +120,8 @@ def test_failed_items_stay_visible_in_every_report(partner: ListPartner, tmp_pat
     assert failed[1]["error"]["code"] == "http.unexpected_status"
     assert "HTTP 500" in failed[1]["error"]["message"] and "/things/42" in failed[1]["error"]["message"]
 
-    report = tmp_path / "junit.xml"
-    assert main(["run", str(path), "--report", str(report)]) == 0
+    report, page = tmp_path / "junit.xml", tmp_path / "report.html"
+    assert main(["run", str(path), "--report", str(report), "--html", str(page)]) == 0
     text = capsys.readouterr().out
     assert "warning: 2 of 100 items failed; the step passed because its on_error is continue" in text
     assert "for_each: 100 items: 98 passed, 2 failed" in text
@@ -136,6 +136,9 @@ def test_failed_items_stay_visible_in_every_report(partner: ListPartner, tmp_pat
     warnings = case.findtext("system-err") or ""
     assert "2 of 100 items failed" in warnings
     assert "item 6: failed" in warnings and "item 41: failed" in warnings and "/things/42" in warnings
+
+    html = page.read_text()
+    assert "2 of 100 items failed" in html and "item 41: failed" in html
 
 
 @pytest.mark.parametrize("runner", ["sync", "async"])
@@ -179,6 +182,30 @@ def test_on_error_continue_still_fails_when_every_item_failed(partner: ListPartn
     assert isinstance(each.error, flowrun.UnexpectedStatusError)
     assert each.error.message.startswith("every item failed (100 of 100); item 0 of 100: HTTP 500")
     assert result.steps[2].status == "passed"
+
+
+def test_a_uses_entry_bounds_the_failed_items_of_its_for_each(partner: ListPartner, tmp_path: Path,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "thing.json").write_text(json.dumps({
+        "type": "rest", "connection": {"url": partner.url}, "path": "/things/{{ inputs.id }}",
+        "query": {"fail": "7,42"}, "inputs": {"id": {"type": "integer"}},
+        "response": {"outputs": {"name": "body.name"}}}))
+    flow = {"name": "uses_each", "steps": [
+        {"id": "list", "type": "rest", "connection": {"url": partner.url}, "path": "/ids",
+         "response": {"outputs": {"ids": "body.ids"}}},
+        {"id": "each", "uses": "thing", "with": {"id": "{{ item }}"}, "for_each": "{{ steps.list.outputs.ids }}",
+         "concurrency": 8, "on_error": "continue", "assert": [{"that": "failed_items", "lte": 1}]}]}
+    path = tmp_path / "flow.json"
+    path.write_text(json.dumps(flow))
+
+    assert main(["validate", str(path)]) == 0, capsys.readouterr().out
+    result = flowrun.run_flow(path)
+
+    each = result.steps[1]
+    assert each.status == "failed" and each.failed_items == 2
+    assert isinstance(each.error, flowrun.AssertionFailedError)
+    assert each.error.pointer == "/steps/1/assert/0"
+    assert each.outputs["name"][5:8] == ["thing 6", None, "thing 8"]
 
 
 def test_validate_knows_failed_items_only_in_a_for_each_step(tmp_path: Path,
