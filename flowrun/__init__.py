@@ -13,6 +13,7 @@ from flowrun._errors import *  # noqa: F403
 from flowrun._errors import __all__ as _error_names
 from flowrun._models._aliases import (
     Alias,
+    ConcurrencyLimit,
     Connection,
     ConnectionProxy,
     Credential,
@@ -89,3 +90,4 @@ __all__ = [  # grouped by topic
 ]
 __all__ += _error_names
 __all__ += ["Paginate", "RateLimit", "PageInfo"]
+__all__ += ["ConcurrencyLimit"]

@@ -80,6 +80,8 @@
         │   ├── NextPageRefusedError      a next-page URL leaves the alias's origin
         │   └── PageLimitError            more pages than paginate.max_pages
         ├── OutcomeUnknownError           a redelivered task finds a non-idempotent request was in flight
+        ├── InFlightWaitError             no slot under the alias's concurrency_limit within its wait_s
+        ├── LimitStoreError               the Redis that holds the shared rate and concurrency limits failed
         └── InternalError                 an unexpected exception, kept as a step error
 
 Each class has a stable ``code`` (shown to users and written to reports), an exit code, and a
@@ -630,6 +632,23 @@ class OutcomeUnknownError(StepFailure):
     code = "delivery.outcome_unknown"
     default_hint = ("check with the partner whether the request arrived before sending it again; give the step "
                     "an Idempotency-Key header so that a redelivered task may re-send it safely")
+
+
+class InFlightWaitError(StepFailure):
+    """The alias's ``concurrency_limit.max_in_flight`` requests stayed in flight for the whole
+    ``wait_s``: the request was not sent."""
+
+    code = "limit.in_flight_wait"
+    default_hint = ("the partner is slower than the runs that use it: raise concurrency_limit.wait_s, run fewer "
+                    "flows or workers at once, or agree a higher max_in_flight with the partner")
+
+
+class LimitStoreError(StepFailure):
+    """A Celery worker could not reach the Redis that holds the shared rate and concurrency limits;
+    the request was not sent (going past a partner's limit is worse than failing the step)."""
+
+    code = "limit.store_unavailable"
+    default_hint = "check that the Redis of the workers' result backend runs; the step was not sent"
 
 
 class InternalError(StepFailure):

@@ -43,6 +43,7 @@ from flowrun._models._aliases import (
     NO_RETRY,
     SIGNED_JWT_TYPES,
     Alias,
+    ConcurrencyLimit,
     Connection,
     Credential,
     ProtocolProfile,
@@ -95,6 +96,7 @@ class ResolvedConnection:
     # Which requests go through which proxy: the connection's own, else the environment's.
     proxy: ProxyRules = DIRECT
     rate_limit: RateLimit | None = None
+    concurrency_limit: ConcurrencyLimit | None = None
     # The key and certificate a credential signs JWTs with (private_key_jwt, jwt_bearer).
     signing_identity: ClientIdentity | None = attrs.field(default=None, repr=False)
 
@@ -283,7 +285,9 @@ class Registry:
         alias, connection, chosen = self.connection(name, env)
         resolved = self.resolve_connection(connection, alias=alias.name, env=chosen,
                                            retry_policy=alias.retry_policy)
-        return resolved if alias.rate_limit is None else attrs.evolve(resolved, rate_limit=alias.rate_limit)
+        if alias.rate_limit is None and alias.concurrency_limit is None:
+            return resolved
+        return attrs.evolve(resolved, rate_limit=alias.rate_limit, concurrency_limit=alias.concurrency_limit)
 
     def resolve_connection(self, connection: Connection, *, alias: str = "", env: str | None = None,
                            retry_policy: RetryPolicy = NO_RETRY) -> ResolvedConnection:

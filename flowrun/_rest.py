@@ -41,9 +41,19 @@ from flowrun._paging import Pager
 from flowrun._registry import Registry, RegistryUser, ResolvedConnection
 from flowrun._runner import Received, charset, excerpt, failure, finish, internal_error, parse_body
 from flowrun._transport._auth import auth_header, build_auth
-from flowrun._transport._exchange import Raw, Route, Timeout, aexchange, exchange, make_timeout, timeout_argument
+from flowrun._transport._exchange import (
+    Raw,
+    Route,
+    Timeout,
+    aexchange,
+    exchange,
+    make_timeout,
+    timeout_argument,
+    wait_seconds,
+)
 from flowrun._transport._http import AsyncClientPool, ClientPool, ExecutorClosedError, TlsInfoReader
 from flowrun._transport._log_redaction import install as install_log_redaction
+from flowrun._transport._rate import lease_seconds
 from flowrun._transport._request import Content, RequestPlan, is_static, plan_request
 from flowrun._transport._retry import Outcome, arun_with_retry, run_with_retry
 
@@ -111,10 +121,10 @@ class _RestCore(RegistryUser, Generic[C]):
         reader = TlsInfoReader(resolved.client_cert_sha256, leaf.subject.rfc4514_string() if leaf else None)
         home = resolved.origin_key
         route = Route(resolved, client, auth, home, timeout, reader, header, secret)
-        if resolved.rate_limit is not None:
-            from flowrun._transport._rate import bucket_for
+        if resolved.rate_limit is not None or resolved.concurrency_limit is not None:
+            from flowrun._transport._rate import gate_for
 
-            route.limiter = bucket_for(resolved.alias, resolved.env, resolved.rate_limit)
+            route.limiter = gate_for(resolved)
         return route
 
     def _auth_for(self, resolved: ResolvedConnection, client: C) -> httpx.Auth | None:
@@ -335,8 +345,14 @@ class RestExecutor(_RestCore["httpx.Client"]):
         limiter = route.limiter
         if limiter is None:
             return exchange(route, step, plan, timeout, self._stranger)
-        limiter.acquire()
-        outcome = exchange(route, step, plan, timeout, self._stranger)
+        try:
+            held = limiter.enter(lease_seconds(wait_seconds(route, step)))
+        except StepFailure as error:  # no slot in time, or the shared limits' store failed: not sent
+            return Outcome(error=error, sent=False)
+        try:
+            outcome = exchange(route, step, plan, timeout, self._stranger)
+        finally:
+            limiter.leave(held)
         limiter.answered(outcome.status, outcome.retry_after, route.resolved.retry_policy.max_interval_s)
         return outcome
 
@@ -438,8 +454,14 @@ class AsyncRestExecutor(_RestCore["httpx.AsyncClient"]):
         limiter = route.limiter
         if limiter is None:
             return await aexchange(route, step, plan, timeout, self._stranger)
-        await limiter.aacquire()
-        outcome = await aexchange(route, step, plan, timeout, self._stranger)
+        try:
+            held = await limiter.aenter(lease_seconds(wait_seconds(route, step)))
+        except StepFailure as error:
+            return Outcome(error=error, sent=False)
+        try:
+            outcome = await aexchange(route, step, plan, timeout, self._stranger)
+        finally:
+            limiter.leave(held)
         limiter.answered(outcome.status, outcome.retry_after, route.resolved.retry_policy.max_interval_s)
         return outcome
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 from typing import Any
 
 from flowrun._cli._common import add_aliases_option, aliases_dir
@@ -34,6 +35,9 @@ def register(subparsers: Any, name: str, summary: str) -> None:
     parser.add_argument("--visibility-timeout", metavar="SECONDS", type=float, default=3600.0,
                         help="redeliver a task not acknowledged after this long (a worker that vanished); must "
                         "exceed the longest data row (default 3600)")
+    parser.add_argument("--limits-namespace", metavar="NAME", default="default",
+                        help="the namespace of the aliases' shared rate and concurrency limits in Redis: workers "
+                        "with the same one share them (default: default)")
     parser.add_argument("--loglevel", default="WARNING", choices=["DEBUG", "INFO", "WARNING", "ERROR"],
                         help="Celery's log level (default WARNING)")
     parser.set_defaults(handler=worker_command)
@@ -53,7 +57,10 @@ def worker_command(args: argparse.Namespace, console: Console) -> int:
 
     aliases = aliases_dir(args).resolve()
     Registry.load(aliases)  # a broken alias directory stops here with its own error (exit 2)
-    app = create_app(args.broker, aliases=aliases, visibility_timeout_s=args.visibility_timeout)
+    if not re.fullmatch(r"[A-Za-z0-9_.-]+", args.limits_namespace):
+        raise UsageError(f"--limits-namespace must be letters, digits, '_', '.' or '-'; got {args.limits_namespace!r}")
+    app = create_app(args.broker, aliases=aliases, visibility_timeout_s=args.visibility_timeout,
+                     limits_namespace=args.limits_namespace)
     argv = ["worker", f"--concurrency={args.concurrency}", f"--loglevel={args.loglevel}", "--without-gossip",
             "--without-mingle", f"--hostname=flowrun-{os.getpid()}@%h", "--queues=flowrun"]
     try:

@@ -19,6 +19,7 @@ from flowrun._load._paths import resolve_path
 from flowrun._load._schema import check, describe_type, iter_schema_errors
 from flowrun._models._aliases import (
     Alias,
+    ConcurrencyLimit,
     Connection,
     ConnectionProxy,
     Credential,
@@ -322,6 +323,8 @@ def _build(item: dict[str, Any], origin: Origin, document: JsonDocument) -> Reco
         description=fields.get("description", ""), origin=origin,
         rate_limit=(RateLimit(**fields["rate_limit"], origin=origin.child("rate_limit"))
                     if "rate_limit" in fields else None),
+        concurrency_limit=(ConcurrencyLimit(**fields["concurrency_limit"], origin=origin.child("concurrency_limit"))
+                           if "concurrency_limit" in fields else None),
     )
 
 

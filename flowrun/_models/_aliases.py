@@ -366,6 +366,23 @@ class RateLimit:
             raise _fail(self.origin, f"rate_limit.burst must be at least 1; got {self.burst!r}")
 
 
+@attrs.frozen
+class ConcurrencyLimit:
+    """At most ``max_in_flight`` requests through an alias at once: in one process, and across
+    Celery workers (``flowrun.celery``). A request waits up to ``wait_s`` seconds for its turn."""
+
+    max_in_flight: int
+    wait_s: float = 60.0
+    origin: Origin = attrs.field(default=NOWHERE, eq=False, repr=False)
+
+    def __attrs_post_init__(self) -> None:
+        if not 1 <= self.max_in_flight <= 100_000:
+            raise _fail(self.origin, "concurrency_limit.max_in_flight must be at least 1 (and at most 100000); "
+                        f"got {self.max_in_flight!r}")
+        if not 0 <= self.wait_s <= 86_400:
+            raise _fail(self.origin, f"concurrency_limit.wait_s must be 0 to 86400 seconds; got {self.wait_s!r}")
+
+
 def _connections(value: Connection | Mapping[str, Connection]) -> Mapping[str, Connection]:
     return {Alias.SINGLE: value} if isinstance(value, Connection) else dict(value)
 
@@ -382,6 +399,7 @@ class Alias:
     description: str = ""
     origin: Origin = attrs.field(default=NOWHERE, eq=False, repr=False)
     rate_limit: RateLimit | None = None
+    concurrency_limit: ConcurrencyLimit | None = None
 
     # The key under which a single ``connection`` is stored.
     SINGLE = ""

@@ -35,7 +35,7 @@ from flowrun._transport._retry import Outcome
 from flowrun._transport._streams import begin_attempt, end_attempt, opened_connection
 
 if TYPE_CHECKING:
-    from flowrun._transport._rate import TokenBucket
+    from flowrun._transport._rate import Gate
 
 C = TypeVar("C", httpx.Client, httpx.AsyncClient)
 Timeout = httpx.Timeout | UseClientDefault
@@ -55,8 +55,8 @@ class Route(Generic[C]):
     auth_header: str | None
     secret_headers: frozenset[str]
     stranger: Route[C] | None = None
-    # The alias's rate limit (None without one: nothing is paced).
-    limiter: TokenBucket | None = None
+    # The alias's rate and concurrency limits (None without either: nothing is paced).
+    limiter: Gate | None = None
     # Whether the client's own default timeout is this route's (clients are shared by key).
     client_default_timeout: bool = attrs.field(init=False)
 

@@ -36,6 +36,7 @@ from flowrun._errors import (
     SoapArgumentError,
     SoapOperationError,
     SoapReplyError,
+    StepFailure,
     UnexpectedStatusError,
     UnsafeXmlError,
     WsdlError,
@@ -156,17 +157,24 @@ class Exchanger:
         return outcome.value
 
     def _paced(self, send: Callable[[], Outcome[Reply]]) -> Outcome[Reply]:
-        """One request to the alias's origin, after the alias's rate limit (if it has one) gives
-        its turn: the bucket REST steps through the alias take their turns from too."""
-        limit = self._resolved.rate_limit
-        if limit is None:
+        """One request to the alias's origin, after the alias's rate and concurrency limits (if it
+        has them) give its turn: the bucket and slots REST steps through the alias take theirs from too."""
+        resolved = self._resolved
+        if resolved.rate_limit is None and resolved.concurrency_limit is None:
             return send()
-        from flowrun._transport._rate import bucket_for
+        from flowrun._transport._rate import gate_for, lease_seconds
 
-        bucket = bucket_for(self._resolved.alias, self._resolved.env, limit)
-        bucket.acquire()
-        outcome = send()
-        bucket.answered(outcome.status, outcome.retry_after, self._retry_policy.max_interval_s)
+        gate = gate_for(resolved)
+        assert gate is not None
+        try:
+            held = gate.enter(lease_seconds(self._timeout.read if self._timeout.read is not None else _DEFAULT_WAIT_S))
+        except StepFailure as error:  # no slot in time, or the shared limits' store failed: not sent
+            return Outcome(error=error, sent=False)
+        try:
+            outcome = send()
+        finally:
+            gate.leave(held)
+        gate.answered(outcome.status, outcome.retry_after, self._retry_policy.max_interval_s)
         return outcome
 
     def fetch_document(self, url: str, *, max_bytes: int) -> bytes:

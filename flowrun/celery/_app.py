@@ -27,7 +27,7 @@ DEFAULT_VISIBILITY_TIMEOUT_S = 3600
 def create_app(broker: str, *, backend: str | None = None, aliases: str | os.PathLike[str] | None = None,
                secrets: SecretSource | Mapping[str, SecretSource] | None = None,
                visibility_timeout_s: float = DEFAULT_VISIBILITY_TIMEOUT_S,
-               record_ttl_s: int = DEFAULT_TTL_S) -> Celery:
+               record_ttl_s: int = DEFAULT_TTL_S, limits_namespace: str = "default") -> Celery:
     """A Celery app for flowrun workers and dispatchers.
 
     ``broker`` is a Redis URL (``redis://host:6379/0``); the result backend and the completed-step
@@ -35,6 +35,8 @@ def create_app(broker: str, *, backend: str | None = None, aliases: str | os.Pat
     worker's own (default ``$FLOWRUN_ALIASES`` or ``./aliases``); a task never carries them.
     ``visibility_timeout_s`` must exceed the longest data row: a task unacknowledged for longer is
     delivered again (the completed-step records keep that from sending a step twice).
+    Workers share the aliases' ``rate_limit`` and ``concurrency_limit`` through that same Redis,
+    under ``limits_namespace`` (workers of other apps on the same Redis name another).
     """
     app = Celery("flowrun", broker=broker, backend=backend or broker, set_as_current=False)
     # Live workers look for tasks of vanished ones this often (kombu's default is 10 s).
@@ -48,7 +50,8 @@ def create_app(broker: str, *, backend: str | None = None, aliases: str | os.Pat
         result_expires=record_ttl_s, broker_connection_retry_on_startup=True,
         worker_hijack_root_logger=False, task_default_queue="flowrun",
     )
-    settings = WorkerSettings(aliases=aliases, secrets=secrets, record_ttl_s=record_ttl_s)
+    settings = WorkerSettings(aliases=aliases, secrets=secrets, record_ttl_s=record_ttl_s,
+                              limits_namespace=limits_namespace)
     records_url = backend or broker
 
     @app.task(name=RUN_ROW_TASK, acks_late=True, reject_on_worker_lost=True)  # type: ignore[untyped-decorator]

@@ -3,7 +3,9 @@
 Each worker process keeps one ``WorkerState``: the registry loaded once from its own alias
 directory (secrets from its environment, files or a ``SecretSource``), one flow runner per
 ``env`` (its executors keep SSL contexts, pooled connections and parsed WSDLs for the life of the
-process), the flows built from bundles, and a Redis client for the completed-step records.
+process), the flows built from bundles, and a Redis client for the completed-step records and
+the aliases' shared rate and concurrency limits (``flowrun.celery._limits``), which the state
+installs before it builds its first runner.
 """
 
 from __future__ import annotations
@@ -68,10 +70,11 @@ class WorkerSettings:
 
     def __init__(self, *, aliases: str | os.PathLike[str] | None = None,
                  secrets: SecretSource | Mapping[str, SecretSource] | None = None,
-                 record_ttl_s: int = DEFAULT_TTL_S) -> None:
+                 record_ttl_s: int = DEFAULT_TTL_S, limits_namespace: str = "default") -> None:
         self.aliases = Path(aliases) if aliases is not None else None
         self.secrets = secrets
         self.record_ttl_s = record_ttl_s
+        self.limits_namespace = limits_namespace
 
 
 class WorkerState:
@@ -95,6 +98,11 @@ class WorkerState:
     def runner(self, env: str | None) -> RecordingRunner:
         runner = self._runners.get(env)
         if runner is None:
+            if not self._runners:
+                from flowrun._transport._rate import install_shared
+                from flowrun.celery._limits import RedisLimits
+
+                install_shared(RedisLimits(self.redis(), self.settings.limits_namespace))
             runner = self._runners[env] = RecordingRunner(registry=self.registry(), env=env)
         return runner
 
@@ -106,8 +114,12 @@ class WorkerState:
         return self._redis
 
     def close(self) -> None:
+        from flowrun._transport._rate import install_shared
+
         for runner in self._runners.values():
             runner.close()
+        if self._runners:
+            install_shared(None)
         self._runners.clear()
         self.bundles.clear()
 
