@@ -249,6 +249,7 @@ def test_200_rows_over_two_workers_match_a_local_run_and_redis_never_sees_a_secr
 
     stored = redis_server.everything()
     assert any(b"flowrun:step:" in blob for blob in stored), "the completed-step records are in Redis"
+    assert b"flowrun:limit:default:partner::rate" in stored, "the shared rate limit is in Redis"
     assert_no_secret(stored, "Redis")
     monitored = (tmp_path / "monitor.log").read_bytes()
     assert b"flowrun.run_row" in monitored or b"flowrun:step:" in monitored, "MONITOR saw the run"
