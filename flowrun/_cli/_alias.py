@@ -177,6 +177,9 @@ def show_json(registry: Registry, alias: Alias, envs: Sequence[str]) -> dict[str
         "retry_policy": _retry_view(alias.retry_policy),
         "rate_limit": ({"per_second": alias.rate_limit.per_second, "burst": alias.rate_limit.burst}
                        if alias.rate_limit is not None else None),
+        "concurrency_limit": ({"max_in_flight": alias.concurrency_limit.max_in_flight,
+                               "wait_s": alias.concurrency_limit.wait_s}
+                              if alias.concurrency_limit is not None else None),
     }
 
 
@@ -439,6 +442,10 @@ def _print_show(console: Console, view: dict[str, Any]) -> None:
     rate = view.get("rate_limit")
     _field(console, "rate limit", "none" if rate is None else
            f"{rate['per_second']:g} requests/s, burst {rate['burst']}", indent=2)
+    cap = view.get("concurrency_limit")
+    if cap is not None:
+        _field(console, "concurrency limit", f"{cap['max_in_flight']} in flight, a request waits up to "
+               f"{cap['wait_s']:g} s for a slot", indent=2)
 
 
 def _field(console: Console, label: str, value: str, *, indent: int = 4) -> None:

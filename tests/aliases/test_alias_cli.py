@@ -122,8 +122,9 @@ def test_show_json_shape(capsys: pytest.CaptureFixture[str], directory: Path, pk
     assert code == 0
     view = json.loads(out)
     assert set(view) == {"name", "description", "defined_at", "default_env", "environments", "connections",
-                         "retry_policy", "rate_limit"}
+                         "retry_policy", "rate_limit", "concurrency_limit"}
     assert view["rate_limit"] is None
+    assert view["concurrency_limit"] is None
     (connection,) = view["connections"]
     assert {k: connection[k] for k in ("env", "url", "scheme", "host", "port", "port_from", "base_path")} == {
         "env": None, "url": "https://localhost:8443/v2", "scheme": "https", "host": "localhost", "port": 8443,

@@ -123,3 +123,13 @@ def test_a_bad_concurrency_limit_is_refused_when_the_aliases_load(tmp_path: Path
     with pytest.raises(flowrun.SchemaError) as caught:
         flowrun.Registry.load(aliases)
     assert "max_in_flight" in str(caught.value)
+
+
+def test_alias_show_prints_the_concurrency_limit(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from flowrun._cli import main
+
+    aliases = aliases_dir(tmp_path, "shown", "http://127.0.0.1:9", {"max_in_flight": 4, "wait_s": 30})
+    assert main(["--no-color", "alias", "show", "shown", "--aliases", str(aliases)]) == 0
+    assert "4 in flight, a request waits up to 30 s for a slot" in capsys.readouterr().out
+    assert main(["alias", "show", "shown", "--aliases", str(aliases), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["concurrency_limit"] == {"max_in_flight": 4, "wait_s": 30}
