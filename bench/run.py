@@ -31,11 +31,12 @@ sys.path.insert(1, str(REPO_ROOT))
 os.environ["PYTHONPATH"] = os.pathsep.join(
     p for p in (str(REPO_ROOT), os.environ.get("PYTHONPATH", "")) if p)
 
+from _celery_pairs import CELERY_PAIRS  # noqa: E402
 from _pairs import PAIRS as _BASE_PAIRS  # noqa: E402
 from _pairs import QUICK, Bench, Check, Pair, PairError, Sizes, Skip  # noqa: E402
 from _scale_pairs import SCALE_PAIRS  # noqa: E402
 
-PAIRS = (*_BASE_PAIRS, *SCALE_PAIRS)
+PAIRS = (*_BASE_PAIRS, *SCALE_PAIRS, *CELERY_PAIRS)
 
 
 def compile_flowrun() -> None:
@@ -146,7 +147,7 @@ def ratio_text(outcome: Outcome) -> str:
     ratio = outcome.ratio
     if ratio is None:
         return "-"
-    if outcome.name in ("newman", "async-latency"):
+    if outcome.name in ("newman", "async-latency", "celery"):
         return f"{ratio:.3f} ({1 / ratio:.0f}x faster)"
     return f"{ratio:.3f}"
 
