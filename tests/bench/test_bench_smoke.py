@@ -18,8 +18,9 @@ import pytest
 REPO_ROOT = Path(__file__).resolve().parents[2]
 RUN = REPO_ROOT / "bench" / "run.py"
 PAIR_NAMES = ("rest", "newman", "cold-start", "soap", "async", "async-latency", "resources", "soap-1mb", "memory",
-              "aliases")
-TIMED = {"rest", "newman", "cold-start", "soap", "async", "async-latency", "soap-1mb", "aliases"}
+              "aliases", "celery", "celery-overhead")
+TIMED = {"rest", "newman", "cold-start", "soap", "async", "async-latency", "soap-1mb", "aliases", "celery",
+         "celery-overhead"}
 
 pytestmark = pytest.mark.slow
 
