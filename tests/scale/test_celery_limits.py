@@ -134,11 +134,14 @@ def test_a_slot_held_by_a_killed_worker_frees_when_its_lease_ends(tmp_path: Path
             assert time.monotonic() < deadline and dispatcher.poll() is None, "no request reached the partner"
             time.sleep(0.01)
         workers.kill(victim)
+        killed_at = time.monotonic()
         held = redis_server.client.zrange(slots_key, 0, -1, withscores=True)
         assert len(held) == 1, held  # the dead worker's slot, still leased
         (holder, lease_end), = held
-        redis_now = float(".".join(str(part) for part in redis_server.client.time()))
-        assert lease_end > redis_now
+        seconds, micros = redis_server.client.time()
+        left = lease_end - (seconds + micros / 1e6)
+        assert left > 0
+        lease_ends_at = killed_at + left
         workers.start(redis_server.url, aliases, visibility_timeout=3)
         report = finished(dispatcher, workers)
         assert [it["status"] for it in report["iterations"]] == ["passed"] * 3
@@ -146,6 +149,10 @@ def test_a_slot_held_by_a_killed_worker_frees_when_its_lease_ends(tmp_path: Path
         assert partner.max_in_flight == 1
         arrivals = sorted(seen.arrived for seen in partner.requests_to("/ping"))
         assert len(arrivals) >= 3
+        # Nothing went to the partner while the dead worker's lease ran (a rule, not a speed:
+        # the 0.2 s allow for reading Redis's clock and the partner's one after the other).
+        after_kill = [arrived for arrived in arrivals if arrived > killed_at]
+        assert after_kill and min(after_kill) >= lease_ends_at - 0.2
     assert holder not in redis_server.client.zrange(slots_key, 0, -1)
 
 
@@ -196,3 +203,13 @@ def test_without_its_redis_a_limited_step_fails_unsent(tmp_path: Path, list_part
     assert ("alias 'limited': the Redis that holds the workers' shared limits failed while taking a "
             "concurrency_limit slot (ConnectionError): the request was not sent") in str(error)
     assert list_partner.requests_to("/ping") == []
+
+
+def test_a_bad_limits_namespace_is_a_usage_error(tmp_path: Path) -> None:
+    from tests.scale.conftest import run_cli
+
+    (tmp_path / "aliases").mkdir()
+    done = run_cli("worker", "--broker", "redis://127.0.0.1:1/0", "--aliases", str(tmp_path / "aliases"),
+                   "--limits-namespace", "team:a")
+    assert done.returncode == 2
+    assert "--limits-namespace must be letters, digits, '_', '.' or '-'; got 'team:a'" in done.stderr
