@@ -124,7 +124,8 @@ def test_a_concurrency_cap_holds_across_two_workers(tmp_path: Path, redis_server
 def test_a_slot_held_by_a_killed_worker_frees_when_its_lease_ends(tmp_path: Path, redis_server: RedisServer,
                                                                   workers: Workers) -> None:
     slots_key = "flowrun:limit:default:limited::slots"
-    with ListPartner(delay_s=0.5) as partner:
+    # Each request takes a second at the partner: the kill lands while the victim holds its slot.
+    with ListPartner(delay_s=1.0) as partner:
         # timeout_s 2: an attempt ends within 4 x 2 s, so a slot's lease is 8 + 5 s.
         aliases = limited_aliases(tmp_path, partner.url, concurrency_limit={"max_in_flight": 1, "wait_s": 60})
         victim = workers.start(redis_server.url, aliases, visibility_timeout=3)
