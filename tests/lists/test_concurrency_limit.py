@@ -133,3 +133,25 @@ def test_alias_show_prints_the_concurrency_limit(tmp_path: Path, capsys: pytest.
     assert "4 in flight, a request waits up to 30 s for a slot" in capsys.readouterr().out
     assert main(["alias", "show", "shown", "--aliases", str(aliases), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["concurrency_limit"] == {"max_in_flight": 4, "wait_s": 30}
+
+
+def test_soap_calls_and_rest_requests_share_the_slots(partner: ListPartner, tmp_path: Path) -> None:
+    from flowrun import RestExecutor, RestStep, SoapExecutor, SoapStep
+
+    aliases = aliases_dir(tmp_path, "capped_mixed", partner.url, {"max_in_flight": CAP})
+    registry = flowrun.Registry.load(aliases)
+    envelope = ('<soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/"><soap:Body><Ping/>'
+                "</soap:Body></soap:Envelope>")
+    # The partner answers JSON, so the SOAP steps fail on the reply: what counts is how many calls it held at once.
+    soap_step = SoapStep(id="soap", alias="capped_mixed", envelope=envelope, path="/ping")
+    rest_step = RestStep(id="rest", alias="capped_mixed", path="/ping")
+    with SoapExecutor(registry) as soap, RestExecutor(registry) as rest:
+        threads = [threading.Thread(target=soap.run, args=(soap_step,)) for _ in range(6)]
+        threads += [threading.Thread(target=rest.run, args=(rest_step,)) for _ in range(6)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    methods = [seen.method for seen in partner.requests_to("/ping")]
+    assert sorted(methods) == ["GET"] * 6 + ["POST"] * 6
+    assert partner.max_in_flight == CAP
