@@ -2,7 +2,8 @@
 
 The partner holds each request a little while and notes the most it held at once; a for-each
 with more threads than the cap, flows running in parallel, the async executor, and SOAP calls
-beside REST requests through the same alias must never have more than ``max_in_flight`` there, and must reach it (the cap, not something else, limits).
+beside REST requests through the same alias must never have more than ``max_in_flight`` there,
+and must reach it (the cap, not something else, limits).
 A request that finds no slot for ``wait_s`` fails unsent with ``limit.in_flight_wait``.
 """
 
