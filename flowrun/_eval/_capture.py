@@ -228,7 +228,14 @@ def shape_of(value: Any, depth: int = 2) -> str:
 
 def describe_miss(expression: str, document: Mapping[str, Any], path: tuple[str | int, ...] | None) -> str:
     """Why ``expression`` matches nothing in ``document``: the deepest part that exists, the
-    closest key (did you mean, as data pills say it) and the shape of what is there."""
+    closest key (did you mean, as data pills say it) and the shape of what is there, on one line
+    (the partner's keys are shown escaped)."""
+    from flowrun._models._redact import visible_line
+
+    return visible_line(_describe_miss(expression, document, path))
+
+
+def _describe_miss(expression: str, document: Mapping[str, Any], path: tuple[str | int, ...] | None) -> str:
     from flowrun._eval._template import format_path, is_array
 
     if not path:

@@ -115,6 +115,12 @@ def visible(text: str) -> str:
     return _CONTROL.sub(_escape, text.replace("\r\n", "\n"))
 
 
+def visible_line(text: str) -> str:
+    """``text`` as ``visible`` shows it, on one line: a partner's key or value quoted in an error
+    message cannot start a line of its own (line breaks are shown as ``\\x0a``)."""
+    return visible(text).replace("\n", "\\x0a")
+
+
 # json.dumps(ensure_ascii=False) escapes C0 controls but leaves C1 controls and bidi overrides as is.
 _JSON_UNSAFE = re.compile("[\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 

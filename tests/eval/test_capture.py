@@ -351,3 +351,14 @@ def test_xml_to_data_leaf_and_mixed_content() -> None:
         "a": {"b": "two", "#text": "one  three"}
     }
     assert xml_to_data(parse_xml(b"<a><b>1</b><b>2</b><b>3</b></a>")) == {"a": {"b": ["1", "2", "3"]}}
+
+
+def test_a_miss_shows_the_partners_keys_escaped_on_one_line() -> None:
+    from flowrun._eval._capture import describe_miss
+
+    body = {"x\ny": 1, "b\x1b[31m": 2, "balance": 3}
+    message = describe_miss("body.balanse", {"body": body}, ("body", "balanse"))
+
+    assert "\n" not in message and "\x1b" not in message
+    assert "x\\x0ay" in message and "b\\x1b[31m" in message
+    assert "did you mean 'balance'?" in message
