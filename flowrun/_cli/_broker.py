@@ -52,7 +52,7 @@ def _dispatch(args: argparse.Namespace, console: Console, guard: SignalGuard) ->
     console.secrets.add(urlsplit(args.broker).password)
     app = create_app(args.broker)
     try:
-        dispatch = Dispatch(app, args.broker, env=args.env)
+        dispatch = Dispatch(app, args.broker, env=args.env, bodies=args.html is not None)
         with guard.armed():
             dispatch.check()  # not there at all: the error alone, no empty report
         yield dispatch
@@ -123,6 +123,10 @@ def run_on_workers(args: argparse.Namespace, console: Console, guard: SignalGuar
     interrupted = None
     if stopped.reason is not None:
         interrupted = Interruption(stopped.reason, not_run_count=len(rows) - len(results))
+    if args.html is not None:
+        from flowrun._report._html import write_html
+
+        write_html(args.html, results, interrupted=interrupted, secrets=console.secrets)
     if args.report is not None:
         from flowrun._report._junit import write_junit
 

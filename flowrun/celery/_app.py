@@ -56,8 +56,8 @@ def create_app(broker: str, *, backend: str | None = None, aliases: str | os.Pat
 
     @app.task(name=RUN_ROW_TASK, acks_late=True, reject_on_worker_lost=True)  # type: ignore[untyped-decorator]
     def run_row_task(bundle: dict[str, Any], inputs: str, run_id: str, row: int, iteration: int | None = None,
-                     env: str | None = None) -> str:
+                     env: str | None = None, bodies: bool = False) -> str:
         return run_row(state_for(id(app), settings, records_url), bundle=bundle, inputs=inputs, run_id=run_id,
-                       row=row, iteration=iteration, env=env)
+                       row=row, iteration=iteration, env=env, bodies=bodies)
 
     return app

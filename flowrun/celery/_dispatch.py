@@ -49,14 +49,16 @@ Outcome = FlowResult | FlowrunError
 class Dispatch:
     """One run on the workers of ``app``: tasks numbered 1..N, gathered back in that order."""
 
-    def __init__(self, app: Any, broker_url: str, *, env: str | None = None) -> None:
+    def __init__(self, app: Any, broker_url: str, *, env: str | None = None, bodies: bool = False) -> None:
         self.app = app
         self.broker_url = broker_url
         self.env = env
+        self.bodies = bodies  # ask for response headers and bodies (the HTML report shows them)
         self.run_id = uuid.uuid4().hex
         self.task_ids: dict[int, str] = {}
         self.files: dict[int, Path] = {}
         self.rows: dict[int, int | None] = {}
+        self.roots: dict[int, Path] = {}
         self.results: dict[int, Outcome] = {}
 
     def check(self) -> None:
@@ -75,12 +77,14 @@ class Dispatch:
         try:
             self.app.send_task(RUN_ROW_TASK, task_id=task_id, kwargs={
                 "bundle": bundle, "inputs": dumps(inputs), "run_id": self.run_id, "row": number,
-                "iteration": iteration, "env": self.env})
+                "iteration": iteration, "env": self.env, **({"bodies": True} if self.bodies else {})})
         except _broker_errors(RuntimeError) as exc:  # RuntimeError: Celery's result store gave up
             raise self._lost(exc, "sending the data rows") from None
         self.task_ids[number] = task_id
         self.files[number] = file
         self.rows[number] = row
+        # The folder, as this command names it, that the bundle's relative paths start from.
+        self.roots[number] = file.parents[len(Path(str(bundle["flow"])).parts) - 1]
 
     def gather(self, on_result: Callable[[int, Outcome], None]) -> dict[int, Outcome]:
         """Every task's outcome (a result, or the definition error the worker met); ``on_result``
@@ -123,6 +127,8 @@ class Dispatch:
             return InternalError(f"task {number}: the worker failed it without a result",
                                  hint="see the worker's log", file=self.files[number])
         data = json.loads(meta["result"], parse_float=WrittenNumber)
+        if isinstance(data.get("bundle_dir"), str):
+            data = _relocated(data, data.pop("bundle_dir"), self.roots[number])
         if "error" in data:
             error = error_from_dict(data["error"])
             assert error is not None
@@ -145,3 +151,16 @@ class Dispatch:
             f"({len(self.results)} of {len(self.task_ids)} data rows gathered): {type(exc).__name__}: {detail}",
             hint="start the broker again and check the partner for the rows not gathered before running them "
                  "again: a new run has a new run id, so it sends every row again")
+
+
+def _relocated(value: Any, bundle_dir: str, root: Path) -> Any:
+    """``value`` with the worker's copy of the bundle (paths in error locations and messages)
+    named by this command's own paths, as a local run names them."""
+    prefix = "" if root == Path(".") else f"{root}/"
+    if isinstance(value, str):
+        return str(root) if value == bundle_dir else value.replace(f"{bundle_dir}/", prefix)
+    if isinstance(value, dict):
+        return {key: _relocated(item, bundle_dir, root) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_relocated(item, bundle_dir, root) for item in value]
+    return value

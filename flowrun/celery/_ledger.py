@@ -1,6 +1,7 @@
 """Completed-step records in Redis, so that a redelivered task does not send a step twice.
 
-Keys are ``flowrun:step:<run id>:<row>:<step index>``, written by workers, read by the worker that
+Keys are ``flowrun:step:<run id>:<row>:<step index>`` (``<step index>.<item index>`` for each item
+of a ``for_each`` step), written by workers, read by the worker that
 runs the task again after a redelivery:
 
 * ``{"state": "done", "result": {...}}``: the step's masked result (``StepResult.to_dict`` with
@@ -47,19 +48,19 @@ class StepLedger:
         self.row = row
         self.ttl_s = ttl_s
 
-    def key(self, index: int) -> str:
+    def key(self, index: int | str) -> str:
         return f"flowrun:step:{self.run_id}:{self.row}:{index}"
 
-    def get(self, index: int) -> dict[str, Any] | None:
+    def get(self, index: int | str) -> dict[str, Any] | None:
         raw = self.client.get(self.key(index))
         if raw is None:
             return None
         record = json.loads(raw, parse_float=WrittenNumber)  # exact decimals stay exact
         return record if isinstance(record, dict) else None
 
-    def claim(self, index: int) -> bool:
+    def claim(self, index: int | str) -> bool:
         """Mark a non-idempotent request in flight; False when a record was already there."""
         return bool(self.client.set(self.key(index), json.dumps({"state": "in_flight"}), nx=True, ex=self.ttl_s))
 
-    def done(self, index: int, result: dict[str, Any]) -> None:
+    def done(self, index: int | str, result: dict[str, Any]) -> None:
         self.client.set(self.key(index), dumps({"state": "done", "result": result}), ex=self.ttl_s)

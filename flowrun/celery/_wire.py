@@ -2,7 +2,9 @@
 
 The dispatcher builds its text, JSON and JUnit reports from ``FlowResult`` objects, like a local
 run; these functions rebuild them from what a worker sent. What the dictionary form does not hold
-(the request sent, for ``-v``) is absent; every error keeps its class, code, message, hint and place.
+(the request sent, for ``-v``) is absent; a paginated step's ``items`` come back when the
+dictionary holds them (the completed-step records do). Every error keeps its class, code,
+message, hint and place.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from typing import Any
 from flowrun import _errors
 from flowrun._errors import FlowrunError, InternalError, SoapFaultError, UnexpectedStatusError
 from flowrun._models._flow_results import FlowResult
-from flowrun._models._results import AssertionOutcome, Attempt, RequestInfo, StepResult, TlsInfo
+from flowrun._models._results import AssertionOutcome, Attempt, PageInfo, RequestInfo, StepResult, TlsInfo
 
 __all__ = ["error_from_dict", "flow_result_from_dict", "step_result_from_dict"]
 
@@ -83,14 +85,25 @@ def step_result_from_dict(data: dict[str, Any]) -> StepResult:
         request=RequestInfo(method=request["method"], url=request["url"],
                             headers=tuple((str(k), str(v)) for k, v in request.get("headers", ())))
         if request else None,
+        items=list(data["items"]) if isinstance(data.get("items"), list) else None,
+        pages=tuple(PageInfo(number=int(page["number"]), url=page["url"], status=page.get("status"),
+                             duration_ms=float(page.get("duration_ms", 0.0)), items=int(page.get("items", 0)),
+                             attempts=int(page.get("attempts", 1)), idempotency_key=page.get("idempotency_key"))
+                    for page in data.get("pages", ())),
+        iterations=tuple(step_result_from_dict(item) for item in data.get("iterations", ())),
+        idempotency_key=data.get("idempotency_key"),
     )
 
 
 def flow_result_from_dict(data: dict[str, Any], *, file: Path | None = None) -> FlowResult:
     """``file`` replaces the worker's path of the flow (a temporary copy) with the dispatcher's."""
+    steps = tuple(step_result_from_dict(step) for step in data.get("steps", ()))
+    # The flow's error is its failed step's own error object, as in a local result: reports tell a
+    # step's failure from a flow-level one (outputs) by identity, and must not count it twice.
+    error = next((step.error for step, shown in zip(steps, data.get("steps", ()), strict=True)
+                  if step.error is not None and shown.get("error") == data.get("error")), None)
     return FlowResult(
-        name=data["name"], status=data["status"], outputs=dict(data.get("outputs") or {}),
-        steps=tuple(step_result_from_dict(step) for step in data.get("steps", ())),
+        name=data["name"], status=data["status"], outputs=dict(data.get("outputs") or {}), steps=steps,
         duration_ms=float(data.get("duration_ms", 0.0)), iteration=data.get("iteration"),
-        inputs=dict(data.get("inputs") or {}), error=error_from_dict(data.get("error")), file=file,
+        inputs=dict(data.get("inputs") or {}), error=error or error_from_dict(data.get("error")), file=file,
     )

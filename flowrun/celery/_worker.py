@@ -40,9 +40,11 @@ class RecordingRunner(FlowRunner):
 
     def _execute(self, flow: Flow, call: _Call) -> StepResult:
         ledger = self.ledger
-        if ledger is None:
+        if ledger is None or call.each is not None:  # a for_each step: each item has its own record
             return super()._execute(flow, call)
-        index = next(i for i, entry in enumerate(flow.steps) if entry is call.entry)
+        index: int | str = next(i for i, entry in enumerate(flow.steps) if entry is call.entry)
+        if "index" in call.context:  # an item of a for_each step
+            index = f"{index}.{call.context['index']}"
         replayed = self._replay(ledger, index)
         if replayed is not None:
             return replayed
@@ -53,16 +55,25 @@ class RecordingRunner(FlowRunner):
             method = getattr(call.step, "method", "SOAP")
             return _failed(call.entry, OutcomeUnknownError(
                 f"a worker stopped while this {method} request was in flight (run {ledger.run_id}, data row "
-                f"{ledger.row}, step {index + 1}): it may have reached the partner, so it is not sent again"))
+                f"{ledger.row}, step {_shown(index)}): it may have reached the partner, so it is not sent again"))
         result = super()._execute(flow, call)
-        ledger.done(index, result.to_dict(include_body=True))
+        record = result.to_dict(include_body=True)
+        if result.items is not None:  # a paginated step: later steps read its items
+            record["items"] = result.secrets.mask_data(result.items) if result.secrets else result.items
+        ledger.done(index, record)
         return result
 
-    def _replay(self, ledger: StepLedger, index: int) -> StepResult | None:
+    def _replay(self, ledger: StepLedger, index: int | str) -> StepResult | None:
         record = ledger.get(index)
         if record is None or record.get("state") != "done":
             return None
         return step_result_from_dict(record["result"])
+
+
+def _shown(index: int | str) -> str:
+    """"2", or "2 item 5": steps numbered from 1, items by their index as the flow's own messages say."""
+    step, _, item = str(index).partition(".")
+    return f"{int(step) + 1}" + (f" item {item}" if item else "")
 
 
 class WorkerSettings:
@@ -138,30 +149,35 @@ def state_for(key: int, settings: WorkerSettings, redis_url: str) -> WorkerState
 
 
 def run_row(state: WorkerState, *, bundle: dict[str, Any], inputs: str, run_id: str, row: int,
-            iteration: int | None, env: str | None) -> str:
+            iteration: int | None, env: str | None, bodies: bool = False) -> str:
     """The task body (``inputs`` as JSON text, so exact numbers stay exact). Returns JSON text, masked:
     ``{"result": FlowResult.to_dict()}``, or ``{"error": FlowrunError.to_dict()}`` for a definition
-    problem (the flow, its inputs, the worker's aliases)."""
+    problem (the flow, its inputs, the worker's aliases), with ``"bundle_dir"``: where this worker
+    wrote the bundle, which the dispatcher replaces with its own paths in what it reports."""
     runner: RecordingRunner | None = None
+    reply: dict[str, Any] = {}
     try:
         flow = state.bundles.flow(bundle)
+        if flow.origin.file is not None:
+            reply["bundle_dir"] = str(Path(flow.origin.file).parents[len(Path(bundle["flow"]).parts) - 1])
         runner = state.runner(env)
         runner.ledger = StepLedger(state.redis(), run_id, row, ttl_s=state.settings.record_ttl_s)
         try:
             result = runner.run(flow, json.loads(inputs, parse_float=WrittenNumber), iteration=iteration)
         finally:
             runner.ledger = None
-        data = result.to_dict()
+        # Response headers and bodies (masked) only for a dispatcher that draws them (--html).
+        data = result.to_dict(include_body=bodies)
         # What reports show beyond to_dict(): the inputs (JUnit properties) and each request line.
         data["inputs"] = dict(result.inputs)
         for step, shown in zip(result.steps, data["steps"], strict=True):
             if step.request is not None:
                 shown["request"] = step.request.to_dict()
-        return dumps({"result": runner.secrets.mask_data(data)})
+        return dumps({"result": runner.secrets.mask_data(data), **reply})
     except FlowrunError as error:
         data = error.to_dict()
     except Exception as exc:  # a defect: flowrun's own error, never a traceback stored in the backend
         from flowrun._runner import internal_error
 
         data = internal_error(exc).to_dict()
-    return dumps({"error": runner.secrets.mask_data(data) if runner is not None else data})
+    return dumps({"error": runner.secrets.mask_data(data) if runner is not None else data, **reply})
