@@ -175,3 +175,44 @@ def test_flowrun_test_on_two_workers_writes_the_reports_of_a_local_test(
                           broker=redis_server.url, aliases=aliases)
     assert len(local_rows["json"]["flows"]) == 12
     compare(local_rows, remote_rows)
+
+
+RUN_FLOW: dict[str, Any] = {
+    "name": "settle_rows",
+    "inputs": {"account": {"type": "string"}, "amount": {"type": "number"}},
+    "steps": [
+        {"id": "balance", "type": "rest", "alias": "partner", "method": "GET", "path": "/accounts/{{ inputs.account }}",
+         "response": {"expect_status": [200], "outputs": {"balance": "body.balance"}},
+         "assert": [{"that": "outputs.balance", "gt": "{{ inputs.amount }}"}]},
+        {"id": "pay", "type": "rest", "alias": "partner", "method": "POST", "when": "inputs.amount < `100`",
+         "path": "/echo", "query": {"account": "{{ inputs.account }}"},
+         "body": {"json": {"amount": "{{ inputs.amount }}"}},
+         "response": {"expect_status": [200], "outputs": {"amount": "body.json.amount"}}},
+        {"id": "each", "type": "rest", "alias": "partner", "method": "GET", "path": "/accounts/{{ item }}",
+         "for_each": "{{ [inputs.account, '7'] }}", "response": {"outputs": {"currency": "body.currency"}}},
+    ],
+    "outputs": {"balance": "{{ steps.balance.outputs.balance }}"},
+}
+
+
+def test_flowrun_run_data_on_two_workers_writes_the_reports_of_a_local_run(
+        tmp_path: Path, aliases: Path, partner: PartnerServer, redis_server: RedisServer, workers: Workers) -> None:
+    flow = write_flow(tmp_path, RUN_FLOW)
+    rows = tmp_path / "rows.csv"
+    # Passing rows, a skipped payment, a failed assertion (2000 > the balance), a 404 (account 0).
+    rows.write_text("account,amount\n1001,1.25\n1002,150\n1003,2000\n0,5\n1005,7.5\n")
+    workers.start(redis_server.url, aliases, concurrency=2)
+    workers.start(redis_server.url, aliases, concurrency=2)
+    args = ("run", str(flow), "--data", str(rows))
+    local = reports(tmp_path, "local", *args, broker=None, aliases=aliases)
+    remote = reports(tmp_path, "remote", *args, broker=redis_server.url, aliases=aliases)
+    assert local["exit"] == 1
+    assert [it["status"] for it in local["json"]["iterations"]] == ["passed", "passed", "failed", "failed", "passed"]
+    compare(local, remote)
+    # The text output of the same runs (the one above printed JSON).
+    local_text = run_cli("--no-color", *args, "--aliases", str(aliases))
+    remote_text = run_cli("--no-color", *args, "--broker", redis_server.url, secrets=False)
+    assert remote_text.returncode == local_text.returncode == 1
+    assert_same("text output", normal_text(local_text.stdout), normal_text(remote_text.stdout))
+    assert_same("standard error", normal_text(local_text.stderr),
+                normal_text(broker_lines_dropped(remote_text.stderr)))
