@@ -28,11 +28,13 @@ __all__ = ["run_on_workers", "test_on_workers"]
 
 
 class _Stopped:
-    """How the gathering ended early: the broker went away, or a signal."""
+    """How the gathering ended early: the broker went away, or a signal (then ``running``: the
+    tasks a worker had started, which run to their end there)."""
 
     def __init__(self) -> None:
         self.failure: BrokerError | None = None
         self.signal: SignalInterrupt | None = None
+        self.running: set[int] = set()
 
     @property
     def reason(self) -> str | None:
@@ -75,8 +77,22 @@ def _gather(dispatch: Dispatch, guard: SignalGuard, send: Callable[[], None], on
         stopped.failure = error
     except SignalInterrupt as signalled:
         stopped.signal = signalled
-        dispatch.cancel()
+        stopped.running = dispatch.cancel()
+    if stopped.signal is None and stopped.failure is None:
+        stopped.signal = guard.interrupt  # a signal after the last result: nothing is lost, still report it
     return stopped
+
+
+def _still_running(reason: str, name: str, file: Path, inputs: dict[str, Any], iteration: int | None) -> FlowResult:
+    """What the report says of a flow or data row that a worker was running when the run was
+    cancelled: it runs to its end there, and its result is not in this report."""
+    from flowrun._errors import RunInterruptedError
+
+    error = RunInterruptedError(
+        f"{reason} stopped the run while a worker was running this flow: it runs to its end on the worker "
+        f"(no request is cut off), and its result is not in this report",
+        hint="check the partner (or the worker's log) for what it did before running it again")
+    return FlowResult(name=name, status="failed", iteration=iteration, inputs=dict(inputs), error=error, file=file)
 
 
 def _progress(err: Console, total: int, unit: str) -> Callable[[], None]:
@@ -101,7 +117,7 @@ def run_on_workers(args: argparse.Namespace, console: Console, guard: SignalGuar
 
     err = Console.for_stream(sys.stderr, no_color=not console.color, secrets=console.secrets)
     bundle = make_bundle(args.flow, flow)
-    results: list[FlowResult] = []
+    gathered: dict[int, FlowResult] = {}
     progress = _progress(err, len(rows), "data rows")
     with _dispatch(args, console, guard) as dispatch:
         def send() -> None:
@@ -114,12 +130,27 @@ def run_on_workers(args: argparse.Namespace, console: Console, guard: SignalGuar
                 if outcome.file is None and args.data is not None:
                     outcome.file = str(args.data)
                 raise outcome  # like a local run: a definition problem stops the run (exit 2)
-            results.append(outcome)
+            gathered[number] = outcome
             if not args.json:
                 print_result(console, outcome, many, render_flow)
             progress()
 
         stopped = _gather(dispatch, guard, send, on_result, err, args.broker)
+        completed = len(gathered)
+        if stopped.signal is not None:
+            # Completed out of order before the signal, then those a worker is still running.
+            late: dict[int, FlowResult] = {n: o for n, o in dispatch.results.items()
+                                           if n not in gathered and isinstance(o, FlowResult)}
+            completed += len(late)
+            for number, _, inputs in rows:
+                if number in stopped.running and number not in late:
+                    late[number] = _still_running(stopped.signal.reason, flow.name, args.flow, inputs,
+                                                  number if many else None)
+            for number in sorted(late):
+                gathered[number] = late[number]
+                if not args.json:
+                    print_result(console, late[number], many, render_flow)
+    results = [gathered[number] for number in sorted(gathered)]
     interrupted = None
     if stopped.reason is not None:
         interrupted = Interruption(stopped.reason, not_run_count=len(rows) - len(results))
@@ -140,8 +171,8 @@ def run_on_workers(args: argparse.Namespace, console: Console, guard: SignalGuar
     if stopped.failure is not None:
         raise stopped.failure
     if stopped.signal is not None and interrupted is not None:
-        err.print(render_interrupted(stopped.signal.reason, len(results), 0, interrupted.not_run_count, "iteration",
-                                     err))
+        err.print(render_interrupted(stopped.signal.reason, completed, len(results) - completed,
+                                     interrupted.not_run_count, "iteration", err))
         return stopped.signal.exit_code
     return exit_code(results)
 
@@ -182,6 +213,16 @@ def test_on_workers(args: argparse.Namespace, console: Console, guard: SignalGua
             progress()
 
         stopped = _gather(dispatch, guard, send, on_result, err, args.broker)
+        completed = len(outcomes)
+        if stopped.signal is not None:
+            # Completed out of order before the signal, then those a worker is still running.
+            late = {n: o for n, o in dispatch.results.items() if n not in outcomes}
+            completed += len(late)
+            for number in stopped.running - set(late):
+                file, flow, inputs, row = jobs[number - 1]
+                late[number] = _still_running(stopped.signal.reason, flow.name, file, inputs, row)
+            for number in sorted(late):
+                on_result(number, late[number])
     results = [o for _, o in sorted(outcomes.items()) if isinstance(o, FlowResult)]
     problems = list(load_errors) + [o for _, o in sorted(outcomes.items()) if isinstance(o, FlowrunError)]
     interrupted: Interruption | None = None
@@ -193,6 +234,7 @@ def test_on_workers(args: argparse.Namespace, console: Console, guard: SignalGua
     if stopped.failure is not None:
         raise stopped.failure
     if stopped.signal is not None and interrupted is not None:
-        err.print(render_interrupted(stopped.signal.reason, len(results), 0, len(interrupted.not_run), "flow", err))
+        err.print(render_interrupted(stopped.signal.reason, completed, len(outcomes) - completed,
+                                     len(interrupted.not_run), "flow", err))
         return stopped.signal.exit_code
     return test_exit_code(results, problems)

@@ -24,6 +24,7 @@ from flowrun.celery._wire import error_from_dict, flow_result_from_dict
 __all__ = ["Dispatch", "Outcome", "shown_url"]
 
 _POLL_S = 0.05
+_REVOKED_AT_MOST = 50_000
 
 
 def shown_url(url: str) -> str:
@@ -89,44 +90,66 @@ class Dispatch:
     def gather(self, on_result: Callable[[int, Outcome], None]) -> dict[int, Outcome]:
         """Every task's outcome (a result, or the definition error the worker met); ``on_result``
         sees each in task order, as soon as the ones before it are in."""
-        pending = dict(self.task_ids)
         shown = min(self.task_ids, default=1)
-        backend = self.app.backend
         try:
-            while pending:
-                numbers = list(pending)
-                metas = backend.client.mget([backend.get_key_for_task(pending[n]) for n in numbers])
-                for number, raw in zip(numbers, metas, strict=True):
-                    if raw is None:
-                        continue
-                    meta = backend.decode_result(raw)
-                    if meta.get("status") not in ("SUCCESS", "FAILURE"):
-                        continue
-                    self.results[number] = self._outcome(number, meta)
-                    del pending[number]
+            while True:
+                pending = self._collect()
                 while shown in self.results:
                     on_result(shown, self.results[shown])
                     shown += 1
-                if pending:
-                    time.sleep(_POLL_S)
+                if not pending:
+                    break
+                time.sleep(_POLL_S)
         except _broker_errors() as exc:
             raise self._lost(exc, "gathering results") from None
         return dict(sorted(self.results.items()))
 
-    def cancel(self) -> None:
-        """Revoke the rows not yet gathered (workers drop them unstarted)."""
-        outstanding = [task for number, task in self.task_ids.items() if number not in self.results]
-        if outstanding:
-            try:
-                self.app.control.revoke(outstanding)
-            except _broker_errors():
-                pass
+    def _collect(self) -> int:
+        """One look at the result store: the outcomes that came in since the last. Returns how many
+        tasks are still pending."""
+        backend = self.app.backend
+        numbers = [number for number in self.task_ids if number not in self.results]
+        if not numbers:
+            return 0
+        metas = backend.client.mget([backend.get_key_for_task(self.task_ids[n]) for n in numbers])
+        pending = 0
+        for number, raw in zip(numbers, metas, strict=True):
+            meta = backend.decode_result(raw) if raw is not None else None
+            if meta is None or meta.get("status") not in ("SUCCESS", "FAILURE"):
+                pending += 1
+                continue
+            outcome = self._outcome(number, meta)
+            if outcome is not None:
+                self.results[number] = outcome
+        return pending
 
-    def _outcome(self, number: int, meta: dict[str, Any]) -> Outcome:
+    def cancel(self) -> set[int]:
+        """Cancel the tasks not gathered yet: no worker starts one of them from now on (the run is
+        marked cancelled in Redis, and Celery revokes them). Returns the numbers of those a worker
+        had already started: they run to their end on their worker, no request cut off. Outcomes
+        that came in meanwhile are added to ``results``."""
+        from flowrun.celery._ledger import cancel_run
+
+        outstanding = [number for number in self.task_ids if number not in self.results]
+        if not outstanding:
+            return set()
+        try:
+            started = cancel_run(self.app.backend.client, self.run_id)
+            # Workers keep at most 50,000 revoked ids; the mark above covers any number of rows.
+            self.app.control.revoke([self.task_ids[number] for number in outstanding[:_REVOKED_AT_MOST]])
+            self._collect()
+        except _broker_errors():
+            return set()
+        return {number for number in outstanding if number in started and number not in self.results}
+
+    def _outcome(self, number: int, meta: dict[str, Any]) -> Outcome | None:
+        """None for a row that a worker did not start because the run was cancelled."""
         if meta.get("status") != "SUCCESS" or not isinstance(meta.get("result"), str):
             return InternalError(f"task {number}: the worker failed it without a result",
                                  hint="see the worker's log", file=self.files[number])
         data = json.loads(meta["result"], parse_float=WrittenNumber)
+        if data.get("cancelled"):
+            return None
         if isinstance(data.get("bundle_dir"), str):
             data = _relocated(data, data.pop("bundle_dir"), self.roots[number])
         if "error" in data:
@@ -156,7 +179,7 @@ class Dispatch:
 def _relocated(value: Any, bundle_dir: str, root: Path) -> Any:
     """``value`` with the worker's copy of the bundle (paths in error locations and messages)
     named by this command's own paths, as a local run names them."""
-    prefix = "" if root == Path(".") else f"{root}/"
+    prefix = "" if root == Path() else f"{root}/"
     if isinstance(value, str):
         return str(root) if value == bundle_dir else value.replace(f"{bundle_dir}/", prefix)
     if isinstance(value, dict):

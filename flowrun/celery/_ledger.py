@@ -13,6 +13,12 @@ runs the task again after a redelivery:
 
 Idempotent steps (GET, HEAD, OPTIONS, PUT, DELETE, and any step with an idempotency key header)
 get no ``in_flight`` record: they are sent again after a redelivery, with the same key.
+
+A run that the dispatcher cancelled (Ctrl-C) has ``flowrun:cancelled:<run id>``; the rows workers
+started are the set ``flowrun:started:<run id>``. A worker starts a row only when the run is not
+cancelled (``start_row``, one atomic script), and the dispatcher cancels and reads the started rows
+in one transaction (``cancel_run``): a row is either started before the cancellation, and runs to
+its end, or never starts, whichever worker takes it and however late.
 Records expire after ``ttl_s`` (a day by default).
 """
 
@@ -24,10 +30,35 @@ from typing import Any
 from flowrun._models._numbers import WrittenNumber, dumps
 from flowrun._models._steps import RestStep, Step
 
-__all__ = ["StepLedger", "is_idempotent"]
+__all__ = ["StepLedger", "cancel_run", "is_idempotent", "start_row"]
 
 _NON_IDEMPOTENT_METHODS = frozenset({"POST", "PATCH"})
 DEFAULT_TTL_S = 86_400
+
+
+# KEYS: cancelled mark, started set; ARGV: row, ttl. 1 when the row may start, 0 when cancelled.
+_START_ROW = """
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+redis.call('SADD', KEYS[2], ARGV[1])
+redis.call('EXPIRE', KEYS[2], ARGV[2])
+return 1
+"""
+
+
+def start_row(client: Any, run_id: str, row: int, *, ttl_s: int = DEFAULT_TTL_S) -> bool:
+    """Record that a worker starts ``row``; False when the run was cancelled (the row must not run)."""
+    keys = [f"flowrun:cancelled:{run_id}", f"flowrun:started:{run_id}"]
+    return bool(client.eval(_START_ROW, 2, *keys, row, ttl_s))
+
+
+def cancel_run(client: Any, run_id: str, *, ttl_s: int = DEFAULT_TTL_S) -> set[int]:
+    """Mark the run cancelled: no worker starts a row of it from now on. Returns the rows started
+    before (they run to their end)."""
+    with client.pipeline(transaction=True) as pipe:
+        pipe.set(f"flowrun:cancelled:{run_id}", "1", ex=ttl_s)
+        pipe.smembers(f"flowrun:started:{run_id}")
+        _, started = pipe.execute()
+    return {int(row) for row in started}
 
 
 def is_idempotent(step: Step) -> bool:

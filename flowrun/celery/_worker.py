@@ -24,7 +24,7 @@ from flowrun._models._numbers import WrittenNumber, dumps
 from flowrun._models._results import StepResult
 from flowrun._models._secret import SecretSource
 from flowrun.celery._bundle import BundleCache
-from flowrun.celery._ledger import DEFAULT_TTL_S, StepLedger, is_idempotent
+from flowrun.celery._ledger import DEFAULT_TTL_S, StepLedger, is_idempotent, start_row
 from flowrun.celery._wire import step_result_from_dict
 
 if TYPE_CHECKING:
@@ -152,7 +152,8 @@ def run_row(state: WorkerState, *, bundle: dict[str, Any], inputs: str, run_id: 
             iteration: int | None, env: str | None, bodies: bool = False) -> str:
     """The task body (``inputs`` as JSON text, so exact numbers stay exact). Returns JSON text, masked:
     ``{"result": FlowResult.to_dict()}``, or ``{"error": FlowrunError.to_dict()}`` for a definition
-    problem (the flow, its inputs, the worker's aliases), with ``"bundle_dir"``: where this worker
+    problem (the flow, its inputs, the worker's aliases), or ``{"cancelled": true}`` for a row of a
+    cancelled run (it does not start), with ``"bundle_dir"``: where this worker
     wrote the bundle, which the dispatcher replaces with its own paths in what it reports."""
     runner: RecordingRunner | None = None
     reply: dict[str, Any] = {}
@@ -160,6 +161,8 @@ def run_row(state: WorkerState, *, bundle: dict[str, Any], inputs: str, run_id: 
         flow = state.bundles.flow(bundle)
         if flow.origin.file is not None:
             reply["bundle_dir"] = str(Path(flow.origin.file).parents[len(Path(bundle["flow"]).parts) - 1])
+        if not start_row(state.redis(), run_id, row, ttl_s=state.settings.record_ttl_s):
+            return dumps({"cancelled": True})  # the dispatcher cancelled the run: nothing is sent
         runner = state.runner(env)
         runner.ledger = StepLedger(state.redis(), run_id, row, ttl_s=state.settings.record_ttl_s)
         try:

@@ -105,7 +105,8 @@ def normal_junit(path: Path) -> list[str]:
     lines = []
     for element in ET.parse(path).iter():
         attributes = {k: "<t>" if k in ("time", "timestamp") else normal_text(v) for k, v in element.attrib.items()}
-        lines.append(f"{element.tag} {json.dumps(attributes, sort_keys=True)} {normal_text((element.text or '').strip())!r}")
+        text = normal_text((element.text or "").strip())
+        lines.append(f"{element.tag} {json.dumps(attributes, sort_keys=True)} {text!r}")
     return lines
 
 
@@ -115,9 +116,10 @@ def broker_lines_dropped(stderr: str) -> str:
 
 def assert_same(what: str, local: Any, remote: Any) -> None:
     if local != remote:
-        left = json.dumps(local, indent=1, sort_keys=True).splitlines() if not isinstance(local, str) else local.splitlines()
-        right = json.dumps(remote, indent=1, sort_keys=True).splitlines() if not isinstance(remote, str) else remote.splitlines()
-        diff = "\n".join(difflib.unified_diff(left, right, "local", "broker", lineterm="", n=2))
+        left, right = (value if isinstance(value, str) else json.dumps(value, indent=1, sort_keys=True)
+                       for value in (local, remote))
+        diff = "\n".join(difflib.unified_diff(left.splitlines(), right.splitlines(), "local", "broker",
+                                              lineterm="", n=2))
         raise AssertionError(f"{what} differs between the local run and the run on the workers:\n{diff[:6000]}")
 
 

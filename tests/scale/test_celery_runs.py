@@ -356,4 +356,4 @@ def test_flowrun_test_on_workers_gives_the_verdicts_of_a_local_test(
     assert remote_report["summary"]["flows"] == 10 and remote_report["summary"]["flows_failed"] == 5
     local_report = json.loads((tmp_path / "local.json").read_text())
     assert [f["status"] for f in remote_report["flows"]] == [f["status"] for f in local_report["flows"]]
-    # Not yet equal to a local test's reports in every detail (issue 18): the flow verdicts are.
+    # Every report, field by field: tests/scale/test_broker_reports.py.
