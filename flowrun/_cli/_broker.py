@@ -1,7 +1,10 @@
 """``flowrun run --broker URL`` and ``flowrun test --broker URL``: the rows and flows go to Celery
 workers; the output, reports and exit code are a local run's.
 
-Imported only when ``--broker`` is given: a local run never imports Celery.
+SIGINT or SIGTERM cancels the run (``Dispatch.cancel``): what no worker started never starts, what a
+worker runs finishes there (no request is cut off) and is reported as interrupted, and the reports
+are written at once; exit 130 or 143. Imported only when ``--broker`` is given: a local run never
+imports Celery.
 """
 
 from __future__ import annotations
@@ -63,7 +66,7 @@ def _dispatch(args: argparse.Namespace, console: Console, guard: SignalGuard) ->
 
 
 def _gather(dispatch: Dispatch, guard: SignalGuard, send: Callable[[], None], on_result: Callable[[int, Outcome], None],
-            err: Console, broker: str) -> _Stopped:
+            err: Console, broker: str, *, sent: Callable[[], None] = lambda: None) -> _Stopped:
     from flowrun.celery._dispatch import shown_url
 
     stopped = _Stopped()
@@ -72,6 +75,7 @@ def _gather(dispatch: Dispatch, guard: SignalGuard, send: Callable[[], None], on
             send()
             err.print(err.style(f"* run {dispatch.run_id}: {len(dispatch.task_ids)} task(s) sent to the workers "
                                 f"of {shown_url(broker)}", "dim"))
+            sent()
             dispatch.gather(on_result)
     except BrokerError as error:
         stopped.failure = error
@@ -182,7 +186,7 @@ def test_on_workers(args: argparse.Namespace, console: Console, guard: SignalGua
                     label: Callable[[Path, int | None], str], started: float) -> int:
     import time
 
-    from flowrun._cli._test import report_test_run, test_exit_code
+    from flowrun._cli._test import Progress, report_test_run, test_exit_code
     from flowrun._report._interruption import Interruption
     from flowrun._report._text import render_flow, render_interrupted
     from flowrun.celery._bundle import make_bundle
@@ -193,7 +197,10 @@ def test_on_workers(args: argparse.Namespace, console: Console, guard: SignalGua
         if file not in bundles:
             bundles[file] = make_bundle(file, flow)
     outcomes: dict[int, Outcome] = {}
-    progress = _progress(err, len(jobs), "flows")
+    # On a terminal, a local test's status line (on standard output, under the flow blocks);
+    # piped, a line on standard error every tenth of the flows.
+    live = Progress(console, len(jobs), idle="on the workers")
+    progress = (lambda: None) if live.live else _progress(err, len(jobs), "flows")
     with _dispatch(args, console, guard) as dispatch:
         def send() -> None:
             for number, (file, _, inputs, row) in enumerate(jobs, 1):
@@ -208,11 +215,10 @@ def test_on_workers(args: argparse.Namespace, console: Console, guard: SignalGua
                 lines = [f"{console.style('error', 'red', 'bold')} {label(file, row)}: {outcome}"]
                 if outcome.hint:
                     lines.append(f"  {console.style('hint', 'cyan')}: {outcome.hint}")
-            for line in lines:
-                console.print(line)
+            live.finished(label(file, row), lines)
             progress()
 
-        stopped = _gather(dispatch, guard, send, on_result, err, args.broker)
+        stopped = _gather(dispatch, guard, send, on_result, err, args.broker, sent=live.draw)
         completed = len(outcomes)
         if stopped.signal is not None:
             # Completed out of order before the signal, then those a worker is still running.
@@ -223,6 +229,7 @@ def test_on_workers(args: argparse.Namespace, console: Console, guard: SignalGua
                 late[number] = _still_running(stopped.signal.reason, flow.name, file, inputs, row)
             for number in sorted(late):
                 on_result(number, late[number])
+        live.close()
     results = [o for _, o in sorted(outcomes.items()) if isinstance(o, FlowResult)]
     problems = list(load_errors) + [o for _, o in sorted(outcomes.items()) if isinstance(o, FlowrunError)]
     interrupted: Interruption | None = None

@@ -46,7 +46,7 @@ if TYPE_CHECKING:
     from flowrun._models._flow import Flow
     from flowrun._report._interruption import Interruption
 
-__all__ = ["register", "test_command"]
+__all__ = ["Progress", "register", "report_test_run", "test_command", "test_exit_code"]
 
 _MAX_PARALLEL = 128
 
@@ -80,17 +80,23 @@ def register(subparsers: Any, name: str, summary: str) -> None:
     parser.set_defaults(handler=test_command)
 
 
-class _Progress:
-    """One status line on a terminal, redrawn under the flow blocks; nothing when piped."""
+class Progress:
+    """One status line on a terminal, redrawn under the flow blocks; nothing when piped. ``idle``
+    is shown when no flow is known to run here (flows running on workers)."""
 
-    def __init__(self, console: Console, total: int) -> None:
+    def __init__(self, console: Console, total: int, *, idle: str = "") -> None:
         self.console = console
         self.total = total
         self.done = 0
         self.running: list[str] = []
+        self.idle = idle
         self.live = console.color
         self.lock = threading.Lock()
         self.closed = False
+
+    def draw(self) -> None:
+        with self.lock:
+            self._draw()
 
     def started(self, label: str) -> None:
         with self.lock:
@@ -118,7 +124,7 @@ class _Progress:
     def _draw(self) -> None:
         if not self.live or self.closed or self.done == self.total:
             return
-        current = ", ".join(self.running[:3]) + (" ..." if len(self.running) > 3 else "")
+        current = ", ".join(self.running[:3]) + (" ..." if len(self.running) > 3 else "") or self.idle
         text = f"[{self.done}/{self.total}] running {current}"
         self.console.stream.write(self.console.style(text[:150], "dim"))
         self.console.stream.flush()
@@ -279,7 +285,7 @@ def _test(args: argparse.Namespace, console: Console, guard: SignalGuard) -> int
 
         return test_on_workers(args, console, guard, jobs=jobs, load_errors=load_errors, label=_label,
                                started=started)
-    progress = _Progress(console, len(jobs))
+    progress = Progress(console, len(jobs))
 
     def make_runner() -> FlowRunner:
         return FlowRunner(registry=registry, env=args.env, steps_dirs=args.steps, connect_to=connect_to,

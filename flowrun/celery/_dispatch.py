@@ -3,6 +3,7 @@
 ``Dispatch`` sends one task per data row (run id, task number, the bundle, the row's inputs as JSON
 text), then gathers what the workers return as they finish. When the broker or its result store
 stops answering, it stops with a ``BrokerError`` that carries the results gathered so far.
+``cancel`` stops a run: no worker starts a task of it afterwards (see ``flowrun.celery._ledger``).
 """
 
 from __future__ import annotations

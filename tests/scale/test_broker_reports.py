@@ -218,3 +218,44 @@ def test_flowrun_run_data_on_two_workers_writes_the_reports_of_a_local_run(
     assert_same("text output", normal_text(local_text.stdout), normal_text(remote_text.stdout))
     assert_same("standard error", normal_text(local_text.stderr),
                 normal_text(broker_lines_dropped(remote_text.stderr)))
+
+
+def test_on_a_terminal_test_broker_draws_the_status_line_of_a_local_test(
+        tmp_path: Path, aliases: Path, partner: PartnerServer, redis_server: RedisServer, workers: Workers) -> None:
+    import os
+    import pty
+    import subprocess
+    import sys
+
+    from tests.scale.conftest import GUARD_S, flowrun_env
+
+    suite = tmp_path / "suite"
+    suite.mkdir()
+    write_flow(suite, SUITE[0])
+    rows = tmp_path / "rows.csv"
+    rows.write_text("account\n1\n2\n3\n")
+    workers.start(redis_server.url, aliases)
+    env = {**flowrun_env(secrets=False), "TERM": "xterm"}
+    env.pop("NO_COLOR", None)
+    leader, follower = pty.openpty()
+    try:
+        process = subprocess.Popen([sys.executable, "-m", "flowrun", "test", str(suite), "--data", str(rows),
+                                    "--broker", redis_server.url], stdout=follower, stderr=follower, env=env)
+        os.close(follower)
+        chunks: list[bytes] = []
+        while True:
+            try:
+                chunk = os.read(leader, 65536)
+            except OSError:  # the terminal closes when the process ends
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+        assert process.wait(timeout=GUARD_S) == 0
+    finally:
+        os.close(leader)
+    screen = b"".join(chunks).decode()
+    assert "[0/3] running on the workers" in screen
+    assert "\r\x1b[2K" in screen
+    assert "flows done" not in screen  # the piped form's lines are not drawn over it
+    assert screen.count("a_passes (") == 3
