@@ -100,6 +100,7 @@ def _still_running(reason: str, name: str, file: Path, inputs: dict[str, Any], i
 
 
 def _progress(err: Console, total: int, unit: str) -> Callable[[], None]:
+    """Counts what is done; a line on standard error every tenth of ``total`` (none when it is 0)."""
     step = max(1, total // 10)
     shown = 0
 
@@ -200,7 +201,7 @@ def test_on_workers(args: argparse.Namespace, console: Console, guard: SignalGua
     # On a terminal, a local test's status line (on standard output, under the flow blocks);
     # piped, a line on standard error every tenth of the flows.
     live = Progress(console, len(jobs), idle="on the workers")
-    progress = (lambda: None) if live.live else _progress(err, len(jobs), "flows")
+    progress = _progress(err, 0 if live.live else len(jobs), "flows")
     with _dispatch(args, console, guard) as dispatch:
         def send() -> None:
             for number, (file, _, inputs, row) in enumerate(jobs, 1):
