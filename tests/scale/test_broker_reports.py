@@ -30,7 +30,7 @@ from typing import Any
 
 from flowrun.testing import PartnerServer
 from tests.scale.conftest import RedisServer, Workers, run_cli
-from tests.scale.test_celery_runs import write_flow
+from tests.scale.test_celery_runs import assert_no_secret, write_flow
 
 ACCOUNT = {"account": {"type": "string", "default": "42"}}
 
@@ -218,6 +218,10 @@ def test_flowrun_run_data_on_two_workers_writes_the_reports_of_a_local_run(
     assert_same("text output", normal_text(local_text.stdout), normal_text(remote_text.stdout))
     assert_same("standard error", normal_text(local_text.stderr),
                 normal_text(broker_lines_dropped(remote_text.stderr)))
+    # --html brought response headers and bodies back through Redis (the echo step's body quotes
+    # the API key it was sent): masked on the worker, like everything else Redis holds.
+    assert b"X-API-Key" in b"".join(redis_server.everything())
+    assert_no_secret(redis_server.everything(), "Redis")
 
 
 def test_on_a_terminal_test_broker_draws_the_status_line_of_a_local_test(

@@ -8,7 +8,8 @@
   their records, the POST that was in flight is reported `delivery.outcome_unknown`;
 * a broker that goes away mid-run ends the command with `broker.unavailable` and a partial report;
 * the completed-step records themselves (in process, real Redis and partner): a done step is
-  replayed, an in-flight POST is not sent again, a step with an idempotency key is;
+  replayed, an in-flight POST is not sent again, a step with an idempotency key is; each item of a
+  `for_each` step has its own record;
 * a local run never imports Celery.
 """
 
@@ -204,6 +205,40 @@ def test_completed_steps_are_replayed_and_an_in_flight_post_is_never_sent_again(
         assert calls(partner, "/secure/echo", "503") == 1
         keys = [r.header("Idempotency-Key") for r in partner.requests if r.path == "/secure/echo"]
         assert "confirm-503" in keys
+    finally:
+        state.close()
+
+
+def test_each_item_of_a_for_each_step_has_its_own_record(
+        tmp_path: Path, aliases: Path, partner: PartnerServer, redis_server: RedisServer,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from flowrun._load._flows import load_flow
+
+    monkeypatch.setenv(PASSWORD_ENV, KEYSTORE_PASSWORD)
+    monkeypatch.setenv(API_KEY_ENV, API_KEY)
+    flow = {"name": "each_account", "inputs": {"ids": {"type": "array"}},
+            "steps": [{"id": "each", "type": "rest", "alias": "partner", "method": "GET",
+                       "path": "/accounts/{{ item }}", "for_each": "{{ inputs.ids }}", "on_error": "continue",
+                       "response": {"expect_status": [200], "outputs": {"account": "body.account"}}}]}
+    path = write_flow(tmp_path, flow)
+    bundle = make_bundle(path, load_flow(path))
+    state = WorkerState(WorkerSettings(aliases=aliases), redis_server.url)
+    try:
+        def run() -> dict[str, Any]:
+            text = run_row(state, bundle=bundle, inputs=json.dumps({"ids": ["7", "0", "9"]}), run_id="r2", row=1,
+                           iteration=None, env=None)
+            return json.loads(text)["result"]
+
+        first = run()
+        # Each item ran against the partner: one record per item, not the first item's for all.
+        assert first["steps"][0]["outputs"] == {"account": ["7", None, "9"]}
+        assert [item["status"] for item in first["steps"][0]["iterations"]] == ["passed", "failed", "passed"]
+        assert sorted(key.decode() for key in redis_server.client.scan_iter("flowrun:step:r2:*")) == [
+            "flowrun:step:r2:1:0.0", "flowrun:step:r2:1:0.1", "flowrun:step:r2:1:0.2"]
+        before = len(partner.requests)
+        again = run()  # delivered again: every item comes from its record
+        assert len(partner.requests) == before
+        assert again["steps"][0]["outputs"] == first["steps"][0]["outputs"]
     finally:
         state.close()
 
