@@ -8,6 +8,7 @@ stops answering, it stops with a ``BrokerError`` that carries the results gather
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 import uuid
@@ -136,11 +137,12 @@ class Dispatch:
             return set()
         try:
             started = cancel_run(self.app.backend.client, self.run_id)
+        except _broker_errors():
+            return set()
+        with contextlib.suppress(*_broker_errors()):
             # Workers keep at most 50,000 revoked ids; the mark above covers any number of rows.
             self.app.control.revoke([self.task_ids[number] for number in outstanding[:_REVOKED_AT_MOST]])
             self._collect()
-        except _broker_errors():
-            return set()
         return {number for number in outstanding if number in started and number not in self.results}
 
     def _outcome(self, number: int, meta: dict[str, Any]) -> Outcome | None:
