@@ -58,8 +58,12 @@ class RecordingRunner(FlowRunner):
                 f"{ledger.row}, step {_shown(index)}): it may have reached the partner, so it is not sent again"))
         result = super()._execute(flow, call)
         record = result.to_dict(include_body=True)
+        extra: dict[str, Any] = {}
+        if result.error is not None:  # in full (message and location apart), to be rebuilt as it was
+            extra["error"] = result.error.to_dict()
         if result.items is not None:  # a paginated step: later steps read its items
-            record["items"] = result.secrets.mask_data(result.items) if result.secrets else result.items
+            extra["items"] = result.items
+        record.update(result.secrets.mask_data(extra) if result.secrets else extra)
         ledger.done(index, record)
         return result
 
@@ -171,11 +175,16 @@ def run_row(state: WorkerState, *, bundle: dict[str, Any], inputs: str, run_id: 
             runner.ledger = None
         # Response headers and bodies (masked) only for a dispatcher that draws them (--html).
         data = result.to_dict(include_body=bodies)
-        # What reports show beyond to_dict(): the inputs (JUnit properties) and each request line.
+        # What reports show beyond to_dict(): the inputs (JUnit properties), each request line and
+        # item error.
         data["inputs"] = dict(result.inputs)
         for step, shown in zip(result.steps, data["steps"], strict=True):
             if step.request is not None:
                 shown["request"] = step.request.to_dict()
+            # A for_each item's error in full (message and location apart), as a step's is.
+            for item, item_shown in zip(step.iterations, shown.get("iterations", ()), strict=True):
+                if item.error is not None:
+                    item_shown["error"] = item.error.to_dict()
         return dumps({"result": runner.secrets.mask_data(data), **reply})
     except FlowrunError as error:
         data = error.to_dict()
