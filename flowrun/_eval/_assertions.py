@@ -51,7 +51,7 @@ from flowrun._eval._template import (
     suggest,
     value_to_text,
 )
-from flowrun._models._numbers import dumps
+from flowrun._models._numbers import WrittenNumber, dumps
 from flowrun._models._results import AssertionOutcome
 
 OPERATORS: tuple[str, ...] = (
@@ -348,6 +348,8 @@ def _show(value: Any) -> str:
         return "true" if value else "false"
     if type(value) is int or (type(value) is float and math.isfinite(value)):
         return repr(value)
+    if type(value) is WrittenNumber and "e" not in value.text and "E" not in value.text:
+        return value.text  # a number from a JSON body: its text is what the encoder writes
     try:
         text = dumps(value, ensure_ascii=False)
     except (TypeError, ValueError):

@@ -201,24 +201,29 @@ class _NetworkStream:
         return self._ssl_object if info == "ssl_object" else None
 
 
+async def body_chunks(response: aiohttp.ClientResponse, dial: _Dial,
+                      deadline: Deadline | None) -> AsyncIterator[bytes]:
+    """The raw body of ``response`` as it arrives; a failure comes out as ``classify`` reads it."""
+    content = response.content
+    while True:
+        try:
+            chunk = await content.readany()
+        except Exception as exc:
+            error = _mapped(exc, dial, deadline)
+            raise error from error.__cause__
+        if not chunk:
+            return
+        yield chunk
+
+
 class _Body(httpx.AsyncByteStream):
     def __init__(self, response: aiohttp.ClientResponse, dial: _Dial, deadline: Deadline | None) -> None:
         self._response = response
         self._dial = dial
         self._deadline = deadline
 
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        content = self._response.content
-        deadline = self._deadline
-        while True:
-            try:
-                chunk = await content.readany()
-            except Exception as exc:
-                error = _mapped(exc, self._dial, deadline)
-                raise error from error.__cause__
-            if not chunk:
-                return
-            yield chunk
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        return body_chunks(self._response, self._dial, self._deadline)
 
     async def aclose(self) -> None:
         self._response.release()
@@ -257,9 +262,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         self._session = session
         return session
 
-    def _timeout(self, request: httpx.Request, deadline: Deadline | None) -> aiohttp.ClientTimeout:
-        waits = request.extensions.get("timeout", {})
-        connect, read = waits.get("connect"), waits.get("read")
+    def _timeout(self, connect: float | None, read: float | None, deadline: Deadline | None) -> aiohttp.ClientTimeout:
         if deadline is None:
             timeout = self._timeouts.get((connect, read))
             if timeout is None:
@@ -269,21 +272,21 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         left = max(deadline.at - time.monotonic(), 0.001)
         return aiohttp.ClientTimeout(total=left, sock_connect=connect, sock_read=read)
 
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+    async def open(self, method: str, url: Any, headers: Any, data: Any, *, connect: float | None,
+                   read: float | None, server_hostname: str | None = None,
+                   ) -> tuple[aiohttp.ClientResponse, _Dial, Deadline | None]:
+        """Send a request as written (``headers``: every header, Host included) and return its
+        response once the head is in, with what the request learnt of its connection and the
+        attempt's deadline (for ``body_chunks``). A failure comes out as ``classify`` reads it."""
         session = self._session or self._open()
         deadline = _CURRENT.get()
         dial = _Dial()
         token = _DIAL.set(dial)
         try:
             try:
-                data: Any = request.content or None
-            except httpx.RequestNotRead:
-                data = request.stream  # an async file body: aiohttp reads it as it sends
-            try:
                 response = await session.request(
-                    request.method, str(request.url), headers=_raw_headers(request), data=data,
-                    allow_redirects=False, compress=False, timeout=self._timeout(request, deadline),
-                    server_hostname=request.extensions.get("sni_hostname"),
+                    method, url, headers=headers, data=data, allow_redirects=False, compress=False,
+                    timeout=self._timeout(connect, read, deadline), server_hostname=server_hostname,
                 )
             except Exception as exc:
                 own = _own_error(exc)
@@ -293,6 +296,17 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
                 raise error from error.__cause__
         finally:
             _DIAL.reset(token)
+        return response, dial, deadline
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        try:
+            data: Any = request.content or None
+        except httpx.RequestNotRead:
+            data = request.stream  # an async file body: aiohttp reads it as it sends
+        waits = request.extensions.get("timeout", {})
+        response, dial, deadline = await self.open(
+            request.method, str(request.url), _raw_headers(request), data, connect=waits.get("connect"),
+            read=waits.get("read"), server_hostname=request.extensions.get("sni_hostname"))
         extensions: dict[str, Any] = {"http_version": b"HTTP/1.1",
                                       "network_stream": _NetworkStream(dial.ssl_object)}
         if response.reason:

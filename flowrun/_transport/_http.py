@@ -17,7 +17,7 @@ import importlib.util
 import ssl
 import threading
 from collections.abc import Hashable, Mapping
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx
 from cryptography import x509
@@ -29,6 +29,9 @@ from flowrun._transport._connect_to import Address, apply_connect_to
 from flowrun._transport._decode import ACCEPT_ENCODING
 from flowrun._transport._proxy import AsyncProxyRouter, ProxyRouter, httpx_proxy
 from flowrun._version import __version__
+
+if TYPE_CHECKING:
+    from flowrun._transport._aiohttp import AiohttpTransport
 
 USER_AGENT = f"flowrun/{__version__}"
 LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=20, keepalive_expiry=30.0)
@@ -99,6 +102,16 @@ def new_client(ssl_context: ssl.SSLContext, *, connect_to: Mapping[Address, Addr
 def aiohttp_installed() -> bool:
     """Whether the ``fast-async`` extra (aiohttp) is installed."""
     return importlib.util.find_spec("aiohttp") is not None
+
+
+def aiohttp_transport(client: httpx.AsyncClient) -> AiohttpTransport | None:
+    """The aiohttp transport a client sends through directly (not through a proxy), if any."""
+    if not aiohttp_installed():
+        return None
+    from flowrun._transport._aiohttp import AiohttpTransport
+
+    transport = client._transport
+    return transport if isinstance(transport, AiohttpTransport) else None
 
 
 def new_async_client(ssl_context: ssl.SSLContext, *, connect_to: Mapping[Address, Address] | None = None,
@@ -200,7 +213,10 @@ class TlsInfoReader:
 
     def read(self, response: httpx.Response) -> TlsInfo | None:
         stream = response.extensions.get("network_stream")
-        ssl_object = stream.get_extra_info("ssl_object") if stream is not None else None
+        return self.of(stream.get_extra_info("ssl_object") if stream is not None else None)
+
+    def of(self, ssl_object: Any) -> TlsInfo | None:
+        """The TLS info of a connection by its SSL object (None: not TLS)."""
         if ssl_object is None:
             return None
         known = self._known.get(id(ssl_object))
