@@ -28,17 +28,15 @@ on ``aexchange`` (see ``AsyncRestExecutor._send``).
 
 from __future__ import annotations
 
-import functools
 import logging
 from collections.abc import Callable, Sequence
 
 import aiohttp
 import httpx
-import yarl
 
 from flowrun._errors import FlowrunError
 from flowrun._models._steps import RestStep
-from flowrun._transport._aiohttp import _Dial, body_chunks
+from flowrun._transport._aiohttp import _Dial, body_chunks, wire_url
 from flowrun._transport._auth import ApiKeyAuth, BasicAuth, BearerAuth, OAuth2ClientCredentials, Token
 from flowrun._transport._errors import classify, failed_before_sending
 from flowrun._transport._exchange import (
@@ -62,12 +60,6 @@ from flowrun._transport._streams import Deadline, begin_attempt, end_attempt, op
 _HTTPX_LOG = logging.getLogger("httpx")
 _EMPTY_BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 AsyncRoute = Route[httpx.AsyncClient]
-
-
-@functools.lru_cache(maxsize=512)
-def _wire_url(url: str) -> yarl.URL:
-    """The URL as httpx would send it (its encoding), handed to aiohttp as already encoded."""
-    return yarl.URL(str(parsed_url(url)), encoded=True)
 
 
 def _set_header(headers: list[tuple[str, str]], name: str, value: str) -> None:
@@ -141,7 +133,7 @@ async def _send_once(route: AsyncRoute, method: str, url: httpx.URL, headers: Se
         if not value.isascii():
             value.encode("ascii")  # raises what httpx raises for a header it cannot write
     waits = timeout if isinstance(timeout, httpx.Timeout) else client.timeout
-    response, dial, deadline = await transport.open(method, _wire_url(str(url)), wire, body.kwargs.get("content"),
+    response, dial, deadline = await transport.open(method, wire_url(str(url)), wire, body.kwargs.get("content"),
                                              connect=waits.connect, read=waits.read)
     if _HTTPX_LOG.isEnabledFor(logging.INFO):
         reason = response.reason or httpx.codes.get_reason_phrase(response.status)

@@ -36,6 +36,7 @@ from typing import Any
 
 import aiohttp
 import httpx
+import yarl
 from aiohttp import http_exceptions
 from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.client_proto import ResponseHandler
@@ -305,7 +306,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             data = request.stream  # an async file body: aiohttp reads it as it sends
         waits = request.extensions.get("timeout", {})
         response, dial, deadline = await self.open(
-            request.method, str(request.url), _raw_headers(request), data, connect=waits.get("connect"),
+            request.method, wire_url(str(request.url)), _raw_headers(request), data, connect=waits.get("connect"),
             read=waits.get("read"), server_hostname=request.extensions.get("sni_hostname"))
         extensions: dict[str, Any] = {"http_version": b"HTTP/1.1",
                                       "network_stream": _NetworkStream(dial.ssl_object)}
@@ -322,6 +323,13 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         await session.close()
         if isinstance(connector, _Connector):
             connector.abort_closing()
+
+
+@functools.lru_cache(maxsize=512)
+def wire_url(url: str) -> yarl.URL:
+    """A URL as httpx encoded it, sent as it is: aiohttp would otherwise re-quote it (an escaped
+    ``/`` in a query value, ``%2F``, would go out as ``/``)."""
+    return yarl.URL(url, encoded=True)
 
 
 def _raw_headers(request: httpx.Request) -> list[tuple[str, str]]:
@@ -393,9 +401,10 @@ def _translated(exc: Exception, dial: _Dial, deadline: Deadline | None) -> Excep
         cause = exc.__cause__
         if dial.tls_version is not None and isinstance(cause, ssl.SSLError) and dial.connected:
             return _chained(httpx.ReadError, TlsReadError(str(cause), dial.tls_version), cause)
-        if dial.connected and not dial.received() and isinstance(cause or exc, ConnectionResetError):
+        if dial.connected and not dial.received() and isinstance(cause or exc, ConnectionResetError | BrokenPipeError):
             # Reset before any answer: what httpcore reports for a partner that closed a kept-alive
             # connection, or that refuses our certificate by closing (``classify`` then asks why).
+            # A TLS 1.3 refusal races our request: the write meets a reset or a broken pipe.
             return httpx.RemoteProtocolError("Server disconnected without sending a response")
         return httpx.ReadError(message)
     if isinstance(exc, aiohttp.InvalidURL | aiohttp.NonHttpUrlClientError):
