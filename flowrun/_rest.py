@@ -444,7 +444,7 @@ class AsyncRestExecutor(_RestCore["httpx.AsyncClient"]):
 
     async def _run(self, step: RestStep, context: Mapping[str, Any] | None, started: float) -> StepResult:
         try:
-            route = await self._route(step)
+            route = self._routes.get(self._route_key(step)) or await self._route(step)
             plan, request = self._prepare(step, route, context)
         except FlowrunError as error:
             return self.masked(failure(step, error, started=started))

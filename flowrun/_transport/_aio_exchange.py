@@ -29,21 +29,23 @@ on ``aexchange`` (see ``AsyncRestExecutor._send``).
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 import aiohttp
 import httpx
 
 from flowrun._errors import FlowrunError
 from flowrun._models._steps import RestStep
-from flowrun._transport._aiohttp import _Dial, body_chunks, wire_url
+from flowrun._transport._aiohttp import _Dial, body_chunks, whole_body, wire_url
 from flowrun._transport._auth import ApiKeyAuth, BasicAuth, BearerAuth, OAuth2ClientCredentials, Token
 from flowrun._transport._errors import classify, failed_before_sending
 from flowrun._transport._exchange import (
     Head,
     Raw,
     Route,
+    Saved,
     Timeout,
+    check_announced,
     outcome,
     parsed_url,
     presented,
@@ -74,14 +76,13 @@ def _set_header(headers: list[tuple[str, str]], name: str, value: str) -> None:
         headers.append((name, value))
 
 
-def wire_headers(client: httpx.AsyncClient, method: str, url: httpx.URL, headers: Sequence[tuple[str, str]],
-                 body: OpenBody) -> list[tuple[str, str]]:
+def wire_headers(defaults: Sequence[tuple[str, str]], client: httpx.AsyncClient, method: str, url: httpx.URL,
+                 headers: Sequence[tuple[str, str]], body: OpenBody) -> list[tuple[str, str]]:
     """Every header of the request, in the order httpx's ``build_request`` writes them: Host (and
-    an empty POST's length) first, the client's defaults the request does not set, the request's,
-    the client's cookies, the body's length."""
+    an empty POST's length) first, the client's ``defaults`` the request does not set, the
+    request's, the client's cookies, the body's length."""
     names = {name.lower() for name, _ in headers}
-    wire = [(name.decode("latin-1"), value.decode("latin-1")) for name, value in client.headers.raw
-            if name.decode("latin-1").lower() not in names]
+    wire = [pair for pair in defaults if pair[0].lower() not in names]
     wire.extend(headers)
     if client.cookies.jar and "cookie" not in names:
         probe = httpx.Request(method, url, headers=wire, cookies=client.cookies)
@@ -117,12 +118,20 @@ class _Sent:
         self.response, self.dial, self.deadline, self.url = response, dial, deadline, url
 
 
+def _send(route: AsyncRoute, method: str, url: httpx.URL, headers: Sequence[tuple[str, str]], body: OpenBody,
+          timeout: Timeout) -> Awaitable[_Sent]:
+    """One request of the exchange with the route's credential."""
+    if isinstance(route.auth, OAuth2ClientCredentials):
+        return _send_with_token(route, method, url, headers, body, timeout)
+    return _send_once(route, method, url, headers, body, timeout, None)
+
+
 async def _send_once(route: AsyncRoute, method: str, url: httpx.URL, headers: Sequence[tuple[str, str]],
                      body: OpenBody, timeout: Timeout, token: Token | None) -> _Sent:
     transport = route.native
     assert transport is not None  # a route without one never comes here (``AsyncRestExecutor._send``)
     client, auth = route.client, route.auth
-    wire = wire_headers(client, method, url, headers, body)
+    wire = wire_headers(transport.client_headers, client, method, url, headers, body)
     if token is not None:
         _set_header(wire, "Authorization", f"Bearer {token.value}")
     elif isinstance(auth, ApiKeyAuth) and not auth.one_header:
@@ -142,13 +151,12 @@ async def _send_once(route: AsyncRoute, method: str, url: httpx.URL, headers: Se
     return _Sent(response, dial, deadline, url)
 
 
-async def _send(route: AsyncRoute, method: str, url: httpx.URL, headers: Sequence[tuple[str, str]],
-                body: OpenBody, timeout: Timeout) -> _Sent:
-    """One request of the exchange with the route's credential; an OAuth2 token the API refuses
-    (401) is replaced once and the request sent again, as ``OAuth2ClientCredentials``' flow does."""
+async def _send_with_token(route: AsyncRoute, method: str, url: httpx.URL, headers: Sequence[tuple[str, str]],
+                           body: OpenBody, timeout: Timeout) -> _Sent:
+    """One request with an OAuth2 token; one the API refuses (401) is replaced once and the
+    request sent again, as ``OAuth2ClientCredentials``' flow does."""
     auth = route.auth
-    if not isinstance(auth, OAuth2ClientCredentials):
-        return await _send_once(route, method, url, headers, body, timeout, None)
+    assert isinstance(auth, OAuth2ClientCredentials)
     token = await auth.atoken()
     sent = await _send_once(route, method, url, headers, body, timeout, token)
     if sent.response.status != 401:
@@ -159,6 +167,16 @@ async def _send(route: AsyncRoute, method: str, url: httpx.URL, headers: Sequenc
     sent.response.release()
     token = await auth.atoken(stale=token)
     return await _send_once(route, method, url, headers, body, timeout, token)
+
+
+async def _read(step: RestStep, head: Head, url: str, sent: _Sent) -> tuple[bytes, Saved | None]:
+    """The body as ``read_body`` reads it. One that is not encoded and announces a length under
+    the cap is read at once: aiohttp's parser holds it to that length."""
+    length = head.content_length
+    if head.content_encoding is None and step.response.save_to is None and length is not None and length.isdigit():
+        check_announced(head, step.response.max_bytes, url)
+        return await whole_body(sent.response, sent.dial, sent.deadline), None
+    return await read_body(step, head, url, body_chunks(sent.response, sent.dial, sent.deadline))
 
 
 async def aio_exchange(route: AsyncRoute, step: RestStep, plan: RequestPlan, timeout: Timeout,
@@ -196,7 +214,7 @@ async def aio_exchange(route: AsyncRoute, step: RestStep, plan: RequestPlan, tim
                 sent = await _send(current, hop.method, hop.url, send_headers(hop.headers, body), body, timeout)
         response = sent.response
         head = Head.of_raw(response.status, response.raw_headers)
-        content, saved = await read_body(step, head, url, body_chunks(response, sent.dial, sent.deadline))
+        content, saved = await _read(step, head, url, sent)
         return outcome(head, content, saved, url, current.tls.of(sent.dial.ssl_object), presented(route, current))
     except httpx.HTTPError as exc:
         return Outcome(error=classify(exc, url=url, resolved=presented(route, current)),

@@ -87,6 +87,7 @@ class _CountingHandler(ResponseHandler):
     tls_version: str | None = None
     _held = b""
     _socket_transport: asyncio.BaseTransport | None = None
+    _wait_started = 0.0  # loop time the current wait for the partner began (the last arrival)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # aiohttp forgets the transport when it closes it; a TLS close waits for the partner's
@@ -110,13 +111,38 @@ class _CountingHandler(ResponseHandler):
         if self._held:
             self._held += data
             return
+        if len(data) <= _FEED_SLICE:
+            super().data_received(data)
+            return
         for offset in range(0, len(data), _FEED_SLICE):
-            super().data_received(data[offset:offset + _FEED_SLICE] if len(data) > _FEED_SLICE else data)
+            super().data_received(data[offset:offset + _FEED_SLICE])
             if len(self) > _QUEUED_HEADS and offset + _FEED_SLICE < len(data):
                 self._held = data[offset + _FEED_SLICE:]
                 if self.transport is not None:
                     self.transport.pause_reading()
                 return
+
+    def _reschedule_timeout(self) -> None:
+        # aiohttp cancels its read timer and starts a new one at every arrival; one timer that
+        # looks, when it fires, whether something arrived meanwhile bounds each wait the same.
+        timeout = self._read_timeout
+        if not timeout:
+            self._drop_timeout()
+            return
+        self._wait_started = self._loop.time()
+        if self._read_timeout_handle is None:
+            self._read_timeout_handle = self._loop.call_at(self._wait_started + timeout, self._read_timer_fired)
+
+    def _read_timer_fired(self) -> None:
+        self._read_timeout_handle = None
+        timeout = self._read_timeout
+        if not timeout:
+            return
+        due = self._wait_started + timeout
+        if self._loop.time() < due:
+            self._read_timeout_handle = self._loop.call_at(due, self._read_timer_fired)
+        else:
+            self._on_read_timeout()
 
     async def read(self) -> Any:
         message = await super().read()
@@ -217,6 +243,15 @@ async def body_chunks(response: aiohttp.ClientResponse, dial: _Dial,
         yield chunk
 
 
+async def whole_body(response: aiohttp.ClientResponse, dial: _Dial, deadline: Deadline | None) -> bytes:
+    """The raw body of ``response`` at once: for a body whose length the parser holds it to."""
+    try:
+        return await response.content.read()
+    except Exception as exc:
+        error = _mapped(exc, dial, deadline)
+        raise error from error.__cause__
+
+
 class _Body(httpx.AsyncByteStream):
     def __init__(self, response: aiohttp.ClientResponse, dial: _Dial, deadline: Deadline | None) -> None:
         self._response = response
@@ -239,6 +274,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         self._connect_to = dict(connect_to or {})
         self._limits = limits
         self._session: aiohttp.ClientSession | None = None
+        self.client_headers: tuple[tuple[str, str], ...] = ()  # the httpx client's defaults (``new_async_client``)
         self._timeouts: dict[tuple[float | None, float | None], aiohttp.ClientTimeout] = {}
 
     def _open(self) -> aiohttp.ClientSession:

@@ -131,8 +131,16 @@ def new_async_client(ssl_context: ssl.SSLContext, *, connect_to: Mapping[Address
     if proxy.any:
         transport = AsyncProxyRouter(
             direct, proxy, lambda endpoint: _transport(httpx.AsyncHTTPTransport, ssl_context, dial, endpoint))
-    return _with_cookie_policy(httpx.AsyncClient(transport=transport, trust_env=False, follow_redirects=False,
-                                                 headers=_DEFAULT_HEADERS, timeout=timeout or DEFAULT_TIMEOUT))
+    client = _with_cookie_policy(httpx.AsyncClient(transport=transport, trust_env=False, follow_redirects=False,
+                                                   headers=_DEFAULT_HEADERS, timeout=timeout or DEFAULT_TIMEOUT))
+    if aiohttp_installed():
+        from flowrun._transport._aiohttp import AiohttpTransport
+
+        if isinstance(direct, AiohttpTransport):
+            # The headers httpx's client adds to every request, for requests sent without it.
+            direct.client_headers = tuple((name.decode("latin-1"), value.decode("latin-1"))
+                                          for name, value in client.headers.raw)
+    return client
 
 
 class ExecutorClosedError(RuntimeError):
