@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import ssl
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -293,3 +294,22 @@ def test_a_refused_client_certificate_is_diagnosed_alike(monkeypatch: pytest.Mon
     native, old = both_paths(monkeypatch, run)
     assert native == old == [("tls.client_cert_not_sent", 1)] * 6 + [("tls.server_untrusted", 1)]
 
+
+
+def test_the_request_log_line_is_the_same_and_masks_a_query_key(monkeypatch: pytest.MonkeyPatch,
+                                                                 caplog: pytest.LogCaptureFixture,
+                                                                 partner: PartnerServer, pki_files: PkiFiles) -> None:
+    key = Credential("c", "api_key", query="api_key", key=_secret("demo-api-key"))
+    steps = (RestStep(alias=PARTNER, path="/accounts/3"), RestStep(alias=PARTNER, path="/status/404"))
+
+    def run() -> list[str]:
+        caplog.clear()
+        with caplog.at_level(logging.INFO, logger="httpx"):
+            results = run_steps(make_registry(pki_files, partner.url, credentials=[key], credential="c"), *steps)
+        assert results[0].status == "passed", results[0].error
+        return [record.getMessage() for record in caplog.records if record.name == "httpx"]
+
+    native, old = both_paths(monkeypatch, run)
+    assert native == old
+    assert native == [f'HTTP Request: GET {partner.url}/accounts/3?api_key=*** "HTTP/1.1 200 OK"',
+                      f'HTTP Request: GET {partner.url}/status/404?api_key=*** "HTTP/1.1 404 Not Found"']
