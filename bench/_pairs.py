@@ -610,7 +610,11 @@ class _AsyncSides(_CpuTimes):
 
 def _transport_name(executor: Any) -> str:
     routes = list(getattr(executor, "_routes", {}).values())
-    return type(routes[0].client._transport).__name__ if routes else "?"
+    if not routes:
+        return "?"
+    if getattr(routes[0], "native", None) is not None:
+        return "aiohttp directly (no httpx client)"
+    return f"httpx client over {type(routes[0].client._transport).__name__}"
 
 
 class AsyncPair(_AsyncSides, Pair):

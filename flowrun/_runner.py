@@ -160,11 +160,15 @@ def parse_body(content: bytes, content_type: str | None, mode: ParseMode = "auto
     return content, None
 
 
+# ``json.loads`` with these options would build a decoder for every body.
+_JSON = json.JSONDecoder(parse_float=WrittenNumber)
+
+
 def json_body(content: bytes) -> Any:
     """``json.loads`` with a bound on nesting (``ResponseParseError`` beyond ``MAX_BODY_DEPTH``)."""
     try:
         # Numbers keep their text: an amount passed on to a SOAP xs:decimal stays exact.
-        data = json.loads(content, parse_float=WrittenNumber)
+        data = _JSON.decode(content.decode(json.detect_encoding(content), "surrogatepass"))
     except RecursionError:
         raise _too_deep() from None
     # Depth is at most the number of brackets: counting them (in C) spares the walk for almost every body.

@@ -51,7 +51,7 @@ from flowrun._eval._template import (
     suggest,
     value_to_text,
 )
-from flowrun._models._numbers import dumps
+from flowrun._models._numbers import WrittenNumber, dumps
 from flowrun._models._results import AssertionOutcome
 
 OPERATORS: tuple[str, ...] = (
@@ -110,19 +110,29 @@ def validate_assertion_spec(spec: Any, pointer: str = "") -> None:
 
 
 # Specs already checked by ``validate_assertion_spec`` (by identity, with a copy that tells when a
-# mutable spec changed since): a step's assertions are checked once, not on every call.
-_VALIDATED: dict[int, tuple[Mapping[str, Any], dict[str, Any]]] = {}
+# mutable spec changed since), with what every evaluation reads from them: a step's assertions are
+# checked and taken apart once, not on every call.
+_VALIDATED: dict[int, tuple[Mapping[str, Any], dict[str, Any], _Prepared]] = {}
 _VALIDATED_SIZE = 1024
+_RENDERED = object()  # an expected value with pills (or a container, rendered afresh each time)
+_Prepared = tuple[str, str, Any, Any]  # operator, expression text, compiled expression, fixed expected value
 
 
-def _validate_once(spec: Mapping[str, Any], pointer: str) -> None:
+def _validate_once(spec: Mapping[str, Any], pointer: str) -> _Prepared:
     known = _VALIDATED.get(id(spec))
     if known is not None and known[0] is spec and known[1] == spec:
-        return
+        return known[2]
     validate_assertion_spec(spec, pointer)
+    op = next(key for key in spec if key in OPERATORS)
+    that = str(spec["that"]).strip()
+    expected = spec[op]
+    scalar = expected is None or isinstance(expected, bool | int | float) or (
+        isinstance(expected, str) and OPEN not in expected)
+    prepared = (op, that, compile_expression(that), expected if scalar else _RENDERED)
     if len(_VALIDATED) >= _VALIDATED_SIZE:
         _VALIDATED.clear()
-    _VALIDATED[id(spec)] = (spec, dict(spec))
+    _VALIDATED[id(spec)] = (spec, dict(spec), prepared)
+    return prepared
 
 
 def evaluate_assertion(
@@ -136,13 +146,12 @@ def evaluate_assertion(
 
     Raises ``SchemaError`` or ``DataPillError`` only when the assertion itself is wrong.
     """
-    _validate_once(spec, pointer)
-    op = next(key for key in spec if key in OPERATORS)
-    that = str(spec["that"]).strip()
+    op, that, expression, expected = _validate_once(spec, pointer)
     op_pointer = f"{pointer}/{op}"
-    expected = render(spec[op], context, step=step, pointer=op_pointer)
-    _check_expected(op, expected, op_pointer, static=False)
-    expression = compile_expression(that)
+    if expected is _RENDERED:
+        expected = render(spec[op], context, step=step, pointer=op_pointer)
+        _check_expected(op, expected, op_pointer, static=False)
+    # (a fixed value passed the stricter static check of ``validate_assertion_spec``)
     problem: UnresolvedError | None = None
     try:
         actual = expression.evaluate(context)
@@ -348,6 +357,8 @@ def _show(value: Any) -> str:
         return "true" if value else "false"
     if type(value) is int or (type(value) is float and math.isfinite(value)):
         return repr(value)
+    if type(value) is WrittenNumber and "e" not in value.text and "E" not in value.text:
+        return value.text  # a number from a JSON body: its text is what the encoder writes
     try:
         text = dumps(value, ensure_ascii=False)
     except (TypeError, ValueError):

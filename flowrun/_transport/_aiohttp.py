@@ -36,6 +36,7 @@ from typing import Any
 
 import aiohttp
 import httpx
+import yarl
 from aiohttp import http_exceptions
 from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.client_proto import ResponseHandler
@@ -86,6 +87,7 @@ class _CountingHandler(ResponseHandler):
     tls_version: str | None = None
     _held = b""
     _socket_transport: asyncio.BaseTransport | None = None
+    _wait_started = 0.0  # loop time the current wait for the partner began (the last arrival)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # aiohttp forgets the transport when it closes it; a TLS close waits for the partner's
@@ -109,13 +111,38 @@ class _CountingHandler(ResponseHandler):
         if self._held:
             self._held += data
             return
+        if len(data) <= _FEED_SLICE:
+            super().data_received(data)
+            return
         for offset in range(0, len(data), _FEED_SLICE):
-            super().data_received(data[offset:offset + _FEED_SLICE] if len(data) > _FEED_SLICE else data)
+            super().data_received(data[offset:offset + _FEED_SLICE])
             if len(self) > _QUEUED_HEADS and offset + _FEED_SLICE < len(data):
                 self._held = data[offset + _FEED_SLICE:]
                 if self.transport is not None:
                     self.transport.pause_reading()
                 return
+
+    def _reschedule_timeout(self) -> None:
+        # aiohttp cancels its read timer and starts a new one at every arrival; one timer that
+        # looks, when it fires, whether something arrived meanwhile bounds each wait the same.
+        timeout = self._read_timeout
+        if not timeout:
+            self._drop_timeout()
+            return
+        self._wait_started = self._loop.time()
+        if self._read_timeout_handle is None:
+            self._read_timeout_handle = self._loop.call_at(self._wait_started + timeout, self._read_timer_fired)
+
+    def _read_timer_fired(self) -> None:
+        self._read_timeout_handle = None
+        timeout = self._read_timeout
+        if not timeout:
+            return
+        due = self._wait_started + timeout
+        if self._loop.time() < due:
+            self._read_timeout_handle = self._loop.call_at(due, self._read_timer_fired)
+        else:
+            self._on_read_timeout()
 
     async def read(self) -> Any:
         message = await super().read()
@@ -201,24 +228,38 @@ class _NetworkStream:
         return self._ssl_object if info == "ssl_object" else None
 
 
+async def body_chunks(response: aiohttp.ClientResponse, dial: _Dial,
+                      deadline: Deadline | None) -> AsyncIterator[bytes]:
+    """The raw body of ``response`` as it arrives; a failure comes out as ``classify`` reads it."""
+    content = response.content
+    while True:
+        try:
+            chunk = await content.readany()
+        except Exception as exc:
+            error = _mapped(exc, dial, deadline)
+            raise error from error.__cause__
+        if not chunk:
+            return
+        yield chunk
+
+
+async def whole_body(response: aiohttp.ClientResponse, dial: _Dial, deadline: Deadline | None) -> bytes:
+    """The raw body of ``response`` at once: for a body whose length the parser holds it to."""
+    try:
+        return await response.content.read()
+    except Exception as exc:
+        error = _mapped(exc, dial, deadline)
+        raise error from error.__cause__
+
+
 class _Body(httpx.AsyncByteStream):
     def __init__(self, response: aiohttp.ClientResponse, dial: _Dial, deadline: Deadline | None) -> None:
         self._response = response
         self._dial = dial
         self._deadline = deadline
 
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        content = self._response.content
-        deadline = self._deadline
-        while True:
-            try:
-                chunk = await content.readany()
-            except Exception as exc:
-                error = _mapped(exc, self._dial, deadline)
-                raise error from error.__cause__
-            if not chunk:
-                return
-            yield chunk
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        return body_chunks(self._response, self._dial, self._deadline)
 
     async def aclose(self) -> None:
         self._response.release()
@@ -233,6 +274,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         self._connect_to = dict(connect_to or {})
         self._limits = limits
         self._session: aiohttp.ClientSession | None = None
+        self.client_headers: tuple[tuple[str, str], ...] = ()  # the httpx client's defaults (``new_async_client``)
         self._timeouts: dict[tuple[float | None, float | None], aiohttp.ClientTimeout] = {}
 
     def _open(self) -> aiohttp.ClientSession:
@@ -257,9 +299,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         self._session = session
         return session
 
-    def _timeout(self, request: httpx.Request, deadline: Deadline | None) -> aiohttp.ClientTimeout:
-        waits = request.extensions.get("timeout", {})
-        connect, read = waits.get("connect"), waits.get("read")
+    def _timeout(self, connect: float | None, read: float | None, deadline: Deadline | None) -> aiohttp.ClientTimeout:
         if deadline is None:
             timeout = self._timeouts.get((connect, read))
             if timeout is None:
@@ -269,21 +309,21 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         left = max(deadline.at - time.monotonic(), 0.001)
         return aiohttp.ClientTimeout(total=left, sock_connect=connect, sock_read=read)
 
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+    async def open(self, method: str, url: Any, headers: Any, data: Any, *, connect: float | None,
+                   read: float | None, server_hostname: str | None = None,
+                   ) -> tuple[aiohttp.ClientResponse, _Dial, Deadline | None]:
+        """Send a request as written (``headers``: every header, Host included) and return its
+        response once the head is in, with what the request learnt of its connection and the
+        attempt's deadline (for ``body_chunks``). A failure comes out as ``classify`` reads it."""
         session = self._session or self._open()
         deadline = _CURRENT.get()
         dial = _Dial()
         token = _DIAL.set(dial)
         try:
             try:
-                data: Any = request.content or None
-            except httpx.RequestNotRead:
-                data = request.stream  # an async file body: aiohttp reads it as it sends
-            try:
                 response = await session.request(
-                    request.method, str(request.url), headers=_raw_headers(request), data=data,
-                    allow_redirects=False, compress=False, timeout=self._timeout(request, deadline),
-                    server_hostname=request.extensions.get("sni_hostname"),
+                    method, url, headers=headers, data=data, allow_redirects=False, compress=False,
+                    timeout=self._timeout(connect, read, deadline), server_hostname=server_hostname,
                 )
             except Exception as exc:
                 own = _own_error(exc)
@@ -293,6 +333,17 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
                 raise error from error.__cause__
         finally:
             _DIAL.reset(token)
+        return response, dial, deadline
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        try:
+            data: Any = request.content or None
+        except httpx.RequestNotRead:
+            data = request.stream  # an async file body: aiohttp reads it as it sends
+        waits = request.extensions.get("timeout", {})
+        response, dial, deadline = await self.open(
+            request.method, wire_url(str(request.url)), _raw_headers(request), data, connect=waits.get("connect"),
+            read=waits.get("read"), server_hostname=request.extensions.get("sni_hostname"))
         extensions: dict[str, Any] = {"http_version": b"HTTP/1.1",
                                       "network_stream": _NetworkStream(dial.ssl_object)}
         if response.reason:
@@ -308,6 +359,13 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         await session.close()
         if isinstance(connector, _Connector):
             connector.abort_closing()
+
+
+@functools.lru_cache(maxsize=512)
+def wire_url(url: str) -> yarl.URL:
+    """A URL as httpx encoded it, sent as it is: aiohttp would otherwise re-quote it (an escaped
+    ``/`` in a query value, ``%2F``, would go out as ``/``)."""
+    return yarl.URL(url, encoded=True)
 
 
 def _raw_headers(request: httpx.Request) -> list[tuple[str, str]]:
@@ -379,9 +437,10 @@ def _translated(exc: Exception, dial: _Dial, deadline: Deadline | None) -> Excep
         cause = exc.__cause__
         if dial.tls_version is not None and isinstance(cause, ssl.SSLError) and dial.connected:
             return _chained(httpx.ReadError, TlsReadError(str(cause), dial.tls_version), cause)
-        if dial.connected and not dial.received() and isinstance(cause or exc, ConnectionResetError):
+        if dial.connected and not dial.received() and isinstance(cause or exc, ConnectionResetError | BrokenPipeError):
             # Reset before any answer: what httpcore reports for a partner that closed a kept-alive
             # connection, or that refuses our certificate by closing (``classify`` then asks why).
+            # A TLS 1.3 refusal races our request: the write meets a reset or a broken pipe.
             return httpx.RemoteProtocolError("Server disconnected without sending a response")
         return httpx.ReadError(message)
     if isinstance(exc, aiohttp.InvalidURL | aiohttp.NonHttpUrlClientError):

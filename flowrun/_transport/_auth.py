@@ -83,6 +83,15 @@ def build_auth(
                           **credential.origin.location())
 
 
+def set_by_headers(auth: httpx.Auth | None) -> bool:
+    """Whether ``auth`` only sets a header or a query key (``header``/``keyed_url``; an OAuth2
+    token), which a request sent without httpx's client can carry: Digest answers a challenge,
+    and the signing credentials sign the request httpx builds."""
+    if auth is None or isinstance(auth, OAuth2ClientCredentials | BearerAuth | ApiKeyAuth):
+        return True
+    return isinstance(auth, BasicAuth) and auth.one_header
+
+
 def auth_header(credential: Credential | None) -> str | None:
     """The header a credential sets (shown redacted in request info), or None."""
     if credential is None or credential.type == "none":
@@ -122,13 +131,25 @@ class BasicAuth(httpx.Auth):
         self._username = _require(credential, "username")
         self._secrets = secrets
 
-    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+    @property
+    def one_header(self) -> bool:
+        """Whether the credential is one header (Basic); Digest answers a challenge."""
+        return not self._credential.digest
+
+    def header(self) -> tuple[str, str]:
+        """The Authorization header, with the password read now (a rotated secret applies)."""
         password = _reveal(self._credential, "password", self._secrets)
         self._secrets.basic(self._username, password)
+        return "Authorization", basic_header(self._username, password)
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
         if self._credential.digest:
+            password = _reveal(self._credential, "password", self._secrets)
+            self._secrets.basic(self._username, password)
             yield from httpx.DigestAuth(self._username, password).auth_flow(request)
             return
-        request.headers["Authorization"] = basic_header(self._username, password)
+        name, value = self.header()
+        request.headers[name] = value
         yield request
 
     def __repr__(self) -> str:
@@ -140,8 +161,14 @@ class BearerAuth(httpx.Auth):
         self._credential = credential
         self._secrets = secrets
 
+    one_header = True
+
+    def header(self) -> tuple[str, str]:
+        return "Authorization", f"Bearer {_reveal(self._credential, 'token', self._secrets)}"
+
     def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
-        request.headers["Authorization"] = f"Bearer {_reveal(self._credential, 'token', self._secrets)}"
+        name, value = self.header()
+        request.headers[name] = value
         yield request
 
     def __repr__(self) -> str:
@@ -162,19 +189,34 @@ class ApiKeyAuth(httpx.Auth):
 
             mask_query_parameter(credential.query or "api_key")
 
-    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+    @property
+    def one_header(self) -> bool:
+        return self._credential.header is not None
+
+    def header(self) -> tuple[str, str]:
+        """The key's header (a credential with ``header``), the key read now."""
+        header = self._credential.header
+        assert header is not None
+        return header, self._prefix + _reveal(self._credential, "key", self._secrets)
+
+    def keyed_url(self, url: httpx.URL) -> str:
+        """``url`` with the key as its last query parameter (a credential with ``query``)."""
         key = _reveal(self._credential, "key", self._secrets)
-        if self._credential.header is not None:
-            request.headers[self._credential.header] = self._prefix + key
+        name = self._credential.query or "api_key"
+        text = str(url)
+        joiner = "&" if url.query else "?"
+        fragment = ""
+        if "#" in text:
+            text, fragment = text.split("#", 1)
+            fragment = "#" + fragment
+        return f"{text}{joiner}{quote(name, safe='')}={quote(key, safe='')}{fragment}"
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        if self.one_header:
+            name, value = self.header()
+            request.headers[name] = value
         else:
-            name = self._credential.query or "api_key"
-            url = str(request.url)
-            joiner = "&" if request.url.query else "?"
-            fragment = ""
-            if "#" in url:
-                url, fragment = url.split("#", 1)
-                fragment = "#" + fragment
-            request.url = httpx.URL(f"{url}{joiner}{quote(name, safe='')}={quote(key, safe='')}{fragment}")
+            request.url = httpx.URL(self.keyed_url(request.url))
         yield request
 
     def __repr__(self) -> str:
@@ -396,7 +438,7 @@ class OAuth2ClientCredentials(httpx.Auth):
         response = yield request
         if response.status_code == 401:
             if not _replayable(request):
-                self._forget(token)
+                self.forget(token)
                 return
             token = self.token(stale=token)
             request.headers["Authorization"] = f"Bearer {token.value}"
@@ -408,14 +450,15 @@ class OAuth2ClientCredentials(httpx.Auth):
         response = yield request
         if response.status_code == 401:
             if not _replayable(request):
-                self._forget(token)
+                self.forget(token)
                 return
             token = await self.atoken(stale=token)
             request.headers["Authorization"] = f"Bearer {token.value}"
             yield request
 
-    def _forget(self, token: Token) -> None:
-        # The next request fetches a new token; this one cannot be resent (streamed body).
+    def forget(self, token: Token) -> None:
+        """The next request fetches a new token; the one that got the 401 cannot be resent
+        (streamed body)."""
         if self._token is token:
             self._token = None
 

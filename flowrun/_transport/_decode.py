@@ -106,9 +106,15 @@ def decoded(response: httpx.Response) -> Iterator[bytes]:
 
 
 async def adecoded(response: httpx.Response) -> AsyncIterator[bytes]:
-    decoder = BodyDecoder(response.headers.get("Content-Encoding"))
-    async for raw in response.aiter_raw():
-        for piece in decoder.feed(raw):
+    async for piece in adecode(response.aiter_raw(), response.headers.get("Content-Encoding")):
+        yield piece
+
+
+async def adecode(raw: AsyncIterator[bytes], content_encoding: str | None) -> AsyncIterator[bytes]:
+    """Raw body chunks (from any async client), decoded as ``decoded`` decodes them."""
+    decoder = BodyDecoder(content_encoding)
+    async for chunk in raw:
+        for piece in decoder.feed(chunk):
             yield piece
     for piece in decoder.flush():
         yield piece

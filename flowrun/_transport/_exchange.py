@@ -14,7 +14,7 @@ from __future__ import annotations
 import functools
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
@@ -26,7 +26,7 @@ from flowrun._errors import FlowrunError, ResponseTooLargeError, StepFailure
 from flowrun._models._results import TlsInfo
 from flowrun._models._steps import IDEMPOTENT_METHODS, RestStep
 from flowrun._registry import ResolvedConnection
-from flowrun._transport._decode import adecoded, decoded
+from flowrun._transport._decode import adecode, decoded
 from flowrun._transport._errors import classify, failed_before_sending, refusal_page
 from flowrun._transport._http import TlsInfoReader
 from flowrun._transport._redirect import is_redirect, next_hop
@@ -35,6 +35,7 @@ from flowrun._transport._retry import Outcome
 from flowrun._transport._streams import begin_attempt, end_attempt, opened_connection
 
 if TYPE_CHECKING:
+    from flowrun._transport._aiohttp import AiohttpTransport
     from flowrun._transport._rate import Gate
 
 C = TypeVar("C", httpx.Client, httpx.AsyncClient)
@@ -57,6 +58,9 @@ class Route(Generic[C]):
     stranger: Route[C] | None = None
     # The alias's rate and concurrency limits (None without either: nothing is paced).
     limiter: Gate | None = None
+    # The aiohttp transport under ``client`` when ``_aio_exchange`` can send this route's requests
+    # itself (aiohttp installed, no proxy, a header or query-key credential); else None.
+    native: AiohttpTransport | None = None
     # Whether the client's own default timeout is this route's (clients are shared by key).
     client_default_timeout: bool = attrs.field(init=False)
 
@@ -119,12 +123,19 @@ class Head:
     content_type: str | None
     content_length: str | None
     retry_after: str | None
+    content_encoding: str | None = None  # every Content-Encoding header, joined as httpx joins them
 
     @classmethod
     def of(cls, response: httpx.Response) -> Head:
+        return cls.of_raw(response.status_code, response.headers.raw)
+
+    @classmethod
+    def of_raw(cls, status: int, raw_headers: Iterable[tuple[bytes, bytes]]) -> Head:
+        """The head of a response from any client, by its status and raw header pairs."""
         headers: list[tuple[str, str]] = []
         content_type = content_length = retry_after = None
-        for raw_name, raw_value in response.headers.raw:
+        encodings: list[str] = []
+        for raw_name, raw_value in raw_headers:
             value = raw_value.decode("latin-1")
             headers.append((raw_name.decode("latin-1"), value))
             lower = raw_name.lower()
@@ -134,7 +145,10 @@ class Head:
                 content_length = value
             elif lower == b"retry-after":
                 retry_after = value
-        return cls(response.status_code, tuple(headers), content_type, content_length, retry_after)
+            elif lower == b"content-encoding":
+                encodings.append(value)
+        return cls(status, tuple(headers), content_type, content_length, retry_after,
+                   ", ".join(encodings) if encodings else None)
 
 
 def too_large(url: str, limit: int, detail: str) -> ResponseTooLargeError:
@@ -224,7 +238,20 @@ def body_sink(step: RestStep, head: Head, url: str) -> Saver | Collector:
     return Collector(spec.max_bytes, url)
 
 
-def _outcome(head: Head, content: bytes, saved: Saved | None, url: str, tls: TlsInfo | None,
+async def read_body(step: RestStep, head: Head, url: str, raw: AsyncIterator[bytes]) -> tuple[bytes, Saved | None]:
+    """The body of an async response (``raw``: its chunks as they arrive), decoded in bounded
+    slices into its sink: memory under the cap, or the ``save_to`` file."""
+    sink = body_sink(step, head, url)
+    try:
+        async for chunk in adecode(raw, head.content_encoding):
+            sink.add(chunk)
+        return sink.done()
+    except BaseException:
+        sink.abandon()
+        raise
+
+
+def outcome(head: Head, content: bytes, saved: Saved | None, url: str, tls: TlsInfo | None,
              presented: ResolvedConnection) -> Outcome[Raw]:
     refused = refusal_page(head.status, content, url=url, resolved=presented)
     if refused is not None:  # nginx refused our certificate with an HTTP answer
@@ -235,12 +262,12 @@ def _outcome(head: Head, content: bytes, saved: Saved | None, url: str, tls: Tls
                    head.retry_after, cleanup=saved.abort if saved is not None else None)
 
 
-def _presented(route: Route[Any], current: Route[Any]) -> ResolvedConnection:
+def presented(route: Route[Any], current: Route[Any]) -> ResolvedConnection:
     """The connection as the partner of the failed hop met it: another origin never saw our certificate."""
     return route.resolved if current is route else attrs.evolve(current.resolved, client_chain=())
 
 
-def _send_headers(headers: tuple[tuple[str, str], ...], body: OpenBody) -> tuple[tuple[str, str], ...]:
+def send_headers(headers: tuple[tuple[str, str], ...], body: OpenBody) -> tuple[tuple[str, str], ...]:
     return (*headers, *body.headers) if body.headers else headers
 
 
@@ -275,7 +302,7 @@ def exchange(route: Route[httpx.Client], step: RestStep, plan: RequestPlan, time
         client, tls = route.client, route.tls
 
         def build() -> httpx.Request:
-            return client.build_request(plan.method, parsed_url(url), headers=_send_headers(plan.headers, body),
+            return client.build_request(plan.method, parsed_url(url), headers=send_headers(plan.headers, body),
                                         timeout=timeout, **body.kwargs)
 
         try:
@@ -296,7 +323,7 @@ def exchange(route: Route[httpx.Client], step: RestStep, plan: RequestPlan, time
                 body = open_body(plan.body if hop.keep_body else None, step.id)
                 opened.append(body)
                 client, tls, current = target.client, target.tls, target
-                request = client.build_request(hop.method, hop.url, headers=_send_headers(hop.headers, body),
+                request = client.build_request(hop.method, hop.url, headers=send_headers(hop.headers, body),
                                                timeout=timeout, **body.kwargs)
                 response = client.send(request, auth=target.auth, stream=True)
         head = Head.of(response)
@@ -308,9 +335,9 @@ def exchange(route: Route[httpx.Client], step: RestStep, plan: RequestPlan, time
         except BaseException:
             sink.abandon()
             raise
-        return _outcome(head, content, saved, url, tls.read(response), _presented(route, current))
+        return outcome(head, content, saved, url, tls.read(response), presented(route, current))
     except httpx.HTTPError as exc:
-        return Outcome(error=classify(exc, url=url, resolved=_presented(route, current)),
+        return Outcome(error=classify(exc, url=url, resolved=presented(route, current)),
                        sent=not failed_before_sending(exc))
     except FlowrunError as error:
         return Outcome(error=error)
@@ -336,7 +363,7 @@ async def aexchange(route: Route[httpx.AsyncClient], step: RestStep, plan: Reque
         client, tls = route.client, route.tls
 
         def build() -> httpx.Request:
-            return client.build_request(plan.method, parsed_url(url), headers=_send_headers(plan.headers, body),
+            return client.build_request(plan.method, parsed_url(url), headers=send_headers(plan.headers, body),
                                         timeout=timeout, **body.kwargs)
 
         try:
@@ -357,21 +384,14 @@ async def aexchange(route: Route[httpx.AsyncClient], step: RestStep, plan: Reque
                 body = open_body(plan.body if hop.keep_body else None, step.id, asynchronous=True)
                 opened.append(body)
                 client, tls, current = target.client, target.tls, target
-                request = client.build_request(hop.method, hop.url, headers=_send_headers(hop.headers, body),
+                request = client.build_request(hop.method, hop.url, headers=send_headers(hop.headers, body),
                                                timeout=timeout, **body.kwargs)
                 response = await client.send(request, auth=target.auth, stream=True)
         head = Head.of(response)
-        sink = body_sink(step, head, url)
-        try:
-            async for chunk in adecoded(response):
-                sink.add(chunk)
-            content, saved = sink.done()
-        except BaseException:
-            sink.abandon()
-            raise
-        return _outcome(head, content, saved, url, tls.read(response), _presented(route, current))
+        content, saved = await read_body(step, head, url, response.aiter_raw())
+        return outcome(head, content, saved, url, tls.read(response), presented(route, current))
     except httpx.HTTPError as exc:
-        return Outcome(error=classify(exc, url=url, resolved=_presented(route, current)),
+        return Outcome(error=classify(exc, url=url, resolved=presented(route, current)),
                        sent=not failed_before_sending(exc))
     except FlowrunError as error:
         return Outcome(error=error)

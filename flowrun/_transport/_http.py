@@ -17,7 +17,7 @@ import importlib.util
 import ssl
 import threading
 from collections.abc import Hashable, Mapping
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx
 from cryptography import x509
@@ -29,6 +29,9 @@ from flowrun._transport._connect_to import Address, apply_connect_to
 from flowrun._transport._decode import ACCEPT_ENCODING
 from flowrun._transport._proxy import AsyncProxyRouter, ProxyRouter, httpx_proxy
 from flowrun._version import __version__
+
+if TYPE_CHECKING:
+    from flowrun._transport._aiohttp import AiohttpTransport
 
 USER_AGENT = f"flowrun/{__version__}"
 LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=20, keepalive_expiry=30.0)
@@ -101,6 +104,16 @@ def aiohttp_installed() -> bool:
     return importlib.util.find_spec("aiohttp") is not None
 
 
+def aiohttp_transport(client: httpx.AsyncClient) -> AiohttpTransport | None:
+    """The aiohttp transport a client sends through directly (not through a proxy), if any."""
+    if not aiohttp_installed():
+        return None
+    from flowrun._transport._aiohttp import AiohttpTransport
+
+    transport = client._transport
+    return transport if isinstance(transport, AiohttpTransport) else None
+
+
 def new_async_client(ssl_context: ssl.SSLContext, *, connect_to: Mapping[Address, Address] | None = None,
                      timeout: httpx.Timeout | None = None, proxy: ProxyRules = DIRECT) -> httpx.AsyncClient:
     """An async client on ``ssl_context``: over aiohttp when the ``fast-async`` extra is installed
@@ -118,8 +131,16 @@ def new_async_client(ssl_context: ssl.SSLContext, *, connect_to: Mapping[Address
     if proxy.any:
         transport = AsyncProxyRouter(
             direct, proxy, lambda endpoint: _transport(httpx.AsyncHTTPTransport, ssl_context, dial, endpoint))
-    return _with_cookie_policy(httpx.AsyncClient(transport=transport, trust_env=False, follow_redirects=False,
-                                                 headers=_DEFAULT_HEADERS, timeout=timeout or DEFAULT_TIMEOUT))
+    client = _with_cookie_policy(httpx.AsyncClient(transport=transport, trust_env=False, follow_redirects=False,
+                                                   headers=_DEFAULT_HEADERS, timeout=timeout or DEFAULT_TIMEOUT))
+    if aiohttp_installed():
+        from flowrun._transport._aiohttp import AiohttpTransport
+
+        if isinstance(direct, AiohttpTransport):
+            # The headers httpx's client adds to every request, for requests sent without it.
+            direct.client_headers = tuple((name.decode("latin-1"), value.decode("latin-1"))
+                                          for name, value in client.headers.raw)
+    return client
 
 
 class ExecutorClosedError(RuntimeError):
@@ -200,7 +221,10 @@ class TlsInfoReader:
 
     def read(self, response: httpx.Response) -> TlsInfo | None:
         stream = response.extensions.get("network_stream")
-        ssl_object = stream.get_extra_info("ssl_object") if stream is not None else None
+        return self.of(stream.get_extra_info("ssl_object") if stream is not None else None)
+
+    def of(self, ssl_object: Any) -> TlsInfo | None:
+        """The TLS info of a connection by its SSL object (None: not TLS)."""
         if ssl_object is None:
             return None
         known = self._known.get(id(ssl_object))

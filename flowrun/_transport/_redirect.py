@@ -17,6 +17,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import attrs
 import httpx
@@ -46,8 +47,15 @@ def is_redirect(response: httpx.Response) -> bool:
     return response.status_code in REDIRECT_STATUSES and "location" in response.headers
 
 
-def next_hop(
-    response: httpx.Response,
+def next_hop(response: httpx.Response, **rules: Any) -> Hop:
+    """``redirect_hop`` for an httpx response (``rules``: its keyword arguments)."""
+    return redirect_hop(response.request.url, response.status_code, response.headers["location"], **rules)
+
+
+def redirect_hop(
+    current: httpx.URL,
+    status: int,
+    location: str,
     *,
     method: str,
     headers: Sequence[tuple[str, str]],
@@ -57,13 +65,13 @@ def next_hop(
     secret_headers: frozenset[str] = frozenset(),
     trusted: frozenset[WebOrigin] = frozenset(),
 ) -> Hop:
-    """Where a redirect leads and what is sent there; raises ``RedirectRefusedError``."""
-    current = response.request.url
+    """Where a redirect of ``current`` (``status``, ``location``) leads and what is sent there;
+    raises ``RedirectRefusedError``. Both exchanges (httpx's client, aiohttp's) decide by it."""
     if hops >= max_redirects:
         raise RedirectRefusedError(f"more than {max_redirects} redirects, the last one from {current} "
-                                   f"to {response.headers['location']}")
+                                   f"to {location}")
     try:
-        target = current.join(response.headers["location"])
+        target = current.join(location)
     except httpx.InvalidURL as exc:
         raise RedirectRefusedError(f"the redirect from {current} has an invalid Location: {exc}") from None
     if target.scheme not in ("http", "https"):
@@ -73,7 +81,6 @@ def next_hop(
             f"{current} redirects to {target}: a downgrade from https to http is never followed",
             hint="the partner's redirect would send the request unencrypted: ask them to fix it, "
                  "or point the step at the https URL")
-    status = response.status_code
     keep_body = True
     if (status == 303 and method != "HEAD") or (status in (301, 302) and method == "POST"):
         method, keep_body = "GET", False

@@ -74,4 +74,4 @@ def test_a_name_chooses_its_variants(tmp_path: Path) -> None:
     assert [entry["name"] for entry in report["pairs"]] == ["async", "async-latency"]
     assert all(entry["status"] == "ok" for entry in report["pairs"]), report["pairs"]
     transport = next(c for c in report["pairs"][0]["checks"] if c["name"] == "AsyncRestExecutor's transport")
-    assert transport["value"] == "AiohttpTransport"
+    assert transport["value"] == "aiohttp directly (no httpx client)"

@@ -116,6 +116,29 @@ def test_async_rest_through_the_proxy(tmp_path: Path, pki: Pki, pki_files: PkiFi
     assert connects and set(connects) == {f"localhost:{port}"}
 
 
+def test_an_async_alias_with_a_proxy_stays_on_httpx_one_without_goes_on_aiohttp(
+        tmp_path: Path, pki: Pki, pki_files: PkiFiles, proxy_env: pytest.MonkeyPatch) -> None:
+    # aiohttp's own proxy support is not ``_proxy``'s (NO_PROXY read as curl reads it, CONNECT
+    # answers diagnosed): an alias with any proxy rule keeps httpx's client over ``_proxy``.
+    async def run(registry: Any) -> tuple[Any, str, StepResult]:
+        async with AsyncRestExecutor(registry) as rest:
+            step = RestStep(alias="partner", path="/accounts/5")
+            result = await rest.run(step)
+            route = await rest._route(step)
+            return route.native, type(route.client._transport).__name__, result
+
+    with PartnerServer(pki) as partner, Tinyproxy(tmp_path) as proxy:
+        aliases = write_aliases(tmp_path / "a", mtls_records(pki_files, port=partner.port))
+        direct = asyncio.run(run(load(aliases)))
+        proxy_env.setenv("HTTPS_PROXY", proxy.url)
+        proxied = asyncio.run(run(load(aliases)))
+        connects, port = proxy.connect_requests(), partner.port
+    assert proxied[0] is None and proxied[1] == "AsyncProxyRouter"
+    assert proxied[2].status == "passed" and connects == [f"localhost:{port}"], proxied[2].error
+    assert direct[0] is not None and direct[1] == "AiohttpTransport"
+    assert direct[2].status == "passed", direct[2].error
+
+
 def test_soap_call_and_wsdl_fetch_through_the_proxy(tmp_path: Path, pki: Pki, pki_files: PkiFiles,
                                                     proxy_env: pytest.MonkeyPatch) -> None:
     WSDL_CACHE.clear()

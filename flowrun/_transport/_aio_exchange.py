@@ -1,0 +1,230 @@
+"""One REST exchange of ``AsyncRestExecutor`` on aiohttp directly (the ``fast-async`` extra).
+
+``aexchange`` sends through ``httpx.AsyncClient``: over aiohttp, httpx's client layer (its
+request, response, URL and header models, the auth and redirect generators, the stream adapters)
+still costs about twice what aiohttp costs for the whole request. ``aio_exchange`` does what that
+layer did for a step, with the pieces the httpx paths use, and hands aiohttp the bytes:
+
+* the headers as httpx writes them (``wire_headers``: Host, the client's defaults, the
+  connection's and step's headers, the body's length, the client's cookies), the URL as httpx
+  encodes it, and the credential as its ``httpx.Auth`` would set it (``_auth``: the same
+  methods make the header or the query key; an OAuth2 token is cached and fetched through the
+  alias's httpx client, as before, and refreshed once on a 401 when the body can be resent);
+* redirects decided by ``_redirect.redirect_hop`` (the origin rule: another origin goes through
+  the route without our certificate or credential, a 307 there sends no body);
+* the body read by ``_exchange.read_body`` (size cap, ``save_to``, bounded decompression), the
+  result made by ``_exchange.outcome`` (nginx's refusal page, TLS info);
+* aiohttp's failures come out of ``AiohttpTransport.open``/``body_chunks`` as the httpx
+  exceptions ``_errors.classify`` reads, so every diagnosis and the attempt deadline are the
+  ones of the httpx paths; a kept-alive connection the partner closed is resent once, as there;
+* cookies a partner sets go into the alias's httpx cookie jar and are sent back from it;
+* the request line is logged on the ``httpx`` logger as httpx logs it (masked by ``_log_redaction``).
+
+The executor takes this path only for routes on aiohttp whose credential is a header or a query
+key (none, basic, bearer, api_key, the OAuth2 grants): Digest, ``hmac`` and ``aws_sigv4`` (which
+answer a challenge or sign the final request), requests through a proxy, and multipart bodies stay
+on ``aexchange`` (see ``AsyncRestExecutor._send``).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+
+import aiohttp
+import httpx
+
+from flowrun._errors import FlowrunError
+from flowrun._models._steps import RestStep
+from flowrun._transport._aiohttp import _Dial, body_chunks, whole_body, wire_url
+from flowrun._transport._auth import ApiKeyAuth, BasicAuth, BearerAuth, OAuth2ClientCredentials, Token
+from flowrun._transport._errors import classify, failed_before_sending
+from flowrun._transport._exchange import (
+    Head,
+    Raw,
+    Route,
+    Saved,
+    Timeout,
+    check_announced,
+    outcome,
+    parsed_url,
+    presented,
+    read_body,
+    resend_on_fresh_connection,
+    send_headers,
+    wait_seconds,
+)
+from flowrun._transport._redirect import REDIRECT_STATUSES, redirect_hop
+from flowrun._transport._request import OpenBody, RequestPlan, open_body
+from flowrun._transport._retry import Outcome
+from flowrun._transport._streams import Deadline, begin_attempt, end_attempt, opened_connection
+
+_HTTPX_LOG = logging.getLogger("httpx")
+_EMPTY_BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+AsyncRoute = Route[httpx.AsyncClient]
+
+
+def _set_header(headers: list[tuple[str, str]], name: str, value: str) -> None:
+    """``httpx.Headers.__setitem__``: the first header of that name takes the value, later ones go."""
+    lower = name.lower()
+    found = [index for index, (key, _) in enumerate(headers) if key.lower() == lower]
+    for index in reversed(found[1:]):
+        del headers[index]
+    if found:
+        headers[found[0]] = (name, value)
+    else:
+        headers.append((name, value))
+
+
+def wire_headers(defaults: Sequence[tuple[str, str]], client: httpx.AsyncClient, method: str, url: httpx.URL,
+                 headers: Sequence[tuple[str, str]], body: OpenBody) -> list[tuple[str, str]]:
+    """Every header of the request, in the order httpx's ``build_request`` writes them: Host (and
+    an empty POST's length) first, the client's ``defaults`` the request does not set, the
+    request's, the client's cookies, the body's length."""
+    names = {name.lower() for name, _ in headers}
+    wire = [pair for pair in defaults if pair[0].lower() not in names]
+    wire.extend(headers)
+    if client.cookies.jar and "cookie" not in names:
+        probe = httpx.Request(method, url, headers=wire, cookies=client.cookies)
+        cookie = probe.headers.get("Cookie")
+        if cookie is not None:
+            wire.append(("Cookie", cookie))
+    content = body.kwargs.get("content")
+    if isinstance(content, bytes) and content and "content-length" not in names:
+        wire.append(("Content-Length", str(len(content))))
+        names.add("content-length")
+    first: list[tuple[str, str]] = []
+    if "host" not in names:
+        first.append(("Host", url.netloc.decode("ascii")))
+    if method in _EMPTY_BODY_METHODS and "content-length" not in names and "transfer-encoding" not in names:
+        first.append(("Content-Length", "0"))
+    return [*first, *wire] if first else wire
+
+
+def _keep_cookies(client: httpx.AsyncClient, method: str, url: httpx.URL, response: aiohttp.ClientResponse) -> None:
+    """What httpx's client does with every response: cookies it sets go into the client's jar."""
+    if "Set-Cookie" in response.headers or "Set-Cookie2" in response.headers:
+        client.cookies.extract_cookies(httpx.Response(response.status, headers=response.raw_headers,
+                                                      request=httpx.Request(method, url)))
+
+
+class _Sent:
+    """A response whose head is in, with the URL it was sent to and its connection's facts."""
+
+    __slots__ = ("deadline", "dial", "response", "url")
+
+    def __init__(self, response: aiohttp.ClientResponse, dial: _Dial, deadline: Deadline | None,
+                 url: httpx.URL) -> None:
+        self.response, self.dial, self.deadline, self.url = response, dial, deadline, url
+
+
+def _send(route: AsyncRoute, method: str, url: httpx.URL, headers: Sequence[tuple[str, str]], body: OpenBody,
+          timeout: Timeout) -> Awaitable[_Sent]:
+    """One request of the exchange with the route's credential."""
+    if isinstance(route.auth, OAuth2ClientCredentials):
+        return _send_with_token(route, method, url, headers, body, timeout)
+    return _send_once(route, method, url, headers, body, timeout, None)
+
+
+async def _send_once(route: AsyncRoute, method: str, url: httpx.URL, headers: Sequence[tuple[str, str]],
+                     body: OpenBody, timeout: Timeout, token: Token | None) -> _Sent:
+    transport = route.native
+    assert transport is not None  # a route without one never comes here (``AsyncRestExecutor._send``)
+    client, auth = route.client, route.auth
+    wire = wire_headers(transport.client_headers, client, method, url, headers, body)
+    if token is not None:
+        _set_header(wire, "Authorization", f"Bearer {token.value}")
+    elif isinstance(auth, ApiKeyAuth) and not auth.one_header:
+        url = httpx.URL(auth.keyed_url(url))
+    elif isinstance(auth, BasicAuth | BearerAuth | ApiKeyAuth):
+        _set_header(wire, *auth.header())
+    for _, value in wire:
+        if not value.isascii():
+            value.encode("ascii")  # raises what httpx raises for a header it cannot write
+    waits = timeout if isinstance(timeout, httpx.Timeout) else client.timeout
+    response, dial, deadline = await transport.open(method, wire_url(str(url)), wire, body.kwargs.get("content"),
+                                             connect=waits.connect, read=waits.read)
+    if _HTTPX_LOG.isEnabledFor(logging.INFO):
+        reason = response.reason or httpx.codes.get_reason_phrase(response.status)
+        _HTTPX_LOG.info('HTTP Request: %s %s "%s %d %s"', method, url, "HTTP/1.1", response.status, reason)
+    _keep_cookies(client, method, url, response)
+    return _Sent(response, dial, deadline, url)
+
+
+async def _send_with_token(route: AsyncRoute, method: str, url: httpx.URL, headers: Sequence[tuple[str, str]],
+                           body: OpenBody, timeout: Timeout) -> _Sent:
+    """One request with an OAuth2 token; one the API refuses (401) is replaced once and the
+    request sent again, as ``OAuth2ClientCredentials``' flow does."""
+    auth = route.auth
+    assert isinstance(auth, OAuth2ClientCredentials)
+    token = await auth.atoken()
+    sent = await _send_once(route, method, url, headers, body, timeout, token)
+    if sent.response.status != 401:
+        return sent
+    if not body.replayable:
+        auth.forget(token)
+        return sent
+    sent.response.release()
+    token = await auth.atoken(stale=token)
+    return await _send_once(route, method, url, headers, body, timeout, token)
+
+
+async def _read(step: RestStep, head: Head, url: str, sent: _Sent) -> tuple[bytes, Saved | None]:
+    """The body as ``read_body`` reads it. One that is not encoded and announces a length under
+    the cap is read at once: aiohttp's parser holds it to that length."""
+    length = head.content_length
+    if head.content_encoding is None and step.response.save_to is None and length is not None and length.isdigit():
+        check_announced(head, step.response.max_bytes, url)
+        return await whole_body(sent.response, sent.dial, sent.deadline), None
+    return await read_body(step, head, url, body_chunks(sent.response, sent.dial, sent.deadline))
+
+
+async def aio_exchange(route: AsyncRoute, step: RestStep, plan: RequestPlan, timeout: Timeout,
+                       stranger: Callable[[AsyncRoute], AsyncRoute]) -> Outcome[Raw]:
+    """``aexchange`` on aiohttp: the same outcome for the same partner."""
+    opened: list[OpenBody] = []
+    sent: _Sent | None = None
+    url = plan.url
+    current = route  # the route of the hop being sent
+    attempt = begin_attempt(wait_seconds(route, step))
+    try:
+        body = open_body(plan.body, step.id, asynchronous=True)
+        opened.append(body)
+        headers = send_headers(plan.headers, body)
+        try:
+            sent = await _send(route, plan.method, parsed_url(url), headers, body, timeout)
+        except httpx.RemoteProtocolError as exc:
+            if opened_connection() or not resend_on_fresh_connection(exc, plan.method, body):
+                raise
+            sent = await _send(route, plan.method, parsed_url(url), headers, body, timeout)
+        if step.follow_redirects:
+            hops, method = 0, plan.method
+            while sent.response.status in REDIRECT_STATUSES and "Location" in sent.response.headers:
+                response = sent.response
+                location = ", ".join(response.headers.getall("Location"))  # httpx joins repeated headers
+                hop = redirect_hop(sent.url, response.status, location, method=method,
+                                   headers=plan.headers, home=route.home, hops=hops,
+                                   max_redirects=step.max_redirects, secret_headers=route.secret_headers,
+                                   trusted=route.resolved.trusted_origins)
+                response.release()
+                hops, method, url = hops + 1, hop.method, str(hop.url)
+                current = route if hop.same_origin else stranger(route)
+                body = open_body(plan.body if hop.keep_body else None, step.id, asynchronous=True)
+                opened.append(body)
+                sent = await _send(current, hop.method, hop.url, send_headers(hop.headers, body), body, timeout)
+        response = sent.response
+        head = Head.of_raw(response.status, response.raw_headers)
+        content, saved = await _read(step, head, url, sent)
+        return outcome(head, content, saved, url, current.tls.of(sent.dial.ssl_object), presented(route, current))
+    except httpx.HTTPError as exc:
+        return Outcome(error=classify(exc, url=url, resolved=presented(route, current)),
+                       sent=not failed_before_sending(exc))
+    except FlowrunError as error:
+        return Outcome(error=error)
+    finally:
+        if sent is not None:
+            sent.response.release()
+        for item in opened:
+            item.close()
+        end_attempt(attempt)
+
