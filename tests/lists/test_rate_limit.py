@@ -1,6 +1,6 @@
 """Rate limits per alias, checked by the partner's arrival times.
 
-These check pacing behaviour, not speed: no 1-second window holds more than rate + burst
+These check pacing behaviour, not speed: no 1-second window holds more than rate + burst (+10%)
 requests, and the whole cannot be faster than the limit allows.
 """
 
@@ -51,7 +51,10 @@ def paced_flow(tmp_path: Path, alias: str, count: int, path: str = "/ping", name
 
 def check_paced(arrivals: list[float], count: int) -> None:
     assert len(arrivals) == count
-    assert max(windows(arrivals)) <= RATE + BURST
+    # Arrivals, not grants, are counted: a request held up on a busy machine lands next to later
+    # ones, so the window gets the issue's 10% on top of rate + burst (an unpaced alias puts all 60
+    # in one second).
+    assert max(windows(arrivals)) <= RATE * 1.1 + BURST
     # The bucket lets `BURST` go at once and one more every 1/RATE s; 10% for timer and scheduling jitter.
     assert max(arrivals) - min(arrivals) >= 0.9 * (count - BURST) / RATE
 
