@@ -59,7 +59,6 @@ from flowrun._models._secret import SecretRef, SecretSource
 from flowrun._models._web_origin import OriginRule, WebOrigin, credential_over_http, web_origin
 from flowrun._tls._cache import TLS_CACHE, TlsCache
 from flowrun._tls._context import TlsSettings
-from flowrun._tls._jwt import algorithm_for
 from flowrun._tls._material import identity_for, place, trust_for
 from flowrun._tls._model import ClientIdentity
 
@@ -339,6 +338,8 @@ class Registry:
             identity = load()
         except KeyMaterialError as error:
             raise place(error, keystore.origin, f"keystore '{name}'") from None
+        from flowrun._tls._jwt import algorithm_for
+
         algorithm_for(credential, identity)  # a key that cannot sign as asked fails here, not at the partner
         return identity
 

@@ -40,7 +40,6 @@ from __future__ import annotations
 
 import datetime
 import decimal
-import difflib
 import functools
 import json
 import math
@@ -765,6 +764,8 @@ def suggest(word: str, options: Any) -> str | None:
     folded = {candidate.casefold(): candidate for candidate in candidates}
     if word.casefold() in folded:
         return folded[word.casefold()]
+    import difflib
+
     matches = difflib.get_close_matches(word, candidates, n=1, cutoff=0.6)
     return matches[0] if matches else None
 

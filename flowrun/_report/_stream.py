@@ -11,16 +11,18 @@ from __future__ import annotations
 
 import socket
 import tempfile
-import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 from flowrun._models._flow_results import FlowResult, summarize
 from flowrun._models._numbers import dumps
 from flowrun._models._redact import Secrets, json_visible
 from flowrun._report._files import open_report
 from flowrun._report._interruption import Interruption
+
+if TYPE_CHECKING:
+    import xml.etree.ElementTree as ET
 
 _CHUNK = 1 << 16
 
@@ -122,6 +124,8 @@ class JunitStream:
         self._time += result.duration_ms / 1000
 
     def _append(self, suite: ET.Element) -> None:
+        import xml.etree.ElementTree as ET  # only --report runs pay for it
+
         for key in self._totals:
             self._totals[key] += int(suite.get(key, "0"))
         ET.indent(suite, level=1)
@@ -129,6 +133,8 @@ class JunitStream:
         self._spool.write("  " + ET.tostring(suite, encoding="unicode") + "\n")
 
     def write(self, path: Path, *, interrupted: Interruption | None, secrets: Secrets | None) -> None:
+        import xml.etree.ElementTree as ET
+
         from flowrun._report._junit import not_run_suites
 
         try:
