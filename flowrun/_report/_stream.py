@@ -62,19 +62,26 @@ class JsonStream:
 
     def __init__(self, secrets: Secrets) -> None:
         self._secrets = secrets
-        self._spool = _spool()
+        self._spool: IO[str] | None = None
         self._first: FlowResult | None = None
         self._count = 0
 
     def add(self, result: FlowResult) -> None:
-        if self._count == 0:
-            self._first = result  # one result (no iterations) is printed as is
-        else:
-            self._first = None
         self._count += 1
+        if self._count == 1:
+            self._first = result  # one result (no iterations) is printed as is: no spool file for it
+            return
+        if self._spool is None:
+            self._spool = _spool()
+        if self._first is not None:
+            self._spool_result(self._first)
+            self._first = None
+        self._spool.write(",\n")
+        self._spool_result(result)
+
+    def _spool_result(self, result: FlowResult) -> None:
+        assert self._spool is not None
         text = dumps(self._secrets.mask_data(result.to_dict()), indent=2, ensure_ascii=False, default=None)
-        if self._count > 1:
-            self._spool.write(",\n")
         self._spool.write("    " + _indented(text, "    "))
 
     def write(self, stream: IO[str], tally: RunTally, *, many: bool, interrupted: Interruption | None) -> None:
@@ -83,7 +90,8 @@ class JsonStream:
                 stream.write(json_visible(self._secrets.mask(piece)))
             stream.write("\n")
         finally:
-            self._spool.close()
+            if self._spool is not None:
+                self._spool.close()
 
     def _pieces(self, tally: RunTally, *, many: bool, interrupted: Interruption | None) -> Iterator[str]:
         if not many and self._count == 1 and self._first is not None:
@@ -97,6 +105,10 @@ class JsonStream:
             yield '{\n  "status": ' + dumps(status) + ',\n  "iterations": [],\n'
         else:
             yield '{\n  "status": ' + dumps(status) + ',\n  "iterations": [\n'
+            if self._first is not None:  # the only iteration
+                self._spool = _spool()
+                self._spool_result(self._first)
+            assert self._spool is not None
             yield from _copy_out(self._spool)
             yield "\n  ],\n"
         yield '  "summary": ' + _indented(dumps(tally.counts, indent=2), "  ")
