@@ -53,6 +53,7 @@ from flowrun._models._aliases import (
 )
 from flowrun._models._origin import Origin
 from flowrun._models._proxy import DIRECT, ProxyRules, rules_from_environment
+from flowrun._models._record import RecordRepr
 from flowrun._models._redact import Secrets
 from flowrun._models._results import StepResult
 from flowrun._models._secret import SecretRef, SecretSource
@@ -68,8 +69,8 @@ ALIASES_ENV = "FLOWRUN_ALIASES"
 _DEFAULT_PORTS = {"https": 443, "http": 80}
 
 
-@attrs.frozen(eq=False)
-class ResolvedConnection:
+@attrs.frozen(eq=False, repr=False)
+class ResolvedConnection(RecordRepr):
     """Everything a transport needs to talk to a partner through an alias."""
 
     alias: str
@@ -125,8 +126,8 @@ class ResolvedConnection:
 _SHA256 = hashes.SHA256()
 
 
-@attrs.frozen
-class InsecureUse:
+@attrs.frozen(repr=False)
+class InsecureUse(RecordRepr):
     """A connection resolved through a protocol profile that turns certificate checks off."""
 
     alias: str  # "" for a step's inline connection

@@ -56,6 +56,7 @@ from jmespath.functions import Functions, signature
 
 from flowrun._errors import DataPillError
 from flowrun._models._numbers import decimal_text, dumps
+from flowrun._models._record import RecordRepr
 
 OPEN = "{{"
 CLOSE = "}}"
@@ -164,8 +165,8 @@ _OPTIONS = jmespath.Options(custom_functions=_PillFunctions())
 FUNCTION_TABLE: Mapping[str, Any] = _PillFunctions.FUNCTION_TABLE
 
 
-@attrs.frozen
-class Expression:
+@attrs.frozen(repr=False)
+class Expression(RecordRepr):
     """A compiled JMESPath expression. ``path`` is set when it is a plain path."""
 
     source: str
@@ -242,8 +243,8 @@ def _depth(tree: Mapping[str, Any]) -> int:
 # --- templates ----------------------------------------------------------------------------
 
 
-@attrs.frozen
-class _RawPill:
+@attrs.frozen(repr=False)
+class _RawPill(RecordRepr):
     source: str
     start: int
 

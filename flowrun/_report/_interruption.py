@@ -6,9 +6,11 @@ from typing import Any
 
 import attrs
 
+from flowrun._models._record import RecordRepr
 
-@attrs.frozen
-class Interruption:
+
+@attrs.frozen(repr=False)
+class Interruption(RecordRepr):
     """``reason`` names the signal ("SIGINT"); ``not_run`` labels what did not start (flow files for
     ``flowrun test``) and ``not_run_count`` counts it (iterations of ``flowrun run``)."""
 

@@ -11,6 +11,8 @@ from collections.abc import Iterator
 
 import attrs
 
+from flowrun._models._record import RecordRepr
+
 SEQUENCE = 0x30
 SET = 0x31
 INTEGER = 0x02
@@ -27,8 +29,8 @@ class DerError(ValueError):
     """The bytes are not the expected DER structure."""
 
 
-@attrs.frozen
-class Tlv:
+@attrs.frozen(repr=False)
+class Tlv(RecordRepr):
     tag: int
     value: bytes
 
