@@ -53,7 +53,7 @@ from flowrun._models._aliases import (
 )
 from flowrun._models._origin import Origin
 from flowrun._models._proxy import DIRECT, ProxyRules, rules_from_environment
-from flowrun._models._record import RecordRepr
+from flowrun._models._record import RecordRepr, ValueRecord
 from flowrun._models._redact import Secrets
 from flowrun._models._results import StepResult
 from flowrun._models._secret import SecretRef, SecretSource
@@ -126,8 +126,8 @@ class ResolvedConnection(RecordRepr):
 _SHA256 = hashes.SHA256()
 
 
-@attrs.frozen(repr=False)
-class InsecureUse(RecordRepr):
+@attrs.frozen(eq=False, repr=False)
+class InsecureUse(ValueRecord):
     """A connection resolved through a protocol profile that turns certificate checks off."""
 
     alias: str  # "" for a step's inline connection

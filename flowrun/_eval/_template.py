@@ -56,7 +56,7 @@ from jmespath.functions import Functions, signature
 
 from flowrun._errors import DataPillError
 from flowrun._models._numbers import decimal_text, dumps
-from flowrun._models._record import RecordRepr
+from flowrun._models._record import ValueRecord
 
 OPEN = "{{"
 CLOSE = "}}"
@@ -165,8 +165,8 @@ _OPTIONS = jmespath.Options(custom_functions=_PillFunctions())
 FUNCTION_TABLE: Mapping[str, Any] = _PillFunctions.FUNCTION_TABLE
 
 
-@attrs.frozen(repr=False)
-class Expression(RecordRepr):
+@attrs.frozen(eq=False, repr=False)
+class Expression(ValueRecord):
     """A compiled JMESPath expression. ``path`` is set when it is a plain path."""
 
     source: str
@@ -243,8 +243,8 @@ def _depth(tree: Mapping[str, Any]) -> int:
 # --- templates ----------------------------------------------------------------------------
 
 
-@attrs.frozen(repr=False)
-class _RawPill(RecordRepr):
+@attrs.frozen(eq=False, repr=False)
+class _RawPill(ValueRecord):
     source: str
     start: int
 

@@ -36,3 +36,32 @@ class RecordRepr:
             return f"{cls.__qualname__.rsplit('>.', 1)[-1]}({shown})"
         finally:
             running.discard(id(self))
+
+
+class ValueRecord(RecordRepr):
+    """A frozen record compared and hashed by value: the ``__eq__`` and ``__hash__`` attrs would
+    generate for ``@attrs.frozen`` (fields declared ``eq=False`` left out), shared rather than
+    compiled per class. Declared ``@attrs.frozen(eq=False, repr=False)``: attrs then leaves both
+    methods to this base. A record meant to compare by identity derives from ``RecordRepr`` only."""
+
+    __slots__ = ()
+
+    def _compared(self) -> tuple[Any, ...]:
+        cls = type(self)
+        names = _COMPARED.get(cls)
+        if names is None:
+            fields: tuple[Any, ...] = getattr(cls, "__attrs_attrs__", ())
+            names = _COMPARED[cls] = tuple(field.name for field in fields if field.eq)
+        return tuple(getattr(self, name) for name in names)
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        assert isinstance(other, ValueRecord)
+        return self._compared() == other._compared()
+
+    def __hash__(self) -> int:
+        return hash((type(self).__qualname__, *self._compared()))
+
+
+_COMPARED: dict[type, tuple[str, ...]] = {}

@@ -9,7 +9,7 @@ from typing import Any, Literal
 import attrs
 
 from flowrun._errors import FlowrunError
-from flowrun._models._record import RecordRepr
+from flowrun._models._record import ValueRecord
 from flowrun._models._redact import Secrets, redact_headers
 
 StepStatus = Literal["passed", "failed", "skipped"]
@@ -33,8 +33,8 @@ def _outputs_repr(outputs: Mapping[str, Any]) -> str:
     return "{" + ", ".join(f"{name!r}: {_body_repr(value)}" for name, value in outputs.items()) + "}"
 
 
-@attrs.frozen(repr=False)
-class Attempt(RecordRepr):
+@attrs.frozen(eq=False, repr=False)
+class Attempt(ValueRecord):
     number: int
     started_at: float
     duration_ms: float
@@ -50,8 +50,8 @@ class Attempt(RecordRepr):
         return data
 
 
-@attrs.frozen(repr=False)
-class TlsInfo(RecordRepr):
+@attrs.frozen(eq=False, repr=False)
+class TlsInfo(ValueRecord):
     version: str | None
     cipher: str | None
     client_cert_sha256: str | None = None
@@ -67,8 +67,8 @@ class TlsInfo(RecordRepr):
         return data
 
 
-@attrs.frozen(repr=False)
-class AssertionOutcome(RecordRepr):
+@attrs.frozen(eq=False, repr=False)
+class AssertionOutcome(ValueRecord):
     passed: bool
     expression: str
     op: str
@@ -83,8 +83,8 @@ class AssertionOutcome(RecordRepr):
                 "passed": self.passed, "message": self.message}
 
 
-@attrs.frozen(repr=False)
-class RequestInfo(RecordRepr):
+@attrs.frozen(eq=False, repr=False)
+class RequestInfo(ValueRecord):
     method: str
     url: str
     headers: tuple[tuple[str, str], ...] = attrs.field(default=(), repr=_headers_repr)
@@ -95,8 +95,8 @@ class RequestInfo(RecordRepr):
         return {"method": self.method, "url": self.url, "headers": redact_headers(self.headers)}
 
 
-@attrs.frozen(repr=False)
-class PageInfo(RecordRepr):
+@attrs.frozen(eq=False, repr=False)
+class PageInfo(ValueRecord):
     """One page of a paginated step: where it came from, its answer and how long it took."""
 
     number: int
@@ -116,8 +116,8 @@ class PageInfo(RecordRepr):
         return data
 
 
-@attrs.frozen(kw_only=True, repr=False)
-class StepResult(RecordRepr):
+@attrs.frozen(kw_only=True, eq=False, repr=False)
+class StepResult(ValueRecord):
     step_id: str
     kind: str
     status: StepStatus

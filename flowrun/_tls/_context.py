@@ -41,7 +41,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from flowrun._errors import KeyAlgorithmError, KeyMismatchError, TrustCertError
-from flowrun._models._record import RecordRepr
+from flowrun._models._record import ValueRecord
 from flowrun._tls._keycheck import algorithm_problem, refusal
 from flowrun._tls._model import ClientIdentity
 
@@ -55,8 +55,8 @@ _SERVER_HELLO = 2
 _CERTIFICATE_REQUEST = 13
 
 
-@attrs.frozen(repr=False)
-class HelloAnswer(RecordRepr):
+@attrs.frozen(eq=False, repr=False)
+class HelloAnswer(ValueRecord):
     """What one diagnostic handshake saw of the partner's answer."""
 
     server_hello: bool
@@ -137,8 +137,8 @@ def _apply_posture(context: ssl.SSLContext, versions: Sequence[str]) -> None:
     context.options |= ssl.OP_NO_COMPRESSION | ssl.OP_NO_RENEGOTIATION
 
 
-@attrs.frozen(repr=False)
-class TlsSettings(RecordRepr):
+@attrs.frozen(eq=False, repr=False)
+class TlsSettings(ValueRecord):
     versions: tuple[str, ...] = ("1.2", "1.3")
     use_system_trust: bool = True
     verify: bool = True

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 
 import attrs
 
-from flowrun._models._record import RecordRepr
+from flowrun._models._record import ValueRecord
 
 SEQUENCE = 0x30
 SET = 0x31
@@ -29,8 +29,8 @@ class DerError(ValueError):
     """The bytes are not the expected DER structure."""
 
 
-@attrs.frozen(repr=False)
-class Tlv(RecordRepr):
+@attrs.frozen(eq=False, repr=False)
+class Tlv(ValueRecord):
     tag: int
     value: bytes
 

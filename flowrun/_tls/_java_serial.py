@@ -12,7 +12,7 @@ import struct
 
 import attrs
 
-from flowrun._models._record import RecordRepr
+from flowrun._models._record import RecordRepr, ValueRecord
 
 _MAGIC = b"\xac\xed\x00\x05"
 TC_NULL, TC_REFERENCE, TC_CLASSDESC, TC_OBJECT, TC_STRING, TC_ARRAY = 0x70, 0x71, 0x72, 0x73, 0x74, 0x75
@@ -190,8 +190,8 @@ class _Walker(RecordRepr):
         return marker
 
 
-@attrs.frozen(repr=False)
-class SkippedObject(RecordRepr):
+@attrs.frozen(eq=False, repr=False)
+class SkippedObject(ValueRecord):
     end: int
     class_names: tuple[str, ...]
 

@@ -13,7 +13,7 @@ import attrs
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 
-from flowrun._models._record import RecordRepr
+from flowrun._models._record import RecordRepr, ValueRecord
 
 KeystoreType = Literal["jks", "jceks", "pkcs12", "pem"]
 EntryKind = Literal["private_key", "trusted_cert", "secret_key"]
@@ -63,8 +63,8 @@ class ClientIdentity(RecordRepr):
         return self.chain[0]
 
 
-@attrs.frozen(repr=False)
-class Finding(RecordRepr):
+@attrs.frozen(eq=False, repr=False)
+class Finding(ValueRecord):
     """One result of offline diagnostics. ``code`` is stable (documented, used by scripts)."""
 
     code: str

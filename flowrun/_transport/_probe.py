@@ -35,7 +35,7 @@ from flowrun._errors import (
     ProxyUpstreamError,
     TransportError,
 )
-from flowrun._models._record import RecordRepr
+from flowrun._models._record import RecordRepr, ValueRecord
 from flowrun._registry import ResolvedConnection
 from flowrun._transport._errors import classify, proxy_refusal, refusal_page
 from flowrun._transport._http import ChainSource, chain_from_ssl_object, new_client
@@ -58,8 +58,8 @@ _PROXY_REFUSALS = (ProxyAuthRequiredError, ProxyRefusedError, ProxyUpstreamError
 _START_TLS_DONE = frozenset({"connection.start_tls.complete", "proxy.start_tls.complete"})
 
 
-@attrs.frozen(repr=False)
-class CertificateInfo(RecordRepr):
+@attrs.frozen(eq=False, repr=False)
+class CertificateInfo(ValueRecord):
     subject: str
     issuer: str
     not_before: datetime
