@@ -367,8 +367,8 @@ class RateLimit(ValueRecord):
             raise _fail(self.origin, f"rate_limit.burst must be at least 1; got {self.burst!r}")
 
 
-@attrs.frozen
-class ConcurrencyLimit:
+@attrs.frozen(eq=False, repr=False)
+class ConcurrencyLimit(ValueRecord):
     """At most ``max_in_flight`` requests through an alias at once: in one process, and across
     Celery workers (``flowrun.celery``). A request waits up to ``wait_s`` seconds for its turn."""
 
