@@ -397,8 +397,10 @@ import json, sys
 from flowrun._cli import main
 code = main(sys.argv[2:])
 with open(sys.argv[1], "w") as out:
-    json.dump({"exit": code, "zeep": "zeep" in sys.modules, "requests": "requests" in sys.modules}, out)
+    json.dump({"exit": code, "modules": sorted(sys.modules)}, out)
 """
+# What a REST-only run has no use for (tests/flows/test_cli_imports.py holds the longer list).
+_NOT_FOR_REST = ("zeep", "requests", "lxml", "jsonschema", "jwt", "tenacity")
 
 
 class ColdStartPair(Pair):
@@ -441,8 +443,12 @@ class ColdStartPair(Pair):
         return elapsed
 
     def checks(self) -> list[Check]:
-        zeep = bool(self._modules["zeep"])
-        return [Check("zeep imported by a REST-only `flowrun run`", "yes" if zeep else "no", "no", not zeep)]
+        imported = set(self._modules["modules"])
+        zeep = "zeep" in imported
+        unused = [name for name in _NOT_FOR_REST if name in imported]
+        return [Check("zeep imported by a REST-only `flowrun run`", "yes" if zeep else "no", "no", not zeep),
+                Check(f"imported by a REST-only `flowrun run`, of {', '.join(_NOT_FOR_REST)}",
+                      ", ".join(unused) or "none", "none", not unused)]
 
 
 # --- 4. SOAP executor vs raw zeep -----------------------------------------------------------------

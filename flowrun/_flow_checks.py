@@ -41,6 +41,7 @@ from flowrun._errors import (
 )
 from flowrun._load._schema import did_you_mean
 from flowrun._models._flow import Flow, FlowStep, StepDefinition
+from flowrun._models._record import ValueRecord
 from flowrun._models._steps import RestStep, SoapStep, Step
 
 Severity = Literal["error", "warning"]
@@ -53,8 +54,8 @@ _ITEM_ROOTS = ("item", "index")
 _EACH_ROOTS = ("failed_items",)
 
 
-@attrs.frozen
-class Problem:
+@attrs.frozen(eq=False, repr=False)
+class Problem(ValueRecord):
     severity: Severity
     error: FlowrunError
 
@@ -63,8 +64,8 @@ class Problem:
         return self.severity == "error"
 
 
-@attrs.frozen
-class _Scope:
+@attrs.frozen(eq=False, repr=False)
+class _Scope(ValueRecord):
     """What the pills of one place may read."""
 
     roots: tuple[str, ...]

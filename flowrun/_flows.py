@@ -47,6 +47,7 @@ from flowrun._models._flow import Flow, FlowInput, FlowStep, matches_type
 from flowrun._models._flow_results import FlowResult
 from flowrun._models._numbers import WrittenNumber
 from flowrun._models._observer import FlowObservation, RunObserver
+from flowrun._models._record import ValueRecord
 from flowrun._models._redact import Secrets
 from flowrun._models._results import AssertionOutcome, StepResult
 from flowrun._models._steps import Step
@@ -178,8 +179,8 @@ def is_truthy(value: Any) -> bool:
 # --- one run of a flow, as a generator of step calls ----------------------------------------
 
 
-@attrs.frozen
-class _Call:
+@attrs.frozen(eq=False, repr=False)
+class _Call(ValueRecord):
     entry: FlowStep
     step: Step
     context: Mapping[str, Any]

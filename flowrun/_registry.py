@@ -53,13 +53,13 @@ from flowrun._models._aliases import (
 )
 from flowrun._models._origin import Origin
 from flowrun._models._proxy import DIRECT, ProxyRules, rules_from_environment
+from flowrun._models._record import RecordRepr, ValueRecord
 from flowrun._models._redact import Secrets
 from flowrun._models._results import StepResult
 from flowrun._models._secret import SecretRef, SecretSource
 from flowrun._models._web_origin import OriginRule, WebOrigin, credential_over_http, web_origin
 from flowrun._tls._cache import TLS_CACHE, TlsCache
 from flowrun._tls._context import TlsSettings
-from flowrun._tls._jwt import algorithm_for
 from flowrun._tls._material import identity_for, place, trust_for
 from flowrun._tls._model import ClientIdentity
 
@@ -69,8 +69,8 @@ ALIASES_ENV = "FLOWRUN_ALIASES"
 _DEFAULT_PORTS = {"https": 443, "http": 80}
 
 
-@attrs.frozen(eq=False)
-class ResolvedConnection:
+@attrs.frozen(eq=False, repr=False)
+class ResolvedConnection(RecordRepr):
     """Everything a transport needs to talk to a partner through an alias."""
 
     alias: str
@@ -126,8 +126,8 @@ class ResolvedConnection:
 _SHA256 = hashes.SHA256()
 
 
-@attrs.frozen
-class InsecureUse:
+@attrs.frozen(eq=False, repr=False)
+class InsecureUse(ValueRecord):
     """A connection resolved through a protocol profile that turns certificate checks off."""
 
     alias: str  # "" for a step's inline connection
@@ -339,6 +339,8 @@ class Registry:
             identity = load()
         except KeyMaterialError as error:
             raise place(error, keystore.origin, f"keystore '{name}'") from None
+        from flowrun._tls._jwt import algorithm_for
+
         algorithm_for(credential, identity)  # a key that cannot sign as asked fails here, not at the partner
         return identity
 

@@ -41,6 +41,7 @@ from flowrun._errors import (
 from flowrun._eval import capture_json, evaluate_assertion, raise_for, reads_failed_items
 from flowrun._eval._template import InvalidExpressionError, compile_expression
 from flowrun._models._numbers import WrittenNumber
+from flowrun._models._record import ValueRecord
 from flowrun._models._results import AssertionOutcome, Attempt, RequestInfo, StepResult, TlsInfo
 from flowrun._models._steps import ResponseSpec, StepCommon
 
@@ -56,8 +57,8 @@ XPATH_PREFIX = "xpath:"
 _SPACES = re.compile(r"\s+")
 
 
-@attrs.frozen
-class Received:
+@attrs.frozen(eq=False, repr=False)
+class Received(ValueRecord):
     """A response as the runner sees it. ``headers`` keep the partner's names, order and
     duplicates; ``xml`` is the parsed tree for ``xpath:`` outputs."""
 

@@ -57,6 +57,7 @@ import attrs
 
 from flowrun._errors import AssertionFailedError, DefinitionError, FlowrunError, SoapFaultError
 from flowrun._eval import is_single_pill, render, render_text, value_to_text
+from flowrun._models._record import RecordRepr
 from flowrun._models._redact import REDACTED, Secrets, is_credential_header, with_query_credential
 from flowrun._models._results import RequestInfo, StepResult
 from flowrun._models._steps import SoapStep
@@ -76,8 +77,8 @@ if TYPE_CHECKING:
 _XML_ESCAPES = {'"': "&quot;", "'": "&apos;"}
 
 
-@attrs.define(eq=False)
-class _Route:
+@attrs.define(eq=False, repr=False)
+class _Route(RecordRepr):
     """A resolved connection with its pooled client and credential, and (made on first use) the
     client for origins the origin rule does not trust: same trust, no client certificate."""
 

@@ -28,6 +28,7 @@ from cryptography.hazmat.primitives import hashes
 from flowrun._cli._common import add_aliases_option, days_left, iso_utc, load_registry, non_negative_days
 from flowrun._cli._output import Console
 from flowrun._errors import FlowrunError, UsageError
+from flowrun._models._record import ValueRecord
 from flowrun._registry import Registry
 from flowrun._tls._read import describe_path
 
@@ -39,8 +40,8 @@ Status = Literal["expired", "expiring", "ok"]
 DEFAULT_WITHIN_DAYS = 30
 
 
-@attrs.frozen
-class CertExpiry:
+@attrs.frozen(eq=False, repr=False)
+class CertExpiry(ValueRecord):
     record_kind: RecordKind
     record: str
     source: str  # the file, or "inline PEM"
@@ -59,8 +60,8 @@ class CertExpiry:
         return "expiring" if self.not_after - now <= timedelta(days=within_days) else "ok"
 
 
-@attrs.frozen
-class RecordFailure:
+@attrs.frozen(eq=False, repr=False)
+class RecordFailure(ValueRecord):
     record_kind: RecordKind
     record: str
     error: FlowrunError

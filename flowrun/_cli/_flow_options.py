@@ -8,7 +8,6 @@ counts as not given)."""
 from __future__ import annotations
 
 import argparse
-import csv
 import io
 import os
 from collections.abc import Sequence
@@ -77,6 +76,8 @@ def data_rows(path: Path) -> list[dict[str, Any]]:
             raise DefinitionError("a JSON data file holds an array of objects (one per iteration)",
                                   file=path, line=1)
         return [dict(row) for row in data]
+    import csv
+
     from flowrun._models._files import NotRegularFileError, open_regular
 
     try:

@@ -40,7 +40,6 @@ from __future__ import annotations
 
 import datetime
 import decimal
-import difflib
 import functools
 import json
 import math
@@ -57,6 +56,7 @@ from jmespath.functions import Functions, signature
 
 from flowrun._errors import DataPillError
 from flowrun._models._numbers import decimal_text, dumps
+from flowrun._models._record import ValueRecord
 
 OPEN = "{{"
 CLOSE = "}}"
@@ -165,8 +165,8 @@ _OPTIONS = jmespath.Options(custom_functions=_PillFunctions())
 FUNCTION_TABLE: Mapping[str, Any] = _PillFunctions.FUNCTION_TABLE
 
 
-@attrs.frozen
-class Expression:
+@attrs.frozen(eq=False, repr=False)
+class Expression(ValueRecord):
     """A compiled JMESPath expression. ``path`` is set when it is a plain path."""
 
     source: str
@@ -243,8 +243,8 @@ def _depth(tree: Mapping[str, Any]) -> int:
 # --- templates ----------------------------------------------------------------------------
 
 
-@attrs.frozen
-class _RawPill:
+@attrs.frozen(eq=False, repr=False)
+class _RawPill(ValueRecord):
     source: str
     start: int
 
@@ -765,6 +765,8 @@ def suggest(word: str, options: Any) -> str | None:
     folded = {candidate.casefold(): candidate for candidate in candidates}
     if word.casefold() in folded:
         return folded[word.casefold()]
+    import difflib
+
     matches = difflib.get_close_matches(word, candidates, n=1, cutoff=0.6)
     return matches[0] if matches else None
 

@@ -30,6 +30,7 @@ from flowrun._models._aliases import (
     TrustStoreCert,
 )
 from flowrun._models._origin import Origin
+from flowrun._models._record import ValueRecord
 from flowrun._models._secret import SecretRef
 
 Record = Keystore | TrustStoreCert | ProtocolProfile | Credential | Alias
@@ -42,8 +43,8 @@ KINDS: dict[str, type[Record]] = {
 }
 
 
-@attrs.frozen
-class AliasRecords:
+@attrs.frozen(eq=False, repr=False)
+class AliasRecords(ValueRecord):
     """Every record of an alias directory, by kind and name."""
 
     keystores: Mapping[str, Keystore]

@@ -25,6 +25,7 @@ import attrs
 from flowrun._errors import DefinitionError, JsonSyntaxError, SchemaError
 from flowrun._models._files import NotRegularFileError, open_regular
 from flowrun._models._numbers import WrittenNumber
+from flowrun._models._record import ValueRecord
 
 _WS = re.compile(r"[ \t\n\r]*")
 _SCALAR = re.compile(r"-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][-+]?\d+)?|true|false|null")
@@ -42,8 +43,8 @@ _BRACKET = re.compile(_STRING + r"|([\[\]{}])")
 _ITEM = re.compile(r"/(\d+)(?:/|$)")
 
 
-@attrs.frozen
-class JsonDocument:
+@attrs.frozen(eq=False, repr=False)
+class JsonDocument(ValueRecord):
     """Parsed JSON and the line of each value, found when first asked for (an alias file of 1,000
     records, of which a run reads a few, is scanned only around the records read)."""
 

@@ -7,10 +7,9 @@ each error becomes one sentence naming the field, with "did you mean" for typos.
 
 from __future__ import annotations
 
-import difflib
 import functools
 import json
-from importlib import resources
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from flowrun._errors import SchemaError
@@ -39,8 +38,13 @@ _PATTERN_WORDS: dict[str, str] = {
 }
 
 
+_SCHEMAS = Path(__file__).parent / "schemas"
+
+
 def schema_text(name: str) -> str:
-    return resources.files("flowrun._load").joinpath(f"schemas/{name}.schema.json").read_text("utf-8")
+    # A path next to this module rather than importlib.resources: a run reads one schema, and
+    # importlib.resources' readers (zipfile among them) would cost more than the read.
+    return (_SCHEMAS / f"{name}.schema.json").read_text("utf-8")
 
 
 @functools.cache
@@ -61,6 +65,8 @@ def _validator(name: str, definition: str | None) -> Draft202012Validator:
 def did_you_mean(word: str, choices: Any) -> str:
     if not isinstance(word, str) or len(word) > _MAX_SUGGESTED:
         return ""  # only names get suggestions; comparing a whole document would be slow and useless
+    import difflib  # only a misspelt name pays for it
+
     close = difflib.get_close_matches(word, [str(c) for c in choices], n=1, cutoff=0.6)
     return f" (did you mean '{close[0]}'?)" if close else ""
 

@@ -18,6 +18,7 @@ import attrs
 from flowrun._errors import DefinitionError, MissingExtraError, SchemaError
 from flowrun._models._origin import NOWHERE, Origin
 from flowrun._models._proxy import ProxyRules, proxy_endpoint
+from flowrun._models._record import ValueRecord
 from flowrun._models._secret import SecretRef
 from flowrun._models._web_origin import web_origin
 
@@ -72,8 +73,8 @@ def _check_trusted_origin(text: str, origin: Origin) -> None:
                     "e.g. \"https://login.bank.example:8443\"; every path on that origin is trusted")
 
 
-@attrs.frozen
-class Keystore:
+@attrs.frozen(eq=False, repr=False)
+class Keystore(ValueRecord):
     """Our identity: a private key and its CA-signed chain."""
 
     name: str
@@ -89,8 +90,8 @@ class Keystore:
     origin: Origin = attrs.field(default=NOWHERE, eq=False, repr=False)
 
 
-@attrs.frozen
-class TrustStoreCert:
+@attrs.frozen(eq=False, repr=False)
+class TrustStoreCert(ValueRecord):
     """A certificate (or PEM bundle) we trust for a partner."""
 
     name: str
@@ -104,8 +105,8 @@ class TrustStoreCert:
             raise _fail(self.origin, f"trust_store_cert '{self.name}' needs exactly one of file or pem")
 
 
-@attrs.frozen
-class ProtocolProfile:
+@attrs.frozen(eq=False, repr=False)
+class ProtocolProfile(ValueRecord):
     """Binds a keystore (and the partner's trust certs) to a named protocol. Without a keystore
     it is a trust-only profile: a connection names it without mutual authentication to trust a
     partner (or token endpoint) on a private CA."""
@@ -157,8 +158,8 @@ def template_problem(template: str, *, signature: bool) -> str | None:
     return None
 
 
-@attrs.frozen
-class Credential:
+@attrs.frozen(eq=False, repr=False)
+class Credential(ValueRecord):
     """How requests authenticate. Fields other than ``name`` and ``type`` depend on the type."""
 
     name: str
@@ -242,8 +243,8 @@ def missing_aws_extra(credential: Credential) -> MissingExtraError:
                              hint="install the extra: pip install 'flowrun[aws]'", **credential.origin.location())
 
 
-@attrs.frozen
-class ConnectionProxy:
+@attrs.frozen(eq=False, repr=False)
+class ConnectionProxy(ValueRecord):
     """A connection's own proxy, which overrides the environment's: a URL with the proxy
     credentials apart (the password a secret reference), or ``url=None`` for ``"none"``: go
     direct whatever the environment says."""
@@ -275,8 +276,8 @@ class ConnectionProxy:
         return ProxyRules(source="connection", https=endpoint, http=endpoint, no_proxy=self.no_proxy)
 
 
-@attrs.frozen
-class Connection:
+@attrs.frozen(eq=False, repr=False)
+class Connection(ValueRecord):
     """Where requests go: a full ``url``, or the URL builder's protocol/host/port/base_path."""
 
     url: str | None = None
@@ -329,8 +330,8 @@ class Connection:
         # holds a keystore (which would then silently not be sent) is the registry's check.
 
 
-@attrs.frozen
-class RetryPolicy:
+@attrs.frozen(eq=False, repr=False)
+class RetryPolicy(ValueRecord):
     strategy: RetryStrategy = "none"
     count: int = 0
     interval_s: float = 1.0
@@ -349,8 +350,8 @@ class RetryPolicy:
 NO_RETRY = RetryPolicy()
 
 
-@attrs.frozen
-class RateLimit:
+@attrs.frozen(eq=False, repr=False)
+class RateLimit(ValueRecord):
     """At most ``per_second`` requests a second through an alias, after a first ``burst``:
     a token bucket that every step and flow of the process shares."""
 
@@ -366,8 +367,8 @@ class RateLimit:
             raise _fail(self.origin, f"rate_limit.burst must be at least 1; got {self.burst!r}")
 
 
-@attrs.frozen
-class ConcurrencyLimit:
+@attrs.frozen(eq=False, repr=False)
+class ConcurrencyLimit(ValueRecord):
     """At most ``max_in_flight`` requests through an alias at once: in one process, and across
     Celery workers (``flowrun.celery``). A request waits up to ``wait_s`` seconds for its turn."""
 
@@ -387,8 +388,8 @@ def _connections(value: Connection | Mapping[str, Connection]) -> Mapping[str, C
     return {Alias.SINGLE: value} if isinstance(value, Connection) else dict(value)
 
 
-@attrs.frozen
-class Alias:
+@attrs.frozen(eq=False, repr=False)
+class Alias(ValueRecord):
     """A Connection & Credential alias: one connection, or one per environment."""
 
     name: str

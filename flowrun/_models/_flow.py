@@ -19,6 +19,7 @@ import attrs
 
 from flowrun._errors import SchemaError
 from flowrun._models._origin import NOWHERE, Origin
+from flowrun._models._record import ValueRecord
 from flowrun._models._steps import RestStep, SoapStep, Step
 
 InputType = Literal["string", "number", "integer", "boolean", "object", "array"]
@@ -64,8 +65,8 @@ class _NoDefault:
 NO_DEFAULT: Any = _NoDefault()
 
 
-@attrs.frozen(kw_only=True)
-class FlowInput:
+@attrs.frozen(kw_only=True, eq=False, repr=False)
+class FlowInput(ValueRecord):
     """A declared input. Without a default an input is required unless ``required`` says otherwise;
     an optional input without a default is null."""
 
@@ -95,8 +96,8 @@ class FlowInput:
         return (not self.has_default) if self.required is None else self.required
 
 
-@attrs.frozen(kw_only=True)
-class FlowEnvVar:
+@attrs.frozen(kw_only=True, eq=False, repr=False)
+class FlowEnvVar(ValueRecord):
     """An environment variable the flow reads as ``env.NAME``. Undeclared variables are invisible."""
 
     default: str | None = None
@@ -117,8 +118,8 @@ def _inputs(value: Mapping[str, FlowInput] | None) -> Mapping[str, FlowInput]:
     return dict(value or {})
 
 
-@attrs.frozen(kw_only=True)
-class StepDefinition:
+@attrs.frozen(kw_only=True, eq=False, repr=False)
+class StepDefinition(ValueRecord):
     """A reusable step from the steps search path: a step with its own declared inputs.
 
     Its data pills read ``inputs.*`` (the ``with`` values of the flow entry that uses it) and
@@ -133,8 +134,8 @@ class StepDefinition:
     origin: Origin = attrs.field(default=NOWHERE, eq=False, repr=False)
 
 
-@attrs.frozen(kw_only=True)
-class FlowStep:
+@attrs.frozen(kw_only=True, eq=False, repr=False)
+class FlowStep(ValueRecord):
     """One entry of a flow's ``steps``.
 
     ``step`` is what runs: an inline step, or the used definition's step with the entry's id,
@@ -177,8 +178,8 @@ def _flow_steps(value: Iterable[FlowStep | Step]) -> tuple[FlowStep, ...]:
     return tuple(result)
 
 
-@attrs.frozen(kw_only=True)
-class Flow:
+@attrs.frozen(kw_only=True, eq=False, repr=False)
+class Flow(ValueRecord):
     """Ordered steps with inputs, data pills and outputs."""
 
     name: str

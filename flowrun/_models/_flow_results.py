@@ -9,13 +9,14 @@ from typing import Any, Literal
 import attrs
 
 from flowrun._errors import FlowrunError
+from flowrun._models._record import ValueRecord
 from flowrun._models._results import AssertionOutcome, StepResult
 
 FlowStatus = Literal["passed", "failed"]
 
 
-@attrs.frozen(kw_only=True)
-class FlowResult:
+@attrs.frozen(kw_only=True, eq=False, repr=False)
+class FlowResult(ValueRecord):
     """``steps`` holds one result per flow step that was reached (skipped steps included);
     ``error`` is the first failure: a failed step's error, or a flow-level one (outputs)."""
 

@@ -7,10 +7,11 @@ from pathlib import Path
 import attrs
 
 from flowrun._errors import Location
+from flowrun._models._record import ValueRecord
 
 
-@attrs.frozen
-class Origin:
+@attrs.frozen(eq=False, repr=False)
+class Origin(ValueRecord):
     file: Path | None = None
     pointer: str = ""
     line: int | None = None

@@ -28,6 +28,7 @@ from urllib.parse import unquote, urlsplit
 import attrs
 
 from flowrun._errors import DefinitionError
+from flowrun._models._record import ValueRecord
 from flowrun._models._secret import SecretRef
 
 ProxySource = Literal["environment", "connection", "none"]
@@ -35,8 +36,8 @@ _SCHEMES = ("http", "https")
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
-@attrs.frozen
-class ProxyEndpoint:
+@attrs.frozen(eq=False, repr=False)
+class ProxyEndpoint(ValueRecord):
     """One proxy: its URL without credentials, and the credentials apart."""
 
     url: str
@@ -53,8 +54,8 @@ class ProxyEndpoint:
         return f"{self.url} (from {origin}{auth})"
 
 
-@attrs.frozen
-class ProxyRules:
+@attrs.frozen(eq=False, repr=False)
+class ProxyRules(ValueRecord):
     """The proxies of one connection and the hosts that bypass them."""
 
     source: ProxySource = "none"

@@ -9,6 +9,7 @@ from typing import Any, Literal
 import attrs
 
 from flowrun._errors import FlowrunError
+from flowrun._models._record import ValueRecord
 from flowrun._models._redact import Secrets, redact_headers
 
 StepStatus = Literal["passed", "failed", "skipped"]
@@ -32,8 +33,8 @@ def _outputs_repr(outputs: Mapping[str, Any]) -> str:
     return "{" + ", ".join(f"{name!r}: {_body_repr(value)}" for name, value in outputs.items()) + "}"
 
 
-@attrs.frozen
-class Attempt:
+@attrs.frozen(eq=False, repr=False)
+class Attempt(ValueRecord):
     number: int
     started_at: float
     duration_ms: float
@@ -49,8 +50,8 @@ class Attempt:
         return data
 
 
-@attrs.frozen
-class TlsInfo:
+@attrs.frozen(eq=False, repr=False)
+class TlsInfo(ValueRecord):
     version: str | None
     cipher: str | None
     client_cert_sha256: str | None = None
@@ -66,8 +67,8 @@ class TlsInfo:
         return data
 
 
-@attrs.frozen
-class AssertionOutcome:
+@attrs.frozen(eq=False, repr=False)
+class AssertionOutcome(ValueRecord):
     passed: bool
     expression: str
     op: str
@@ -82,8 +83,8 @@ class AssertionOutcome:
                 "passed": self.passed, "message": self.message}
 
 
-@attrs.frozen
-class RequestInfo:
+@attrs.frozen(eq=False, repr=False)
+class RequestInfo(ValueRecord):
     method: str
     url: str
     headers: tuple[tuple[str, str], ...] = attrs.field(default=(), repr=_headers_repr)
@@ -94,8 +95,8 @@ class RequestInfo:
         return {"method": self.method, "url": self.url, "headers": redact_headers(self.headers)}
 
 
-@attrs.frozen
-class PageInfo:
+@attrs.frozen(eq=False, repr=False)
+class PageInfo(ValueRecord):
     """One page of a paginated step: where it came from, its answer and how long it took."""
 
     number: int
@@ -115,8 +116,8 @@ class PageInfo:
         return data
 
 
-@attrs.frozen(kw_only=True)
-class StepResult:
+@attrs.frozen(kw_only=True, eq=False, repr=False)
+class StepResult(ValueRecord):
     step_id: str
     kind: str
     status: StepStatus

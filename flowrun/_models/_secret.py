@@ -19,6 +19,7 @@ import attrs
 from flowrun._errors import SecretFormatError, SecretUnavailableError
 from flowrun._models._files import NotRegularFileError, open_regular
 from flowrun._models._origin import NOWHERE, Origin
+from flowrun._models._record import ValueRecord
 
 MAX_SECRET_FILE_BYTES = 64 * 1024
 
@@ -34,8 +35,8 @@ class SecretSource(Protocol):
     def get_secret(self, name: str) -> str | None: ...
 
 
-@attrs.frozen
-class SecretRef:
+@attrs.frozen(eq=False, repr=False)
+class SecretRef(ValueRecord):
     env: str | None = None
     file: Path | None = None
     literal: str | None = attrs.field(default=None, repr=lambda _: "'***'")

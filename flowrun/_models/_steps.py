@@ -11,6 +11,7 @@ import attrs
 from flowrun._errors import SchemaError
 from flowrun._models._aliases import Connection, RetryPolicy
 from flowrun._models._origin import NOWHERE, Origin
+from flowrun._models._record import ValueRecord
 
 HttpMethod = Literal["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
 METHODS: tuple[str, ...] = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
@@ -34,15 +35,15 @@ def pairs(value: Mapping[str, Any] | Sequence[Sequence[Any]] | None) -> tuple[tu
     return tuple((str(pair[0]), pair[1]) for pair in value)
 
 
-@attrs.frozen
-class FilePart:
+@attrs.frozen(eq=False, repr=False)
+class FilePart(ValueRecord):
     path: Path
     filename: str | None = None
     content_type: str | None = None
 
 
-@attrs.frozen
-class Body:
+@attrs.frozen(eq=False, repr=False)
+class Body(ValueRecord):
     """A request body. ``kind`` says how ``value`` is sent:
 
     json (any JSON value), text (str, with ``content_type``), form (pairs, urlencoded),
@@ -55,8 +56,8 @@ class Body:
     files: Mapping[str, FilePart] = attrs.field(factory=dict)
 
 
-@attrs.frozen
-class ResponseSpec:
+@attrs.frozen(eq=False, repr=False)
+class ResponseSpec(ValueRecord):
     """How a response is handled. ``outputs`` maps names to JMESPath over ``{status, headers, body}``
     (SOAP: also ``soap_headers`` and ``fault``); an expression starting with ``xpath:`` is XPath over an
     XML body. An output that matches nothing fails the step unless its name is in ``optional_outputs``.
@@ -91,8 +92,8 @@ PAGINATION_STYLES: tuple[str, ...] = ("link", "next_url", "cursor", "page", "off
 DEFAULT_IDEMPOTENCY_HEADER = "Idempotency-Key"
 
 
-@attrs.frozen(kw_only=True)
-class Paginate:
+@attrs.frozen(kw_only=True, eq=False, repr=False)
+class Paginate(ValueRecord):
     """How a REST step fetches every page of a list.
 
     ``style``: ``link`` (the ``Link`` header's ``rel="next"``), ``next_url`` (``next`` gives the
@@ -142,8 +143,8 @@ def _concurrency(value: int) -> int:
     return value
 
 
-@attrs.frozen(kw_only=True)
-class StepCommon:
+@attrs.frozen(kw_only=True, eq=False, repr=False)
+class StepCommon(ValueRecord):
     id: str
     alias: str | None = None
     connection: Connection | None = None
@@ -170,7 +171,7 @@ def _http_method(method: str) -> HttpMethod:
     return cast(HttpMethod, method.upper())
 
 
-@attrs.frozen(kw_only=True)
+@attrs.frozen(kw_only=True, eq=False, repr=False)
 class RestStep(StepCommon):
     id: str = "rest"
     method: HttpMethod = attrs.field(default="GET", converter=_http_method)
@@ -205,7 +206,7 @@ class RestStep(StepCommon):
         return self.idempotency_key or None
 
 
-@attrs.frozen(kw_only=True)
+@attrs.frozen(kw_only=True, eq=False, repr=False)
 class SoapStep(StepCommon):
     """A SOAP call: an ``operation`` of a ``wsdl`` with ``args``, or a raw ``envelope``."""
 

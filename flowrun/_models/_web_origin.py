@@ -29,6 +29,8 @@ from urllib.parse import urlsplit
 
 import attrs
 
+from flowrun._models._record import ValueRecord
+
 WebOrigin = tuple[str, str, int]
 DEFAULT_PORTS = {"https": 443, "http": 80}
 # Credential types whose secret is on the wire in every request (or in the token request).
@@ -54,8 +56,8 @@ def origin_text(origin: WebOrigin) -> str:
     return f"{scheme}://{f'[{host}]' if ':' in host else host}:{port}"
 
 
-@attrs.frozen
-class OriginRule:
+@attrs.frozen(eq=False, repr=False)
+class OriginRule(ValueRecord):
     """The origins that may receive an alias's credential and client certificate."""
 
     home: WebOrigin

@@ -6,9 +6,11 @@ from typing import Any
 
 import attrs
 
+from flowrun._models._record import ValueRecord
 
-@attrs.frozen
-class Interruption:
+
+@attrs.frozen(eq=False, repr=False)
+class Interruption(ValueRecord):
     """``reason`` names the signal ("SIGINT"); ``not_run`` labels what did not start (flow files for
     ``flowrun test``) and ``not_run_count`` counts it (iterations of ``flowrun run``)."""
 

@@ -11,16 +11,18 @@ from __future__ import annotations
 
 import socket
 import tempfile
-import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 from flowrun._models._flow_results import FlowResult, summarize
 from flowrun._models._numbers import dumps
 from flowrun._models._redact import Secrets, json_visible
 from flowrun._report._files import open_report
 from flowrun._report._interruption import Interruption
+
+if TYPE_CHECKING:
+    import xml.etree.ElementTree as ET
 
 _CHUNK = 1 << 16
 
@@ -60,19 +62,26 @@ class JsonStream:
 
     def __init__(self, secrets: Secrets) -> None:
         self._secrets = secrets
-        self._spool = _spool()
+        self._spool: IO[str] | None = None
         self._first: FlowResult | None = None
         self._count = 0
 
     def add(self, result: FlowResult) -> None:
-        if self._count == 0:
-            self._first = result  # one result (no iterations) is printed as is
-        else:
-            self._first = None
         self._count += 1
+        if self._count == 1:
+            self._first = result  # one result (no iterations) is printed as is: no spool file for it
+            return
+        if self._spool is None:
+            self._spool = _spool()
+        if self._first is not None:
+            self._spool_result(self._first)
+            self._first = None
+        self._spool.write(",\n")
+        self._spool_result(result)
+
+    def _spool_result(self, result: FlowResult) -> None:
+        assert self._spool is not None
         text = dumps(self._secrets.mask_data(result.to_dict()), indent=2, ensure_ascii=False, default=None)
-        if self._count > 1:
-            self._spool.write(",\n")
         self._spool.write("    " + _indented(text, "    "))
 
     def write(self, stream: IO[str], tally: RunTally, *, many: bool, interrupted: Interruption | None) -> None:
@@ -81,7 +90,8 @@ class JsonStream:
                 stream.write(json_visible(self._secrets.mask(piece)))
             stream.write("\n")
         finally:
-            self._spool.close()
+            if self._spool is not None:
+                self._spool.close()
 
     def _pieces(self, tally: RunTally, *, many: bool, interrupted: Interruption | None) -> Iterator[str]:
         if not many and self._count == 1 and self._first is not None:
@@ -95,6 +105,10 @@ class JsonStream:
             yield '{\n  "status": ' + dumps(status) + ',\n  "iterations": [],\n'
         else:
             yield '{\n  "status": ' + dumps(status) + ',\n  "iterations": [\n'
+            if self._first is not None:  # the only iteration
+                self._spool = _spool()
+                self._spool_result(self._first)
+            assert self._spool is not None
             yield from _copy_out(self._spool)
             yield "\n  ],\n"
         yield '  "summary": ' + _indented(dumps(tally.counts, indent=2), "  ")
@@ -122,6 +136,8 @@ class JunitStream:
         self._time += result.duration_ms / 1000
 
     def _append(self, suite: ET.Element) -> None:
+        import xml.etree.ElementTree as ET  # only --report runs pay for it
+
         for key in self._totals:
             self._totals[key] += int(suite.get(key, "0"))
         ET.indent(suite, level=1)
@@ -129,6 +145,8 @@ class JunitStream:
         self._spool.write("  " + ET.tostring(suite, encoding="unicode") + "\n")
 
     def write(self, path: Path, *, interrupted: Interruption | None, secrets: Secrets | None) -> None:
+        import xml.etree.ElementTree as ET
+
         from flowrun._report._junit import not_run_suites
 
         try:

@@ -21,6 +21,7 @@ import attrs
 from cryptography import x509
 
 from flowrun._errors import KeystoreNotFoundError, TrustCertError
+from flowrun._models._record import ValueRecord
 from flowrun._tls._context import TlsSettings, build_ssl_context
 from flowrun._tls._model import ClientIdentity
 
@@ -34,8 +35,8 @@ def secret_fingerprint(value: str | None) -> bytes:
     return hmac.new(_PROCESS_KEY, value.encode("utf-8"), hashlib.sha256).digest()
 
 
-@attrs.frozen
-class FileContent:
+@attrs.frozen(eq=False, repr=False)
+class FileContent(ValueRecord):
     path: Path
     data: bytes = attrs.field(repr=False)
     digest: str
@@ -104,8 +105,8 @@ class BuildCache:
             self.builds = 0
 
 
-@attrs.frozen
-class IdentityKey:
+@attrs.frozen(eq=False, repr=False)
+class IdentityKey(ValueRecord):
     keystore_digest: str
     key_file_digest: str | None
     type: str | None

@@ -3,6 +3,8 @@
 Trust is exactly what the profile says: its trust store certs, plus the operating system's CAs
 when ``use_system_trust`` is on. The system store is read from OpenSSL's compiled-in locations,
 never from ``SSL_CERT_FILE``/``SSL_CERT_DIR``, so the same alias behaves the same on every machine.
+Where the system directory is hashed (Debian's ``/etc/ssl/certs``), OpenSSL looks system CAs up
+in it at verification time instead of parsing the whole bundle for every context.
 
 ``load_cert_chain`` only takes paths; the private key goes through an anonymous in-memory file
 (``memfd_create``), or where that does not exist, through a 0600 temp file holding the key
@@ -23,7 +25,9 @@ callback: on the contexts that carry traffic it would cost a Python call per TLS
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
+import re
 import secrets
 import socket
 import ssl
@@ -37,6 +41,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from flowrun._errors import KeyAlgorithmError, KeyMismatchError, TrustCertError
+from flowrun._models._record import ValueRecord
 from flowrun._tls._keycheck import algorithm_problem, refusal
 from flowrun._tls._model import ClientIdentity
 
@@ -50,8 +55,8 @@ _SERVER_HELLO = 2
 _CERTIFICATE_REQUEST = 13
 
 
-@attrs.frozen
-class HelloAnswer:
+@attrs.frozen(eq=False, repr=False)
+class HelloAnswer(ValueRecord):
     """What one diagnostic handshake saw of the partner's answer."""
 
     server_hello: bool
@@ -132,8 +137,8 @@ def _apply_posture(context: ssl.SSLContext, versions: Sequence[str]) -> None:
     context.options |= ssl.OP_NO_COMPRESSION | ssl.OP_NO_RENEGOTIATION
 
 
-@attrs.frozen
-class TlsSettings:
+@attrs.frozen(eq=False, repr=False)
+class TlsSettings(ValueRecord):
     versions: tuple[str, ...] = ("1.2", "1.3")
     use_system_trust: bool = True
     verify: bool = True
@@ -144,6 +149,52 @@ def system_trust_locations() -> tuple[str | None, str | None]:
     cafile = paths.openssl_cafile if paths.openssl_cafile and Path(paths.openssl_cafile).is_file() else None
     capath = paths.openssl_capath if paths.openssl_capath and Path(paths.openssl_capath).is_dir() else None
     return cafile, capath
+
+
+@functools.lru_cache(maxsize=8)
+def is_hashed_directory(path: str) -> bool:
+    """Whether ``path`` holds certificates under OpenSSL's subject-hash names (``1a2b3c4d.0``), as
+    ``update-ca-certificates`` / ``openssl rehash`` write them: only then can OpenSSL look a CA up
+    in it by name at verification time."""
+    try:
+        with os.scandir(path) as entries:
+            return any(_HASHED_NAME.fullmatch(entry.name) for entry in entries)
+    except OSError:
+        return False
+
+
+def system_trust_certificates() -> list[bytes]:
+    """The system CAs as DER, read from the bundle file (for diagnoses, not for contexts)."""
+    cafile, capath = system_trust_locations()
+    if not cafile and not capath:
+        return []
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    with contextlib.suppress(ssl.SSLError):
+        context.load_verify_locations(cafile=cafile, capath=None if cafile else capath)
+    return context.get_ca_certs(binary_form=True)
+
+
+_HASHED_NAME = re.compile(r"[0-9a-f]{8}\.[0-9]+")
+
+
+def _load_system_trust(context: ssl.SSLContext) -> None:
+    cafile, capath = system_trust_locations()
+    if not cafile and not capath:
+        return
+    # A hashed directory is read lazily: OpenSSL opens only the CA files a verification asks for.
+    # The bundle file is parsed whole on every context (~150 certificates, ~20 ms), so it is only
+    # the fallback, where no hashed directory exists.
+    lazy = capath is not None and is_hashed_directory(capath)
+    try:
+        if lazy:
+            context.load_verify_locations(capath=capath)
+        else:
+            context.load_verify_locations(cafile=cafile, capath=capath)
+    except ssl.SSLError as exc:
+        raise TrustCertError(f"OpenSSL cannot load the system CA certificates ({cafile or capath}: "
+                             f"{getattr(exc, 'reason', None) or exc})",
+                             hint="repair the system CA store (update-ca-certificates), or set "
+                             "use_system_trust to false and name the partner's root") from None
 
 
 def build_ssl_context(
@@ -164,15 +215,7 @@ def build_ssl_context(
         context.check_hostname = True
         context.verify_mode = ssl.CERT_REQUIRED
         if settings.use_system_trust:
-            cafile, capath = system_trust_locations()
-            if cafile or capath:
-                try:
-                    context.load_verify_locations(cafile=cafile, capath=capath)
-                except ssl.SSLError as exc:
-                    raise TrustCertError(f"OpenSSL cannot load the system CA certificates ({cafile or capath}: "
-                                         f"{getattr(exc, 'reason', None) or exc})",
-                                         hint="repair the system CA store (update-ca-certificates), or set "
-                                         "use_system_trust to false and name the partner's root") from None
+            _load_system_trust(context)
         if trust:
             pem = "".join(c.public_bytes(serialization.Encoding.PEM).decode("ascii") for c in trust)
             try:

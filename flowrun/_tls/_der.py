@@ -11,6 +11,8 @@ from collections.abc import Iterator
 
 import attrs
 
+from flowrun._models._record import ValueRecord
+
 SEQUENCE = 0x30
 SET = 0x31
 INTEGER = 0x02
@@ -27,8 +29,8 @@ class DerError(ValueError):
     """The bytes are not the expected DER structure."""
 
 
-@attrs.frozen
-class Tlv:
+@attrs.frozen(eq=False, repr=False)
+class Tlv(ValueRecord):
     tag: int
     value: bytes
 

@@ -63,6 +63,7 @@ from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKey
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from flowrun._errors import KeyMaterialError, KeyPasswordError
+from flowrun._models._record import RecordRepr
 from flowrun._tls._chain import complete_chain, placeholder_message, signed_certificate_entry
 from flowrun._tls._keycheck import algorithm_problem, describe_key, security_level
 from flowrun._tls._model import Finding, KeystoreContents, KeystoreEntry, Severity
@@ -182,8 +183,8 @@ def diagnose(
     return check.findings
 
 
-@attrs.define
-class _Diagnosis:
+@attrs.define(repr=False)
+class _Diagnosis(RecordRepr):
     contents: KeystoreContents
     trust_certs: tuple[x509.Certificate, ...]
     chain_certs: tuple[x509.Certificate, ...]

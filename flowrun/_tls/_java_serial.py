@@ -12,6 +12,8 @@ import struct
 
 import attrs
 
+from flowrun._models._record import RecordRepr, ValueRecord
+
 _MAGIC = b"\xac\xed\x00\x05"
 TC_NULL, TC_REFERENCE, TC_CLASSDESC, TC_OBJECT, TC_STRING, TC_ARRAY = 0x70, 0x71, 0x72, 0x73, 0x74, 0x75
 TC_CLASS, TC_BLOCKDATA, TC_ENDBLOCKDATA, TC_RESET, TC_BLOCKDATALONG = 0x76, 0x77, 0x78, 0x79, 0x7A
@@ -25,16 +27,16 @@ class JavaSerialError(ValueError):
     """Not a Java serialization stream we can step over."""
 
 
-@attrs.define
-class _ClassDesc:
+@attrs.define(repr=False)
+class _ClassDesc(RecordRepr):
     name: str
     flags: int
     fields: list[tuple[str, str]]  # (type code, name)
     parent: _ClassDesc | None
 
 
-@attrs.define
-class _Walker:
+@attrs.define(repr=False)
+class _Walker(RecordRepr):
     data: bytes
     pos: int
     handles: list[object] = attrs.field(factory=list)
@@ -188,8 +190,8 @@ class _Walker:
         return marker
 
 
-@attrs.frozen
-class SkippedObject:
+@attrs.frozen(eq=False, repr=False)
+class SkippedObject(ValueRecord):
     end: int
     class_names: tuple[str, ...]
 

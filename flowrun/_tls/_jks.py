@@ -39,7 +39,6 @@ from flowrun._errors import (
 )
 from flowrun._tls import _der
 from flowrun._tls._chain import is_dsa_certificate, load_der_certificate
-from flowrun._tls._java_serial import JavaSerialError, skip_serialized_object
 from flowrun._tls._model import KeystoreContents, KeystoreEntry
 
 JKS_MAGIC = b"\xfe\xed\xfe\xed"
@@ -306,6 +305,8 @@ def read_jks(data: bytes, *, password: str | None, source: str = "<memory>") -> 
                 entries.append(KeystoreEntry(alias=alias, kind="trusted_cert",
                                              certificates=(certificate(version),)))
             elif tag == _TAG_SECRET_KEY and kind == "jceks":
+                from flowrun._tls._java_serial import JavaSerialError, skip_serialized_object  # JCEKS only
+
                 try:
                     skipped = skip_serialized_object(data, reader.pos)
                 except JavaSerialError as exc:

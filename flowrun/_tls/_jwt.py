@@ -12,7 +12,6 @@ import time
 import uuid
 from typing import Any
 
-import jwt
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
@@ -52,6 +51,8 @@ def algorithm_for(credential: Credential, identity: ClientIdentity) -> str:
 def signed_assertion(credential: Credential, identity: ClientIdentity, *, issuer: str, subject: str,
                      audience: str) -> str:
     """A fresh assertion: iss, sub, aud, iat, exp (``assertion_lifetime_s``) and a unique jti."""
+    import jwt  # only runs whose credential signs assertions pay for PyJWT
+
     now = int(time.time())
     claims: dict[str, Any] = {"iss": issuer, "sub": subject, "aud": audience, "iat": now,
                               "exp": now + int(credential.assertion_lifetime_s), "jti": str(uuid.uuid4())}

@@ -25,6 +25,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa
 
 from flowrun._errors import KeyAlgorithmError, KeyTooSmallError, KeyUnusableError
+from flowrun._models._record import ValueRecord
 
 __all__ = ["TLS_CURVES", "KeyProblem", "algorithm_problem", "describe_key", "refusal", "security_level"]
 
@@ -34,8 +35,8 @@ NEW_KEY = ("make a new key pair (keytool -genkeypair -keyalg RSA -keysize 3072, 
            "secp256r1) and have it certified")
 
 
-@attrs.frozen
-class KeyProblem:
+@attrs.frozen(eq=False, repr=False)
+class KeyProblem(ValueRecord):
     code: str  # the finding code (docs/keystore-findings.md)
     reason: str  # what is wrong, following "the key of <alias>"
     fix: str

@@ -13,13 +13,15 @@ import attrs
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 
+from flowrun._models._record import RecordRepr, ValueRecord
+
 KeystoreType = Literal["jks", "jceks", "pkcs12", "pem"]
 EntryKind = Literal["private_key", "trusted_cert", "secret_key"]
 Severity = Literal["error", "warning", "info"]
 
 
-@attrs.frozen(eq=False)
-class KeystoreEntry:
+@attrs.frozen(eq=False, repr=False)
+class KeystoreEntry(RecordRepr):
     """One entry. ``certificates`` is the chain leaf-first for a private key entry, one certificate
     for a trusted cert entry, empty for a secret key entry.
 
@@ -35,8 +37,8 @@ class KeystoreEntry:
     secret_key_algorithm: str | None = None
 
 
-@attrs.frozen(eq=False)
-class KeystoreContents:
+@attrs.frozen(eq=False, repr=False)
+class KeystoreContents(RecordRepr):
     type: KeystoreType
     entries: tuple[KeystoreEntry, ...]
     source: str = "<memory>"
@@ -48,8 +50,8 @@ class KeystoreContents:
         return tuple(c for e in self.entries if e.kind == "trusted_cert" for c in e.certificates)
 
 
-@attrs.frozen(eq=False)
-class ClientIdentity:
+@attrs.frozen(eq=False, repr=False)
+class ClientIdentity(RecordRepr):
     """The private key and its chain (leaf first) that we present to a partner."""
 
     alias: str
@@ -61,8 +63,8 @@ class ClientIdentity:
         return self.chain[0]
 
 
-@attrs.frozen
-class Finding:
+@attrs.frozen(eq=False, repr=False)
+class Finding(ValueRecord):
     """One result of offline diagnostics. ``code`` is stable (documented, used by scripts)."""
 
     code: str

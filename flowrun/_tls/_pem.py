@@ -27,6 +27,7 @@ from flowrun._errors import (
     KeystoreCorruptError,
     KeystoreFormatError,
 )
+from flowrun._models._record import ValueRecord
 from flowrun._tls import _der
 from flowrun._tls._chain import complete_chain, find_issuer, load_pem_certificate, unique
 from flowrun._tls._model import KeystoreContents, KeystoreEntry
@@ -48,8 +49,8 @@ def _where(source: str) -> str | None:
     return None if source == "<memory>" else source
 
 
-@attrs.frozen
-class PemBlock:
+@attrs.frozen(eq=False, repr=False)
+class PemBlock(ValueRecord):
     label: str
     text: bytes  # the whole block, BEGIN to END line
 

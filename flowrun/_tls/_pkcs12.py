@@ -26,6 +26,7 @@ from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 from cryptography.hazmat.primitives.serialization import pkcs12
 
 from flowrun._errors import KeyPasswordError, KeystoreCorruptError, KeystorePasswordError
+from flowrun._models._record import ValueRecord
 from flowrun._tls import _der
 from flowrun._tls._chain import check_certificate, complete_chain, lenient_decoding, quietly, unique
 from flowrun._tls._model import KeystoreContents, KeystoreEntry
@@ -52,16 +53,16 @@ def _where(source: str) -> str | None:
     return None if source == "<memory>" else source
 
 
-@attrs.frozen
-class _Bag:
+@attrs.frozen(eq=False, repr=False)
+class _Bag(ValueRecord):
     oid: str
     value: _der.Tlv
     friendly_name: str | None
     local_key_id: bytes | None
 
 
-@attrs.frozen
-class _Pfx:
+@attrs.frozen(eq=False, repr=False)
+class _Pfx(ValueRecord):
     auth_safe: bytes  # the MAC covers these bytes
     mac: tuple[str, bytes, bytes, int] | None  # digest OID, digest, salt, iterations
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import difflib
 import os
 import re
 import stat
@@ -19,7 +18,6 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.serialization import pkcs7
 
 from flowrun._errors import (
     IncompleteChainError,
@@ -379,6 +377,8 @@ def _choose_entry(contents: KeystoreContents, key_alias: str | None) -> Keystore
             f"key_alias '{key_alias}' is {kind}, not a private key entry; private key entries: "
             f"{_alias_list(keys)}", file=where,
         )
+    import difflib
+
     close = difflib.get_close_matches(wanted, [e.alias.lower() for e in keys], n=1, cutoff=0.6)
     suggestion = f" (did you mean '{close[0]}'?)" if close else ""
     raise KeyAliasError(
@@ -438,6 +438,8 @@ def read_trust_certs(
         blocks = pem_blocks(data, source=source, error=TrustCertError)
         certs = load_pem_certificates(blocks, source, error=TrustCertError)
         for block in (b for b in blocks if b.label in ("PKCS7", "CMS")):
+            from cryptography.hazmat.primitives.serialization import pkcs7  # pulls in the email package
+
             try:
                 with lenient_decoding():
                     certs += [check_certificate(c) for c in pkcs7.load_pem_pkcs7_certificates(block.text)]
@@ -457,6 +459,8 @@ def read_trust_certs(
         return (load_der_certificate(data),)
     except (ValueError, UnsupportedAlgorithm):
         pass
+    from cryptography.hazmat.primitives.serialization import pkcs7
+
     try:
         with lenient_decoding():
             bundle = tuple(check_certificate(c) for c in pkcs7.load_der_pkcs7_certificates(data))

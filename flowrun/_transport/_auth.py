@@ -29,6 +29,7 @@ import httpx
 
 from flowrun._errors import AuthenticationError, DefinitionError, FlowrunError
 from flowrun._models._aliases import OAUTH2_TYPES, Credential
+from flowrun._models._record import ValueRecord
 from flowrun._models._redact import Secrets
 from flowrun._models._secret import SecretRef
 from flowrun._transport._decode import adecoded, decoded
@@ -223,8 +224,8 @@ class ApiKeyAuth(httpx.Auth):
         return f"ApiKeyAuth(credential={self._credential.name!r})"
 
 
-@attrs.frozen
-class Token:
+@attrs.frozen(eq=False, repr=False)
+class Token(ValueRecord):
     value: str = attrs.field(repr=False)
     # time.monotonic() after which the token is refreshed; None: until the API answers 401.
     refresh_at: float | None
@@ -463,8 +464,8 @@ class OAuth2ClientCredentials(httpx.Auth):
             self._token = None
 
 
-@attrs.frozen
-class TokenCheck:
+@attrs.frozen(eq=False, repr=False)
+class TokenCheck(ValueRecord):
     """What ``alias test`` shows of the token call: never the token."""
 
     url: str

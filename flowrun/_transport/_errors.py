@@ -357,12 +357,19 @@ def _interception(error: ssl.SSLError, where: str, proxy: ProxyEndpoint, resolve
 
 def _chains_to_our_trust(chain: list[x509.Certificate], resolved: ResolvedConnection) -> bool:
     """Whether a CA this connection trusts appears in the presented chain, as a certificate or as
-    an issuer (names compared; CAs loaded lazily from a system directory are not seen)."""
+    an issuer (names compared)."""
     context = resolved.ssl_context
     if context is None:
         return False
+    ders = context.get_ca_certs(binary_form=True)
+    if resolved.profile is None or resolved.profile.use_system_trust:
+        # The context looks system CAs up lazily in a hashed directory: get_ca_certs() does not
+        # list them, so read the system's bundle here, on this failure path only.
+        from flowrun._tls._context import system_trust_certificates
+
+        ders = [*ders, *system_trust_certificates()]
     trusted = set()
-    for der in context.get_ca_certs(binary_form=True):
+    for der in ders:
         with contextlib.suppress(ValueError):
             trusted.add(x509.load_der_x509_certificate(der).subject)
     return any(c.subject in trusted or c.issuer in trusted for c in chain)

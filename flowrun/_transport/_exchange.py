@@ -23,6 +23,7 @@ import httpx
 from httpx._client import UseClientDefault
 
 from flowrun._errors import FlowrunError, ResponseTooLargeError, StepFailure
+from flowrun._models._record import RecordRepr
 from flowrun._models._results import TlsInfo
 from flowrun._models._steps import IDEMPOTENT_METHODS, RestStep
 from flowrun._registry import ResolvedConnection
@@ -43,8 +44,8 @@ Timeout = httpx.Timeout | UseClientDefault
 _SAVE_HEAD_BYTES = 2048
 
 
-@attrs.define(eq=False)
-class Route(Generic[C]):
+@attrs.define(eq=False, repr=False)
+class Route(RecordRepr, Generic[C]):
     """A resolved connection with its client, credential and defaults."""
 
     resolved: ResolvedConnection
@@ -68,8 +69,8 @@ class Route(Generic[C]):
         self.client_default_timeout = self.client.timeout == self.timeout
 
 
-@attrs.frozen(eq=False)
-class Saved:
+@attrs.frozen(eq=False, repr=False)
+class Saved(RecordRepr):
     """A body streamed to a temporary file next to ``target``; renamed onto it on commit."""
 
     target: Path
@@ -83,8 +84,8 @@ class Saved:
         self.temporary.unlink(missing_ok=True)
 
 
-@attrs.define(eq=False)
-class Raw:
+@attrs.define(eq=False, repr=False)
+class Raw(RecordRepr):
     """What one exchange brought back, before parsing."""
 
     status: int
@@ -114,8 +115,8 @@ def timeout_argument(route: Route[Any], step: RestStep) -> Timeout:
     return httpx.USE_CLIENT_DEFAULT if route.client_default_timeout else route.timeout
 
 
-@attrs.define(eq=False)
-class Head:
+@attrs.define(eq=False, repr=False)
+class Head(RecordRepr):
     """The status line and headers of a response, decoded once."""
 
     status: int

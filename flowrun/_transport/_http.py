@@ -11,13 +11,14 @@ HTTPS_PROXY/HTTP_PROXY/NO_PROXY read as curl reads them), see ``_proxy``.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import http.cookiejar
 import importlib.util
 import ssl
 import threading
 from collections.abc import Hashable, Mapping
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import httpx
 from cryptography import x509
@@ -246,10 +247,8 @@ class TlsInfoReader:
 
 
 def _server_chain(ssl_object: Any) -> tuple[str, ...]:
-    from flowrun._transport._probe import _chain_from_ssl_object
-
     try:
-        chain, _ = _chain_from_ssl_object(ssl_object)
+        chain, _ = chain_from_ssl_object(ssl_object)
         return tuple(x509.load_der_x509_certificate(der).subject.rfc4514_string() for der in chain)
     except (ValueError, ssl.SSLError):
         return ()
@@ -266,3 +265,21 @@ def _server_subject(ssl_object: Any) -> str | None:
         return x509.load_der_x509_certificate(der).subject.rfc4514_string()
     except ValueError:
         return None
+
+
+ChainSource = Literal["handshake", "verified_chain", "leaf_only", "none"]
+
+
+def chain_from_ssl_object(ssl_object: Any) -> tuple[list[bytes], ChainSource]:
+    public = getattr(ssl_object, "get_verified_chain", None)  # Python 3.13+
+    private = getattr(getattr(ssl_object, "_sslobj", None), "get_verified_chain", None)  # 3.10-3.12
+    for getter in (public, private):
+        if getter is None:
+            continue
+        with contextlib.suppress(ssl.SSLError, ValueError):
+            chain = [c if isinstance(c, bytes) else c.public_bytes(ssl._ssl.ENCODING_DER)  # type: ignore[attr-defined]
+                     for c in getter()]
+            if chain:
+                return chain, "verified_chain"
+    leaf = ssl_object.getpeercert(binary_form=True)
+    return ([leaf], "leaf_only") if leaf else ([], "none")

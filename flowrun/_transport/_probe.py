@@ -35,13 +35,13 @@ from flowrun._errors import (
     ProxyUpstreamError,
     TransportError,
 )
+from flowrun._models._record import RecordRepr, ValueRecord
 from flowrun._registry import ResolvedConnection
 from flowrun._transport._errors import classify, proxy_refusal, refusal_page
-from flowrun._transport._http import new_client
+from flowrun._transport._http import ChainSource, chain_from_ssl_object, new_client
 
 __all__ = ["CertificateInfo", "ClientCertOutcome", "ProbeResult", "probe", "probe_url"]
 
-ChainSource = Literal["handshake", "verified_chain", "leaf_only", "none"]
 # What became of our client certificate: sent; an empty Certificate message ("none_sent");
 # never asked for; the handshake stopped before our turn; no TCP connection to shake hands on;
 # or no view of the handshake messages.
@@ -58,8 +58,8 @@ _PROXY_REFUSALS = (ProxyAuthRequiredError, ProxyRefusedError, ProxyUpstreamError
 _START_TLS_DONE = frozenset({"connection.start_tls.complete", "proxy.start_tls.complete"})
 
 
-@attrs.frozen
-class CertificateInfo:
+@attrs.frozen(eq=False, repr=False)
+class CertificateInfo(ValueRecord):
     subject: str
     issuer: str
     not_before: datetime
@@ -78,8 +78,8 @@ class CertificateInfo:
         )
 
 
-@attrs.frozen(eq=False)
-class ProbeResult:
+@attrs.frozen(eq=False, repr=False)
+class ProbeResult(RecordRepr):
     """What one probe saw. ``error`` is None when the request got an HTTP status back."""
 
     url: str
@@ -225,7 +225,7 @@ class _Handshake:
         with self._lock:
             observed = id(self._connection) in self._messages
         if not observed:
-            chain, source = _chain_from_ssl_object(ssl_object)
+            chain, source = chain_from_ssl_object(ssl_object)
             self._session["server_chain"] = tuple(CertificateInfo.from_der(der) for der in chain)
             self._session["server_chain_source"] = source
 
@@ -278,18 +278,3 @@ def _certificates(data: bytes, tls13: bool) -> list[bytes]:
         if tls13:
             pos += 2 + int.from_bytes(data[pos:pos + 2], "big")  # per-certificate extensions
     return certificates
-
-
-def _chain_from_ssl_object(ssl_object: Any) -> tuple[list[bytes], ChainSource]:
-    public = getattr(ssl_object, "get_verified_chain", None)  # Python 3.13+
-    private = getattr(getattr(ssl_object, "_sslobj", None), "get_verified_chain", None)  # 3.10-3.12
-    for getter in (public, private):
-        if getter is None:
-            continue
-        with contextlib.suppress(ssl.SSLError, ValueError):
-            chain = [c if isinstance(c, bytes) else c.public_bytes(ssl._ssl.ENCODING_DER)  # type: ignore[attr-defined]
-                     for c in getter()]
-            if chain:
-                return chain, "verified_chain"
-    leaf = ssl_object.getpeercert(binary_form=True)
-    return ([leaf], "leaf_only") if leaf else ([], "none")

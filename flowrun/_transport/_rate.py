@@ -20,7 +20,6 @@ with neither limit never come here.
 
 from __future__ import annotations
 
-import asyncio
 import threading
 import time
 from typing import TYPE_CHECKING, Any, Protocol
@@ -70,6 +69,8 @@ class Pacer:
             # A 429 came in while we waited: the turn we had is gone, queue again.
 
     async def aacquire(self) -> None:
+        import asyncio  # async callers have it already; a sync run (every REST step imports this) does not
+
         while True:
             wait, epoch = self._reserve()
             if wait > 0:
@@ -153,6 +154,8 @@ class LocalSlots:
 
     async def atake(self, lease_s: float) -> None:
         # Never block the event loop on the condition: look again after short, growing pauses.
+        import asyncio
+
         deadline = time.monotonic() + self.limit.wait_s
         pause, longest = _SLOT_POLL_S
         while True:

@@ -23,6 +23,7 @@ import attrs
 import httpx
 
 from flowrun._errors import RedirectRefusedError
+from flowrun._models._record import ValueRecord
 from flowrun._models._redact import is_credential_header
 from flowrun._models._web_origin import DEFAULT_PORTS, WebOrigin
 
@@ -30,8 +31,8 @@ REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 _BODY_HEADERS = frozenset({"content-type", "content-length", "transfer-encoding", "content-encoding"})
 
 
-@attrs.frozen
-class Hop:
+@attrs.frozen(eq=False, repr=False)
+class Hop(ValueRecord):
     method: str
     url: httpx.URL
     headers: tuple[tuple[str, str], ...]

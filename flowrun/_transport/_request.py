@@ -36,6 +36,7 @@ from flowrun._eval import render_text, value_to_text
 from flowrun._eval._template import OPEN
 from flowrun._models._files import NotRegularFileError, open_regular
 from flowrun._models._numbers import dumps
+from flowrun._models._record import ValueRecord
 from flowrun._models._steps import Body, FilePart, RestStep
 
 if TYPE_CHECKING:
@@ -50,22 +51,22 @@ _FORM_TYPE = "application/x-www-form-urlencoded"
 _FILE_TYPE = "application/octet-stream"
 
 
-@attrs.frozen
-class Content:
+@attrs.frozen(eq=False, repr=False)
+class Content(ValueRecord):
     """A body held in memory (json, text, form): sent again as is on a retry or redirect."""
 
     data: bytes = attrs.field(repr=lambda data: f"<{len(data)} bytes>")
     content_type: str
 
 
-@attrs.frozen
-class FileUpload:
+@attrs.frozen(eq=False, repr=False)
+class FileUpload(ValueRecord):
     path: Path
     content_type: str
 
 
-@attrs.frozen
-class Multipart:
+@attrs.frozen(eq=False, repr=False)
+class Multipart(ValueRecord):
     fields: tuple[tuple[str, str], ...]
     files: tuple[tuple[str, FilePart], ...]
 
@@ -73,8 +74,8 @@ class Multipart:
 BodyPlan = Content | FileUpload | Multipart
 
 
-@attrs.frozen
-class RequestPlan:
+@attrs.frozen(eq=False, repr=False)
+class RequestPlan(ValueRecord):
     method: str
     url: str
     headers: tuple[tuple[str, str], ...]

@@ -39,6 +39,7 @@ from flowrun._errors import (
     TransportError,
 )
 from flowrun._models._aliases import RetryPolicy
+from flowrun._models._record import RecordRepr
 from flowrun._models._results import Attempt
 
 if TYPE_CHECKING:
@@ -48,8 +49,8 @@ from flowrun._models._steps import IDEMPOTENT_METHODS
 T = TypeVar("T")
 
 
-@attrs.define
-class Outcome(Generic[T]):
+@attrs.define(repr=False)
+class Outcome(RecordRepr, Generic[T]):
     """What one attempt produced: a response (``status``, ``value``) or an ``error``."""
 
     value: T | None = None

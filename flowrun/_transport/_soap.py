@@ -44,6 +44,7 @@ from flowrun._errors import (
 from flowrun._eval import parse_xml
 from flowrun._load._schema import did_you_mean
 from flowrun._models._aliases import Credential, RetryPolicy
+from flowrun._models._record import ValueRecord
 from flowrun._models._results import Attempt, TlsInfo
 from flowrun._models._web_origin import web_origin
 from flowrun._transport._decode import decoded
@@ -94,8 +95,8 @@ _SETTINGS = {
 # --- HTTP through the alias's client ------------------------------------------------------------
 
 
-@attrs.frozen
-class Reply:
+@attrs.frozen(eq=False, repr=False)
+class Reply(ValueRecord):
     """A complete HTTP reply, read under the byte cap. zeep reads ``status_code``, ``content``,
     ``headers`` and ``encoding``, which this offers without a second decoding of the body."""
 
@@ -334,8 +335,8 @@ def set_soap_action(headers: dict[str, str], action: str) -> None:
         headers["SOAPAction"] = f'"{action}"'
 
 
-@attrs.frozen
-class Envelope:
+@attrs.frozen(eq=False, repr=False)
+class Envelope(ValueRecord):
     """A reply's envelope, parsed once (None: an empty 2xx answer, as one-way operations get),
     and its MTOM/XOP attachments."""
 
@@ -448,8 +449,8 @@ def wsse_token(credential: Credential | None) -> Any:
         credential.username, credential.password.reveal(), use_digest=credential.digest)
 
 
-@attrs.frozen
-class SoapReply:
+@attrs.frozen(eq=False, repr=False)
+class SoapReply(ValueRecord):
     """What a SOAP call gave back: the HTTP reply, ``body`` and ``soap_headers`` in the documented
     shape, and the parsed envelope (None for an empty one-way answer) for ``xpath:`` outputs."""
 

@@ -32,6 +32,7 @@ from lxml import etree
 from flowrun._errors import SoapFaultError
 from flowrun._eval._xml import add_child, is_element, local_name
 from flowrun._models._numbers import exact_decimal
+from flowrun._models._record import ValueRecord
 
 SoapVersion = Literal["1.1", "1.2"]
 
@@ -110,8 +111,8 @@ class ReplyValueError(ValueError):
         self.problem = problem
 
 
-@attrs.frozen
-class Attachments:
+@attrs.frozen(eq=False, repr=False)
+class Attachments(ValueRecord):
     """MTOM/XOP parts by Content-ID (without angle brackets)."""
 
     parts: Mapping[str, bytes] = attrs.field(factory=dict)
@@ -127,8 +128,8 @@ class Attachments:
 NO_ATTACHMENTS = Attachments()
 
 
-@attrs.frozen
-class _Plan:
+@attrs.frozen(eq=False, repr=False)
+class _Plan(ValueRecord):
     """What a complex type allows, by local name: computed once per type, then only looked up."""
 
     children: Mapping[str, tuple[Any, bool]]   # local name -> (xsd element, always an array)
@@ -329,8 +330,8 @@ def _shown(text: str) -> str:
 # --- from an envelope to body and soap_headers --------------------------------------------------
 
 
-@attrs.frozen
-class ReplySchema:
+@attrs.frozen(eq=False, repr=False)
+class ReplySchema(ValueRecord):
     """What the WSDL says a reply holds: the reply elements it may carry by qualified name (the
     operation's output, or every operation's output for a raw envelope), and the header parts."""
 
@@ -369,8 +370,8 @@ def reply_schema(elements: Sequence[Any], *, header_types: Sequence[Any] = (), e
     return ReplySchema(bodies, by_local, headers, expected)
 
 
-@attrs.frozen
-class ReplyData:
+@attrs.frozen(eq=False, repr=False)
+class ReplyData(ValueRecord):
     """``body`` (None for an empty Body or no envelope at all: a one-way answer) and ``soap_headers``."""
 
     body: Any

@@ -54,6 +54,7 @@ from flowrun._errors import (
 from flowrun._eval import parse_xml
 from flowrun._load._schema import did_you_mean
 from flowrun._models._files import NotRegularFileError, open_regular
+from flowrun._models._record import ValueRecord
 from flowrun._models._web_origin import web_origin
 from flowrun._transport._soap import Exchanger, FlowrunTransport, zeep_settings
 from flowrun._transport._soap_data import SoapVersion
@@ -72,8 +73,8 @@ def origin_of(url: str) -> Origin | None:
     return web_origin(url)
 
 
-@attrs.frozen
-class LoadPolicy:
+@attrs.frozen(eq=False, repr=False)
+class LoadPolicy(ValueRecord):
     """Where a WSDL and the documents it imports may be read from."""
 
     origins: frozenset[Origin]
@@ -115,8 +116,8 @@ class LoadPolicy:
         return resolved
 
 
-@attrs.frozen
-class WsdlSource:
+@attrs.frozen(eq=False, repr=False)
+class WsdlSource(ValueRecord):
     """A WSDL the step names: an http(s) URL, or an absolute local path (then local imports are allowed)."""
 
     location: str
@@ -188,8 +189,8 @@ class LoaderTransport(FlowrunTransport):
 # --- parsed WSDLs ---------------------------------------------------------------------------
 
 
-@attrs.frozen
-class _Read:
+@attrs.frozen(eq=False, repr=False)
+class _Read(ValueRecord):
     """The bytes of a WSDL and when (or from which file state) they were read."""
 
     content: bytes
@@ -202,8 +203,8 @@ class _Read:
         return hashlib.sha256(self.content).hexdigest()
 
 
-@attrs.frozen
-class CacheStats:
+@attrs.frozen(eq=False, repr=False)
+class CacheStats(ValueRecord):
     parses: int
     hits: int
     fetches: int
@@ -363,8 +364,8 @@ def _parse(source: WsdlSource, content: bytes, policy: LoadPolicy, exchanger: Ex
 # --- choosing a binding ---------------------------------------------------------------------
 
 
-@attrs.frozen
-class ChosenBinding:
+@attrs.frozen(eq=False, repr=False)
+class ChosenBinding(ValueRecord):
     binding: Any
     service: str | None
     port: str | None
@@ -440,8 +441,8 @@ def all_bindings(document: Any) -> list[Any]:
 # --- what validate reads: operations and their parameters ---------------------------------------
 
 
-@attrs.frozen
-class Parameter:
+@attrs.frozen(eq=False, repr=False)
+class Parameter(ValueRecord):
     """One input element (or attribute) of an operation. ``children`` is None when its content
     is not checked by name: a simple value, or a type open to any element (``xs:any``)."""
 

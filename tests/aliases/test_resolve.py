@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import shutil
 import ssl
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -16,9 +18,10 @@ from flowrun._errors import (
     ServerCertUntrustedError,
     UnknownReferenceError,
 )
-from flowrun._tls._context import system_trust_locations
+from flowrun._tls._context import is_hashed_directory, system_trust_locations
 from flowrun._transport._probe import probe
 from flowrun.testing import PartnerServer, Pki, PkiFiles, issue_client, issue_server
+from tests._binaries import require_binary
 from tests.aliases._setup import (
     API_KEY,
     API_KEY_ENV,
@@ -213,7 +216,7 @@ def test_system_trust_off_means_only_the_profile_certs(tmp_path: Path, pki_files
 
 def test_system_trust_on_reads_openssl_compiled_in_store(tmp_path: Path, pki_files: PkiFiles,
                                                         monkeypatch: pytest.MonkeyPatch) -> None:
-    cafile, _ = system_trust_locations()
+    cafile, capath = system_trust_locations()
     if cafile is None:
         pytest.skip("OpenSSL's compiled-in CA file does not exist on this machine")
     system_count = len(ssl.create_default_context(cafile=cafile).get_ca_certs())
@@ -224,8 +227,55 @@ def test_system_trust_on_reads_openssl_compiled_in_store(tmp_path: Path, pki_fil
     resolved = load(write_aliases(tmp_path, records)).resolve("partner")
     assert resolved.ssl_context is not None
     ca_certs = resolved.ssl_context.get_ca_certs()
-    assert len(ca_certs) == system_count + 1
+    if capath is not None and is_hashed_directory(capath):
+        # Looked up at verification time: none of the system CAs is parsed up front.
+        assert len(ca_certs) == 1
+    else:
+        assert len(ca_certs) == system_count + 1
     assert "flowrun unrelated CA" not in ca_common_names(resolved.ssl_context)
+
+
+def _system_store(directory: Path, *certificates: Path, hashed: bool) -> Path:
+    directory.mkdir()
+    for certificate in certificates:
+        shutil.copy(certificate, directory / certificate.name)
+    if hashed:
+        subprocess.run([require_binary("openssl", "openssl"), "rehash", str(directory)], check=True,
+                       capture_output=True)
+    return directory
+
+
+def test_a_hashed_system_directory_is_searched_when_a_partner_is_verified(
+        tmp_path: Path, pki: Pki, pki_files: PkiFiles, monkeypatch: pytest.MonkeyPatch) -> None:
+    system = _system_store(tmp_path / "system", pki_files.root_pem, hashed=True)
+    monkeypatch.setattr("flowrun._tls._context.system_trust_locations", lambda: (None, str(system)))
+    untrusted_server = issue_server(pki, signed_by="other_ca")
+    with PartnerServer(pki) as good, PartnerServer(pki, server_identity=untrusted_server) as bogus:
+        records = [keystore("client_ks", pki_files.client.jks), profile(trust=(), use_system_trust=True),
+                   mtls_alias(port=good.port), mtls_alias("bogus", port=bogus.port)]
+        registry = load(write_aliases(tmp_path / "aliases", records))
+        resolved = registry.resolve("partner")
+        assert resolved.ssl_context is not None
+        assert resolved.ssl_context.get_ca_certs() == []  # nothing read before a verification needs it
+        ok = probe(resolved, path="/accounts/7", method="GET")
+        refused = probe(registry.resolve("bogus"), path="/accounts/7", method="GET")
+    assert ok.error is None and ok.status == 200
+    assert isinstance(refused.error, ServerCertUntrustedError)
+
+
+def test_without_a_hashed_directory_the_system_bundle_file_is_read(
+        tmp_path: Path, pki: Pki, pki_files: PkiFiles, monkeypatch: pytest.MonkeyPatch) -> None:
+    unhashed = _system_store(tmp_path / "system", pki_files.other_ca_pem, hashed=False)
+    monkeypatch.setattr("flowrun._tls._context.system_trust_locations",
+                        lambda: (str(pki_files.root_pem), str(unhashed)))
+    with PartnerServer(pki) as server:
+        records = [keystore("client_ks", pki_files.client.jks), profile(trust=(), use_system_trust=True),
+                   mtls_alias(port=server.port)]
+        resolved = load(write_aliases(tmp_path / "aliases", records)).resolve("partner")
+        assert resolved.ssl_context is not None
+        assert ca_common_names(resolved.ssl_context) == {"flowrun test root CA"}
+        result = probe(resolved, path="/accounts/7", method="GET")
+    assert result.error is None and result.status == 200
 
 
 def test_context_defaults_are_strict(tmp_path: Path, pki_files: PkiFiles) -> None:

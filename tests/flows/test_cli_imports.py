@@ -1,0 +1,76 @@
+"""What a REST-only ``flowrun run`` imports: what the run does not use stays out of the process.
+
+A one-step run is mostly start-up, and start-up is mostly imports: each module below is imported
+only by the command, step kind, key format or failure that needs it. This is a behaviour check
+(which modules are in ``sys.modules`` after the run), not a timing; ``bench/`` times start-up.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from flowrun.testing import PartnerServer, PkiFiles
+from tests.flows.conftest import PASSWORD, write_json
+
+_WRAPPER = """
+import json, sys
+from flowrun._cli import main
+code = main(sys.argv[2:])
+with open(sys.argv[1], "w") as out:
+    json.dump({"exit": code, "modules": sorted(sys.modules)}, out)
+"""
+
+NOT_ON_THE_REST_RUN_PATH = (
+    "zeep", "requests", "lxml",  # SOAP
+    "jsonschema",  # the fast checker accepts valid files; jsonschema only words a refusal
+    "jwt",  # credentials that sign assertions
+    "tenacity",  # retries, entered after a first failed attempt
+    "asyncio",  # async executors
+    "cryptography.hazmat.primitives.serialization.pkcs7",  # PKCS#7 trust bundles (and the email package)
+    "xml.etree.ElementTree", "flowrun._report._junit", "flowrun._report._html",  # --report, --html
+    "csv",  # --data files
+    "difflib",  # did-you-mean of a misspelt name
+    "flowrun._soap", "flowrun._transport._soap", "flowrun._transport._wsdl",
+    "flowrun._transport._probe",  # alias test
+    "flowrun._tls._java_serial",  # JCEKS secret key entries
+    "flowrun._tls._diagnose",  # keystore inspect, failure diagnosis
+    "flowrun._transport._signing",
+    "flowrun.importers", "flowrun._cli._keystore", "flowrun._cli._alias", "flowrun._cli._import",
+)
+
+
+def test_a_rest_only_run_imports_nothing_it_does_not_use(tmp_path: Path, pki_files: PkiFiles,
+                                                          partner: PartnerServer) -> None:
+    # A user's alias: JKS keystore, the partner's root, and the system's CAs too.
+    aliases = tmp_path / "aliases"
+    write_json(aliases / "partner.json", [
+        {"kind": "keystore", "name": "client", "type": "jks", "file": str(pki_files.client.jks),
+         "password": {"env": "FLOWRUN_TEST_KEYSTORE_PASSWORD"}, "key_alias": "client"},
+        {"kind": "trust_store_cert", "name": "partner_root", "file": str(pki_files.root_pem)},
+        {"kind": "protocol_profile", "name": "partnerMTLS", "keystore": "client",
+         "trust_store_certs": ["partner_root"], "use_system_trust": True},
+        {"kind": "alias", "name": "bank",
+         "connection": {"url": f"{partner.url}/v2", "mutual_authentication": True,
+                        "protocol_profile": "partnerMTLS", "timeout_s": 10},
+         "retry_policy": {"strategy": "exponential", "count": 3, "interval_s": 0.5, "on_status": [503]}},
+    ])
+    flow = write_json(tmp_path / "flow.json", {"name": "balance", "steps": [
+        {"id": "balance", "type": "rest", "alias": "bank", "path": "/accounts/7",
+         "assert": [{"that": "status", "equals": 200}]}]})
+    report = tmp_path / "modules.json"
+    env = {"PATH": "/usr/bin:/bin", "FLOWRUN_TEST_KEYSTORE_PASSWORD": PASSWORD}
+
+    proc = subprocess.run([sys.executable, "-c", _WRAPPER, str(report), "run", str(flow), "--aliases", str(aliases),
+                           "--json"], capture_output=True, text=True, env=env, timeout=120, check=False)
+
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert json.loads(proc.stdout)["status"] == "passed"
+    facts = json.loads(report.read_text())
+    assert facts["exit"] == 0
+    imported = set(facts["modules"])
+    assert "httpx" in imported and "flowrun._rest" in imported  # the check looks at a real run
+    assert sorted(imported & set(NOT_ON_THE_REST_RUN_PATH)) == []
+    assert not any(name.startswith(("zeep.", "lxml.", "flowrun.importers.")) for name in imported)
