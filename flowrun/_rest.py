@@ -450,42 +450,47 @@ class AsyncRestExecutor(_RestCore["httpx.AsyncClient"]):
 
     async def run(self, step: RestStep, context: Mapping[str, Any] | None = None) -> StepResult:
         """Run one step; failures are returned in the result, not raised (see ``RestExecutor.run``)."""
+        # One coroutine, not ``run`` awaiting ``_run`` as on the sync side: every frame of the
+        # await chain is entered again each time the request resumes.
         started = time.perf_counter()
         try:
-            return await self._run(step, context, started)
+            try:
+                route = self._routes.get(self._route_key(step)) or await self._route(step)
+                plan, request = self._prepare(step, route, context)
+            except FlowrunError as error:
+                return self.masked(failure(step, error, started=started))
+            policy = step.retry_policy or route.resolved.retry_policy
+            timeout = timeout_argument(route, step)
+            if step.paginate is not None:
+                return self.masked(await self._pages(step, route, plan, request, policy, timeout, context,
+                                                     started))
+            plan, key = self._keyed(step, plan)
+            outcome, attempts = await arun_with_retry(policy, plan.method,
+                                                      functools.partial(self._send, route, step, plan, timeout))
+            if outcome.error is not None or outcome.value is None:
+                problem = outcome.error or StepFailure("no response")
+                return self.masked(_with_key(failure(step, problem, attempts=attempts, started=started,
+                                                     request=request), key))
+            return self.masked(_with_key(self._complete(step, outcome.value, context=context, attempts=attempts,
+                                                        started=started, request=request), key))
         except ExecutorClosedError:
             raise
         except Exception as exc:  # documented never to raise (the closed executor aside)
             return self.masked(failure(step, internal_error(exc), started=started))
 
-    async def _run(self, step: RestStep, context: Mapping[str, Any] | None, started: float) -> StepResult:
-        try:
-            route = self._routes.get(self._route_key(step)) or await self._route(step)
-            plan, request = self._prepare(step, route, context)
-        except FlowrunError as error:
-            return self.masked(failure(step, error, started=started))
-        policy = step.retry_policy or route.resolved.retry_policy
-        timeout = timeout_argument(route, step)
-        if step.paginate is not None:
-            return self.masked(await self._pages(step, route, plan, request, policy, timeout, context, started))
-        plan, key = self._keyed(step, plan)
-        outcome, attempts = await arun_with_retry(policy, plan.method,
-                                                  functools.partial(self._send, route, step, plan, timeout))
-        if outcome.error is not None or outcome.value is None:
-            problem = outcome.error or StepFailure("no response")
-            return self.masked(_with_key(failure(step, problem, attempts=attempts, started=started,
-                                                 request=request), key))
-        return self.masked(_with_key(self._complete(step, outcome.value, context=context, attempts=attempts,
-                                                    started=started, request=request), key))
-
-    async def _send(self, route: Route[httpx.AsyncClient], step: RestStep, plan: RequestPlan,
-                    timeout: Timeout) -> Outcome[Raw]:
+    def _send(self, route: Route[httpx.AsyncClient], step: RestStep, plan: RequestPlan,
+              timeout: Timeout) -> Awaitable[Outcome[Raw]]:
         send: AsyncExchange = aexchange
         if route.native is not None and self._aio_exchange is not None and not isinstance(plan.body, Multipart):
             send = self._aio_exchange  # multipart bodies are encoded by httpx
+        if route.limiter is None:  # the exchange's own coroutine: no frame of ours in the await chain
+            return send(route, step, plan, timeout, self._stranger)
+        return self._send_limited(send, route, step, plan, timeout)
+
+    async def _send_limited(self, send: AsyncExchange, route: Route[httpx.AsyncClient], step: RestStep,
+                            plan: RequestPlan, timeout: Timeout) -> Outcome[Raw]:
         limiter = route.limiter
-        if limiter is None:
-            return await send(route, step, plan, timeout, self._stranger)
+        assert limiter is not None
         try:
             held = await limiter.aenter(lease_seconds(wait_seconds(route, step)))
         except StepFailure as error:

@@ -38,7 +38,8 @@ from flowrun._errors import (
     ResponseParseError,
     UnexpectedStatusError,
 )
-from flowrun._eval import capture_json, evaluate_assertion, raise_for, reads_failed_items
+from flowrun._eval import capture_json, raise_for, reads_failed_items
+from flowrun._eval._assertions import judge_assertion
 from flowrun._eval._template import InvalidExpressionError, compile_expression
 from flowrun._models._numbers import WrittenNumber
 from flowrun._models._record import ValueRecord
@@ -196,7 +197,10 @@ def excerpt(content: bytes, encoding: str | None = None) -> str:
 
 def lowered_headers(headers: Sequence[tuple[str, str]]) -> dict[str, str]:
     """Header names lower-cased; repeated headers joined with ", " (as HTTP allows)."""
-    result: dict[str, str] = {}
+    result = {name.lower(): value for name, value in headers}
+    if len(result) == len(headers):
+        return result  # no name repeated: nothing to join
+    result = {}
     for name, value in headers:
         key = name.lower()
         result[key] = f"{result[key]}, {value}" if key in result else value
@@ -219,7 +223,7 @@ def _walk(value: Any, path: tuple[str | int, ...]) -> Any:
     (a present null is ``None``)."""
     for part in path:
         if isinstance(part, str):
-            if not isinstance(value, Mapping) or part not in value:
+            if not (type(value) is dict or isinstance(value, Mapping)) or part not in value:
                 return _MISSING
             value = value[part]
         elif isinstance(value, list) and -len(value) <= part < len(value):
@@ -324,15 +328,18 @@ def check_assertions(assertions: Sequence[Mapping[str, Any]], context: Mapping[s
     for index, spec in enumerate(assertions):
         if per_item and reads_failed_items(spec):
             continue
+        pointer = f"/assert/{index}"
         try:
-            outcome = evaluate_assertion(spec, context, step=step, pointer=f"/assert/{index}")
+            passed, that, op, expected, actual, message = judge_assertion(spec, context, step=step, pointer=pointer)
         except FlowrunError as error:
             return tuple(outcomes), first or error
-        outcomes.append(AssertionOutcome(passed=outcome.passed, expression=outcome.expression, op=outcome.op,
-                                         expected=outcome.expected, actual=outcome.actual, message=outcome.message))
-        if not outcome.passed and first is None:
+        # The result records outcomes without their location; the error of a failed one has it.
+        outcome = AssertionOutcome(passed=passed, expression=that, op=op, expected=expected, actual=actual,
+                                   message=message)
+        outcomes.append(outcome)
+        if not passed and first is None:
             try:
-                raise_for(outcome)
+                raise_for(attrs.evolve(outcome, step=step, pointer=pointer))
             except FlowrunError as error:
                 first = error
     return tuple(outcomes), first
@@ -364,9 +371,10 @@ def finish(
         error = unexpected
     assertions: tuple[AssertionOutcome, ...] = ()
     if error is None and step.assertions:
-        own = {**received.document(), "outputs": outputs,
-               # Every attempt and the parsing so far: {"that": "duration_ms", "lt": 2000}.
-               "duration_ms": (time.perf_counter() - started) * 1000.0 if started is not None else 0.0}
+        own = received.document()  # a new dict each time: ours to extend
+        own["outputs"] = outputs
+        # Every attempt and the parsing so far: {"that": "duration_ms", "lt": 2000}.
+        own["duration_ms"] = (time.perf_counter() - started) * 1000.0 if started is not None else 0.0
         scope = {**context, **own} if context else own
         assertions, error = check_assertions(step.assertions, scope, step=step.id,
                                              per_item=step.for_each is not None)

@@ -146,9 +146,21 @@ def evaluate_assertion(
 
     Raises ``SchemaError`` or ``DataPillError`` only when the assertion itself is wrong.
     """
+    passed, that, op, expected, actual, message = judge_assertion(spec, context, step=step, pointer=pointer)
+    return AssertionOutcome(passed=passed, expression=that, op=op, expected=expected, actual=actual,
+                            message=message, step=step, pointer=pointer or None)
+
+
+Judged = tuple[bool, str, str, Any, Any, str]  # passed, expression, operator, expected, actual, message
+
+
+def judge_assertion(spec: Mapping[str, Any], context: Mapping[str, Any], *, step: str | None,
+                    pointer: str) -> Judged:
+    """``evaluate_assertion`` without the record: for callers that keep the outcome in another
+    form (a step's result records it without its location)."""
     op, that, expression, expected = _validate_once(spec, pointer)
-    op_pointer = f"{pointer}/{op}"
     if expected is _RENDERED:
+        op_pointer = f"{pointer}/{op}"
         expected = render(spec[op], context, step=step, pointer=op_pointer)
         _check_expected(op, expected, op_pointer, static=False)
     # (a fixed value passed the stricter static check of ``validate_assertion_spec``)
@@ -157,15 +169,14 @@ def evaluate_assertion(
         actual = expression.evaluate(context)
     except UnresolvedError as err:
         actual, problem = None, err
-    passed, note = _judge(op, actual, expected, problem, op_pointer)
+    passed, note = _judge(op, actual, expected, problem, pointer)
     head = f"{that} {op} {_show(expected)}"
     if problem is not None:
         state = "missing" if problem.missing else "cannot be evaluated"
         message = f"{head}: actual {state}: {problem.reason}"
     else:
         message = f"{head}: actual {_show(actual)}" + (f" ({note})" if note and not passed else "")
-    return AssertionOutcome(passed=passed, expression=that, op=op, expected=expected, actual=actual,
-                            message=message, step=step, pointer=pointer or None)
+    return passed, that, op, expected, actual, message
 
 
 FAILED_ITEMS = "failed_items"
@@ -203,12 +214,13 @@ _Verdict = tuple[bool, str | None]
 
 
 def _judge(op: str, actual: Any, expected: Any, problem: UnresolvedError | None, pointer: str) -> _Verdict:
+    """``pointer``: the assertion's (its operator's is made from it only when a regex is wrong)."""
     if problem is not None:
         if op == "exists" and problem.missing:
             return expected is False, None
         return False, None
     if op == "matches":
-        return _matches(actual, _regex(expected, pointer))
+        return _matches(actual, _regex(expected, f"{pointer}/{op}"))
     return _CHECKS[op](actual, expected)
 
 
@@ -335,7 +347,12 @@ def _compile_regex(pattern: str) -> re.Pattern[str]:
     return re.compile(pattern)
 
 
+_NUMBER_TYPES = frozenset({int, float, WrittenNumber, decimal.Decimal})
+
+
 def _is_number(value: Any) -> bool:
+    if type(value) in _NUMBER_TYPES:  # the common types, spared the isinstance checks
+        return True
     return isinstance(value, int | float | decimal.Decimal) and not isinstance(value, bool)
 
 

@@ -193,7 +193,7 @@ class Expression(ValueRecord):
             return self.search(data)
         current = data
         for depth, part in enumerate(self.path):
-            if isinstance(part, str) and isinstance(current, Mapping):
+            if isinstance(part, str) and (type(current) is dict or isinstance(current, Mapping)):
                 if part in current:
                     current = current[part]
                     continue

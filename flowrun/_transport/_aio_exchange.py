@@ -30,13 +30,15 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
 
 import aiohttp
 import httpx
+import yarl
 
 from flowrun._errors import FlowrunError
 from flowrun._models._steps import RestStep
-from flowrun._transport._aiohttp import _Dial, body_chunks, whole_body, wire_url
+from flowrun._transport._aiohttp import AiohttpTransport, _Dial, body_chunks, whole_body, wire_url
 from flowrun._transport._auth import ApiKeyAuth, BasicAuth, BearerAuth, OAuth2ClientCredentials, Token
 from flowrun._transport._errors import classify, failed_before_sending
 from flowrun._transport._exchange import (
@@ -61,6 +63,7 @@ from flowrun._transport._streams import Deadline, begin_attempt, end_attempt, op
 
 _HTTPX_LOG = logging.getLogger("httpx")
 _EMPTY_BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+_UNCACHED = object()
 AsyncRoute = Route[httpx.AsyncClient]
 
 
@@ -102,10 +105,9 @@ def wire_headers(defaults: Sequence[tuple[str, str]], client: httpx.AsyncClient,
 
 
 def _keep_cookies(client: httpx.AsyncClient, method: str, url: httpx.URL, response: aiohttp.ClientResponse) -> None:
-    """What httpx's client does with every response: cookies it sets go into the client's jar."""
-    if "Set-Cookie" in response.headers or "Set-Cookie2" in response.headers:
-        client.cookies.extract_cookies(httpx.Response(response.status, headers=response.raw_headers,
-                                                      request=httpx.Request(method, url)))
+    """What httpx's client does with a response that sets cookies: they go into the client's jar."""
+    client.cookies.extract_cookies(httpx.Response(response.status, headers=response.raw_headers,
+                                                  request=httpx.Request(method, url)))
 
 
 class _Sent:
@@ -126,11 +128,32 @@ def _send(route: AsyncRoute, method: str, url: httpx.URL, headers: Sequence[tupl
     return _send_once(route, method, url, headers, body, timeout, None)
 
 
-async def _send_once(route: AsyncRoute, method: str, url: httpx.URL, headers: Sequence[tuple[str, str]],
-                     body: OpenBody, timeout: Timeout, token: Token | None) -> _Sent:
-    transport = route.native
-    assert transport is not None  # a route without one never comes here (``AsyncRestExecutor._send``)
+_WIRED_SIZE = 256
+
+
+def _written(route: AsyncRoute, transport: AiohttpTransport, method: str, url: httpx.URL,
+             headers: Sequence[tuple[str, str]], body: OpenBody,
+             token: Token | None) -> tuple[httpx.URL, yarl.URL, Sequence[tuple[str, str]]]:
+    """The URL and every header of the request as it goes out. A step without pills sends the
+    same request every time: what it writes is kept per transport, by what it is made of (the
+    credential's header is read every time, so a rotated secret applies at once)."""
     client, auth = route.client, route.auth
+    content = body.kwargs.get("content")
+    key: tuple[Any, ...] | None = None
+    if (token is None and type(headers) is tuple and not client.cookies.jar
+            and (content is None or type(content) is bytes)):
+        credential: object
+        if auth is None:
+            credential = None
+        elif isinstance(auth, BasicAuth | BearerAuth) or (isinstance(auth, ApiKeyAuth) and auth.one_header):
+            credential = auth.header()
+        else:
+            credential = _UNCACHED  # a key in the query: read when the URL is written
+        if credential is not _UNCACHED:
+            key = (method, id(url), headers, credential, -1 if content is None else len(content))
+            known = transport.written.get(key)
+            if known is not None and known[0] is url:
+                return url, known[1], known[2]
     wire = wire_headers(transport.client_headers, client, method, url, headers, body)
     if token is not None:
         _set_header(wire, "Authorization", f"Bearer {token.value}")
@@ -141,14 +164,39 @@ async def _send_once(route: AsyncRoute, method: str, url: httpx.URL, headers: Se
     for _, value in wire:
         if not value.isascii():
             value.encode("ascii")  # raises what httpx raises for a header it cannot write
-    waits = timeout if isinstance(timeout, httpx.Timeout) else client.timeout
-    response, dial, deadline = await transport.open(method, wire_url(str(url)), wire, body.kwargs.get("content"),
-                                             connect=waits.connect, read=waits.read)
+    target = wire_url(str(url))
+    if key is not None:
+        if len(transport.written) >= _WIRED_SIZE:
+            transport.written.clear()
+        # The entry holds the URL, so its id cannot be reused while the entry exists.
+        transport.written[key] = (url, target, tuple(wire))
+    return url, target, wire
+
+
+def _arrived(route: AsyncRoute, method: str, url: httpx.URL, response: aiohttp.ClientResponse, dial: _Dial,
+             deadline: Deadline | None) -> _Sent:
+    """What httpx's client does once a response head is in: log the request line, keep cookies."""
     if _HTTPX_LOG.isEnabledFor(logging.INFO):
         reason = response.reason or httpx.codes.get_reason_phrase(response.status)
         _HTTPX_LOG.info('HTTP Request: %s %s "%s %d %s"', method, url, "HTTP/1.1", response.status, reason)
-    _keep_cookies(client, method, url, response)
+    if "Set-Cookie" in response.headers or "Set-Cookie2" in response.headers:
+        _keep_cookies(route.client, method, url, response)
     return _Sent(response, dial, deadline, url)
+
+
+def _waits(route: AsyncRoute, timeout: Timeout) -> httpx.Timeout:
+    return timeout if isinstance(timeout, httpx.Timeout) else route.client.timeout
+
+
+async def _send_once(route: AsyncRoute, method: str, url: httpx.URL, headers: Sequence[tuple[str, str]],
+                     body: OpenBody, timeout: Timeout, token: Token | None) -> _Sent:
+    transport = route.native
+    assert transport is not None  # a route without one never comes here (``AsyncRestExecutor._send``)
+    url, target, wire = _written(route, transport, method, url, headers, body, token)
+    waits = _waits(route, timeout)
+    response, dial, deadline = await transport.open(method, target, wire, body.kwargs.get("content"),
+                                                    connect=waits.connect, read=waits.read)
+    return _arrived(route, method, url, response, dial, deadline)
 
 
 async def _send_with_token(route: AsyncRoute, method: str, url: httpx.URL, headers: Sequence[tuple[str, str]],
@@ -169,14 +217,18 @@ async def _send_with_token(route: AsyncRoute, method: str, url: httpx.URL, heade
     return await _send_once(route, method, url, headers, body, timeout, token)
 
 
-async def _read(step: RestStep, head: Head, url: str, sent: _Sent) -> tuple[bytes, Saved | None]:
+def _read(step: RestStep, head: Head, url: str, sent: _Sent) -> Awaitable[tuple[bytes, Saved | None]]:
     """The body as ``read_body`` reads it. One that is not encoded and announces a length under
     the cap is read at once: aiohttp's parser holds it to that length."""
     length = head.content_length
     if head.content_encoding is None and step.response.save_to is None and length is not None and length.isdigit():
         check_announced(head, step.response.max_bytes, url)
-        return await whole_body(sent.response, sent.dial, sent.deadline), None
-    return await read_body(step, head, url, body_chunks(sent.response, sent.dial, sent.deadline))
+        return _whole(sent)
+    return read_body(step, head, url, body_chunks(sent.response, sent.dial, sent.deadline))
+
+
+async def _whole(sent: _Sent) -> tuple[bytes, None]:
+    return await whole_body(sent.response, sent.dial, sent.deadline), None
 
 
 async def aio_exchange(route: AsyncRoute, step: RestStep, plan: RequestPlan, timeout: Timeout,
@@ -192,7 +244,18 @@ async def aio_exchange(route: AsyncRoute, step: RestStep, plan: RequestPlan, tim
         opened.append(body)
         headers = send_headers(plan.headers, body)
         try:
-            sent = await _send(route, plan.method, parsed_url(url), headers, body, timeout)
+            transport = route.native
+            if transport is not None and not isinstance(route.auth, OAuth2ClientCredentials):
+                # ``_send_once`` written out: the first request is awaited here, one frame less
+                # to resume at each of its events.
+                target_url, target, wire = _written(route, transport, plan.method, parsed_url(url), headers, body,
+                                                    None)
+                waits = _waits(route, timeout)
+                response, dial, deadline = await transport.open(plan.method, target, wire, body.kwargs.get("content"),
+                                                                connect=waits.connect, read=waits.read)
+                sent = _arrived(route, plan.method, target_url, response, dial, deadline)
+            else:
+                sent = await _send(route, plan.method, parsed_url(url), headers, body, timeout)
         except httpx.RemoteProtocolError as exc:
             if opened_connection() or not resend_on_fresh_connection(exc, plan.method, body):
                 raise

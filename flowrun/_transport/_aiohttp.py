@@ -276,6 +276,8 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         self._session: aiohttp.ClientSession | None = None
         self.client_headers: tuple[tuple[str, str], ...] = ()  # the httpx client's defaults (``new_async_client``)
         self._timeouts: dict[tuple[float | None, float | None], aiohttp.ClientTimeout] = {}
+        # What ``_aio_exchange`` wrote for a request (its URL and headers), by what it is made of.
+        self.written: dict[tuple[Any, ...], tuple[Any, yarl.URL, tuple[tuple[str, str], ...]]] = {}
 
     def _open(self) -> aiohttp.ClientSession:
         limits = self._limits
