@@ -58,13 +58,14 @@ import attrs
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, padding, rsa
+from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes, PrivateKeyTypes
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from flowrun._errors import KeyMaterialError, KeyPasswordError
 from flowrun._models._record import RecordRepr
 from flowrun._tls._chain import complete_chain, placeholder_message, signed_certificate_entry
+from flowrun._tls._dsa import is_dsa_public_key
 from flowrun._tls._keycheck import algorithm_problem, describe_key, security_level
 from flowrun._tls._model import Finding, KeystoreContents, KeystoreEntry, Severity
 
@@ -468,7 +469,7 @@ class _Diagnosis(RecordRepr):
 
 
 def _weak_key_bits(key: CertificatePublicKeyTypes) -> int | None:
-    if isinstance(key, rsa.RSAPublicKey | dsa.DSAPublicKey) and key.key_size < 2048:
+    if (isinstance(key, rsa.RSAPublicKey) or is_dsa_public_key(key)) and key.key_size < 2048:
         return key.key_size
     if isinstance(key, ec.EllipticCurvePublicKey) and key.curve.key_size < 256:
         return key.curve.key_size
@@ -501,7 +502,7 @@ def _verify_legacy_signature(cert: x509.Certificate, issuer: x509.Certificate) -
             key.verify(cert.signature, cert.tbs_certificate_bytes, parameters, algorithm)
         elif isinstance(key, ec.EllipticCurvePublicKey):
             key.verify(cert.signature, cert.tbs_certificate_bytes, ec.ECDSA(algorithm))
-        elif isinstance(key, dsa.DSAPublicKey):
+        elif is_dsa_public_key(key):
             key.verify(cert.signature, cert.tbs_certificate_bytes, algorithm)
         else:
             return False

@@ -22,10 +22,11 @@ from collections.abc import Sequence
 
 import attrs
 from cryptography import x509
-from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa
+from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
 
 from flowrun._errors import KeyAlgorithmError, KeyTooSmallError, KeyUnusableError
 from flowrun._models._record import ValueRecord
+from flowrun._tls._dsa import is_dsa_public_key
 
 __all__ = ["TLS_CURVES", "KeyProblem", "algorithm_problem", "describe_key", "refusal", "security_level"]
 
@@ -56,7 +57,7 @@ def describe_key(cert: x509.Certificate) -> str:
         return f"{'RSA-PSS' if is_rsa_pss(cert) else 'RSA'} {key.key_size} bits"
     if isinstance(key, ec.EllipticCurvePublicKey):
         return f"EC {key.curve.name} ({key.curve.key_size} bits)"
-    if isinstance(key, dsa.DSAPublicKey):
+    if is_dsa_public_key(key):
         return f"DSA {key.key_size} bits"
     if isinstance(key, ed25519.Ed25519PublicKey):
         return "Ed25519"
@@ -72,7 +73,7 @@ def key_type_and_size(cert: x509.Certificate) -> tuple[str, int | None]:
         return ("RSA-PSS" if is_rsa_pss(cert) else "RSA"), key.key_size
     if isinstance(key, ec.EllipticCurvePublicKey):
         return "EC", key.curve.key_size
-    if isinstance(key, dsa.DSAPublicKey):
+    if is_dsa_public_key(key):
         return "DSA", key.key_size
     if isinstance(key, ed25519.Ed25519PublicKey):
         return "Ed25519", 256
@@ -89,7 +90,7 @@ def algorithm_problem(cert: x509.Certificate, versions: Sequence[str] = ("1.2", 
                           "TLS client certificate (NO_CERTIFICATE_ASSIGNED)", f"{NEW_KEY} (plain -keyalg RSA, not "
                           "RSASSA-PSS)")
     key = cert.public_key()
-    if isinstance(key, dsa.DSAPublicKey) and "1.3" in versions:
+    if is_dsa_public_key(key) and "1.3" in versions:
         return KeyProblem("key.dsa", f"is {description}: TLS 1.3 has no DSA, so no certificate is sent to a "
                           "TLS 1.3 partner, and most TLS 1.2 servers refuse DSA", f"{NEW_KEY} (or, for a partner "
                           "that accepts DSA, set tls_versions to [\"1.2\"] on the protocol profile)")

@@ -191,7 +191,7 @@ def _der_int(value: int) -> bytes:
 
 
 def _holds_dsa_key(pfx: _Pfx, password: str) -> bool:
-    from cryptography.hazmat.primitives.asymmetric import dsa
+    from flowrun._tls._dsa import is_dsa_private_key
 
     try:
         bags = _plain_bags(pfx.auth_safe)
@@ -205,7 +205,7 @@ def _holds_dsa_key(pfx: _Pfx, password: str) -> bool:
             key = serialization.load_der_private_key(_der.encode(bag.value.tag, bag.value.value), secret)
         except (ValueError, TypeError, UnsupportedAlgorithm):
             continue
-        if isinstance(key, dsa.DSAPrivateKey):
+        if is_dsa_private_key(key):
             return True
     return False
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import ssl
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -158,3 +159,29 @@ def test_dsa_is_accepted_by_a_tls12_only_profile(refused: dict[str, Path]) -> No
     with pytest.raises(KeyAlgorithmError) as raised:
         build_ssl_context(identity, (), TlsSettings(versions=("1.2", "1.3")))
     assert "tls_versions" in raised.value.hint
+
+
+@pytest.mark.usefixtures("_password")
+@pytest.mark.parametrize("case", ["dsa-openssl", "dsa-jks"])
+def test_a_dsa_store_gets_flowruns_finding_without_cryptographys_deprecation_warning(
+        case: str, refused: dict[str, Path]) -> None:
+    """cryptography 51 warns on every DSA key it loads; flowrun's own finding says more, so the CLI
+    (run as users run it, outside pytest's warning filters) prints the finding only."""
+    completed = subprocess.run(
+        [sys.executable, "-m", "flowrun", "keystore", "inspect", str(refused[case]), "--password-env", "REFUSED_PW",
+         "--json"], capture_output=True, text=True, timeout=120, check=False)
+    assert completed.returncode == 1, completed.stderr
+    assert completed.stderr == ""
+    assert "key.dsa" in {finding["code"] for finding in json.loads(completed.stdout)["findings"]}
+
+
+def test_a_host_applications_own_dsa_use_still_warns(refused: dict[str, Path]) -> None:
+    """The warning is ignored only where flowrun's modules raise it."""
+    script = (
+        "import flowrun._tls._read, pathlib\n"
+        "from cryptography.hazmat.primitives import serialization\n"
+        f"serialization.load_pem_private_key(pathlib.Path({str(refused['dsa-openssl'])!r}).read_bytes(), None)\n")
+    completed = subprocess.run([sys.executable, "-W", "default", "-c", script], capture_output=True, text=True,
+                               timeout=120, check=False)
+    assert completed.returncode == 0, completed.stderr
+    assert "DSA is deprecated" in completed.stderr
