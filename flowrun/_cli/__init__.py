@@ -12,10 +12,14 @@ import logging
 import re
 import sys
 from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING
 
-from flowrun._cli._output import Console
+from flowrun._cli import _collector
 from flowrun._errors import FlowrunError, UsageError
 from flowrun._version import __version__
+
+if TYPE_CHECKING:
+    from flowrun._cli._output import Console
 
 # Sub-command modules, imported lazily so that `flowrun run` does not pay for `keystore` or `demo`.
 _COMMANDS: dict[str, tuple[str, str]] = {
@@ -99,6 +103,7 @@ def _printing_warnings(console: Console) -> Iterator[None]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
+    from flowrun._cli._output import Console
     from flowrun._models._redact import Secrets
 
     # One command, one set of secrets: everything its runs sent is masked on both streams and in reports.
@@ -120,6 +125,8 @@ def _main(args_list: list[str], console: Console, err_console: Console) -> int:
         if handler is None:
             parser.print_help()
             return 2
+        if args.command != "run":  # run releases the collector after its first result
+            _collector.release()
         return int(handler(args, console))
     except FlowrunError as error:
         err_console.print_error(error)
@@ -140,7 +147,11 @@ def _main(args_list: list[str], console: Console, err_console: Console) -> int:
 def console_main() -> None:
     from flowrun._cli._pipes import flush_quietly, quiet_broken_pipes
 
+    _collector.hold()
     quiet_broken_pipes()
-    code = main()
-    flush_quietly()
+    try:
+        code = main()
+        flush_quietly()
+    finally:
+        _collector.exiting()
     sys.exit(code)

@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from flowrun._cli import _collector
 from flowrun._cli._common import add_aliases_option, add_env_option
 from flowrun._cli._flow_options import (
     add_connect_to_option,
@@ -140,6 +141,8 @@ def _run(args: argparse.Namespace, console: Console, guard: SignalGuard) -> int:
                              hint="workers use their own aliases; run one row locally to see its requests")
         from flowrun._cli._broker import run_on_workers
 
+        _collector.release()
+
         return run_on_workers(args, console, guard, flow=flow, rows=list(_runs(base, rows, args.iterations)),
                               many=many, print_result=_print_result)
     # Results are counted and streamed to the reports as they come, never kept: memory stays flat
@@ -182,6 +185,7 @@ def _run(args: argparse.Namespace, console: Console, guard: SignalGuard) -> int:
                     raise
                 keep(result)
                 del result
+                _collector.release()  # the first result ends start-up
         except SignalInterrupt as signalled:
             stop = signalled
             partial = list(runner.interrupted_results)

@@ -16,11 +16,13 @@ from flowrun.testing import PartnerServer, PkiFiles
 from tests.flows.conftest import PASSWORD, write_json
 
 _WRAPPER = """
-import json, sys
-from flowrun._cli import main
+import gc, json, sys
+from flowrun._cli import _collector, main
+_collector.hold()  # as console_main does
 code = main(sys.argv[2:])
 with open(sys.argv[1], "w") as out:
-    json.dump({"exit": code, "modules": sorted(sys.modules)}, out)
+    json.dump({"exit": code, "modules": sorted(sys.modules), "collecting": gc.isenabled(),
+               "frozen": gc.get_freeze_count()}, out)
 """
 
 NOT_ON_THE_REST_RUN_PATH = (
@@ -74,3 +76,6 @@ def test_a_rest_only_run_imports_nothing_it_does_not_use(tmp_path: Path, pki_fil
     assert "httpx" in imported and "flowrun._rest" in imported  # the check looks at a real run
     assert sorted(imported & set(NOT_ON_THE_REST_RUN_PATH)) == []
     assert not any(name.startswith(("zeep.", "lxml.", "flowrun.importers.")) for name in imported)
+    # The collector, held during start-up, collects again after the first result; what start-up
+    # built is frozen (flowrun/_cli/_collector.py).
+    assert facts["collecting"] is True and facts["frozen"] > 0
