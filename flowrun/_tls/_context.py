@@ -24,6 +24,7 @@ callback: on the contexts that carry traffic it would cost a Python call per TLS
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import functools
 import os
@@ -38,10 +39,10 @@ from typing import Any, Literal
 
 import attrs
 from cryptography import x509
-from cryptography.hazmat.primitives import serialization
 
 from flowrun._errors import KeyAlgorithmError, KeyMismatchError, TrustCertError
 from flowrun._models._record import ValueRecord
+from flowrun._tls._chain import der_of
 from flowrun._tls._keycheck import algorithm_problem, refusal
 from flowrun._tls._model import ClientIdentity
 
@@ -217,7 +218,7 @@ def build_ssl_context(
         if settings.use_system_trust:
             _load_system_trust(context)
         if trust:
-            pem = "".join(c.public_bytes(serialization.Encoding.PEM).decode("ascii") for c in trust)
+            pem = "".join(ssl.DER_cert_to_PEM_cert(der_of(c)) for c in trust)
             try:
                 context.load_verify_locations(cadata=pem)
             except ssl.SSLError as exc:
@@ -232,14 +233,13 @@ def build_ssl_context(
 
 
 def load_identity(context: ssl.SSLContext, identity: ClientIdentity) -> None:
-    chain_pem = b"".join(c.public_bytes(serialization.Encoding.PEM) for c in identity.chain)
+    chain_pem = "".join(ssl.DER_cert_to_PEM_cert(der_of(c)) for c in identity.chain).encode("ascii")
     if hasattr(os, "memfd_create"):
-        key_pem = identity.private_key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
-        with _memory_file(key_pem + chain_pem) as path:
+        with _memory_file(_key_pem(identity) + chain_pem) as path:
             _load_chain(context, path, None, identity)
         return
+    from cryptography.hazmat.primitives import serialization
+
     password = secrets.token_urlsafe(24)
     key_pem = identity.private_key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
@@ -252,6 +252,37 @@ def load_identity(context: ssl.SSLContext, identity: ClientIdentity) -> None:
         _load_chain(context, name, password, identity)
     finally:
         Path(name).unlink()
+
+
+def _key_pem(identity: ClientIdentity) -> bytes:
+    if identity.pkcs8 is not None:
+        return _pkcs8_pem(identity.pkcs8)
+    from cryptography.hazmat.primitives import serialization
+
+    return identity.private_key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+
+
+def _pkcs8_pem(pkcs8: bytes) -> bytes:
+    text = base64.b64encode(pkcs8)
+    lines = [text[i:i + 64] for i in range(0, len(text), 64)]
+    return b"-----BEGIN PRIVATE KEY-----\n" + b"\n".join(lines) + b"\n-----END PRIVATE KEY-----\n"
+
+
+def key_pairs_with(pkcs8: bytes, leaf: x509.Certificate) -> bool:
+    """Whether OpenSSL loads the unencrypted PKCS#8 key ``pkcs8`` with ``leaf`` (it checks that
+    the key is the certificate's) in a context of its own. False where no in-memory file exists:
+    the caller then decodes the key itself."""
+    if not hasattr(os, "memfd_create"):
+        return False
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    try:
+        with _memory_file(_pkcs8_pem(pkcs8) + ssl.DER_cert_to_PEM_cert(der_of(leaf)).encode("ascii")) as path:
+            context.load_cert_chain(path)
+    except (ssl.SSLError, OSError, ValueError):
+        return False
+    return True
 
 
 def _load_chain(context: ssl.SSLContext, path: str, password: str | None, identity: ClientIdentity) -> None:

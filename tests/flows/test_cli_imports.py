@@ -32,6 +32,9 @@ NOT_ON_THE_REST_RUN_PATH = (
     "tenacity",  # retries, entered after a first failed attempt
     "asyncio",  # async executors
     "cryptography.hazmat.primitives.serialization.pkcs7",  # PKCS#7 trust bundles (and the email package)
+    # Decoding and writing keys: a JKS key goes to OpenSSL as the PKCS#8 it was stored as, and
+    # certificates as the DER they were read from.
+    "cryptography.hazmat.primitives.serialization",
     "xml.etree.ElementTree", "flowrun._report._junit", "flowrun._report._html",  # --report, --html
     "csv",  # --data files
     "difflib",  # did-you-mean of a misspelt name
