@@ -100,9 +100,7 @@ def run_command(args: argparse.Namespace, console: Console) -> int:
 def _run(args: argparse.Namespace, console: Console, guard: SignalGuard) -> int:
     from flowrun._flows import FlowRunner
     from flowrun._load._flows import load_flow
-    from flowrun._report._interruption import Interruption
     from flowrun._report._stream import JsonStream, JunitStream, RunTally
-    from flowrun._report._text import render_body, render_counts, render_flow, render_interrupted, render_request
 
     if not 1 <= args.iterations <= _MAX_ITERATIONS:
         raise UsageError(f"--iterations must be between 1 and {_MAX_ITERATIONS}")
@@ -121,6 +119,8 @@ def _run(args: argparse.Namespace, console: Console, guard: SignalGuard) -> int:
     err = Console.for_stream(sys.stderr, no_color=not console.color, secrets=console.secrets)
 
     def show_request(entry: FlowStep, result: StepResult) -> None:
+        from flowrun._report._text import render_body, render_request
+
         lines = render_request(result) if args.verbose else []
         if args.show_body and result.status != "skipped":
             lines += render_body(result)
@@ -158,7 +158,7 @@ def _run(args: argparse.Namespace, console: Console, guard: SignalGuard) -> int:
         if json_stream is not None:
             json_stream.add(result)
         else:
-            _print_result(console, result, many, render_flow)
+            _print_result(console, result, many, _render_flow)
         if junit_stream is not None:
             junit_stream.add(result)
         if html_results is not None:
@@ -196,6 +196,8 @@ def _run(args: argparse.Namespace, console: Console, guard: SignalGuard) -> int:
         stop = guard.interrupt  # a signal after the last iteration: nothing is lost, still report it
     interrupted = None
     if stop is not None:
+        from flowrun._report._interruption import Interruption
+
         interrupted = Interruption(stop.reason, not_run_count=total - tally.count)
     if html_results is not None:
         from flowrun._report._html import write_html
@@ -206,8 +208,12 @@ def _run(args: argparse.Namespace, console: Console, guard: SignalGuard) -> int:
     if json_stream is not None:
         json_stream.write(console.stream, tally, many=many, interrupted=interrupted)
     elif many:
+        from flowrun._report._text import render_counts
+
         console.print(render_counts(tally.counts, console))
     if stop is not None and interrupted is not None:
+        from flowrun._report._text import render_interrupted
+
         err.print(render_interrupted(stop.reason, completed, len(partial), interrupted.not_run_count,
                                      "iteration", err))
         return stop.exit_code
@@ -216,13 +222,21 @@ def _run(args: argparse.Namespace, console: Console, guard: SignalGuard) -> int:
 
 def warn_insecure(err: Console) -> Callable[[InsecureUse], None]:
     """Prints the insecure-profile warning on standard error (once per alias: the registry asks once)."""
-    from flowrun._report._text import render_insecure
 
     def warn(use: InsecureUse) -> None:
+        from flowrun._report._text import render_insecure
+
         for line in render_insecure(use, err):
             err.print(line)
 
     return warn
+
+
+def _render_flow(result: FlowResult, console: Console) -> list[str]:
+    # The text report only where a result is shown as text (not --json, not a passed iteration).
+    from flowrun._report._text import render_flow
+
+    return render_flow(result, console)
 
 
 def _print_result(console: Console, result: FlowResult, many: bool, render: Any) -> None:

@@ -44,6 +44,10 @@ NOT_ON_THE_REST_RUN_PATH = (
     "flowrun._tls._java_serial",  # JCEKS secret key entries
     "flowrun._tls._diagnose",  # keystore inspect, failure diagnosis
     "flowrun._transport._signing",
+    "flowrun._transport._auth",  # credentials other than none
+    "flowrun._paging", "flowrun._transport._links",  # paginate
+    "flowrun._transport._rate",  # rate and concurrency limits
+    "flowrun._report._text", "flowrun._report._interruption",  # text output, interrupted runs
     "flowrun.importers", "flowrun._cli._keystore", "flowrun._cli._alias", "flowrun._cli._import",
 )
 
