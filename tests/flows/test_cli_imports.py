@@ -47,6 +47,7 @@ NOT_ON_THE_REST_RUN_PATH = (
     "flowrun._transport._auth",  # credentials other than none
     "flowrun._paging", "flowrun._transport._links",  # paginate
     "flowrun._transport._rate",  # rate and concurrency limits
+    "flowrun._transport._redirect",  # follow_redirects
     "flowrun._report._text", "flowrun._report._interruption",  # text output, interrupted runs
     "flowrun.importers", "flowrun._cli._keystore", "flowrun._cli._alias", "flowrun._cli._import",
 )
