@@ -8,6 +8,10 @@ collector during start-up, then freezes what start-up built (later collections s
 run as usual; at exit it freezes everything. Frozen objects are still freed by reference counting:
 only cycles among them are kept, and those live until the process ends anyway.
 
+The hold ends at the first result of ``run`` (at once for other commands), and after a second at
+most: a first result can take long (a for_each over many rows, many pages), and the garbage of its
+requests must not pile up meanwhile.
+
 Only the ``flowrun`` command holds the collector (``console_main``); ``main(argv)`` called by a
 program that embeds it leaves the collector alone.
 """
@@ -15,21 +19,30 @@ program that embeds it leaves the collector alone.
 from __future__ import annotations
 
 import gc
+import threading
 
-_held: list[bool] = []  # [True] while this module holds the collector
+HOLD_AT_MOST_S = 1.0
+
+_held: list[threading.Timer] = []  # the timer that ends the hold, while this module holds the collector
 
 
 def hold() -> None:
     if gc.isenabled():
         gc.disable()
-        _held.append(True)
+        timer = threading.Timer(HOLD_AT_MOST_S, release)
+        timer.daemon = True
+        _held.append(timer)
+        timer.start()
 
 
 def release() -> None:
-    """Start-up is over (a first result, or a command that is not ``run``): collect as usual from
-    here on, without scanning what start-up built."""
+    """Start-up is over (a first result, a command that is not ``run``, or the time is up): collect
+    as usual from here on, without scanning what start-up built."""
     if _held:
+        timers = list(_held)
         _held.clear()
+        for timer in timers:
+            timer.cancel()
         gc.freeze()
         gc.enable()
 

@@ -29,3 +29,12 @@ def test_the_command_exits_with_its_code_and_output() -> None:
                           timeout=60, check=False)
     assert done.returncode == 0
     assert done.stdout.lstrip().startswith("{")
+
+
+def test_the_hold_ends_by_itself_when_no_result_comes() -> None:
+    # A long first iteration (many rows or pages) must not run without the collector.
+    code = ("import gc, time; from flowrun._cli import _collector; _collector.hold(); held = not gc.isenabled()\n"
+            "for _ in range(400):\n    if gc.isenabled(): break\n    time.sleep(0.05)\n"
+            "print(held, gc.isenabled(), gc.get_freeze_count() > 0)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
+    assert done.stdout.split() == ["True", "True", "True"]
