@@ -1,6 +1,6 @@
 """The garbage collector of a ``flowrun`` process around its start-up and its exit.
 
-Start-up (imports, record classes, alias records, the SSL context) builds some 40,000 objects that
+Start-up (imports, record classes, alias records, the SSL context) builds some 60,000 objects that
 live until the process ends. The collector, triggered every 700 allocations, scans them again and
 again while they are built and frees almost nothing (~10 ms of a one-step run); at exit the
 interpreter's last collections scan all of them once more (~25 ms). So the command line holds the
@@ -8,9 +8,10 @@ collector during start-up, then freezes what start-up built (later collections s
 run as usual; at exit it freezes everything. Frozen objects are still freed by reference counting:
 only cycles among them are kept, and those live until the process ends anyway.
 
-The hold ends at the first result of ``run`` (at once for other commands), and after a second at
-most: a first result can take long (a for_each over many rows, many pages), and the garbage of its
-requests must not pile up meanwhile.
+Holding raises the first generation's threshold rather than turning the collector off: start-up
+never reaches it, and a long first iteration (a for_each over many rows, many pages) is still
+collected, every ``HELD_THRESHOLD`` allocations, until the hold ends at ``run``'s first result (at
+once for other commands).
 
 Only the ``flowrun`` command holds the collector (``console_main``); ``main(argv)`` called by a
 program that embeds it leaves the collector alone.
@@ -19,32 +20,26 @@ program that embeds it leaves the collector alone.
 from __future__ import annotations
 
 import gc
-import threading
 
-HOLD_AT_MOST_S = 1.0
+HELD_THRESHOLD = 100_000
 
-_held: list[threading.Timer] = []  # the timer that ends the hold, while this module holds the collector
+_held: list[tuple[int, ...]] = []  # the thresholds to restore, while this module holds the collector
 
 
 def hold() -> None:
-    if gc.isenabled():
-        gc.disable()
-        timer = threading.Timer(HOLD_AT_MOST_S, release)
-        timer.daemon = True
-        _held.append(timer)
-        timer.start()
+    if gc.isenabled() and not _held:
+        thresholds = gc.get_threshold()
+        _held.append(thresholds)
+        gc.set_threshold(max(HELD_THRESHOLD, thresholds[0]), *thresholds[1:])
 
 
 def release() -> None:
-    """Start-up is over (a first result, a command that is not ``run``, or the time is up): collect
-    as usual from here on, without scanning what start-up built."""
+    """Start-up is over (a first result, or a command that is not ``run``): collect as usual from
+    here on, without scanning what start-up built."""
     if _held:
-        timers = list(_held)
-        _held.clear()
-        for timer in timers:
-            timer.cancel()
+        thresholds = _held.pop()
         gc.freeze()
-        gc.enable()
+        gc.set_threshold(*thresholds)
 
 
 def exiting() -> None:
