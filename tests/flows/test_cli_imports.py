@@ -44,6 +44,7 @@ NOT_ON_THE_REST_RUN_PATH = (
     "flowrun._transport._probe",  # alias test
     "flowrun._tls._java_serial",  # JCEKS secret key entries
     "flowrun._tls._diagnose",  # keystore inspect, failure diagnosis
+    "flowrun._tls._hello",  # diagnostic handshakes after an ambiguous failure
     "flowrun._transport._signing",
     "flowrun._transport._auth",  # credentials other than none
     "flowrun._paging", "flowrun._transport._links",  # paginate
