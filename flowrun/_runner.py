@@ -287,7 +287,8 @@ def extract_outputs(spec: ResponseSpec, received: Received) -> dict[str, Any]:
 
 def _is_literal(expression: str) -> bool:
     """`null` written on purpose is a value, not a miss."""
-    return bool(compile_expression(expression).parsed.parsed.get("type") == "literal")
+    compiled = compile_expression(expression)
+    return compiled.path is None and bool(compiled.parsed.parsed.get("type") == "literal")
 
 
 def no_match(name: str, expression: str, document: Mapping[str, Any],
