@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import functools
+import math
 import re
 import socket
 import ssl
@@ -88,6 +89,10 @@ class _CountingHandler(ResponseHandler):
     _held = b""
     _socket_transport: asyncio.BaseTransport | None = None
     _wait_started = 0.0  # loop time the current wait for the partner began (the last arrival)
+    # Loop time by which the attempt of the request on this connection must end (``_Connector.connect``).
+    _deadline = math.inf
+    _waiting = False  # whether a wait for the partner goes on (aiohttp's read timer would be armed)
+    _armed_at = math.inf  # loop time the timer is armed for
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # aiohttp forgets the transport when it closes it; a TLS close waits for the partner's
@@ -123,26 +128,70 @@ class _CountingHandler(ResponseHandler):
                 return
 
     def _reschedule_timeout(self) -> None:
-        # aiohttp cancels its read timer and starts a new one at every arrival; one timer that
-        # looks, when it fires, whether something arrived meanwhile bounds each wait the same.
-        timeout = self._read_timeout
-        if not timeout:
-            self._drop_timeout()
+        # A wait for the partner begins, or goes on (something arrived). aiohttp cancels its read
+        # timer and starts a new one at every arrival; one timer that looks, when it fires,
+        # whether something arrived meanwhile bounds each wait the same. The same timer ends the
+        # request at its attempt's deadline: a request without a body has no other timer once it
+        # has its connection (``AiohttpTransport._timeout``).
+        if not self._read_timeout and self._deadline == math.inf:
+            super()._drop_timeout()
             return
+        self._waiting = True
         self._wait_started = self._loop.time()
-        if self._read_timeout_handle is None:
-            self._read_timeout_handle = self._loop.call_at(self._wait_started + timeout, self._read_timer_fired)
+        due = self._due()
+        if self._read_timeout_handle is None or due < self._armed_at:
+            self._arm(due)
+
+    def _drop_timeout(self) -> None:
+        # aiohttp: no wait for the partner now (an answer is in, an informational one included,
+        # or reading is paused). Until the request lets the connection go, its deadline holds:
+        # a partner that goes quiet after a 1xx answer, or sends 1xx answers forever, meets it.
+        self._waiting = False
+        if self._deadline == math.inf:
+            super()._drop_timeout()
+
+    def _due(self) -> float:
+        """When the timer must look again: the read timeout after the last arrival while a wait
+        goes on, the attempt's deadline at the latest."""
+        timeout = self._read_timeout
+        if self._waiting and timeout:
+            return min(self._wait_started + timeout, self._deadline)
+        return self._deadline
+
+    def _arm(self, due: float) -> None:
+        if self._read_timeout_handle is not None:
+            self._read_timeout_handle.cancel()
+        self._armed_at = due
+        self._read_timeout_handle = self._loop.call_at(due, self._read_timer_fired)
 
     def _read_timer_fired(self) -> None:
         self._read_timeout_handle = None
-        timeout = self._read_timeout
-        if not timeout:
+        due = self._due()
+        if due == math.inf:
             return
-        due = self._wait_started + timeout
         if self._loop.time() < due:
-            self._read_timeout_handle = self._loop.call_at(due, self._read_timer_fired)
+            self._arm(due)  # something arrived since: the wait goes on
         else:
             self._on_read_timeout()
+
+    def take(self, deadline: float) -> None:
+        """A request takes this connection, under an attempt that must end by ``deadline``."""
+        self._let_go()
+        self._deadline = deadline
+        if self.writing_paused:
+            # A request without a body then waits for the partner to read the previous one's
+            # before aiohttp starts the timer: start it now.
+            self._reschedule_timeout()
+
+    def _let_go(self) -> None:
+        """The request lets the connection go (back to the pool, or closed): no deadline, no timer."""
+        self._deadline = math.inf
+        self._waiting = False
+        super()._drop_timeout()
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        self._let_go()
+        super().connection_lost(exc)
 
     async def read(self) -> Any:
         message = await super().read()
@@ -171,6 +220,11 @@ class _Connector(aiohttp.TCPConnector):
         self._protocols.add(protocol)
         return protocol
 
+    def _release(self, key: Any, protocol: ResponseHandler, *, should_close: bool = False) -> None:
+        if isinstance(protocol, _CountingHandler):
+            protocol._let_go()
+        super()._release(key, protocol, should_close=should_close)
+
     def abort_closing(self) -> None:
         """End at once the connections of this connector still waiting for a TLS close."""
         for protocol in list(self._protocols):
@@ -180,6 +234,9 @@ class _Connector(aiohttp.TCPConnector):
         connection = await super().connect(req, traces, timeout)
         dial = _DIAL.get()
         protocol = connection.protocol
+        if isinstance(protocol, _CountingHandler):
+            deadline = _CURRENT.get()
+            protocol.take(math.inf if deadline is None else deadline.at)
         if dial is not None and isinstance(protocol, _CountingHandler):
             dial.connected = True
             dial.protocol, dial.received_before = protocol, protocol.received
@@ -275,7 +332,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         self._limits = limits
         self._session: aiohttp.ClientSession | None = None
         self.client_headers: tuple[tuple[str, str], ...] = ()  # the httpx client's defaults (``new_async_client``)
-        self._timeouts: dict[tuple[float | None, float | None], aiohttp.ClientTimeout] = {}
+        self._timeouts: dict[tuple[float | None, float | None, float | None], aiohttp.ClientTimeout] = {}
         # What ``_aio_exchange`` wrote for a request (its URL and headers), by what it is made of.
         self.written: dict[tuple[Any, ...], tuple[Any, yarl.URL, tuple[tuple[str, str], ...]]] = {}
 
@@ -301,15 +358,29 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         self._session = session
         return session
 
-    def _timeout(self, connect: float | None, read: float | None, deadline: Deadline | None) -> aiohttp.ClientTimeout:
+    def _timeout(self, connect: float | None, read: float | None, deadline: Deadline | None,
+                 data: Any) -> aiohttp.ClientTimeout:
         if deadline is None:
-            timeout = self._timeouts.get((connect, read))
-            if timeout is None:
-                timeout = self._timeouts[(connect, read)] = aiohttp.ClientTimeout(
-                    total=None, sock_connect=connect, sock_read=read)
-            return timeout
+            return self._kept(connect, read, None)
         left = max(deadline.at - time.monotonic(), 0.001)
-        return aiohttp.ClientTimeout(total=left, sock_connect=connect, sock_read=read)
+        if data is not None:
+            # Writing a body can wait on the partner: aiohttp's total timer bounds it all.
+            return aiohttp.ClientTimeout(total=left, sock_connect=connect, sock_read=read)
+        # Without a body the request waits on the partner only for a connection (aiohttp's
+        # ``connect``: the pool, the dial, the handshake) and for the answer (the connection's
+        # read timer, which also ends at the deadline, see ``_CountingHandler``). No total timer:
+        # it costs a timer, a timer context entered at every read and a ``ClientTimeout`` per
+        # request. The first request of an attempt gets the timeout kept for the whole attempt
+        # (begun microseconds ago: aiohttp rounds a connect wait of 5 s or more up to a whole second anyway).
+        return self._kept(connect, read, deadline.seconds) if left > deadline.seconds - 0.001 else (
+            aiohttp.ClientTimeout(total=None, connect=left, sock_connect=connect, sock_read=read))
+
+    def _kept(self, connect: float | None, read: float | None, within: float | None) -> aiohttp.ClientTimeout:
+        timeout = self._timeouts.get((connect, read, within))
+        if timeout is None:
+            timeout = self._timeouts[(connect, read, within)] = aiohttp.ClientTimeout(
+                total=None, connect=within, sock_connect=connect, sock_read=read)
+        return timeout
 
     async def open(self, method: str, url: Any, headers: Any, data: Any, *, connect: float | None,
                    read: float | None, server_hostname: str | None = None,
@@ -325,7 +396,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             try:
                 response = await session.request(
                     method, url, headers=headers, data=data, allow_redirects=False, compress=False,
-                    timeout=self._timeout(connect, read, deadline), server_hostname=server_hostname,
+                    timeout=self._timeout(connect, read, deadline, data), server_hostname=server_hostname,
                 )
             except Exception as exc:
                 own = _own_error(exc)
