@@ -38,7 +38,7 @@ import yarl
 
 from flowrun._errors import FlowrunError
 from flowrun._models._steps import RestStep
-from flowrun._transport._aiohttp import AiohttpTransport, _Dial, body_chunks, whole_body, wire_url
+from flowrun._transport._aiohttp import AiohttpTransport, _Dial, body_chunks, mapped, wire_url
 from flowrun._transport._auth import ApiKeyAuth, BasicAuth, BearerAuth, OAuth2ClientCredentials, Token
 from flowrun._transport._errors import classify, failed_before_sending
 from flowrun._transport._exchange import (
@@ -217,20 +217,6 @@ async def _send_with_token(route: AsyncRoute, method: str, url: httpx.URL, heade
     return await _send_once(route, method, url, headers, body, timeout, token)
 
 
-def _read(step: RestStep, head: Head, url: str, sent: _Sent) -> Awaitable[tuple[bytes, Saved | None]]:
-    """The body as ``read_body`` reads it. One that is not encoded and announces a length under
-    the cap is read at once: aiohttp's parser holds it to that length."""
-    length = head.content_length
-    if head.content_encoding is None and step.response.save_to is None and length is not None and length.isdigit():
-        check_announced(head, step.response.max_bytes, url)
-        return _whole(sent)
-    return read_body(step, head, url, body_chunks(sent.response, sent.dial, sent.deadline))
-
-
-async def _whole(sent: _Sent) -> tuple[bytes, None]:
-    return await whole_body(sent.response, sent.dial, sent.deadline), None
-
-
 async def aio_exchange(route: AsyncRoute, step: RestStep, plan: RequestPlan, timeout: Timeout,
                        stranger: Callable[[AsyncRoute], AsyncRoute]) -> Outcome[Raw]:
     """``aexchange`` on aiohttp: the same outcome for the same partner."""
@@ -277,7 +263,21 @@ async def aio_exchange(route: AsyncRoute, step: RestStep, plan: RequestPlan, tim
                 sent = await _send(current, hop.method, hop.url, send_headers(hop.headers, body), body, timeout)
         response = sent.response
         head = Head.of_raw(response.status, response.raw_headers)
-        content, saved = await _read(step, head, url, sent)
+        length = head.content_length
+        saved: Saved | None = None
+        if (head.content_encoding is None and step.response.save_to is None and length is not None
+                and length.isdigit()):
+            # The body as ``read_body`` reads it, at once: it is not encoded and announces a length
+            # (under the cap), to which aiohttp's parser holds it. Awaited here, not in a helper:
+            # one coroutine less per request.
+            check_announced(head, step.response.max_bytes, url)
+            try:
+                content = await response.content.read()
+            except Exception as exc:
+                error = mapped(exc, sent.dial, sent.deadline)
+                raise error from error.__cause__
+        else:
+            content, saved = await read_body(step, head, url, body_chunks(response, sent.dial, sent.deadline))
         return outcome(head, content, saved, url, current.tls.of(sent.dial.ssl_object), presented(route, current))
     except httpx.HTTPError as exc:
         return Outcome(error=classify(exc, url=url, resolved=presented(route, current)),

@@ -107,6 +107,9 @@ class _CountingHandler(ResponseHandler):
 
     def data_received(self, data: bytes) -> None:
         self.received += len(data)
+        if not self._held and len(data) <= _FEED_SLICE:
+            ResponseHandler.data_received(self, data)  # ``_feed``'s common case, one call less
+            return
         self._feed(data)
 
     def _feed(self, data: bytes) -> None:
@@ -174,6 +177,30 @@ class _CountingHandler(ResponseHandler):
         else:
             self._on_read_timeout()
 
+    def set_response_params(self, **params: Any) -> None:
+        # aiohttp calls this once per request, right after the request got this connection: what
+        # the request learns of it is noted here, not in an override of the connector's
+        # ``connect`` (a coroutine more in every request).
+        super().set_response_params(**params)
+        deadline = _CURRENT.get()
+        self.take(math.inf if deadline is None else deadline.at)
+        dial = _DIAL.get()
+        if dial is None:
+            return
+        dial.connected = True
+        dial.protocol, dial.received_before = self, self.received
+        if not self.used:
+            self.used = True
+            dial.opened = True
+            if deadline is not None:
+                deadline.opened = True
+            transport = self.transport
+            ssl_object = transport.get_extra_info("ssl_object") if transport is not None else None
+            # Noted now: OpenSSL forgets the version once the connection has failed.
+            version = ssl_object.version() if ssl_object is not None else None
+            self.ssl_object, self.tls_version = ssl_object, version if isinstance(version, str) else None
+        dial.ssl_object, dial.tls_version = self.ssl_object, self.tls_version
+
     def take(self, deadline: float) -> None:
         """A request takes this connection, under an attempt that must end by ``deadline``."""
         self._let_go()
@@ -207,7 +234,9 @@ _DIAL: contextvars.ContextVar[_Dial | None] = contextvars.ContextVar("flowrun_ai
 
 
 class _Connector(aiohttp.TCPConnector):
-    """Notes, for the request that asked, whether its connection is new and its TLS version."""
+    """Builds connections whose protocol notes, for the request that takes one, whether it is new
+    and its TLS version (``_CountingHandler.set_response_params``), and ends each request's
+    deadline when the connection comes back."""
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -229,30 +258,6 @@ class _Connector(aiohttp.TCPConnector):
         """End at once the connections of this connector still waiting for a TLS close."""
         for protocol in list(self._protocols):
             protocol.abort_now()
-
-    async def connect(self, req: Any, traces: Any, timeout: aiohttp.ClientTimeout) -> Any:
-        connection = await super().connect(req, traces, timeout)
-        dial = _DIAL.get()
-        protocol = connection.protocol
-        if isinstance(protocol, _CountingHandler):
-            deadline = _CURRENT.get()
-            protocol.take(math.inf if deadline is None else deadline.at)
-        if dial is not None and isinstance(protocol, _CountingHandler):
-            dial.connected = True
-            dial.protocol, dial.received_before = protocol, protocol.received
-            if not protocol.used:
-                protocol.used = True
-                dial.opened = True
-                deadline = _CURRENT.get()
-                if deadline is not None:
-                    deadline.opened = True
-                transport = connection.transport
-                ssl_object = transport.get_extra_info("ssl_object") if transport is not None else None
-                # Noted now: OpenSSL forgets the version once the connection has failed.
-                version = ssl_object.version() if ssl_object is not None else None
-                protocol.ssl_object, protocol.tls_version = ssl_object, version if isinstance(version, str) else None
-            dial.ssl_object, dial.tls_version = protocol.ssl_object, protocol.tls_version
-        return connection
 
 
 class _ConnectTo(AbstractResolver):
@@ -293,20 +298,11 @@ async def body_chunks(response: aiohttp.ClientResponse, dial: _Dial,
         try:
             chunk = await content.readany()
         except Exception as exc:
-            error = _mapped(exc, dial, deadline)
+            error = mapped(exc, dial, deadline)
             raise error from error.__cause__
         if not chunk:
             return
         yield chunk
-
-
-async def whole_body(response: aiohttp.ClientResponse, dial: _Dial, deadline: Deadline | None) -> bytes:
-    """The raw body of ``response`` at once: for a body whose length the parser holds it to."""
-    try:
-        return await response.content.read()
-    except Exception as exc:
-        error = _mapped(exc, dial, deadline)
-        raise error from error.__cause__
 
 
 class _Body(httpx.AsyncByteStream):
@@ -402,7 +398,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
                 own = _own_error(exc)
                 if own is not None:  # the request body's own failure (a file that changed while sent)
                     raise own from None
-                error = _mapped(exc, dial, deadline)
+                error = mapped(exc, dial, deadline)
                 raise error from error.__cause__
         finally:
             _DIAL.reset(token)
@@ -462,7 +458,7 @@ def _own_error(exc: BaseException) -> FlowrunError | None:
     return None
 
 
-def _mapped(exc: Exception, dial: _Dial, deadline: Deadline | None) -> Exception:
+def mapped(exc: Exception, dial: _Dial, deadline: Deadline | None) -> Exception:
     """The httpx exception ``classify`` expects for aiohttp's ``exc``, with ``exc`` (or what it
     stands for) as its cause."""
     error = _translated(exc, dial, deadline)
