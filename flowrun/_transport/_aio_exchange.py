@@ -38,7 +38,14 @@ import yarl
 
 from flowrun._errors import FlowrunError
 from flowrun._models._steps import RestStep
-from flowrun._transport._aiohttp import AiohttpTransport, _Dial, body_chunks, mapped, wire_url
+from flowrun._transport._aiohttp import (
+    AiohttpTransport,
+    _Dial,
+    auto_headers_to_skip,
+    body_chunks,
+    mapped,
+    wire_url,
+)
 from flowrun._transport._auth import ApiKeyAuth, BasicAuth, BearerAuth, OAuth2ClientCredentials, Token
 from flowrun._transport._errors import classify, failed_before_sending
 from flowrun._transport._exchange import (
@@ -133,7 +140,7 @@ _WIRED_SIZE = 256
 
 def _written(route: AsyncRoute, transport: AiohttpTransport, method: str, url: httpx.URL,
              headers: Sequence[tuple[str, str]], body: OpenBody,
-             token: Token | None) -> tuple[httpx.URL, yarl.URL, Sequence[tuple[str, str]]]:
+             token: Token | None) -> tuple[httpx.URL, yarl.URL, Sequence[tuple[str, str]], tuple[str, ...] | None]:
     """The URL and every header of the request as it goes out. A step without pills sends the
     same request every time: what it writes is kept per transport, by what it is made of (the
     credential's header is read every time, so a rotated secret applies at once)."""
@@ -153,7 +160,7 @@ def _written(route: AsyncRoute, transport: AiohttpTransport, method: str, url: h
             key = (method, id(url), headers, credential, -1 if content is None else len(content))
             known = transport.written.get(key)
             if known is not None and known[0] is url:
-                return url, known[1], known[2]
+                return url, known[1], known[2], known[3]
     wire = wire_headers(transport.client_headers, client, method, url, headers, body)
     if token is not None:
         _set_header(wire, "Authorization", f"Bearer {token.value}")
@@ -165,12 +172,13 @@ def _written(route: AsyncRoute, transport: AiohttpTransport, method: str, url: h
         if not value.isascii():
             value.encode("ascii")  # raises what httpx raises for a header it cannot write
     target = wire_url(str(url))
+    skip = auto_headers_to_skip(method, wire)
     if key is not None:
         if len(transport.written) >= _WIRED_SIZE:
             transport.written.clear()
         # The entry holds the URL, so its id cannot be reused while the entry exists.
-        transport.written[key] = (url, target, tuple(wire))
-    return url, target, wire
+        transport.written[key] = (url, target, tuple(wire), skip)
+    return url, target, wire, skip
 
 
 def _arrived(route: AsyncRoute, method: str, url: httpx.URL, response: aiohttp.ClientResponse, dial: _Dial,
@@ -192,10 +200,10 @@ async def _send_once(route: AsyncRoute, method: str, url: httpx.URL, headers: Se
                      body: OpenBody, timeout: Timeout, token: Token | None) -> _Sent:
     transport = route.native
     assert transport is not None  # a route without one never comes here (``AsyncRestExecutor._send``)
-    url, target, wire = _written(route, transport, method, url, headers, body, token)
+    url, target, wire, skip = _written(route, transport, method, url, headers, body, token)
     waits = _waits(route, timeout)
     response, dial, deadline = await transport.open(method, target, wire, body.kwargs.get("content"),
-                                                    connect=waits.connect, read=waits.read)
+                                                    connect=waits.connect, read=waits.read, skip=skip)
     return _arrived(route, method, url, response, dial, deadline)
 
 
@@ -234,11 +242,11 @@ async def aio_exchange(route: AsyncRoute, step: RestStep, plan: RequestPlan, tim
             if transport is not None and not isinstance(route.auth, OAuth2ClientCredentials):
                 # ``_send_once`` written out: the first request is awaited here, one frame less
                 # to resume at each of its events.
-                target_url, target, wire = _written(route, transport, plan.method, parsed_url(url), headers, body,
-                                                    None)
+                target_url, target, wire, skip = _written(route, transport, plan.method, parsed_url(url), headers,
+                                                          body, None)
                 waits = _waits(route, timeout)
                 response, dial, deadline = await transport.open(plan.method, target, wire, body.kwargs.get("content"),
-                                                                connect=waits.connect, read=waits.read)
+                                                                connect=waits.connect, read=waits.read, skip=skip)
                 sent = _arrived(route, plan.method, target_url, response, dial, deadline)
             else:
                 sent = await _send(route, plan.method, parsed_url(url), headers, body, timeout)

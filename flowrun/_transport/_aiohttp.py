@@ -32,7 +32,7 @@ import socket
 import ssl
 import time
 import weakref
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping
 from typing import Any
 
 import aiohttp
@@ -56,8 +56,10 @@ from flowrun._transport._streams import (
 _MAX_LINE_BYTES = 100 * 1024
 _QUEUED_HEADS = 32
 _FEED_SLICE = 16 * 1024
-# Headers aiohttp would add by itself; httpx already wrote the request's own.
-_SKIP_AUTO_HEADERS = frozenset({"Accept", "Accept-Encoding", "User-Agent", "Content-Type"})
+# Headers aiohttp adds to a request that lacks them (Content-Type only to a POST, PUT or PATCH);
+# httpx wrote the request's own, and adds none of these.
+_AUTO_HEADERS = {"accept": "Accept", "accept-encoding": "Accept-Encoding", "user-agent": "User-Agent"}
+_AUTO_TYPE_METHODS = frozenset({"POST", "PUT", "PATCH"})
 
 
 class _Dial:
@@ -330,7 +332,8 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         self.client_headers: tuple[tuple[str, str], ...] = ()  # the httpx client's defaults (``new_async_client``)
         self._timeouts: dict[tuple[float | None, float | None, float | None], aiohttp.ClientTimeout] = {}
         # What ``_aio_exchange`` wrote for a request (its URL and headers), by what it is made of.
-        self.written: dict[tuple[Any, ...], tuple[Any, yarl.URL, tuple[tuple[str, str], ...]]] = {}
+        self.written: dict[tuple[Any, ...],
+                           tuple[Any, yarl.URL, tuple[tuple[str, str], ...], tuple[str, ...] | None]] = {}
 
     def _open(self) -> aiohttp.ClientSession:
         limits = self._limits
@@ -345,7 +348,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         )
         session = aiohttp.ClientSession(
             connector=connector, cookie_jar=aiohttp.DummyCookieJar(), auto_decompress=False,
-            skip_auto_headers=_SKIP_AUTO_HEADERS, trust_env=False, max_line_size=_MAX_LINE_BYTES,
+            trust_env=False, max_line_size=_MAX_LINE_BYTES,
             max_field_size=_MAX_LINE_BYTES, timeout=aiohttp.ClientTimeout(total=None),
         )
         # aiohttp would send an idempotent request again after any lost connection, a TLS
@@ -379,11 +382,12 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         return timeout
 
     async def open(self, method: str, url: Any, headers: Any, data: Any, *, connect: float | None,
-                   read: float | None, server_hostname: str | None = None,
+                   read: float | None, server_hostname: str | None = None, skip: tuple[str, ...] | None,
                    ) -> tuple[aiohttp.ClientResponse, _Dial, Deadline | None]:
-        """Send a request as written (``headers``: every header, Host included) and return its
-        response once the head is in, with what the request learnt of its connection and the
-        attempt's deadline (for ``body_chunks``). A failure comes out as ``classify`` reads it."""
+        """Send a request as written (``headers``: every header, Host included; ``skip``: what
+        ``auto_headers_to_skip`` says of them) and return its response once the head is in, with
+        what the request learnt of its connection and the attempt's deadline (for
+        ``body_chunks``). A failure comes out as ``classify`` reads it."""
         session = self._session or self._open()
         deadline = _CURRENT.get()
         dial = _Dial()
@@ -392,6 +396,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             try:
                 response = await session.request(
                     method, url, headers=headers, data=data, allow_redirects=False, compress=False,
+                    skip_auto_headers=skip,
                     timeout=self._timeout(connect, read, deadline, data), server_hostname=server_hostname,
                 )
             except Exception as exc:
@@ -410,9 +415,11 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         except httpx.RequestNotRead:
             data = request.stream  # an async file body: aiohttp reads it as it sends
         waits = request.extensions.get("timeout", {})
+        headers = _raw_headers(request)
         response, dial, deadline = await self.open(
-            request.method, wire_url(str(request.url)), _raw_headers(request), data, connect=waits.get("connect"),
-            read=waits.get("read"), server_hostname=request.extensions.get("sni_hostname"))
+            request.method, wire_url(str(request.url)), headers, data, connect=waits.get("connect"),
+            read=waits.get("read"), server_hostname=request.extensions.get("sni_hostname"),
+            skip=auto_headers_to_skip(request.method, headers))
         extensions: dict[str, Any] = {"http_version": b"HTTP/1.1",
                                       "network_stream": _NetworkStream(dial.ssl_object)}
         if response.reason:
@@ -428,6 +435,17 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         await session.close()
         if isinstance(connector, _Connector):
             connector.abort_closing()
+
+
+def auto_headers_to_skip(method: str, headers: Iterable[tuple[str, str]]) -> tuple[str, ...] | None:
+    """The headers aiohttp must not add to this request, None when it would add none. Asked per
+    request, not once for the session: a session-wide list costs aiohttp two header copies
+    at every request, and httpx's client writes Accept, Accept-Encoding and User-Agent anyway."""
+    present = {name.lower() for name, _ in headers}
+    missing = [name for lower, name in _AUTO_HEADERS.items() if lower not in present]
+    if method in _AUTO_TYPE_METHODS and "content-type" not in present:
+        missing.append("Content-Type")
+    return tuple(missing) if missing else None
 
 
 @functools.lru_cache(maxsize=512)
