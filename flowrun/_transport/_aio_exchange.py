@@ -64,7 +64,7 @@ from flowrun._transport._exchange import (
     wait_seconds,
 )
 from flowrun._transport._redirect import REDIRECT_STATUSES, redirect_hop
-from flowrun._transport._request import OpenBody, RequestPlan, open_body
+from flowrun._transport._request import _NO_BODY, OpenBody, RequestPlan, open_body
 from flowrun._transport._retry import Outcome
 from flowrun._transport._streams import Deadline, begin_attempt, end_attempt, opened_connection
 
@@ -234,9 +234,12 @@ async def aio_exchange(route: AsyncRoute, step: RestStep, plan: RequestPlan, tim
     current = route  # the route of the hop being sent
     attempt = begin_attempt(wait_seconds(route, step))
     try:
-        body = open_body(plan.body, step.id, asynchronous=True)
-        opened.append(body)
-        headers = send_headers(plan.headers, body)
+        if plan.body is None:  # what ``open_body`` and ``send_headers`` give for it
+            body, headers = _NO_BODY, plan.headers
+        else:
+            body = open_body(plan.body, step.id, asynchronous=True)
+            opened.append(body)
+            headers = send_headers(plan.headers, body)
         try:
             transport = route.native
             if transport is not None and not isinstance(route.auth, OAuth2ClientCredentials):
