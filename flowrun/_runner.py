@@ -39,7 +39,7 @@ from flowrun._errors import (
     UnexpectedStatusError,
 )
 from flowrun._eval import capture_json, raise_for, reads_failed_items
-from flowrun._eval._assertions import judge_assertion, reads_plainly
+from flowrun._eval._assertions import judge_assertion, pass_plainly, reads_plainly
 from flowrun._eval._template import InvalidExpressionError, compile_expression
 from flowrun._models._numbers import WrittenNumber
 from flowrun._models._record import ValueRecord
@@ -387,23 +387,30 @@ def finish(
         error = unexpected
     assertions: tuple[AssertionOutcome, ...] = ()
     if error is None and step.assertions:
-        if reads_plainly(step.assertions):
-            # Nothing they read needs the headers lower-cased or the clock.
+        plain = reads_plainly(step.assertions)
+        passed = None
+        if plain:
+            # Nothing they read needs the headers lower-cased, the clock or the flow's context.
             own = {"status": received.status, "body": received.body, "outputs": outputs}
-            if received.items is not None:
-                own["items"] = received.items
-            if received.soap_headers is not None:
-                own["soap_headers"] = received.soap_headers
-            if received.fault is not None:
-                own["fault"] = received.fault
+            passed = pass_plainly(step.assertions, own)
+            if passed is not None:
+                assertions = passed
+            else:
+                if received.items is not None:
+                    own["items"] = received.items
+                if received.soap_headers is not None:
+                    own["soap_headers"] = received.soap_headers
+                if received.fault is not None:
+                    own["fault"] = received.fault
         else:
             own = received.document()  # a new dict each time: ours to extend
             own["outputs"] = outputs
             # Every attempt and the parsing so far: {"that": "duration_ms", "lt": 2000}.
             own["duration_ms"] = (time.perf_counter() - started) * 1000.0 if started is not None else 0.0
-        scope = {**context, **own} if context else own
-        assertions, error = check_assertions(step.assertions, scope, step=step.id,
-                                             per_item=step.for_each is not None)
+        if passed is None:
+            scope = {**context, **own} if context else own
+            assertions, error = check_assertions(step.assertions, scope, step=step.id,
+                                                 per_item=step.for_each is not None)
     return _result(step, "failed" if error is not None else "passed", error=error, received=received,
                    outputs=outputs, attempts=attempts, started=started, tls=tls, request=request,
                    assertions=assertions)

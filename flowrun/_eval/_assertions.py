@@ -217,6 +217,31 @@ def _reads_plainly(assertions: Sequence[Mapping[str, Any]]) -> bool:
     return True
 
 
+def pass_plainly(assertions: Sequence[Mapping[str, Any]], own: Mapping[str, Any],
+                 ) -> tuple[AssertionOutcome, ...] | None:
+    """The outcomes of assertions that ``reads_plainly``, when each one's value is there (in
+    dicts and lists) and passes; None otherwise: the caller then checks them the full way, which
+    makes a failure's message, error and pointer. The same outcomes as ``check_assertions``,
+    without its per-assertion scaffolding (a step's assertions almost always pass)."""
+    outcomes: list[AssertionOutcome] = []
+    for spec in assertions:
+        known = _VALIDATED.get(id(spec))
+        if known is None or known[0] is not spec or known[1] != spec:
+            return None
+        op, that, expression, expected, head = known[2]
+        value: Any = own
+        for part in expression.path:
+            found = (type(value) is dict and type(part) is str and part in value) or (
+                type(value) is list and type(part) is int and -len(value) <= part < len(value))
+            if not found:
+                return None
+            value = value[part]
+        if op == "matches" or not _CHECKS[op](value, expected)[0]:
+            return None
+        outcomes.append(AssertionOutcome(True, that, op, expected, value, f"{head}: actual {_show(value)}"))
+    return tuple(outcomes)
+
+
 FAILED_ITEMS = "failed_items"
 
 
