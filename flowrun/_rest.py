@@ -468,14 +468,16 @@ class AsyncRestExecutor(_RestCore["httpx.AsyncClient"]):
             if step.paginate is not None:
                 return self.masked(await self._pages(step, route, plan, request, policy, timeout, context,
                                                      started))
-            plan, key = self._keyed(step, plan)
+            plan, key = self._keyed(step, plan) if step.idempotency_header is not None else (plan, None)
             # ``arun_with_retry``'s first attempt made here: one frame less in the await chain, and
             # no callable built for the retries most calls never make.
             wall, began = time.time(), time.perf_counter()
             outcome = await self._send(route, step, plan, timeout)
             spent = time.perf_counter() - began
             attempts: tuple[Attempt, ...] = (Attempt(1, wall, spent * 1000.0, outcome.status, outcome.error),)
-            if policy.attempts > 1 and should_retry(policy, plan.method, outcome):
+            # (an answer whose status the policy does not name is never retried: no call for it)
+            if (policy.attempts > 1 and (outcome.error is not None or outcome.status in policy.on_status)
+                    and should_retry(policy, plan.method, outcome)):
                 outcome, attempts = await aretry_after_first(
                     policy, plan.method, functools.partial(self._send, route, step, plan, timeout), outcome,
                     attempts[0], spent)

@@ -231,6 +231,15 @@ def _plain_path(expression: str) -> tuple[str | int, ...] | None:
         return None  # capture_json reports it
 
 
+@functools.lru_cache(maxsize=1024)
+def _below_body(expression: str) -> tuple[str | int, ...] | None:
+    """The path below ``body`` of a plain path that starts there (``body.items[0].id``), else None."""
+    if expression.startswith(XPATH_PREFIX):
+        return None
+    path = _plain_path(expression)
+    return path[1:] if path is not None and path[0] == "body" else None
+
+
 _MISSING = object()
 
 
@@ -257,6 +266,16 @@ def extract_outputs(spec: ResponseSpec, received: Received) -> dict[str, Any]:
     document: dict[str, Any] | None = None
     outputs: dict[str, Any] = {}
     for name, expression in spec.outputs.items():
+        below = _below_body(expression)
+        if below is not None:
+            # The common case, read straight from the body: the same result as JMESPath.
+            value = _walk(received.body, below)
+            if value is _MISSING:
+                if name not in spec.optional_outputs:
+                    raise no_match(name, expression, received.document(), _plain_path(expression))
+                value = None
+            outputs[name] = value
+            continue
         if expression.startswith(XPATH_PREFIX):
             if received.xml is None:
                 raise CaptureError(f"output '{name}': an XPath needs an XML body, and this one is "
@@ -270,15 +289,6 @@ def extract_outputs(spec: ResponseSpec, received: Received) -> dict[str, Any]:
             outputs[name] = value
             continue
         path = _plain_path(expression)
-        if path is not None and path[0] == "body":
-            # The common case, read straight from the body: the same result as JMESPath.
-            value = _walk(received.body, path[1:])
-            if value is _MISSING:
-                if name not in spec.optional_outputs:
-                    raise no_match(name, expression, received.document(), path)
-                value = None
-            outputs[name] = value
-            continue
         if document is None:
             document = received.document()
         if path is not None and path[0] in document:
