@@ -111,6 +111,13 @@ def wire_headers(defaults: Sequence[tuple[str, str]], client: httpx.AsyncClient,
     return [*first, *wire] if first else wire
 
 
+def _no_cookies(client: httpx.AsyncClient) -> bool:
+    jar = client.cookies.jar
+    # A ``CookieJar`` counts its cookies by walking them (``bool`` asks ``len``): one that never
+    # held any is told by its empty store.
+    return not jar._cookies or not len(jar)  # type: ignore[attr-defined]
+
+
 def _keep_cookies(client: httpx.AsyncClient, method: str, url: httpx.URL, response: aiohttp.ClientResponse) -> None:
     """What httpx's client does with a response that sets cookies: they go into the client's jar."""
     client.cookies.extract_cookies(httpx.Response(response.status, headers=response.raw_headers,
@@ -147,7 +154,7 @@ def _written(route: AsyncRoute, transport: AiohttpTransport, method: str, url: h
     client, auth = route.client, route.auth
     content = body.kwargs.get("content")
     key: tuple[Any, ...] | None = None
-    if (token is None and type(headers) is tuple and not client.cookies.jar
+    if (token is None and type(headers) is tuple and _no_cookies(client)
             and (content is None or type(content) is bytes)):
         credential: object
         if auth is None:
