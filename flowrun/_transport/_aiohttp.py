@@ -205,7 +205,8 @@ class _CountingHandler(ResponseHandler):
 
     def take(self, deadline: float) -> None:
         """A request takes this connection, under an attempt that must end by ``deadline``."""
-        self._let_go()
+        if self._read_timeout_handle is not None or self._waiting:  # (a connection from the pool was let go)
+            self._let_go()
         self._deadline = deadline
         if self.writing_paused:
             # A request without a body then waits for the partner to read the previous one's
