@@ -179,7 +179,7 @@ def _written(route: AsyncRoute, transport: AiohttpTransport, method: str, url: h
         if not value.isascii():
             value.encode("ascii")  # raises what httpx raises for a header it cannot write
     target = wire_url(str(url))
-    skip = auto_headers_to_skip(method, wire)
+    skip = auto_headers_to_skip(method, wire, content)
     if key is not None:
         if len(transport.written) >= _WIRED_SIZE:
             transport.written.clear()

@@ -56,8 +56,8 @@ from flowrun._transport._streams import (
 _MAX_LINE_BYTES = 100 * 1024
 _QUEUED_HEADS = 32
 _FEED_SLICE = 16 * 1024
-# Headers aiohttp adds to a request that lacks them (Content-Type only to a POST, PUT or PATCH);
-# httpx wrote the request's own, and adds none of these.
+# Headers aiohttp adds to a request that lacks them (Content-Type to a POST, PUT or PATCH, and to
+# any request with a body); httpx wrote the request's own, and adds none of these.
 _AUTO_HEADERS = {"accept": "Accept", "accept-encoding": "Accept-Encoding", "user-agent": "User-Agent"}
 _AUTO_TYPE_METHODS = frozenset({"POST", "PUT", "PATCH"})
 
@@ -91,7 +91,7 @@ class _CountingHandler(ResponseHandler):
     _held = b""
     _socket_transport: asyncio.BaseTransport | None = None
     _wait_started = 0.0  # loop time the current wait for the partner began (the last arrival)
-    # Loop time by which the attempt of the request on this connection must end (``_Connector.connect``).
+    # Loop time by which the attempt of the request on this connection must end (``take``).
     _deadline = math.inf
     _waiting = False  # whether a wait for the partner goes on (aiohttp's read timer would be armed)
     _armed_at = math.inf  # loop time the timer is armed for
@@ -420,7 +420,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         response, dial, deadline = await self.open(
             request.method, wire_url(str(request.url)), headers, data, connect=waits.get("connect"),
             read=waits.get("read"), server_hostname=request.extensions.get("sni_hostname"),
-            skip=auto_headers_to_skip(request.method, headers))
+            skip=auto_headers_to_skip(request.method, headers, data))
         extensions: dict[str, Any] = {"http_version": b"HTTP/1.1",
                                       "network_stream": _NetworkStream(dial.ssl_object)}
         if response.reason:
@@ -438,13 +438,13 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             connector.abort_closing()
 
 
-def auto_headers_to_skip(method: str, headers: Iterable[tuple[str, str]]) -> tuple[str, ...] | None:
+def auto_headers_to_skip(method: str, headers: Iterable[tuple[str, str]], data: Any) -> tuple[str, ...] | None:
     """The headers aiohttp must not add to this request, None when it would add none. Asked per
     request, not once for the session: a session-wide list costs aiohttp two header copies
     at every request, and httpx's client writes Accept, Accept-Encoding and User-Agent anyway."""
     present = {name.lower() for name, _ in headers}
     missing = [name for lower, name in _AUTO_HEADERS.items() if lower not in present]
-    if method in _AUTO_TYPE_METHODS and "content-type" not in present:
+    if (data is not None or method in _AUTO_TYPE_METHODS) and "content-type" not in present:
         missing.append("Content-Type")
     return tuple(missing) if missing else None
 
