@@ -32,7 +32,7 @@ import socket
 import ssl
 import time
 import weakref
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Coroutine, Iterable, Mapping
 from typing import Any
 
 import aiohttp
@@ -223,7 +223,15 @@ class _CountingHandler(ResponseHandler):
         self._let_go()
         super().connection_lost(exc)
 
-    async def read(self) -> Any:
+    def read(self) -> Coroutine[Any, Any, Any]:
+        # Nothing held: aiohttp's own read, without a coroutine of ours around it. Data is held
+        # only with more than _QUEUED_HEADS heads queued, so a read that began before it was
+        # held could not have fed it again anyway: the reads after it do.
+        if not self._held:
+            return super().read()
+        return self._read_held()
+
+    async def _read_held(self) -> Any:
         message = await super().read()
         if self._held and len(self) <= _QUEUED_HEADS // 4:
             held, self._held = self._held, b""
