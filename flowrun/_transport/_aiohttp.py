@@ -142,8 +142,9 @@ class _CountingHandler(ResponseHandler):
             super()._drop_timeout()
             return
         self._waiting = True
-        self._wait_started = self._loop.time()
-        due = self._due()
+        self._wait_started = now = self._loop.time()
+        timeout = self._read_timeout
+        due = min(now + timeout, self._deadline) if timeout else self._deadline  # ``_due``, called at every arrival
         if self._read_timeout_handle is None or due < self._armed_at:
             self._arm(due)
 
