@@ -58,7 +58,7 @@ from flowrun._transport._http import (
 )
 from flowrun._transport._log_redaction import install as install_log_redaction
 from flowrun._transport._request import Content, Multipart, RequestPlan, is_static, plan_request
-from flowrun._transport._retry import Outcome, arun_with_retry, run_with_retry
+from flowrun._transport._retry import Outcome, aretry_after_first, arun_with_retry, run_with_retry, should_retry
 
 if TYPE_CHECKING:
     import asyncio
@@ -483,8 +483,12 @@ class AsyncRestExecutor(_RestCore["httpx.AsyncClient"]):
         started = time.perf_counter()
         try:
             try:
-                route = self._routes.get(self._route_key(step)) or await self._route(step)
-                plan, request = self._prepare(step, route, context)
+                cached = self._plans.get(id(step))
+                if cached is not None and cached[0] is step and cached[2] is not None and cached[3] is not None:
+                    route, plan, request = cached[1], cached[2], cached[3]  # a step without pills, seen before
+                else:
+                    route = self._routes.get(self._route_key(step)) or await self._route(step)
+                    plan, request = self._prepare(step, route, context)
             except FlowrunError as error:
                 return self.masked(failure(step, error, started=started))
             policy = step.retry_policy or route.resolved.retry_policy
@@ -492,9 +496,19 @@ class AsyncRestExecutor(_RestCore["httpx.AsyncClient"]):
             if step.paginate is not None:
                 return self.masked(await self._pages(step, route, plan, request, policy, timeout, context,
                                                      started))
-            plan, key = self._keyed(step, plan)
-            outcome, attempts = await arun_with_retry(policy, plan.method,
-                                                      functools.partial(self._send, route, step, plan, timeout))
+            plan, key = self._keyed(step, plan) if step.idempotency_header is not None else (plan, None)
+            # ``arun_with_retry``'s first attempt made here: one frame less in the await chain, and
+            # no callable built for the retries most calls never make.
+            wall, began = time.time(), time.perf_counter()
+            outcome = await self._send(route, step, plan, timeout)
+            spent = time.perf_counter() - began
+            attempts: tuple[Attempt, ...] = (Attempt(1, wall, spent * 1000.0, outcome.status, outcome.error),)
+            # (an answer whose status the policy does not name is never retried: no call for it)
+            if (policy.attempts > 1 and (outcome.error is not None or outcome.status in policy.on_status)
+                    and should_retry(policy, plan.method, outcome)):
+                outcome, attempts = await aretry_after_first(
+                    policy, plan.method, functools.partial(self._send, route, step, plan, timeout), outcome,
+                    attempts[0], spent)
             if outcome.error is not None or outcome.value is None:
                 problem = outcome.error or StepFailure("no response")
                 return self.masked(_with_key(failure(step, problem, attempts=attempts, started=started,
