@@ -1,7 +1,8 @@
 """flowrun: run REST and SOAP integration steps through Connection & Credential aliases.
 
-Light names (errors, records, results) are imported eagerly; executors and the registry load
-on first use, so that ``import flowrun`` stays cheap and a REST-only run never imports zeep.
+The errors are imported eagerly; records, results, executors and the registry load on first use,
+so that ``import flowrun`` stays cheap, a REST-only run never imports zeep, and the command line
+builds its records after it has held the garbage collector (``flowrun._cli._collector``).
 """
 
 from __future__ import annotations
@@ -11,36 +12,63 @@ from typing import TYPE_CHECKING, Any
 
 from flowrun._errors import *  # noqa: F403
 from flowrun._errors import __all__ as _error_names
-from flowrun._models._aliases import (
-    Alias,
-    ConcurrencyLimit,
-    Connection,
-    ConnectionProxy,
-    Credential,
-    Keystore,
-    ProtocolProfile,
-    RateLimit,
-    RetryPolicy,
-    TrustStoreCert,
-)
-from flowrun._models._observer import FlowObservation, RunObserver
-from flowrun._models._redact import Secrets
-from flowrun._models._results import AssertionOutcome, Attempt, PageInfo, RequestInfo, StepResult, TlsInfo
-from flowrun._models._secret import SecretRef, SecretSource
-from flowrun._models._steps import Body, FilePart, Paginate, ResponseSpec, RestStep, SoapStep
 from flowrun._version import __version__
 
 if TYPE_CHECKING:
     from flowrun._flows import AsyncFlowRunner, FlowRunner, run_flow, run_flow_async
     from flowrun._load._flows import load_flow
+    from flowrun._models._aliases import (
+        Alias,
+        ConcurrencyLimit,
+        Connection,
+        ConnectionProxy,
+        Credential,
+        Keystore,
+        ProtocolProfile,
+        RateLimit,
+        RetryPolicy,
+        TrustStoreCert,
+    )
     from flowrun._models._flow import Flow, FlowEnvVar, FlowInput, FlowStep, StepDefinition
     from flowrun._models._flow_results import FlowResult
+    from flowrun._models._observer import FlowObservation, RunObserver
+    from flowrun._models._redact import Secrets
+    from flowrun._models._results import AssertionOutcome, Attempt, PageInfo, RequestInfo, StepResult, TlsInfo
+    from flowrun._models._secret import SecretRef, SecretSource
+    from flowrun._models._steps import Body, FilePart, Paginate, ResponseSpec, RestStep, SoapStep
     from flowrun._registry import Registry, ResolvedConnection
     from flowrun._rest import AsyncRestExecutor, RestExecutor
     from flowrun._soap import AsyncSoapExecutor, SoapExecutor
 
 # name -> module, imported on first attribute access.
 _LAZY = {
+    "Alias": "flowrun._models._aliases",
+    "ConcurrencyLimit": "flowrun._models._aliases",
+    "Connection": "flowrun._models._aliases",
+    "ConnectionProxy": "flowrun._models._aliases",
+    "Credential": "flowrun._models._aliases",
+    "Keystore": "flowrun._models._aliases",
+    "ProtocolProfile": "flowrun._models._aliases",
+    "RateLimit": "flowrun._models._aliases",
+    "RetryPolicy": "flowrun._models._aliases",
+    "TrustStoreCert": "flowrun._models._aliases",
+    "FlowObservation": "flowrun._models._observer",
+    "RunObserver": "flowrun._models._observer",
+    "Secrets": "flowrun._models._redact",
+    "AssertionOutcome": "flowrun._models._results",
+    "Attempt": "flowrun._models._results",
+    "PageInfo": "flowrun._models._results",
+    "RequestInfo": "flowrun._models._results",
+    "StepResult": "flowrun._models._results",
+    "TlsInfo": "flowrun._models._results",
+    "SecretRef": "flowrun._models._secret",
+    "SecretSource": "flowrun._models._secret",
+    "Body": "flowrun._models._steps",
+    "FilePart": "flowrun._models._steps",
+    "Paginate": "flowrun._models._steps",
+    "ResponseSpec": "flowrun._models._steps",
+    "RestStep": "flowrun._models._steps",
+    "SoapStep": "flowrun._models._steps",
     "Registry": "flowrun._registry",
     "ResolvedConnection": "flowrun._registry",
     "Flow": "flowrun._models._flow",

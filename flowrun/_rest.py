@@ -33,14 +33,12 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 import attrs
 
 from flowrun._errors import FlowrunError, StepFailure
-from flowrun._models._aliases import Connection, RetryPolicy
+from flowrun._models._aliases import Connection, Credential, RetryPolicy
 from flowrun._models._redact import REDACTED, Secrets, is_credential_header, with_query_credential
 from flowrun._models._results import Attempt, RequestInfo, StepResult
 from flowrun._models._steps import RestStep
-from flowrun._paging import Pager
 from flowrun._registry import Registry, RegistryUser, ResolvedConnection
 from flowrun._runner import Received, charset, excerpt, failure, finish, internal_error, parse_body
-from flowrun._transport._auth import auth_header, build_auth, set_by_headers
 from flowrun._transport._exchange import (
     Raw,
     Route,
@@ -59,9 +57,8 @@ from flowrun._transport._http import (
     aiohttp_transport,
 )
 from flowrun._transport._log_redaction import install as install_log_redaction
-from flowrun._transport._rate import lease_seconds
 from flowrun._transport._request import Content, Multipart, RequestPlan, is_static, plan_request
-from flowrun._transport._retry import Outcome, arun_with_retry, run_with_retry
+from flowrun._transport._retry import Outcome, aretry_after_first, arun_with_retry, run_with_retry, should_retry
 
 if TYPE_CHECKING:
     import asyncio
@@ -69,6 +66,7 @@ if TYPE_CHECKING:
     import httpx
 
     from flowrun._models._proxy import ProxyRules
+    from flowrun._paging import Pager
     from flowrun._transport._aiohttp import AiohttpTransport
     from flowrun._transport._connect_to import Address
 
@@ -77,6 +75,17 @@ AsyncExchange = Callable[[Route["httpx.AsyncClient"], RestStep, RequestPlan, Tim
                           Callable[[Route["httpx.AsyncClient"]], Route["httpx.AsyncClient"]]],
                          Awaitable[Outcome[Raw]]]
 _PLAN_CACHE_SIZE = 512
+
+
+def _sends_credential(credential: Credential | None) -> bool:
+    # Without one, the auth module (OAuth2, Digest, signing) is not imported.
+    return credential is not None and credential.type != "none"
+
+
+def _lease_seconds(route: Route[Any], step: RestStep) -> float:
+    from flowrun._transport._rate import lease_seconds  # rate and concurrency limits only
+
+    return lease_seconds(wait_seconds(route, step))
 
 
 def _inline_key(connection: Connection) -> Hashable:
@@ -125,7 +134,11 @@ class _RestCore(RegistryUser, Generic[C]):
                         or resolved.origin_rule.trusts_url(credential.token_url)
                         else self._anonymous_client(resolved, timeout))
         auth = self._auth_for(resolved, token_client)
-        header = auth_header(resolved.credential)
+        header = None
+        if _sends_credential(credential):
+            from flowrun._transport._auth import auth_header
+
+            header = auth_header(credential)
         secret = frozenset({header.lower()} if header else set())
         leaf = resolved.client_certificate
         reader = TlsInfoReader(resolved.client_cert_sha256, leaf.subject.rfc4514_string() if leaf else None)
@@ -313,6 +326,10 @@ class RestExecutor(_RestCore["httpx.Client"]):
         return self._pool.get(key, context, connect_to, timeout, proxy)
 
     def _auth_for(self, resolved: ResolvedConnection, client: httpx.Client) -> httpx.Auth | None:
+        if not _sends_credential(resolved.credential):
+            return None
+        from flowrun._transport._auth import build_auth
+
         return build_auth(resolved.credential, resolved=resolved, client=client, secrets=self.secrets)
 
     def _route(self, step: RestStep) -> Route[httpx.Client]:
@@ -361,7 +378,7 @@ class RestExecutor(_RestCore["httpx.Client"]):
         if limiter is None:
             return exchange(route, step, plan, timeout, self._stranger)
         try:
-            held = limiter.enter(lease_seconds(wait_seconds(route, step)))
+            held = limiter.enter(_lease_seconds(route, step))
         except StepFailure as error:  # no slot in time, or the shared limits' store failed: not sent
             return Outcome(error=error, sent=False)
         try:
@@ -375,6 +392,8 @@ class RestExecutor(_RestCore["httpx.Client"]):
                policy: RetryPolicy, timeout: Timeout, context: Mapping[str, Any] | None,
                started: float) -> StepResult:
         assert step.paginate is not None
+        from flowrun._paging import Pager
+
         pager = Pager(step.paginate, route.resolved.origin_rule)
         attempts: list[Attempt] = []
         page = pager.first(plan)
@@ -416,6 +435,10 @@ class AsyncRestExecutor(_RestCore["httpx.AsyncClient"]):
         return self._pool.get(key, context, connect_to, timeout, proxy)
 
     def _auth_for(self, resolved: ResolvedConnection, client: httpx.AsyncClient) -> httpx.Auth | None:
+        if not _sends_credential(resolved.credential):
+            return None
+        from flowrun._transport._auth import build_auth
+
         return build_auth(resolved.credential, resolved=resolved, async_client=client, secrets=self.secrets)
 
     def _native(self, client: httpx.AsyncClient, auth: httpx.Auth | None) -> AiohttpTransport | None:
@@ -423,8 +446,13 @@ class AsyncRestExecutor(_RestCore["httpx.AsyncClient"]):
         # query key goes with ``aio_exchange``, without httpx's client (about half the CPU of a
         # request); Digest, hmac and aws_sigv4 (challenge, signing) stay on ``aexchange``.
         transport = aiohttp_transport(client)
-        if transport is None or not set_by_headers(auth):
+        if transport is None:
             return None
+        if auth is not None:
+            from flowrun._transport._auth import set_by_headers
+
+            if not set_by_headers(auth):
+                return None
         if self._aio_exchange is None:
             from flowrun._transport._aio_exchange import aio_exchange
 
@@ -455,8 +483,12 @@ class AsyncRestExecutor(_RestCore["httpx.AsyncClient"]):
         started = time.perf_counter()
         try:
             try:
-                route = self._routes.get(self._route_key(step)) or await self._route(step)
-                plan, request = self._prepare(step, route, context)
+                cached = self._plans.get(id(step))
+                if cached is not None and cached[0] is step and cached[2] is not None and cached[3] is not None:
+                    route, plan, request = cached[1], cached[2], cached[3]  # a step without pills, seen before
+                else:
+                    route = self._routes.get(self._route_key(step)) or await self._route(step)
+                    plan, request = self._prepare(step, route, context)
             except FlowrunError as error:
                 return self.masked(failure(step, error, started=started))
             policy = step.retry_policy or route.resolved.retry_policy
@@ -464,9 +496,19 @@ class AsyncRestExecutor(_RestCore["httpx.AsyncClient"]):
             if step.paginate is not None:
                 return self.masked(await self._pages(step, route, plan, request, policy, timeout, context,
                                                      started))
-            plan, key = self._keyed(step, plan)
-            outcome, attempts = await arun_with_retry(policy, plan.method,
-                                                      functools.partial(self._send, route, step, plan, timeout))
+            plan, key = self._keyed(step, plan) if step.idempotency_header is not None else (plan, None)
+            # ``arun_with_retry``'s first attempt made here: one frame less in the await chain, and
+            # no callable built for the retries most calls never make.
+            wall, began = time.time(), time.perf_counter()
+            outcome = await self._send(route, step, plan, timeout)
+            spent = time.perf_counter() - began
+            attempts: tuple[Attempt, ...] = (Attempt(1, wall, spent * 1000.0, outcome.status, outcome.error),)
+            # (an answer whose status the policy does not name is never retried: no call for it)
+            if (policy.attempts > 1 and (outcome.error is not None or outcome.status in policy.on_status)
+                    and should_retry(policy, plan.method, outcome)):
+                outcome, attempts = await aretry_after_first(
+                    policy, plan.method, functools.partial(self._send, route, step, plan, timeout), outcome,
+                    attempts[0], spent)
             if outcome.error is not None or outcome.value is None:
                 problem = outcome.error or StepFailure("no response")
                 return self.masked(_with_key(failure(step, problem, attempts=attempts, started=started,
@@ -492,7 +534,7 @@ class AsyncRestExecutor(_RestCore["httpx.AsyncClient"]):
         limiter = route.limiter
         assert limiter is not None
         try:
-            held = await limiter.aenter(lease_seconds(wait_seconds(route, step)))
+            held = await limiter.aenter(_lease_seconds(route, step))
         except StepFailure as error:
             return Outcome(error=error, sent=False)
         try:
@@ -506,6 +548,8 @@ class AsyncRestExecutor(_RestCore["httpx.AsyncClient"]):
                      request: RequestInfo, policy: RetryPolicy, timeout: Timeout,
                      context: Mapping[str, Any] | None, started: float) -> StepResult:
         assert step.paginate is not None
+        from flowrun._paging import Pager
+
         pager = Pager(step.paginate, route.resolved.origin_rule)
         attempts: list[Attempt] = []
         page = pager.first(plan)

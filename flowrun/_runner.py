@@ -39,7 +39,7 @@ from flowrun._errors import (
     UnexpectedStatusError,
 )
 from flowrun._eval import capture_json, raise_for, reads_failed_items
-from flowrun._eval._assertions import judge_assertion
+from flowrun._eval._assertions import judge_assertion, pass_plainly, reads_plainly
 from flowrun._eval._template import InvalidExpressionError, compile_expression
 from flowrun._models._numbers import WrittenNumber
 from flowrun._models._record import ValueRecord
@@ -164,13 +164,29 @@ def parse_body(content: bytes, content_type: str | None, mode: ParseMode = "auto
 
 # ``json.loads`` with these options would build a decoder for every body.
 _JSON = json.JSONDecoder(parse_float=WrittenNumber)
+# The decoder's scanner (set by its ``__init__``) and the whitespace ``decode`` allows after a value.
+_SCAN: Any = _JSON.scan_once  # type: ignore[attr-defined]
+_WHITESPACE: Any = re.compile(r"[ \t\n\r]*").match
+_JSON_OPENERS = (b"{", b"[")
 
 
 def json_body(content: bytes) -> Any:
     """``json.loads`` with a bound on nesting (``ResponseParseError`` beyond ``MAX_BODY_DEPTH``)."""
+    # A body that opens with "{" or "[" and then no NUL byte is UTF-8 to ``json.detect_encoding``
+    # (it has no BOM, and is not UTF-16 or UTF-32): the common case is spared the detection.
+    encoding = ("utf-8" if content[:1] in _JSON_OPENERS and content[1:2] != b"\x00"
+                else json.detect_encoding(content))
     try:
         # Numbers keep their text: an amount passed on to a SOAP xs:decimal stays exact.
-        data = _JSON.decode(content.decode(json.detect_encoding(content), "surrogatepass"))
+        text = content.decode(encoding, "surrogatepass")
+        try:
+            # ``JSONDecoder.decode`` without its two frames and leading whitespace match; anything
+            # it would refuse or report goes through it.
+            data, end = _SCAN(text, 0)
+        except StopIteration:
+            data, end = _JSON.decode(text), len(text)
+        if end != len(text) and _WHITESPACE(text, end).end() != len(text):
+            data = _JSON.decode(text)  # raises its "Extra data" error
     except RecursionError:
         raise _too_deep() from None
     # Depth is at most the number of brackets: counting them (in C) spares the walk for almost every body.
@@ -215,6 +231,15 @@ def _plain_path(expression: str) -> tuple[str | int, ...] | None:
         return None  # capture_json reports it
 
 
+@functools.lru_cache(maxsize=1024)
+def _below_body(expression: str) -> tuple[str | int, ...] | None:
+    """The path below ``body`` of a plain path that starts there (``body.items[0].id``), else None."""
+    if expression.startswith(XPATH_PREFIX):
+        return None
+    path = _plain_path(expression)
+    return path[1:] if path is not None and path[0] == "body" else None
+
+
 _MISSING = object()
 
 
@@ -241,6 +266,16 @@ def extract_outputs(spec: ResponseSpec, received: Received) -> dict[str, Any]:
     document: dict[str, Any] | None = None
     outputs: dict[str, Any] = {}
     for name, expression in spec.outputs.items():
+        below = _below_body(expression)
+        if below is not None:
+            # The common case, read straight from the body: the same result as JMESPath.
+            value = _walk(received.body, below)
+            if value is _MISSING:
+                if name not in spec.optional_outputs:
+                    raise no_match(name, expression, received.document(), _plain_path(expression))
+                value = None
+            outputs[name] = value
+            continue
         if expression.startswith(XPATH_PREFIX):
             if received.xml is None:
                 raise CaptureError(f"output '{name}': an XPath needs an XML body, and this one is "
@@ -254,15 +289,6 @@ def extract_outputs(spec: ResponseSpec, received: Received) -> dict[str, Any]:
             outputs[name] = value
             continue
         path = _plain_path(expression)
-        if path is not None and path[0] == "body":
-            # The common case, read straight from the body: the same result as JMESPath.
-            value = _walk(received.body, path[1:])
-            if value is _MISSING:
-                if name not in spec.optional_outputs:
-                    raise no_match(name, expression, received.document(), path)
-                value = None
-            outputs[name] = value
-            continue
         if document is None:
             document = received.document()
         if path is not None and path[0] in document:
@@ -287,7 +313,8 @@ def extract_outputs(spec: ResponseSpec, received: Received) -> dict[str, Any]:
 
 def _is_literal(expression: str) -> bool:
     """`null` written on purpose is a value, not a miss."""
-    return bool(compile_expression(expression).parsed.parsed.get("type") == "literal")
+    compiled = compile_expression(expression)
+    return compiled.path is None and bool(compiled.parsed.parsed.get("type") == "literal")
 
 
 def no_match(name: str, expression: str, document: Mapping[str, Any],
@@ -371,13 +398,30 @@ def finish(
         error = unexpected
     assertions: tuple[AssertionOutcome, ...] = ()
     if error is None and step.assertions:
-        own = received.document()  # a new dict each time: ours to extend
-        own["outputs"] = outputs
-        # Every attempt and the parsing so far: {"that": "duration_ms", "lt": 2000}.
-        own["duration_ms"] = (time.perf_counter() - started) * 1000.0 if started is not None else 0.0
-        scope = {**context, **own} if context else own
-        assertions, error = check_assertions(step.assertions, scope, step=step.id,
-                                             per_item=step.for_each is not None)
+        plain = reads_plainly(step.assertions)
+        passed = None
+        if plain:
+            # Nothing they read needs the headers lower-cased, the clock or the flow's context.
+            own = {"status": received.status, "body": received.body, "outputs": outputs}
+            passed = pass_plainly(step.assertions, own)
+            if passed is not None:
+                assertions = passed
+            else:
+                if received.items is not None:
+                    own["items"] = received.items
+                if received.soap_headers is not None:
+                    own["soap_headers"] = received.soap_headers
+                if received.fault is not None:
+                    own["fault"] = received.fault
+        else:
+            own = received.document()  # a new dict each time: ours to extend
+            own["outputs"] = outputs
+            # Every attempt and the parsing so far: {"that": "duration_ms", "lt": 2000}.
+            own["duration_ms"] = (time.perf_counter() - started) * 1000.0 if started is not None else 0.0
+        if passed is None:
+            scope = {**context, **own} if context else own
+            assertions, error = check_assertions(step.assertions, scope, step=step.id,
+                                                 per_item=step.for_each is not None)
     return _result(step, "failed" if error is not None else "passed", error=error, received=received,
                    outputs=outputs, attempts=attempts, started=started, tls=tls, request=request,
                    assertions=assertions)

@@ -12,10 +12,14 @@ import logging
 import re
 import sys
 from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING
 
-from flowrun._cli._output import Console
+from flowrun._cli import _collector
 from flowrun._errors import FlowrunError, UsageError
 from flowrun._version import __version__
+
+if TYPE_CHECKING:
+    from flowrun._cli._output import Console
 
 # Sub-command modules, imported lazily so that `flowrun run` does not pay for `keystore` or `demo`.
 _COMMANDS: dict[str, tuple[str, str]] = {
@@ -58,18 +62,19 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
 
     for name, (module_name, summary) in _COMMANDS.items():
         if command is not None and name != command:
-            subparsers.add_parser(name, help=summary)
-            continue
+            continue  # parsing one command's arguments needs its parser only (~1 ms for the others)
         module = importlib.import_module(module_name)
         module.register(subparsers, name, summary)
     return parser
 
 
 def _first_command(argv: Sequence[str]) -> str | None:
+    """The command named by ``argv``; None where the top-level parser must know all of them
+    (``flowrun --help run`` lists every command)."""
     for arg in argv:
         if arg in _COMMANDS:
             return arg
-        if not arg.startswith("-"):
+        if not arg.startswith("-") or arg in ("-h", "--help"):
             return None
     return None
 
@@ -99,6 +104,7 @@ def _printing_warnings(console: Console) -> Iterator[None]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
+    from flowrun._cli._output import Console
     from flowrun._models._redact import Secrets
 
     # One command, one set of secrets: everything its runs sent is masked on both streams and in reports.
@@ -120,6 +126,8 @@ def _main(args_list: list[str], console: Console, err_console: Console) -> int:
         if handler is None:
             parser.print_help()
             return 2
+        if args.command != "run":  # run releases the collector after its first result
+            _collector.release()
         return int(handler(args, console))
     except FlowrunError as error:
         err_console.print_error(error)
@@ -140,7 +148,11 @@ def _main(args_list: list[str], console: Console, err_console: Console) -> int:
 def console_main() -> None:
     from flowrun._cli._pipes import flush_quietly, quiet_broken_pipes
 
+    _collector.hold()
     quiet_broken_pipes()
-    code = main()
-    flush_quietly()
+    try:
+        code = main()
+        flush_quietly()
+    finally:
+        _collector.exiting()
     sys.exit(code)

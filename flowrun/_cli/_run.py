@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from flowrun._cli import _collector
 from flowrun._cli._common import add_aliases_option, add_env_option
 from flowrun._cli._flow_options import (
     add_connect_to_option,
@@ -99,9 +100,7 @@ def run_command(args: argparse.Namespace, console: Console) -> int:
 def _run(args: argparse.Namespace, console: Console, guard: SignalGuard) -> int:
     from flowrun._flows import FlowRunner
     from flowrun._load._flows import load_flow
-    from flowrun._report._interruption import Interruption
     from flowrun._report._stream import JsonStream, JunitStream, RunTally
-    from flowrun._report._text import render_body, render_counts, render_flow, render_interrupted, render_request
 
     if not 1 <= args.iterations <= _MAX_ITERATIONS:
         raise UsageError(f"--iterations must be between 1 and {_MAX_ITERATIONS}")
@@ -120,6 +119,8 @@ def _run(args: argparse.Namespace, console: Console, guard: SignalGuard) -> int:
     err = Console.for_stream(sys.stderr, no_color=not console.color, secrets=console.secrets)
 
     def show_request(entry: FlowStep, result: StepResult) -> None:
+        from flowrun._report._text import render_body, render_request
+
         lines = render_request(result) if args.verbose else []
         if args.show_body and result.status != "skipped":
             lines += render_body(result)
@@ -140,6 +141,8 @@ def _run(args: argparse.Namespace, console: Console, guard: SignalGuard) -> int:
                              hint="workers use their own aliases; run one row locally to see its requests")
         from flowrun._cli._broker import run_on_workers
 
+        _collector.release()
+
         return run_on_workers(args, console, guard, flow=flow, rows=list(_runs(base, rows, args.iterations)),
                               many=many, print_result=_print_result)
     # Results are counted and streamed to the reports as they come, never kept: memory stays flat
@@ -155,7 +158,7 @@ def _run(args: argparse.Namespace, console: Console, guard: SignalGuard) -> int:
         if json_stream is not None:
             json_stream.add(result)
         else:
-            _print_result(console, result, many, render_flow)
+            _print_result(console, result, many, _render_flow)
         if junit_stream is not None:
             junit_stream.add(result)
         if html_results is not None:
@@ -182,6 +185,7 @@ def _run(args: argparse.Namespace, console: Console, guard: SignalGuard) -> int:
                     raise
                 keep(result)
                 del result
+                _collector.release()  # the first result ends start-up
         except SignalInterrupt as signalled:
             stop = signalled
             partial = list(runner.interrupted_results)
@@ -192,6 +196,8 @@ def _run(args: argparse.Namespace, console: Console, guard: SignalGuard) -> int:
         stop = guard.interrupt  # a signal after the last iteration: nothing is lost, still report it
     interrupted = None
     if stop is not None:
+        from flowrun._report._interruption import Interruption
+
         interrupted = Interruption(stop.reason, not_run_count=total - tally.count)
     if html_results is not None:
         from flowrun._report._html import write_html
@@ -202,8 +208,12 @@ def _run(args: argparse.Namespace, console: Console, guard: SignalGuard) -> int:
     if json_stream is not None:
         json_stream.write(console.stream, tally, many=many, interrupted=interrupted)
     elif many:
+        from flowrun._report._text import render_counts
+
         console.print(render_counts(tally.counts, console))
     if stop is not None and interrupted is not None:
+        from flowrun._report._text import render_interrupted
+
         err.print(render_interrupted(stop.reason, completed, len(partial), interrupted.not_run_count,
                                      "iteration", err))
         return stop.exit_code
@@ -212,13 +222,21 @@ def _run(args: argparse.Namespace, console: Console, guard: SignalGuard) -> int:
 
 def warn_insecure(err: Console) -> Callable[[InsecureUse], None]:
     """Prints the insecure-profile warning on standard error (once per alias: the registry asks once)."""
-    from flowrun._report._text import render_insecure
 
     def warn(use: InsecureUse) -> None:
+        from flowrun._report._text import render_insecure
+
         for line in render_insecure(use, err):
             err.print(line)
 
     return warn
+
+
+def _render_flow(result: FlowResult, console: Console) -> list[str]:
+    # The text report only where a result is shown as text (not --json, not a passed iteration).
+    from flowrun._report._text import render_flow
+
+    return render_flow(result, console)
 
 
 def _print_result(console: Console, result: FlowResult, many: bool, render: Any) -> None:

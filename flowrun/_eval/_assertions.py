@@ -32,7 +32,7 @@ import functools
 import math
 import operator
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from flowrun._errors import AssertionFailedError, DataPillError, SchemaError
@@ -115,7 +115,9 @@ def validate_assertion_spec(spec: Any, pointer: str = "") -> None:
 _VALIDATED: dict[int, tuple[Mapping[str, Any], dict[str, Any], _Prepared]] = {}
 _VALIDATED_SIZE = 1024
 _RENDERED = object()  # an expected value with pills (or a container, rendered afresh each time)
-_Prepared = tuple[str, str, Any, Any]  # operator, expression text, compiled expression, fixed expected value
+# operator, expression text, compiled expression, fixed expected value, the start of its message
+# ("outputs.balance gt 0", None when the expected value is rendered)
+_Prepared = tuple[str, str, Any, Any, str | None]
 
 
 def _validate_once(spec: Mapping[str, Any], pointer: str) -> _Prepared:
@@ -128,7 +130,8 @@ def _validate_once(spec: Mapping[str, Any], pointer: str) -> _Prepared:
     expected = spec[op]
     scalar = expected is None or isinstance(expected, bool | int | float) or (
         isinstance(expected, str) and OPEN not in expected)
-    prepared = (op, that, compile_expression(that), expected if scalar else _RENDERED)
+    prepared = (op, that, compile_expression(that), expected if scalar else _RENDERED,
+                f"{that} {op} {_show(expected)}" if scalar else None)
     if len(_VALIDATED) >= _VALIDATED_SIZE:
         _VALIDATED.clear()
     _VALIDATED[id(spec)] = (spec, dict(spec), prepared)
@@ -158,11 +161,12 @@ def judge_assertion(spec: Mapping[str, Any], context: Mapping[str, Any], *, step
                     pointer: str) -> Judged:
     """``evaluate_assertion`` without the record: for callers that keep the outcome in another
     form (a step's result records it without its location)."""
-    op, that, expression, expected = _validate_once(spec, pointer)
+    op, that, expression, expected, head = _validate_once(spec, pointer)
     if expected is _RENDERED:
         op_pointer = f"{pointer}/{op}"
         expected = render(spec[op], context, step=step, pointer=op_pointer)
         _check_expected(op, expected, op_pointer, static=False)
+        head = f"{that} {op} {_show(expected)}"
     # (a fixed value passed the stricter static check of ``validate_assertion_spec``)
     problem: UnresolvedError | None = None
     try:
@@ -170,13 +174,73 @@ def judge_assertion(spec: Mapping[str, Any], context: Mapping[str, Any], *, step
     except UnresolvedError as err:
         actual, problem = None, err
     passed, note = _judge(op, actual, expected, problem, pointer)
-    head = f"{that} {op} {_show(expected)}"
     if problem is not None:
         state = "missing" if problem.missing else "cannot be evaluated"
         message = f"{head}: actual {state}: {problem.reason}"
     else:
         message = f"{head}: actual {_show(actual)}" + (f" ({note})" if note and not passed else "")
     return passed, that, op, expected, actual, message
+
+
+# What a step's own response offers its assertions without its headers or the clock.
+_PLAIN_ROOTS = frozenset({"status", "body", "outputs"})
+
+
+_PLAINLY: dict[int, tuple[Sequence[Mapping[str, Any]], tuple[Any, ...], bool]] = {}
+
+
+def reads_plainly(assertions: Sequence[Mapping[str, Any]]) -> bool:
+    """Whether every assertion is a plain path under ``status``, ``body`` or ``outputs`` with a
+    fixed expected value: then none can read the step's headers or ``duration_ms``, and the runner
+    need not make them. False as well for an assertion that is itself wrong (its error is
+    reported where it is checked). Kept per step's list, as ``_validate_once`` keeps each spec."""
+    known = _PLAINLY.get(id(assertions))
+    if known is not None and known[0] is assertions and known[1] == assertions:
+        return known[2]
+    plain = _reads_plainly(assertions)
+    if len(_PLAINLY) >= _VALIDATED_SIZE:
+        _PLAINLY.clear()
+    copies = tuple(dict(spec) if isinstance(spec, Mapping) else spec for spec in assertions)
+    _PLAINLY[id(assertions)] = (assertions, copies, plain)
+    return plain
+
+
+def _reads_plainly(assertions: Sequence[Mapping[str, Any]]) -> bool:
+    try:
+        for index, spec in enumerate(assertions):
+            _, _, expression, expected, _ = _validate_once(spec, f"/assert/{index}")
+            path = expression.path
+            if path is None or path[0] not in _PLAIN_ROOTS or expected is _RENDERED:
+                return False
+    except (SchemaError, DataPillError):
+        return False
+    return True
+
+
+def pass_plainly(assertions: Sequence[Mapping[str, Any]], own: Mapping[str, Any],
+                 ) -> tuple[AssertionOutcome, ...] | None:
+    """The outcomes of assertions that ``reads_plainly`` (asked just before), when each one's value is there (in
+    dicts and lists) and passes; None otherwise: the caller then checks them the full way, which
+    makes a failure's message, error and pointer. The same outcomes as ``check_assertions``,
+    without its per-assertion scaffolding (a step's assertions almost always pass)."""
+    outcomes: list[AssertionOutcome] = []
+    for spec in assertions:
+        # ``reads_plainly`` just compared the specs with what was validated: no second look.
+        known = _VALIDATED.get(id(spec))
+        if known is None or known[0] is not spec:
+            return None
+        op, that, expression, expected, head = known[2]
+        value: Any = own
+        for part in expression.path:
+            found = (type(value) is dict and type(part) is str and part in value) or (
+                type(value) is list and type(part) is int and -len(value) <= part < len(value))
+            if not found:
+                return None
+            value = value[part]
+        if op == "matches" or not _CHECKS[op](value, expected)[0]:
+            return None
+        outcomes.append(AssertionOutcome(True, that, op, expected, value, f"{head}: actual {_show(value)}"))
+    return tuple(outcomes)
 
 
 FAILED_ITEMS = "failed_items"

@@ -38,25 +38,23 @@ Rules:
 
 from __future__ import annotations
 
-import datetime
 import decimal
 import functools
 import json
 import math
-import random
 import re
-import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
-import jmespath
-from jmespath import exceptions as jmespath_errors
-from jmespath.functions import Functions, signature
 
 from flowrun._errors import DataPillError
 from flowrun._models._numbers import decimal_text, dumps
 from flowrun._models._record import ValueRecord
+
+if TYPE_CHECKING:
+    import jmespath.parser
+    from jmespath import exceptions as jmespath_errors
 
 OPEN = "{{"
 CLOSE = "}}"
@@ -65,6 +63,8 @@ ESCAPED_OPEN = "\\{{"
 PathPart = str | int
 
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+# Unquoted field names joined by dots: JMESPath reads them as nested field lookups.
+_FIELD_PATH = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*){0,31}\Z")
 # Nodes whose first child is evaluated where the node is, and the others on its result.
 _CHAINS = frozenset(
     {"subexpression", "index_expression", "projection", "value_projection", "filter_projection",
@@ -99,84 +99,39 @@ class UnresolvedError(Exception):
         self.hint = hint
 
 
-_EXACT_NUMBERS = ("Decimal", "WrittenNumber")
-
-
-class _ExactNumberFunctions(Functions):
-    """JMESPath's functions, with exact decimals (``Decimal`` from SOAP replies, ``WrittenNumber``
-    from JSON) counted as numbers: ``sum()``, ``max()``, ``sort()``, ``abs()``, ``type()`` work on them."""
-
-    def _get_allowed_pytypes(self, types: Any) -> Any:
-        allowed, subtypes = super()._get_allowed_pytypes(types)  # type: ignore[misc]
-        return _widen(allowed), [_widen(names) for names in subtypes]
-
-    def _convert_to_jmespath_type(self, pyobject: Any) -> Any:
-        return "number" if pyobject in _EXACT_NUMBERS else super()._convert_to_jmespath_type(pyobject)  # type: ignore[misc]
-
-    @signature({"types": []})
-    def _func_type(self, arg: Any) -> Any:
-        return "number" if isinstance(arg, decimal.Decimal) else super()._func_type(arg)  # type: ignore[misc]
-
-    @signature({"types": []})
-    def _func_to_number(self, arg: Any) -> Any:
-        return arg if isinstance(arg, decimal.Decimal) else super()._func_to_number(arg)  # type: ignore[misc]
-
-    @signature({"types": []})
-    def _func_to_string(self, arg: Any) -> Any:
-        return arg if isinstance(arg, str) else dumps(arg, separators=(",", ":"))
-
-
-def _widen(names: Any) -> tuple[str, ...]:
-    return (*names, *_EXACT_NUMBERS) if "float" in names else tuple(names)
-
-
-class _PillFunctions(_ExactNumberFunctions):
-    """JMESPath's functions plus the generated values of data pills. A signature entry marked
-    ``optional`` may be left out (only trailing ones)."""
-
-    _random = random.SystemRandom()
-
-    @signature()
-    def _func_uuid(self) -> str:
-        return str(uuid.uuid4())
-
-    @signature({"types": ["string"], "optional": True})  # type: ignore[typeddict-unknown-key]
-    def _func_now(self, *format_: str) -> str:
-        moment = datetime.datetime.now(datetime.UTC)
-        if not format_:
-            return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
-        return moment.strftime(format_[0])
-
-    @signature({"types": ["number"]}, {"types": ["number"]})
-    def _func_random_int(self, low: float, high: float) -> int:
-        if low != int(low) or high != int(high) or low > high:
-            raise ValueError(f"random_int(a, b) takes two whole numbers with a <= b, got {low} and {high}")
-        return self._random.randint(int(low), int(high))
-
-    def _validate_arguments(self, args: Any, signature: Any, function_name: str) -> Any:
-        optional = sum(1 for entry in signature if entry.get("optional"))
-        if optional and len(signature) - optional <= len(args) <= len(signature):
-            signature = signature[:len(args)]
-        parent: Any = super()
-        return parent._validate_arguments(args, signature, function_name)
-
-
-_OPTIONS = jmespath.Options(custom_functions=_PillFunctions())
-FUNCTION_TABLE: Mapping[str, Any] = _PillFunctions.FUNCTION_TABLE
 
 
 @attrs.frozen(eq=False, repr=False)
 class Expression(ValueRecord):
-    """A compiled JMESPath expression. ``path`` is set when it is a plain path."""
+    """A compiled JMESPath expression. ``path`` is set when it is a plain path.
+
+    A path of plain field names (``inputs.account``, ``status``) is read without JMESPath, as
+    JMESPath reads it; ``parsed`` compiles it when something asks for the tree.
+    """
 
     source: str
-    parsed: jmespath.parser.ParsedResult = attrs.field(eq=False, repr=False)
     path: tuple[PathPart, ...] | None
+    _parsed: jmespath.parser.ParsedResult | None = attrs.field(default=None, eq=False, repr=False)
+
+    @property
+    def parsed(self) -> jmespath.parser.ParsedResult:
+        if self._parsed is None:
+            import jmespath
+
+            object.__setattr__(self, "_parsed", jmespath.compile(self.source))  # frozen: a cache only
+        assert self._parsed is not None
+        return self._parsed
 
     def search(self, data: Any) -> Any:
         """JMESPath semantics: a missing value is null."""
+        if self._parsed is None:
+            return self._search_fields(data)
+        from jmespath import exceptions as jmespath_errors
+
+        from flowrun._eval._functions import OPTIONS
+
         try:
-            return self.parsed.search(data, options=_OPTIONS)
+            return self._parsed.search(data, options=OPTIONS)
         except jmespath_errors.JMESPathTypeError as err:
             kinds = [str(kind) for kind in err.expected_types]
             expected = ", ".join(kinds[:-1]) + " or " + kinds[-1] if len(kinds) > 1 else "".join(kinds)
@@ -186,6 +141,19 @@ class Expression(ValueRecord):
         except (jmespath_errors.JMESPathError, TypeError, ValueError, ArithmeticError, RecursionError) as err:
             # ArithmeticError: avg() of huge integers, ceil() of infinity.
             raise UnresolvedError(f"cannot be evaluated: {err}", missing=False) from None
+
+    def _search_fields(self, data: Any) -> Any:
+        # JMESPath's field lookup: the value's get(name), null where the value has no get.
+        current = data
+        try:
+            for name in self.path or ():
+                try:
+                    current = current.get(name)
+                except AttributeError:
+                    current = None
+        except (TypeError, ValueError, ArithmeticError, RecursionError) as err:
+            raise UnresolvedError(f"cannot be evaluated: {err}", missing=False) from None
+        return current
 
     def evaluate(self, data: Any) -> Any:
         """Like ``search``, but a plain path that names a missing value raises ``UnresolvedError``."""
@@ -213,7 +181,12 @@ def compile_expression(source: str) -> Expression:
     text = source.strip()
     if not text:
         raise InvalidExpressionError(text, "the expression is empty")
+    if _FIELD_PATH.match(text):
+        return Expression(text, tuple(text.split(".")))
     _check_json_literals(text)
+    import jmespath
+    from jmespath import exceptions as jmespath_errors
+
     try:
         parsed = jmespath.compile(text)
     except jmespath_errors.JMESPathError as err:
@@ -225,7 +198,7 @@ def compile_expression(source: str) -> Expression:
         # `a || b || ...` and `a | b | ...` parse without recursion but nest one level per operator.
         raise InvalidExpressionError(text, f"the expression is nested more than {MAX_EXPRESSION_DEPTH} levels deep")
     _check_functions(text, tree)
-    return Expression(text, parsed, _plain_path(tree))
+    return Expression(text, _plain_path(tree), parsed)
 
 
 def _depth(tree: Mapping[str, Any]) -> int:
@@ -589,6 +562,8 @@ def _check_json_literals(text: str) -> None:
 
 
 def _syntax_reason(err: jmespath_errors.JMESPathError, text: str) -> str:
+    from jmespath import exceptions as jmespath_errors
+
     if isinstance(err, jmespath_errors.EmptyExpressionError):
         return "the expression is empty"
     if isinstance(err, jmespath_errors.LexerError):
@@ -604,7 +579,7 @@ def _syntax_reason(err: jmespath_errors.JMESPathError, text: str) -> str:
 
 
 def _check_functions(text: str, tree: Mapping[str, Any]) -> None:
-    table = FUNCTION_TABLE
+    from flowrun._eval._functions import FUNCTION_TABLE as table
     for node in _nodes(tree):
         if node["type"] != "function_expression":
             continue

@@ -70,23 +70,30 @@ def redact_headers(headers: Iterable[tuple[str, str]], extra: frozenset[str] = f
 # and the common API-key and token headers.
 _ECHOED_HEADERS = CREDENTIAL_HEADERS | {"x-api-key", "api-key", "x-auth-token"}
 _SECRET_NAMES = r"password|passwd|passphrase|secret|client_secret|token|access_token|refresh_token|api_?key|nonce"
-# WS-Security UsernameToken (<wsse:Password>, <wsse:Nonce>) and any element named like a secret.
-_SECRET_ELEMENT = re.compile(rf"(<(?:[\w.-]+:)?(?:{_SECRET_NAMES}|BinarySecurityToken)\b[^>]*>)[^<]*(</)", re.I)
-# A JSON field named like a secret or a credential header, as "name": "value" or, as partners that
-# echo headers write them, ["name", "value"].
-_SECRET_JSON = re.compile(
-    rf'("(?:{_SECRET_NAMES}|{"|".join(re.escape(name) for name in sorted(_ECHOED_HEADERS))})"\s*[:,]\s*)'
-    r'"(?:[^"\\]|\\.)*"', re.I)
-_SECRET_FORM = re.compile(rf"((?:^|&)(?:{_SECRET_NAMES})=)[^&]*", re.I)
+
+
+@functools.cache
+def _secret_patterns() -> tuple[re.Pattern[str], re.Pattern[str], re.Pattern[str]]:
+    # Compiled on first use: only -v and --show-body show bodies (~1 ms of every start-up otherwise).
+    # WS-Security UsernameToken (<wsse:Password>, <wsse:Nonce>) and any element named like a secret.
+    element = re.compile(rf"(<(?:[\w.-]+:)?(?:{_SECRET_NAMES}|BinarySecurityToken)\b[^>]*>)[^<]*(</)", re.I)
+    # A JSON field named like a secret or a credential header, as "name": "value" or, as partners
+    # that echo headers write them, ["name", "value"].
+    json_field = re.compile(
+        rf'("(?:{_SECRET_NAMES}|{"|".join(re.escape(name) for name in sorted(_ECHOED_HEADERS))})"\s*[:,]\s*)'
+        r'"(?:[^"\\]|\\.)*"', re.I)
+    form_field = re.compile(rf"((?:^|&)(?:{_SECRET_NAMES})=)[^&]*", re.I)
+    return element, json_field, form_field
 
 
 def redact_body(text: str) -> str:
     """A request or response body as shown by ``-v`` and ``--show-body``: values of elements,
     JSON fields and form fields named like secrets (password, token, secret, api key, nonce,
     WS-Security tokens) become ``***``."""
-    text = _SECRET_ELEMENT.sub(rf"\1{REDACTED}\2", text)
-    text = _SECRET_JSON.sub(rf'\1"{REDACTED}"', text)
-    return _SECRET_FORM.sub(rf"\1{REDACTED}", text)
+    element, json_field, form_field = _secret_patterns()
+    text = element.sub(rf"\1{REDACTED}\2", text)
+    text = json_field.sub(rf'\1"{REDACTED}"', text)
+    return form_field.sub(rf"\1{REDACTED}", text)
 
 
 def with_query_credential(url: str, parameter: str) -> str:

@@ -11,14 +11,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flowrun._models._flow_results import FlowResult, summarize
 from flowrun._models._numbers import dumps
 from flowrun._models._redact import Secrets, json_visible
 from flowrun._report._files import write_report
-from flowrun._report._interruption import Interruption
 from flowrun._version import __version__
+
+if TYPE_CHECKING:
+    from flowrun._report._interruption import Interruption
 
 
 def run_report(results: Sequence[FlowResult], *, many: bool | None = None,

@@ -19,10 +19,11 @@ from flowrun._models._flow_results import FlowResult, summarize
 from flowrun._models._numbers import dumps
 from flowrun._models._redact import Secrets, json_visible
 from flowrun._report._files import open_report
-from flowrun._report._interruption import Interruption
 
 if TYPE_CHECKING:
     import xml.etree.ElementTree as ET
+
+    from flowrun._report._interruption import Interruption
 
 _CHUNK = 1 << 16
 

@@ -3,6 +3,9 @@ by issuer and subject, as Java does on load."""
 
 from __future__ import annotations
 
+import contextlib
+import ssl
+import threading
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -10,7 +13,6 @@ from typing import TypeVar
 
 from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
-from cryptography.hazmat.primitives import serialization
 from cryptography.utils import CryptographyDeprecationWarning
 
 from flowrun._tls._model import KeystoreContents, KeystoreEntry
@@ -59,11 +61,42 @@ def serial_hex(cert: x509.Certificate) -> str:
 
 def load_der_certificate(data: bytes) -> x509.Certificate:
     """A checked certificate; ValueError when damaged, UnsupportedAlgorithm for an unusable key type."""
-    return _decode(x509.load_der_x509_certificate, data)
+    cert = _decode(x509.load_der_x509_certificate, data)
+    _remember_der(cert, data)
+    return cert
 
 
 def load_pem_certificate(data: bytes) -> x509.Certificate:
-    return _decode(x509.load_pem_x509_certificate, data)
+    cert = _decode(x509.load_pem_x509_certificate, data)
+    # Another label or layout: der_of writes the DER when asked.
+    with contextlib.suppress(ValueError, UnicodeDecodeError):
+        _remember_der(cert, ssl.PEM_cert_to_DER_cert(data.decode("ascii")))
+    return cert
+
+
+# The DER each certificate was read from. SSL contexts take certificates as PEM, and writing them
+# with ``public_bytes`` imports cryptography's serialization package (~4 ms of a cold start) only
+# to give back bytes just read. Bounded; a certificate not (or no longer) here is written out.
+_READ_FROM: dict[x509.Certificate, bytes] = {}
+_READ_FROM_MAX = 1024
+_READ_FROM_LOCK = threading.Lock()
+
+
+def _remember_der(cert: x509.Certificate, der: bytes) -> None:
+    with _READ_FROM_LOCK:
+        if len(_READ_FROM) >= _READ_FROM_MAX:
+            _READ_FROM.clear()
+        _READ_FROM[cert] = der
+
+
+def der_of(cert: x509.Certificate) -> bytes:
+    """The certificate's DER encoding."""
+    der = _READ_FROM.get(cert)
+    if der is None:
+        from cryptography.hazmat.primitives import serialization
+
+        der = cert.public_bytes(serialization.Encoding.DER)
+    return der
 
 
 _DSA_OID = "1.2.840.10040.4.1"
@@ -184,6 +217,8 @@ def placeholder_message(alias: str, holder: KeystoreEntry, contents: KeystoreCon
 
 
 def _spki(cert: x509.Certificate) -> bytes | None:
+    from cryptography.hazmat.primitives import serialization
+
     try:
         return cert.public_key().public_bytes(serialization.Encoding.DER,
                                               serialization.PublicFormat.SubjectPublicKeyInfo)

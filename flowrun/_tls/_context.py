@@ -14,34 +14,28 @@ Posture: TLS 1.2 at least (a profile cannot ask for less), TLS 1.2 suites with f
 AEAD only, no compression, no renegotiation, certificate and host name checks on unless the
 profile says ``insecure_skip_verify`` (which the registry reports loudly).
 
-A partner that refuses our ClientHello (no TLS version or cipher in common) answers with an alert
-that TLS 1.2 also uses for "no client certificate": the same ``SSLV3_ALERT_HANDSHAKE_FAILURE``.
-To tell them apart, ``hello_answered`` makes one more, diagnostic handshake after such a failure
-and watches its messages (OpenSSL's message callback, ``SSLContext._msg_callback`` in CPython):
-a ServerHello means the partner accepted our versions and ciphers. Only that probe carries the
-callback: on the contexts that carry traffic it would cost a Python call per TLS record.
+The diagnostic handshakes made after an ambiguous failure are in ``_hello``.
 """
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import functools
 import os
 import re
 import secrets
-import socket
 import ssl
 import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, Literal
 
 import attrs
 from cryptography import x509
-from cryptography.hazmat.primitives import serialization
 
 from flowrun._errors import KeyAlgorithmError, KeyMismatchError, TrustCertError
 from flowrun._models._record import ValueRecord
+from flowrun._tls._chain import der_of
 from flowrun._tls._keycheck import algorithm_problem, refusal
 from flowrun._tls._model import ClientIdentity
 
@@ -50,86 +44,7 @@ _VERSIONS = {"1.2": ssl.TLSVersion.TLSv1_2, "1.3": ssl.TLSVersion.TLSv1_3}
 _TLS12_CIPHERS = "ECDHE+AESGCM:ECDHE+CHACHA20:DHE+AESGCM:DHE+CHACHA20:!aNULL:!eNULL:!MD5:!DSS"
 
 
-_HANDSHAKE = 22
-_SERVER_HELLO = 2
-_CERTIFICATE_REQUEST = 13
-
-
-@attrs.frozen(eq=False, repr=False)
-class HelloAnswer(ValueRecord):
-    """What one diagnostic handshake saw of the partner's answer."""
-
-    server_hello: bool
-    certificate_requested: bool
-
-
-def hello_answered(address: tuple[str, int], server_hostname: str, versions: Sequence[str],
-                   timeout: float) -> bool | None:
-    """Whether the partner answers our ClientHello (same versions and ciphers as our contexts) with
-    a ServerHello. A diagnostic handshake, made only after an ambiguous failure; None when it
-    cannot tell (no message callback in this Python, or no connection)."""
-    answer = diagnostic_hello(address, server_hostname, versions, timeout)
-    return None if answer is None else answer.server_hello
-
-
-def diagnostic_hello(address: tuple[str, int], server_hostname: str, versions: Sequence[str],
-                     timeout: float) -> HelloAnswer | None:
-    """One diagnostic handshake without a client certificate: did the partner answer our hello,
-    and did it ask for a client certificate? None when it cannot tell (see ``hello_answered``)."""
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    if not hasattr(context, "_msg_callback"):
-        return None
-    context.check_hostname = False
-    context.verify_mode = ssl.CERT_NONE
-    _apply_posture(context, versions)
-    seen: set[int] = set()
-
-    def watch(conn: Any, direction: str, version: Any, content_type: Any, msg_type: Any, data: bytes) -> None:
-        if direction == "read" and content_type == _HANDSHAKE:
-            seen.add(int(msg_type))
-
-    context._msg_callback = watch
-    try:
-        with socket.create_connection(address, timeout=timeout) as raw, \
-                context.wrap_socket(raw, server_hostname=server_hostname):
-            pass
-    except ssl.SSLError:
-        pass
-    except OSError:
-        if not seen:
-            return None
-    return HelloAnswer(server_hello=_SERVER_HELLO in seen, certificate_requested=_CERTIFICATE_REQUEST in seen)
-
-
-AfterHandshake = Literal["handshake_failed", "closed", "waiting"]
-
-
-def after_our_handshake(context: ssl.SSLContext, address: tuple[str, int], server_hostname: str,
-                        timeout: float, wait: float = 0.5) -> AfterHandshake | None:
-    """What the partner does with a connection made with ``context`` (our identity, if it has one)
-    when we send nothing: fails the handshake, closes the connection right after it (how a server
-    that refuses a TLS 1.3 client certificate without an alert behaves), or waits for a request.
-    A diagnostic made only after a silent close; None when no connection could be made."""
-    try:
-        raw = socket.create_connection(address, timeout=timeout)
-    except OSError:
-        return None
-    with raw:
-        try:
-            tls = context.wrap_socket(raw, server_hostname=server_hostname)
-        except (ssl.SSLError, OSError):
-            return "handshake_failed"
-        with tls:
-            tls.settimeout(wait)
-            try:
-                return "closed" if tls.recv(1) == b"" else "waiting"
-            except TimeoutError:
-                return "waiting"
-            except (ssl.SSLError, OSError):
-                return "closed"
-
-
-def _apply_posture(context: ssl.SSLContext, versions: Sequence[str]) -> None:
+def apply_posture(context: ssl.SSLContext, versions: Sequence[str]) -> None:
     ordered = sorted(_VERSIONS[v] for v in versions)
     context.minimum_version = ordered[0]
     context.maximum_version = ordered[-1]
@@ -210,14 +125,14 @@ def build_ssl_context(
         if problem is not None:
             raise KeyAlgorithmError(f"the key of '{identity.alias}' {problem.reason}", hint=problem.fix)
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    _apply_posture(context, settings.versions)
+    apply_posture(context, settings.versions)
     if settings.verify:
         context.check_hostname = True
         context.verify_mode = ssl.CERT_REQUIRED
         if settings.use_system_trust:
             _load_system_trust(context)
         if trust:
-            pem = "".join(c.public_bytes(serialization.Encoding.PEM).decode("ascii") for c in trust)
+            pem = "".join(ssl.DER_cert_to_PEM_cert(der_of(c)) for c in trust)
             try:
                 context.load_verify_locations(cadata=pem)
             except ssl.SSLError as exc:
@@ -232,14 +147,13 @@ def build_ssl_context(
 
 
 def load_identity(context: ssl.SSLContext, identity: ClientIdentity) -> None:
-    chain_pem = b"".join(c.public_bytes(serialization.Encoding.PEM) for c in identity.chain)
+    chain_pem = "".join(ssl.DER_cert_to_PEM_cert(der_of(c)) for c in identity.chain).encode("ascii")
     if hasattr(os, "memfd_create"):
-        key_pem = identity.private_key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
-        with _memory_file(key_pem + chain_pem) as path:
+        with _memory_file(_key_pem(identity) + chain_pem) as path:
             _load_chain(context, path, None, identity)
         return
+    from cryptography.hazmat.primitives import serialization
+
     password = secrets.token_urlsafe(24)
     key_pem = identity.private_key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
@@ -252,6 +166,37 @@ def load_identity(context: ssl.SSLContext, identity: ClientIdentity) -> None:
         _load_chain(context, name, password, identity)
     finally:
         Path(name).unlink()
+
+
+def _key_pem(identity: ClientIdentity) -> bytes:
+    if identity.pkcs8 is not None:
+        return _pkcs8_pem(identity.pkcs8)
+    from cryptography.hazmat.primitives import serialization
+
+    return identity.private_key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+
+
+def _pkcs8_pem(pkcs8: bytes) -> bytes:
+    text = base64.b64encode(pkcs8)
+    lines = [text[i:i + 64] for i in range(0, len(text), 64)]
+    return b"-----BEGIN PRIVATE KEY-----\n" + b"\n".join(lines) + b"\n-----END PRIVATE KEY-----\n"
+
+
+def key_pairs_with(pkcs8: bytes, leaf: x509.Certificate) -> bool:
+    """Whether OpenSSL loads the unencrypted PKCS#8 key ``pkcs8`` with ``leaf`` (it checks that
+    the key is the certificate's) in a context of its own. False where no in-memory file exists:
+    the caller then decodes the key itself."""
+    if not hasattr(os, "memfd_create"):
+        return False
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    try:
+        with _memory_file(_pkcs8_pem(pkcs8) + ssl.DER_cert_to_PEM_cert(der_of(leaf)).encode("ascii")) as path:
+            context.load_cert_chain(path)
+    except (ssl.SSLError, OSError, ValueError):
+        return False
+    return True
 
 
 def _load_chain(context: ssl.SSLContext, path: str, password: str | None, identity: ClientIdentity) -> None:

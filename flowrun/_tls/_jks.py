@@ -23,10 +23,7 @@ from typing import Literal
 
 from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
-from cryptography.hazmat.decrepit.ciphers.algorithms import TripleDES
-from cryptography.hazmat.primitives import padding, serialization
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
-from cryptography.hazmat.primitives.ciphers import Cipher, modes
 
 from flowrun._errors import (
     KeyAlgorithmError,
@@ -177,6 +174,10 @@ def _jceks_recover(params: _der.Tlv, encrypted: bytes, password: str) -> bytes |
     # Java's PBE keys take printable ASCII only, so no other password can have protected a key.
     if not all(0x20 <= ord(ch) <= 0x7E for ch in password):
         return None
+    from cryptography.hazmat.decrepit.ciphers.algorithms import TripleDES
+    from cryptography.hazmat.primitives import padding
+    from cryptography.hazmat.primitives.ciphers import Cipher, modes
+
     for first_half in _jceks_first_halves(salt):
         key, iv = _jceks_derive(password.encode("ascii"), salt, iterations, first_half)
         decryptor = Cipher(TripleDES(key), modes.CBC(iv)).decryptor()
@@ -189,19 +190,23 @@ def _jceks_recover(params: _der.Tlv, encrypted: bytes, password: str) -> bytes |
     return None
 
 
-def _make_key_decryptor(
+def _make_key_decryptors(
     alias: str, protected: bytes, store_password: str | None, source: str,
-) -> Callable[[str | None], PrivateKeyTypes]:
-    cache: dict[bytes, PrivateKeyTypes] = {}
+) -> tuple[Callable[[str | None], bytes], Callable[[str | None], PrivateKeyTypes]]:
+    """The entry's key recovery (its unencrypted PKCS#8 DER, not decoded) and its decryption (the
+    decoded key). Both raise the password and damage errors; the decryption also names a key that
+    cannot be decoded."""
+    recovered: dict[bytes, tuple[bytes, str]] = {}
+    decoded: dict[bytes, PrivateKeyTypes] = {}
     where = _where(source)
 
-    def decrypt_key(key_password: str | None) -> PrivateKeyTypes:
+    def recover(key_password: str | None) -> tuple[bytes, str, bytes]:
         password = store_password if key_password is None else key_password
         if password is None:
             raise KeyPasswordError(f"the private key '{alias}' needs a password and none was given", file=where)
         cache_key = hashlib.sha256(password.encode("utf-8", "surrogatepass")).digest()
-        if cache_key in cache:
-            return cache[cache_key]
+        if cache_key in recovered:
+            return (*recovered[cache_key], cache_key)
         try:
             info = _der.parse(protected).expect(_der.SEQUENCE).children()
             if len(info) != 2:
@@ -222,6 +227,18 @@ def _make_key_decryptor(
             raise KeystoreCorruptError(f"the private key entry '{alias}' is damaged ({exc})", file=where) from None
         if plain is None:
             raise KeyPasswordError(f"wrong key password for the private key '{alias}'", file=where)
+        recovered[cache_key] = (plain, oid)
+        return plain, oid, cache_key
+
+    def recover_key(key_password: str | None) -> bytes:
+        return recover(key_password)[0]
+
+    def decrypt_key(key_password: str | None) -> PrivateKeyTypes:
+        plain, oid, cache_key = recover(key_password)
+        if cache_key in decoded:
+            return decoded[cache_key]
+        from cryptography.hazmat.primitives import serialization
+
         try:
             # OpenSSL checks the key against the certificate when a context loads it, and
             # select_identity compares their public keys: cryptography's RSA validation (~35 ms for
@@ -232,10 +249,10 @@ def _make_key_decryptor(
             if oid == JCEKS_KEY_PROTECTION_OID:
                 raise KeyPasswordError(f"wrong key password for the private key '{alias}'", file=where) from None
             raise KeystoreCorruptError(f"the private key '{alias}' cannot be decoded", file=where) from None
-        cache[cache_key] = key
+        decoded[cache_key] = key
         return key
 
-    return decrypt_key
+    return recover_key, decrypt_key
 
 
 # --- reading ----------------------------------------------------------------------------------
@@ -297,10 +314,9 @@ def read_jks(data: bytes, *, password: str | None, source: str = "<memory>") -> 
             if tag == _TAG_PRIVATE_KEY:
                 protected = reader.take(reader.u4())
                 chain = tuple(certificate(version) for _ in range(reader.u4()))
-                entries.append(KeystoreEntry(
-                    alias=alias, kind="private_key", certificates=chain,
-                    decrypt_key=_make_key_decryptor(alias, protected, password, source),
-                ))
+                recover_key, decrypt_key = _make_key_decryptors(alias, protected, password, source)
+                entries.append(KeystoreEntry(alias=alias, kind="private_key", certificates=chain,
+                                             decrypt_key=decrypt_key, recover_key=recover_key))
             elif tag == _TAG_TRUSTED_CERT:
                 entries.append(KeystoreEntry(alias=alias, kind="trusted_cert",
                                              certificates=(certificate(version),)))
@@ -341,11 +357,15 @@ def read_jks(data: bytes, *, password: str | None, source: str = "<memory>") -> 
 
 
 def _cert_record(cert: x509.Certificate) -> bytes:
+    from cryptography.hazmat.primitives import serialization
+
     der = cert.public_bytes(serialization.Encoding.DER)
     return encode_modified_utf8("X.509") + struct.pack(">I", len(der)) + der
 
 
 def _public_der(key: object) -> bytes:
+    from cryptography.hazmat.primitives import serialization
+
     return key.public_bytes(  # type: ignore[attr-defined, no-any-return]
         serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo,
     )
@@ -370,6 +390,8 @@ def encode_jks(
     names = [alias.lower(), *(name.lower() for name in trusted)]
     if len(set(names)) != len(names) or not all(names):
         raise ValueError(f"aliases must be unique and non-empty (case-insensitive): {names}")
+    from cryptography.hazmat.primitives import serialization
+
     pkcs8 = private_key.private_bytes(
         serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption(),
     )

@@ -17,7 +17,6 @@ from collections.abc import Callable
 import attrs
 from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 
 from flowrun._errors import (
@@ -174,6 +173,8 @@ def _make_key_decryptor(
         secret = password.encode("utf-8", "surrogatepass") if encrypted and password is not None else None
         cache_key = hashlib.sha256(secret or b"").digest()
         if cache_key not in cache:
+            from cryptography.hazmat.primitives import serialization
+
             try:
                 # Checked against the certificate by select_identity and OpenSSL (see _jks).
                 cache[cache_key] = serialization.load_pem_private_key(block.text, secret,

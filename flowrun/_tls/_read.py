@@ -17,7 +17,6 @@ from pathlib import Path
 
 from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
-from cryptography.hazmat.primitives import serialization
 
 from flowrun._errors import (
     IncompleteChainError,
@@ -39,6 +38,7 @@ from flowrun._tls._chain import (
     placeholder_message,
     signed_certificate_entry,
 )
+from flowrun._tls._context import key_pairs_with
 from flowrun._tls._jks import JCEKS_MAGIC, JKS_MAGIC, read_jks
 from flowrun._tls._model import ClientIdentity, Finding, KeystoreContents, KeystoreEntry, KeystoreType
 from flowrun._tls._pem import load_pem_certificates, pem_blocks, read_pem
@@ -337,6 +337,8 @@ def _alias_list(entries: Sequence[KeystoreEntry]) -> str:
 
 
 def _public_der(key: object) -> bytes:
+    from cryptography.hazmat.primitives import serialization
+
     return key.public_bytes(  # type: ignore[attr-defined, no-any-return]
         serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo,
     )
@@ -403,7 +405,14 @@ def select_identity(
     if holder is not None:
         raise PlaceholderCertError(placeholder_message(entry.alias, holder, contents), file=where)
     assert entry.decrypt_key is not None
-    key = entry.decrypt_key(key_password if key_password is not None else store_password)
+    password = key_password if key_password is not None else store_password
+    if entry.recover_key is not None:
+        pkcs8 = entry.recover_key(password)
+        chain = complete_chain(entry.certificates, [*contents.trusted_certificates(), *chain_certs])
+        if key_pairs_with(pkcs8, chain[0]):
+            return ClientIdentity(alias=entry.alias, chain=chain, pkcs8=pkcs8)
+        # Not paired by OpenSSL: decoding the key below words what is wrong, as for other stores.
+    key = entry.decrypt_key(password)
     chain = complete_chain(entry.certificates, [*contents.trusted_certificates(), *chain_certs])
     leaf = chain[0]
     if _public_der(key.public_key()) != _public_der(leaf.public_key()):
@@ -411,7 +420,7 @@ def select_identity(
             f"the private key of entry '{entry.alias}' does not belong to its certificate "
             f"({leaf.subject.rfc4514_string()})", file=where,
         )
-    return ClientIdentity(alias=entry.alias, private_key=key, chain=chain)
+    return ClientIdentity(alias=entry.alias, chain=chain, key=key)
 
 
 # --- trust store certs --------------------------------------------------------------------------

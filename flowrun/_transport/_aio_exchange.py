@@ -38,7 +38,14 @@ import yarl
 
 from flowrun._errors import FlowrunError
 from flowrun._models._steps import RestStep
-from flowrun._transport._aiohttp import AiohttpTransport, _Dial, body_chunks, whole_body, wire_url
+from flowrun._transport._aiohttp import (
+    AiohttpTransport,
+    _Dial,
+    auto_headers_to_skip,
+    body_chunks,
+    mapped,
+    wire_url,
+)
 from flowrun._transport._auth import ApiKeyAuth, BasicAuth, BearerAuth, OAuth2ClientCredentials, Token
 from flowrun._transport._errors import classify, failed_before_sending
 from flowrun._transport._exchange import (
@@ -57,7 +64,7 @@ from flowrun._transport._exchange import (
     wait_seconds,
 )
 from flowrun._transport._redirect import REDIRECT_STATUSES, redirect_hop
-from flowrun._transport._request import OpenBody, RequestPlan, open_body
+from flowrun._transport._request import _NO_BODY, OpenBody, RequestPlan, open_body
 from flowrun._transport._retry import Outcome
 from flowrun._transport._streams import Deadline, begin_attempt, end_attempt, opened_connection
 
@@ -104,6 +111,13 @@ def wire_headers(defaults: Sequence[tuple[str, str]], client: httpx.AsyncClient,
     return [*first, *wire] if first else wire
 
 
+def _no_cookies(client: httpx.AsyncClient) -> bool:
+    jar = client.cookies.jar
+    # A ``CookieJar`` counts its cookies by walking them (``bool`` asks ``len``): one that never
+    # held any is told by its empty store.
+    return not jar._cookies or not len(jar)  # type: ignore[attr-defined]
+
+
 def _keep_cookies(client: httpx.AsyncClient, method: str, url: httpx.URL, response: aiohttp.ClientResponse) -> None:
     """What httpx's client does with a response that sets cookies: they go into the client's jar."""
     client.cookies.extract_cookies(httpx.Response(response.status, headers=response.raw_headers,
@@ -133,14 +147,14 @@ _WIRED_SIZE = 256
 
 def _written(route: AsyncRoute, transport: AiohttpTransport, method: str, url: httpx.URL,
              headers: Sequence[tuple[str, str]], body: OpenBody,
-             token: Token | None) -> tuple[httpx.URL, yarl.URL, Sequence[tuple[str, str]]]:
+             token: Token | None) -> tuple[httpx.URL, yarl.URL, Sequence[tuple[str, str]], tuple[str, ...] | None]:
     """The URL and every header of the request as it goes out. A step without pills sends the
     same request every time: what it writes is kept per transport, by what it is made of (the
     credential's header is read every time, so a rotated secret applies at once)."""
     client, auth = route.client, route.auth
     content = body.kwargs.get("content")
     key: tuple[Any, ...] | None = None
-    if (token is None and type(headers) is tuple and not client.cookies.jar
+    if (token is None and type(headers) is tuple and _no_cookies(client)
             and (content is None or type(content) is bytes)):
         credential: object
         if auth is None:
@@ -153,7 +167,7 @@ def _written(route: AsyncRoute, transport: AiohttpTransport, method: str, url: h
             key = (method, id(url), headers, credential, -1 if content is None else len(content))
             known = transport.written.get(key)
             if known is not None and known[0] is url:
-                return url, known[1], known[2]
+                return url, known[1], known[2], known[3]
     wire = wire_headers(transport.client_headers, client, method, url, headers, body)
     if token is not None:
         _set_header(wire, "Authorization", f"Bearer {token.value}")
@@ -165,12 +179,13 @@ def _written(route: AsyncRoute, transport: AiohttpTransport, method: str, url: h
         if not value.isascii():
             value.encode("ascii")  # raises what httpx raises for a header it cannot write
     target = wire_url(str(url))
+    skip = auto_headers_to_skip(method, wire, content)
     if key is not None:
         if len(transport.written) >= _WIRED_SIZE:
             transport.written.clear()
         # The entry holds the URL, so its id cannot be reused while the entry exists.
-        transport.written[key] = (url, target, tuple(wire))
-    return url, target, wire
+        transport.written[key] = (url, target, tuple(wire), skip)
+    return url, target, wire, skip
 
 
 def _arrived(route: AsyncRoute, method: str, url: httpx.URL, response: aiohttp.ClientResponse, dial: _Dial,
@@ -192,10 +207,10 @@ async def _send_once(route: AsyncRoute, method: str, url: httpx.URL, headers: Se
                      body: OpenBody, timeout: Timeout, token: Token | None) -> _Sent:
     transport = route.native
     assert transport is not None  # a route without one never comes here (``AsyncRestExecutor._send``)
-    url, target, wire = _written(route, transport, method, url, headers, body, token)
+    url, target, wire, skip = _written(route, transport, method, url, headers, body, token)
     waits = _waits(route, timeout)
     response, dial, deadline = await transport.open(method, target, wire, body.kwargs.get("content"),
-                                                    connect=waits.connect, read=waits.read)
+                                                    connect=waits.connect, read=waits.read, skip=skip)
     return _arrived(route, method, url, response, dial, deadline)
 
 
@@ -217,20 +232,6 @@ async def _send_with_token(route: AsyncRoute, method: str, url: httpx.URL, heade
     return await _send_once(route, method, url, headers, body, timeout, token)
 
 
-def _read(step: RestStep, head: Head, url: str, sent: _Sent) -> Awaitable[tuple[bytes, Saved | None]]:
-    """The body as ``read_body`` reads it. One that is not encoded and announces a length under
-    the cap is read at once: aiohttp's parser holds it to that length."""
-    length = head.content_length
-    if head.content_encoding is None and step.response.save_to is None and length is not None and length.isdigit():
-        check_announced(head, step.response.max_bytes, url)
-        return _whole(sent)
-    return read_body(step, head, url, body_chunks(sent.response, sent.dial, sent.deadline))
-
-
-async def _whole(sent: _Sent) -> tuple[bytes, None]:
-    return await whole_body(sent.response, sent.dial, sent.deadline), None
-
-
 async def aio_exchange(route: AsyncRoute, step: RestStep, plan: RequestPlan, timeout: Timeout,
                        stranger: Callable[[AsyncRoute], AsyncRoute]) -> Outcome[Raw]:
     """``aexchange`` on aiohttp: the same outcome for the same partner."""
@@ -240,19 +241,22 @@ async def aio_exchange(route: AsyncRoute, step: RestStep, plan: RequestPlan, tim
     current = route  # the route of the hop being sent
     attempt = begin_attempt(wait_seconds(route, step))
     try:
-        body = open_body(plan.body, step.id, asynchronous=True)
-        opened.append(body)
-        headers = send_headers(plan.headers, body)
+        if plan.body is None:  # what ``open_body`` and ``send_headers`` give for it
+            body, headers = _NO_BODY, plan.headers
+        else:
+            body = open_body(plan.body, step.id, asynchronous=True)
+            opened.append(body)
+            headers = send_headers(plan.headers, body)
         try:
             transport = route.native
             if transport is not None and not isinstance(route.auth, OAuth2ClientCredentials):
                 # ``_send_once`` written out: the first request is awaited here, one frame less
                 # to resume at each of its events.
-                target_url, target, wire = _written(route, transport, plan.method, parsed_url(url), headers, body,
-                                                    None)
+                target_url, target, wire, skip = _written(route, transport, plan.method, parsed_url(url), headers,
+                                                          body, None)
                 waits = _waits(route, timeout)
                 response, dial, deadline = await transport.open(plan.method, target, wire, body.kwargs.get("content"),
-                                                                connect=waits.connect, read=waits.read)
+                                                                connect=waits.connect, read=waits.read, skip=skip)
                 sent = _arrived(route, plan.method, target_url, response, dial, deadline)
             else:
                 sent = await _send(route, plan.method, parsed_url(url), headers, body, timeout)
@@ -277,7 +281,21 @@ async def aio_exchange(route: AsyncRoute, step: RestStep, plan: RequestPlan, tim
                 sent = await _send(current, hop.method, hop.url, send_headers(hop.headers, body), body, timeout)
         response = sent.response
         head = Head.of_raw(response.status, response.raw_headers)
-        content, saved = await _read(step, head, url, sent)
+        length = head.content_length
+        saved: Saved | None = None
+        if (head.content_encoding is None and step.response.save_to is None and length is not None
+                and length.isdigit()):
+            # The body as ``read_body`` reads it, at once: it is not encoded and announces a length
+            # (under the cap), to which aiohttp's parser holds it. Awaited here, not in a helper:
+            # one coroutine less per request.
+            check_announced(head, step.response.max_bytes, url)
+            try:
+                content = await response.content.read()
+            except Exception as exc:
+                error = mapped(exc, sent.dial, sent.deadline)
+                raise error from error.__cause__
+        else:
+            content, saved = await read_body(step, head, url, body_chunks(response, sent.dial, sent.deadline))
         return outcome(head, content, saved, url, current.tls.of(sent.dial.ssl_object), presented(route, current))
     except httpx.HTTPError as exc:
         return Outcome(error=classify(exc, url=url, resolved=presented(route, current)),

@@ -26,12 +26,13 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import functools
+import math
 import re
 import socket
 import ssl
 import time
 import weakref
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Coroutine, Iterable, Mapping
 from typing import Any
 
 import aiohttp
@@ -55,8 +56,10 @@ from flowrun._transport._streams import (
 _MAX_LINE_BYTES = 100 * 1024
 _QUEUED_HEADS = 32
 _FEED_SLICE = 16 * 1024
-# Headers aiohttp would add by itself; httpx already wrote the request's own.
-_SKIP_AUTO_HEADERS = frozenset({"Accept", "Accept-Encoding", "User-Agent", "Content-Type"})
+# Headers aiohttp adds to a request that lacks them (Content-Type to a POST, PUT or PATCH, and to
+# any request with a body); httpx wrote the request's own, and adds none of these.
+_AUTO_HEADERS = {"accept": "Accept", "accept-encoding": "Accept-Encoding", "user-agent": "User-Agent"}
+_AUTO_TYPE_METHODS = frozenset({"POST", "PUT", "PATCH"})
 
 
 class _Dial:
@@ -88,6 +91,10 @@ class _CountingHandler(ResponseHandler):
     _held = b""
     _socket_transport: asyncio.BaseTransport | None = None
     _wait_started = 0.0  # loop time the current wait for the partner began (the last arrival)
+    # Loop time by which the attempt of the request on this connection must end (``take``).
+    _deadline = math.inf
+    _waiting = False  # whether a wait for the partner goes on (aiohttp's read timer would be armed)
+    _armed_at = math.inf  # loop time the timer is armed for
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # aiohttp forgets the transport when it closes it; a TLS close waits for the partner's
@@ -102,6 +109,9 @@ class _CountingHandler(ResponseHandler):
 
     def data_received(self, data: bytes) -> None:
         self.received += len(data)
+        if not self._held and len(data) <= _FEED_SLICE:
+            ResponseHandler.data_received(self, data)  # ``_feed``'s common case, one call less
+            return
         self._feed(data)
 
     def _feed(self, data: bytes) -> None:
@@ -123,28 +133,106 @@ class _CountingHandler(ResponseHandler):
                 return
 
     def _reschedule_timeout(self) -> None:
-        # aiohttp cancels its read timer and starts a new one at every arrival; one timer that
-        # looks, when it fires, whether something arrived meanwhile bounds each wait the same.
-        timeout = self._read_timeout
-        if not timeout:
-            self._drop_timeout()
+        # A wait for the partner begins, or goes on (something arrived). aiohttp cancels its read
+        # timer and starts a new one at every arrival; one timer that looks, when it fires,
+        # whether something arrived meanwhile bounds each wait the same. The same timer ends the
+        # request at its attempt's deadline: a request without a body has no other timer once it
+        # has its connection (``AiohttpTransport._timeout``).
+        if not self._read_timeout and self._deadline == math.inf:
+            super()._drop_timeout()
             return
-        self._wait_started = self._loop.time()
-        if self._read_timeout_handle is None:
-            self._read_timeout_handle = self._loop.call_at(self._wait_started + timeout, self._read_timer_fired)
+        self._waiting = True
+        self._wait_started = now = self._loop.time()
+        timeout = self._read_timeout
+        due = min(now + timeout, self._deadline) if timeout else self._deadline  # ``_due``, called at every arrival
+        if self._read_timeout_handle is None or due < self._armed_at:
+            self._arm(due)
+
+    def _drop_timeout(self) -> None:
+        # aiohttp: no wait for the partner now (an answer is in, an informational one included,
+        # or reading is paused). Until the request lets the connection go, its deadline holds:
+        # a partner that goes quiet after a 1xx answer, or sends 1xx answers forever, meets it.
+        self._waiting = False
+        if self._deadline == math.inf:
+            super()._drop_timeout()
+
+    def _due(self) -> float:
+        """When the timer must look again: the read timeout after the last arrival while a wait
+        goes on, the attempt's deadline at the latest."""
+        timeout = self._read_timeout
+        if self._waiting and timeout:
+            return min(self._wait_started + timeout, self._deadline)
+        return self._deadline
+
+    def _arm(self, due: float) -> None:
+        if self._read_timeout_handle is not None:
+            self._read_timeout_handle.cancel()
+        self._armed_at = due
+        self._read_timeout_handle = self._loop.call_at(due, self._read_timer_fired)
 
     def _read_timer_fired(self) -> None:
         self._read_timeout_handle = None
-        timeout = self._read_timeout
-        if not timeout:
+        due = self._due()
+        if due == math.inf:
             return
-        due = self._wait_started + timeout
         if self._loop.time() < due:
-            self._read_timeout_handle = self._loop.call_at(due, self._read_timer_fired)
+            self._arm(due)  # something arrived since: the wait goes on
         else:
             self._on_read_timeout()
 
-    async def read(self) -> Any:
+    def set_response_params(self, **params: Any) -> None:
+        # aiohttp calls this once per request, right after the request got this connection: what
+        # the request learns of it is noted here, not in an override of the connector's
+        # ``connect`` (a coroutine more in every request).
+        super().set_response_params(**params)
+        deadline = _CURRENT.get()
+        self.take(math.inf if deadline is None else deadline.at)
+        dial = _DIAL.get()
+        if dial is None:
+            return
+        dial.connected = True
+        dial.protocol, dial.received_before = self, self.received
+        if not self.used:
+            self.used = True
+            dial.opened = True
+            if deadline is not None:
+                deadline.opened = True
+            transport = self.transport
+            ssl_object = transport.get_extra_info("ssl_object") if transport is not None else None
+            # Noted now: OpenSSL forgets the version once the connection has failed.
+            version = ssl_object.version() if ssl_object is not None else None
+            self.ssl_object, self.tls_version = ssl_object, version if isinstance(version, str) else None
+        dial.ssl_object, dial.tls_version = self.ssl_object, self.tls_version
+
+    def take(self, deadline: float) -> None:
+        """A request takes this connection, under an attempt that must end by ``deadline``."""
+        if self._read_timeout_handle is not None or self._waiting:  # (a connection from the pool was let go)
+            self._let_go()
+        self._deadline = deadline
+        if self.writing_paused:
+            # A request without a body then waits for the partner to read the previous one's
+            # before aiohttp starts the timer: start it now.
+            self._reschedule_timeout()
+
+    def _let_go(self) -> None:
+        """The request lets the connection go (back to the pool, or closed): no deadline, no timer."""
+        self._deadline = math.inf
+        self._waiting = False
+        super()._drop_timeout()
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        self._let_go()
+        super().connection_lost(exc)
+
+    def read(self) -> Coroutine[Any, Any, Any]:
+        # Nothing held: aiohttp's own read, without a coroutine of ours around it. Data is held
+        # only with more than _QUEUED_HEADS heads queued, so a read that began before it was
+        # held could not have fed it again anyway: the reads after it do.
+        if not self._held:
+            return super().read()
+        return self._read_held()
+
+    async def _read_held(self) -> Any:
         message = await super().read()
         if self._held and len(self) <= _QUEUED_HEADS // 4:
             held, self._held = self._held, b""
@@ -158,7 +246,9 @@ _DIAL: contextvars.ContextVar[_Dial | None] = contextvars.ContextVar("flowrun_ai
 
 
 class _Connector(aiohttp.TCPConnector):
-    """Notes, for the request that asked, whether its connection is new and its TLS version."""
+    """Builds connections whose protocol notes, for the request that takes one, whether it is new
+    and its TLS version (``_CountingHandler.set_response_params``), and ends each request's
+    deadline when the connection comes back."""
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -171,31 +261,15 @@ class _Connector(aiohttp.TCPConnector):
         self._protocols.add(protocol)
         return protocol
 
+    def _release(self, key: Any, protocol: ResponseHandler, *, should_close: bool = False) -> None:
+        if isinstance(protocol, _CountingHandler):
+            protocol._let_go()
+        super()._release(key, protocol, should_close=should_close)
+
     def abort_closing(self) -> None:
         """End at once the connections of this connector still waiting for a TLS close."""
         for protocol in list(self._protocols):
             protocol.abort_now()
-
-    async def connect(self, req: Any, traces: Any, timeout: aiohttp.ClientTimeout) -> Any:
-        connection = await super().connect(req, traces, timeout)
-        dial = _DIAL.get()
-        protocol = connection.protocol
-        if dial is not None and isinstance(protocol, _CountingHandler):
-            dial.connected = True
-            dial.protocol, dial.received_before = protocol, protocol.received
-            if not protocol.used:
-                protocol.used = True
-                dial.opened = True
-                deadline = _CURRENT.get()
-                if deadline is not None:
-                    deadline.opened = True
-                transport = connection.transport
-                ssl_object = transport.get_extra_info("ssl_object") if transport is not None else None
-                # Noted now: OpenSSL forgets the version once the connection has failed.
-                version = ssl_object.version() if ssl_object is not None else None
-                protocol.ssl_object, protocol.tls_version = ssl_object, version if isinstance(version, str) else None
-            dial.ssl_object, dial.tls_version = protocol.ssl_object, protocol.tls_version
-        return connection
 
 
 class _ConnectTo(AbstractResolver):
@@ -236,20 +310,11 @@ async def body_chunks(response: aiohttp.ClientResponse, dial: _Dial,
         try:
             chunk = await content.readany()
         except Exception as exc:
-            error = _mapped(exc, dial, deadline)
+            error = mapped(exc, dial, deadline)
             raise error from error.__cause__
         if not chunk:
             return
         yield chunk
-
-
-async def whole_body(response: aiohttp.ClientResponse, dial: _Dial, deadline: Deadline | None) -> bytes:
-    """The raw body of ``response`` at once: for a body whose length the parser holds it to."""
-    try:
-        return await response.content.read()
-    except Exception as exc:
-        error = _mapped(exc, dial, deadline)
-        raise error from error.__cause__
 
 
 class _Body(httpx.AsyncByteStream):
@@ -275,9 +340,10 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         self._limits = limits
         self._session: aiohttp.ClientSession | None = None
         self.client_headers: tuple[tuple[str, str], ...] = ()  # the httpx client's defaults (``new_async_client``)
-        self._timeouts: dict[tuple[float | None, float | None], aiohttp.ClientTimeout] = {}
+        self._timeouts: dict[tuple[float | None, float | None, float | None], aiohttp.ClientTimeout] = {}
         # What ``_aio_exchange`` wrote for a request (its URL and headers), by what it is made of.
-        self.written: dict[tuple[Any, ...], tuple[Any, yarl.URL, tuple[tuple[str, str], ...]]] = {}
+        self.written: dict[tuple[Any, ...],
+                           tuple[Any, yarl.URL, tuple[tuple[str, str], ...], tuple[str, ...] | None]] = {}
 
     def _open(self) -> aiohttp.ClientSession:
         limits = self._limits
@@ -292,7 +358,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         )
         session = aiohttp.ClientSession(
             connector=connector, cookie_jar=aiohttp.DummyCookieJar(), auto_decompress=False,
-            skip_auto_headers=_SKIP_AUTO_HEADERS, trust_env=False, max_line_size=_MAX_LINE_BYTES,
+            trust_env=False, max_line_size=_MAX_LINE_BYTES,
             max_field_size=_MAX_LINE_BYTES, timeout=aiohttp.ClientTimeout(total=None),
         )
         # aiohttp would send an idempotent request again after any lost connection, a TLS
@@ -301,22 +367,37 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         self._session = session
         return session
 
-    def _timeout(self, connect: float | None, read: float | None, deadline: Deadline | None) -> aiohttp.ClientTimeout:
+    def _timeout(self, connect: float | None, read: float | None, deadline: Deadline | None,
+                 data: Any) -> aiohttp.ClientTimeout:
         if deadline is None:
-            timeout = self._timeouts.get((connect, read))
-            if timeout is None:
-                timeout = self._timeouts[(connect, read)] = aiohttp.ClientTimeout(
-                    total=None, sock_connect=connect, sock_read=read)
-            return timeout
+            return self._kept(connect, read, None)
         left = max(deadline.at - time.monotonic(), 0.001)
-        return aiohttp.ClientTimeout(total=left, sock_connect=connect, sock_read=read)
+        if data is not None:
+            # Writing a body can wait on the partner: aiohttp's total timer bounds it all.
+            return aiohttp.ClientTimeout(total=left, sock_connect=connect, sock_read=read)
+        # Without a body the request waits on the partner only for a connection (aiohttp's
+        # ``connect``: the pool, the dial, the handshake) and for the answer (the connection's
+        # read timer, which also ends at the deadline, see ``_CountingHandler``). No total timer:
+        # it costs a timer, a timer context entered at every read and a ``ClientTimeout`` per
+        # request. The first request of an attempt gets the timeout kept for the whole attempt
+        # (begun microseconds ago: aiohttp rounds a connect wait of 5 s or more up to a whole second anyway).
+        return self._kept(connect, read, deadline.seconds) if left > deadline.seconds - 0.001 else (
+            aiohttp.ClientTimeout(total=None, connect=left, sock_connect=connect, sock_read=read))
+
+    def _kept(self, connect: float | None, read: float | None, within: float | None) -> aiohttp.ClientTimeout:
+        timeout = self._timeouts.get((connect, read, within))
+        if timeout is None:
+            timeout = self._timeouts[(connect, read, within)] = aiohttp.ClientTimeout(
+                total=None, connect=within, sock_connect=connect, sock_read=read)
+        return timeout
 
     async def open(self, method: str, url: Any, headers: Any, data: Any, *, connect: float | None,
-                   read: float | None, server_hostname: str | None = None,
+                   read: float | None, server_hostname: str | None = None, skip: tuple[str, ...] | None,
                    ) -> tuple[aiohttp.ClientResponse, _Dial, Deadline | None]:
-        """Send a request as written (``headers``: every header, Host included) and return its
-        response once the head is in, with what the request learnt of its connection and the
-        attempt's deadline (for ``body_chunks``). A failure comes out as ``classify`` reads it."""
+        """Send a request as written (``headers``: every header, Host included; ``skip``: what
+        ``auto_headers_to_skip`` says of them) and return its response once the head is in, with
+        what the request learnt of its connection and the attempt's deadline (for
+        ``body_chunks``). A failure comes out as ``classify`` reads it."""
         session = self._session or self._open()
         deadline = _CURRENT.get()
         dial = _Dial()
@@ -325,13 +406,14 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             try:
                 response = await session.request(
                     method, url, headers=headers, data=data, allow_redirects=False, compress=False,
-                    timeout=self._timeout(connect, read, deadline), server_hostname=server_hostname,
+                    skip_auto_headers=skip,
+                    timeout=self._timeout(connect, read, deadline, data), server_hostname=server_hostname,
                 )
             except Exception as exc:
                 own = _own_error(exc)
                 if own is not None:  # the request body's own failure (a file that changed while sent)
                     raise own from None
-                error = _mapped(exc, dial, deadline)
+                error = mapped(exc, dial, deadline)
                 raise error from error.__cause__
         finally:
             _DIAL.reset(token)
@@ -343,9 +425,11 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         except httpx.RequestNotRead:
             data = request.stream  # an async file body: aiohttp reads it as it sends
         waits = request.extensions.get("timeout", {})
+        headers = _raw_headers(request)
         response, dial, deadline = await self.open(
-            request.method, wire_url(str(request.url)), _raw_headers(request), data, connect=waits.get("connect"),
-            read=waits.get("read"), server_hostname=request.extensions.get("sni_hostname"))
+            request.method, wire_url(str(request.url)), headers, data, connect=waits.get("connect"),
+            read=waits.get("read"), server_hostname=request.extensions.get("sni_hostname"),
+            skip=auto_headers_to_skip(request.method, headers, data))
         extensions: dict[str, Any] = {"http_version": b"HTTP/1.1",
                                       "network_stream": _NetworkStream(dial.ssl_object)}
         if response.reason:
@@ -361,6 +445,17 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         await session.close()
         if isinstance(connector, _Connector):
             connector.abort_closing()
+
+
+def auto_headers_to_skip(method: str, headers: Iterable[tuple[str, str]], data: Any) -> tuple[str, ...] | None:
+    """The headers aiohttp must not add to this request, None when it would add none. Asked per
+    request, not once for the session: a session-wide list costs aiohttp two header copies
+    at every request, and httpx's client writes Accept, Accept-Encoding and User-Agent anyway."""
+    present = {name.lower() for name, _ in headers}
+    missing = [name for lower, name in _AUTO_HEADERS.items() if lower not in present]
+    if (data is not None or method in _AUTO_TYPE_METHODS) and "content-type" not in present:
+        missing.append("Content-Type")
+    return tuple(missing) if missing else None
 
 
 @functools.lru_cache(maxsize=512)
@@ -391,7 +486,7 @@ def _own_error(exc: BaseException) -> FlowrunError | None:
     return None
 
 
-def _mapped(exc: Exception, dial: _Dial, deadline: Deadline | None) -> Exception:
+def mapped(exc: Exception, dial: _Dial, deadline: Deadline | None) -> Exception:
     """The httpx exception ``classify`` expects for aiohttp's ``exc``, with ``exc`` (or what it
     stands for) as its cause."""
     error = _translated(exc, dial, deadline)

@@ -67,7 +67,7 @@ from flowrun._transport._streams import ATTEMPT_DEADLINE_FACTOR, DeadlineExceede
 
 if TYPE_CHECKING:
     from flowrun._registry import ResolvedConnection
-    from flowrun._tls._context import HelloAnswer
+    from flowrun._tls._hello import HelloAnswer
 
 # OpenSSL X509_V_ERR_* codes that are about the name, not the chain.
 _NAME_MISMATCH_CODES = frozenset({62, 63, 64})
@@ -276,7 +276,7 @@ def _proxied(resolved: ResolvedConnection) -> bool:
 
 def _hello(resolved: ResolvedConnection, versions: tuple[str, ...]) -> HelloAnswer | None:
     """One diagnostic handshake (only after a failure that needs telling apart)."""
-    from flowrun._tls._context import diagnostic_hello
+    from flowrun._tls._hello import diagnostic_hello
 
     if _proxied(resolved):
         return None
@@ -441,7 +441,7 @@ def _closed_silently(where: str, detail: str, resolved: ResolvedConnection | Non
         return None
     if _proxied(resolved):
         return None
-    from flowrun._tls._context import after_our_handshake
+    from flowrun._tls._hello import after_our_handshake
 
     # First the connection as the step made it: a partner that waits for a request is sound, and
     # no further diagnostic (nor a failed handshake in the partner's logs) is needed.

@@ -30,7 +30,6 @@ from flowrun._registry import ResolvedConnection
 from flowrun._transport._decode import adecode, decoded
 from flowrun._transport._errors import classify, failed_before_sending, refusal_page
 from flowrun._transport._http import TlsInfoReader
-from flowrun._transport._redirect import is_redirect, next_hop
 from flowrun._transport._request import OpenBody, RequestPlan, open_body
 from flowrun._transport._retry import Outcome
 from flowrun._transport._streams import begin_attempt, end_attempt, opened_connection
@@ -313,6 +312,8 @@ def exchange(route: Route[httpx.Client], step: RestStep, plan: RequestPlan, time
                 raise
             response = client.send(build(), auth=route.auth, stream=True)
         if step.follow_redirects:
+            from flowrun._transport._redirect import is_redirect, next_hop  # redirects are opt-in
+
             hops, method = 0, plan.method
             while is_redirect(response):
                 hop = next_hop(response, method=method, headers=plan.headers, home=route.home, hops=hops,
@@ -374,6 +375,8 @@ async def aexchange(route: Route[httpx.AsyncClient], step: RestStep, plan: Reque
                 raise
             response = await client.send(build(), auth=route.auth, stream=True)
         if step.follow_redirects:
+            from flowrun._transport._redirect import is_redirect, next_hop  # redirects are opt-in
+
             hops, method = 0, plan.method
             while is_redirect(response):
                 hop = next_hop(response, method=method, headers=plan.headers, home=route.home, hops=hops,

@@ -214,9 +214,19 @@ async def arun_with_retry(policy: RetryPolicy, method: str,
     started, began = time.time(), time.perf_counter()
     outcome = await attempt()
     spent = time.perf_counter() - began
-    records = [Attempt(1, started, spent * 1000.0, outcome.status, outcome.error)]
+    record = Attempt(1, started, spent * 1000.0, outcome.status, outcome.error)
     if policy.attempts <= 1 or not should_retry(policy, method, outcome):
-        return outcome, tuple(records)
+        return outcome, (record,)
+    return await aretry_after_first(policy, method, attempt, outcome, record, spent)
+
+
+async def aretry_after_first(policy: RetryPolicy, method: str, attempt: Callable[[], Awaitable[Outcome[T]]],
+                             outcome: Outcome[T], record: Attempt,
+                             spent: float) -> tuple[Outcome[T], tuple[Attempt, ...]]:
+    """``arun_with_retry`` once its first attempt (``outcome``, ``record``, ``spent`` seconds) is
+    one the policy retries: a caller that made the first attempt itself awaits no frame of ours
+    for the calls that need no retry."""
+    records = [record]
     pending = [outcome]
 
     async def once() -> Outcome[T]:

@@ -170,6 +170,9 @@ CASES = [
          ProtocolError, "status line and headers never end"),
     Case("stalled_body", lambda r: stall(head("200 OK", JSON, ("Content-Length", "100")) + b"["),
          RequestTimeoutError, "timed out waiting for the answer", _slow_step()),
+    # aiohttp stops its read timer at a 1xx answer: the attempt's deadline still ends the wait.
+    Case("informational_then_silence", lambda r: stall(b"HTTP/1.1 103 Early Hints\r\n\r\n"),
+         RequestTimeoutError, "timed out waiting for the answer|past the total deadline", _slow_step()),
     Case("invalid_status_line", lambda r: send(b"HTTP/1.1 abc OK\r\nContent-Length: 0\r\n\r\n"),
          ProtocolError, "illegal status line"),
     Case("not_http_at_all", lambda r: send(b"SSH-2.0-OpenSSH_9.6\r\n\r\n"), ProtocolError, "illegal status line"),

@@ -197,6 +197,24 @@ def test_the_partner_receives_the_same_bytes_on_both_paths(monkeypatch: pytest.M
         assert dict(api[-1][2])["Authorization"] == "Bearer tok-2"
 
 
+def test_a_cookie_the_partner_sets_goes_back_on_both_paths(monkeypatch: pytest.MonkeyPatch,
+                                                           tls_server_context: Any, pki_files: PkiFiles) -> None:
+    def answer(request: RawRequest) -> Reply:
+        if request.target == "/login":
+            return Reply(200, b"{}", (("Content-Type", "application/json"), ("Set-Cookie", "session=s1; Path=/")))
+        return Reply(200, b"{}")
+
+    step, login = RestStep(alias=PARTNER, path="/data"), RestStep(alias=PARTNER, path="/login")
+    with RawServer(answer, ssl_context=tls_server_context) as server:
+        def run() -> list[str | None]:
+            server.requests.clear()
+            run_steps(make_registry(pki_files, server.url()), step, login, step, step)
+            return [r.header("Cookie") for r in server.requests]
+
+        native, old = both_paths(monkeypatch, run)
+    assert native == old == [None, None, "session=s1", "session=s1"]
+
+
 # --- redirects, caps, retries, TLS --------------------------------------------------------------------
 
 
