@@ -216,11 +216,17 @@ def placeholder_message(alias: str, holder: KeystoreEntry, contents: KeystoreCon
             "accept the reply)")
 
 
-def _spki(cert: x509.Certificate) -> bytes | None:
+def public_key_der(key: object) -> bytes:
+    """A public key as DER SubjectPublicKeyInfo: equal for a private key's public half and its certificate's key."""
     from cryptography.hazmat.primitives import serialization
 
+    return key.public_bytes(  # type: ignore[attr-defined, no-any-return]
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo,
+    )
+
+
+def _spki(cert: x509.Certificate) -> bytes | None:
     try:
-        return cert.public_key().public_bytes(serialization.Encoding.DER,
-                                              serialization.PublicFormat.SubjectPublicKeyInfo)
+        return public_key_der(cert.public_key())
     except (ValueError, UnsupportedAlgorithm):
         return None

@@ -35,7 +35,7 @@ from flowrun._errors import (
     KeystorePasswordError,
 )
 from flowrun._tls import _der
-from flowrun._tls._chain import is_dsa_certificate, load_der_certificate
+from flowrun._tls._chain import is_dsa_certificate, load_der_certificate, public_key_der
 from flowrun._tls._model import KeystoreContents, KeystoreEntry
 
 JKS_MAGIC = b"\xfe\xed\xfe\xed"
@@ -363,14 +363,6 @@ def _cert_record(cert: x509.Certificate) -> bytes:
     return encode_modified_utf8("X.509") + struct.pack(">I", len(der)) + der
 
 
-def _public_der(key: object) -> bytes:
-    from cryptography.hazmat.primitives import serialization
-
-    return key.public_bytes(  # type: ignore[attr-defined, no-any-return]
-        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo,
-    )
-
-
 def encode_jks(
     *,
     alias: str,
@@ -384,7 +376,7 @@ def encode_jks(
     Aliases are lower-cased, as Java stores them. ``key_password`` defaults to ``password``."""
     if not chain:
         raise ValueError("a private key entry needs at least its certificate")
-    if _public_der(private_key.public_key()) != _public_der(chain[0].public_key()):
+    if public_key_der(private_key.public_key()) != public_key_der(chain[0].public_key()):
         raise KeyMismatchError(f"the private key for '{alias}' does not belong to the first certificate of the chain")
     trusted = dict(trusted or {})
     names = [alias.lower(), *(name.lower() for name in trusted)]

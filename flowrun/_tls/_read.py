@@ -36,6 +36,7 @@ from flowrun._tls._chain import (
     lenient_decoding,
     load_der_certificate,
     placeholder_message,
+    public_key_der,
     signed_certificate_entry,
 )
 from flowrun._tls._context import key_pairs_with
@@ -336,14 +337,6 @@ def _alias_list(entries: Sequence[KeystoreEntry]) -> str:
     return ", ".join(f"'{e.alias}'" for e in entries) or "none"
 
 
-def _public_der(key: object) -> bytes:
-    from cryptography.hazmat.primitives import serialization
-
-    return key.public_bytes(  # type: ignore[attr-defined, no-any-return]
-        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo,
-    )
-
-
 def _choose_entry(contents: KeystoreContents, key_alias: str | None) -> KeystoreEntry:
     where = _where(contents.source)
     keys = contents.private_key_entries()
@@ -406,16 +399,15 @@ def select_identity(
         raise PlaceholderCertError(placeholder_message(entry.alias, holder, contents), file=where)
     assert entry.decrypt_key is not None
     password = key_password if key_password is not None else store_password
+    chain = complete_chain(entry.certificates, [*contents.trusted_certificates(), *chain_certs])
+    leaf = chain[0]
     if entry.recover_key is not None:
         pkcs8 = entry.recover_key(password)
-        chain = complete_chain(entry.certificates, [*contents.trusted_certificates(), *chain_certs])
-        if key_pairs_with(pkcs8, chain[0]):
+        if key_pairs_with(pkcs8, leaf):
             return ClientIdentity(alias=entry.alias, chain=chain, pkcs8=pkcs8)
         # Not paired by OpenSSL: decoding the key below words what is wrong, as for other stores.
     key = entry.decrypt_key(password)
-    chain = complete_chain(entry.certificates, [*contents.trusted_certificates(), *chain_certs])
-    leaf = chain[0]
-    if _public_der(key.public_key()) != _public_der(leaf.public_key()):
+    if public_key_der(key.public_key()) != public_key_der(leaf.public_key()):
         raise KeyMismatchError(
             f"the private key of entry '{entry.alias}' does not belong to its certificate "
             f"({leaf.subject.rfc4514_string()})", file=where,

@@ -37,7 +37,7 @@ def test_a_jks_key_of_another_certificate_is_named_with_the_certificate(
         monkeypatch: pytest.MonkeyPatch, test_intermediate_ca: CA) -> None:
     leaf = test_intermediate_ca.issue_leaf(new_ec_key().public_key(), "someone-else")
     with monkeypatch.context() as patch:  # encode_jks refuses such a store: write it anyway
-        patch.setattr(_jks, "_public_der", lambda key: b"")
+        patch.setattr(_jks, "public_key_der", lambda key: b"")
         data = encode_jks(alias="client", private_key=new_ec_key(), chain=[leaf], password="changeit")
     contents = read_keystore(data, password="changeit", type="jks")
 
