@@ -15,6 +15,7 @@ logger (which Python prints to stderr when logging is not configured).
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import logging
 import os
@@ -23,11 +24,9 @@ import threading
 import urllib.parse
 from collections.abc import Callable, Collection, Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes
 
 from flowrun._errors import (
     DefinitionError,
@@ -60,8 +59,11 @@ from flowrun._models._secret import SecretRef, SecretSource
 from flowrun._models._web_origin import OriginRule, WebOrigin, credential_over_http, web_origin
 from flowrun._tls._cache import TLS_CACHE, TlsCache
 from flowrun._tls._context import TlsSettings
-from flowrun._tls._material import identity_for, place, trust_for
+from flowrun._tls._material import identity_for, place, trust_der_for, trust_for
 from flowrun._tls._model import ClientIdentity
+
+if TYPE_CHECKING:  # certificates are decoded where their fields are read, not on a run's path
+    from cryptography import x509
 
 _LOG = logging.getLogger("flowrun")
 DEFAULT_ALIAS_DIR = "aliases"
@@ -86,7 +88,8 @@ class ResolvedConnection(RecordRepr):
     read_timeout_s: float
     headers: Mapping[str, str] = attrs.field(factory=dict)
     profile: ProtocolProfile | None = None
-    client_chain: tuple[x509.Certificate, ...] = attrs.field(default=(), repr=False)
+    # Our identity for mutual TLS (its chain is decoded only when read: ``client_chain``).
+    client_identity: ClientIdentity | None = attrs.field(default=None, repr=False)
     insecure: bool = False
     # Where to open the TCP connection instead of host:port (like curl's --connect-to);
     # TLS SNI, certificate checks and the Host header still use host.
@@ -114,16 +117,18 @@ class ResolvedConnection(RecordRepr):
         return OriginRule(self.origin_key, self.trusted_origins)
 
     @property
+    def client_chain(self) -> tuple[x509.Certificate, ...]:
+        return self.client_identity.chain if self.client_identity is not None else ()
+
+    @property
     def client_certificate(self) -> x509.Certificate | None:
-        return self.client_chain[0] if self.client_chain else None
+        return self.client_identity.leaf if self.client_identity is not None else None
 
     @property
     def client_cert_sha256(self) -> str | None:
-        leaf = self.client_certificate
-        return leaf.fingerprint(_SHA256).hex() if leaf is not None else None
-
-
-_SHA256 = hashes.SHA256()
+        if self.client_identity is None:
+            return None
+        return hashlib.sha256(self.client_identity.ders[0]).hexdigest()
 
 
 @attrs.frozen(eq=False, repr=False)
@@ -303,9 +308,9 @@ class Registry:
         scheme, host, port, base_path = self.endpoint(connection, profile)
         credential = records.credentials.get(connection.credential) if connection.credential else None
         context: ssl.SSLContext | None = None
-        chain: tuple[x509.Certificate, ...] = ()
+        identity: ClientIdentity | None = None
         if scheme == "https":
-            context, chain = self.ssl_context(profile)
+            context, identity = self.tls(profile)
         signing = self.signing_identity(credential, connection, profile) if credential is not None else None
         if credential is not None and credential.type == "aws_sigv4" and importlib.util.find_spec("botocore") is None:
             raise missing_aws_extra(credential)  # at resolution: validate and alias test say it too
@@ -314,7 +319,7 @@ class Registry:
             ssl_context=context, credential=credential, retry_policy=retry_policy,
             connect_timeout_s=connection.connect_timeout_s or min(connection.timeout_s, 10.0),
             read_timeout_s=connection.timeout_s, headers=dict(connection.headers), profile=profile,
-            client_chain=chain, insecure=bool(profile and profile.insecure_skip_verify),
+            client_identity=identity, insecure=bool(profile and profile.insecure_skip_verify),
             connect_to=self.connect_to, proxy=self._proxy_for(connection),
             trusted_origins=frozenset(o for o in map(web_origin, connection.trusted_origins) if o is not None),
             signing_identity=signing,
@@ -422,15 +427,22 @@ class Registry:
                                   **connection.origin.location()) from None
 
     def ssl_context(self, profile: ProtocolProfile | None) -> tuple[ssl.SSLContext, tuple[x509.Certificate, ...]]:
-        """The context for a profile (or the default one for plain https), built once per content."""
+        """The context for a profile (or the default one for plain https), built once per content,
+        and the chain it presents."""
+        context, identity = self.tls(profile)
+        return context, identity.chain if identity is not None else ()
+
+    def tls(self, profile: ProtocolProfile | None) -> tuple[ssl.SSLContext, ClientIdentity | None]:
+        """The context for a profile (or the default one for plain https), built once per content,
+        and the identity it presents (certificates not decoded: see ``ClientIdentity``)."""
         if profile is None:
-            return self._cache.context(None, None, (), tuple, TlsSettings()), ()
+            return self._cache.context(None, None, (), tuple, TlsSettings()), None
         settings = TlsSettings(versions=profile.tls_versions, use_system_trust=profile.use_system_trust,
                                verify=not profile.insecure_skip_verify)
         identity_key, identity = (identity_for(self.records.keystores[profile.keystore], self._cache,
                                                self.records.trust_store_certs)
                                   if profile.keystore is not None else (None, None))
-        trust_digests, trust = trust_for(
+        trust_digests, trust = trust_der_for(
             [self.records.trust_store_certs[name] for name in profile.trust_store_certs], self._cache)
         try:
             context = self._cache.context(identity_key, identity, trust_digests, trust, settings)
@@ -441,8 +453,7 @@ class Registry:
                 raise
             raise place(error, self.records.keystores[profile.keystore].origin,
                         f"keystore '{profile.keystore}'") from None
-        chain = identity().chain if identity is not None else ()
-        return context, chain
+        return context, identity() if identity is not None else None
 
     def anonymous_ssl_context(self, profile: ProtocolProfile | None) -> ssl.SSLContext:
         """The profile's trust and TLS settings without its keystore: for requests that must not
@@ -451,7 +462,7 @@ class Registry:
             return self.ssl_context(profile)[0]
         settings = TlsSettings(versions=profile.tls_versions, use_system_trust=profile.use_system_trust,
                                verify=not profile.insecure_skip_verify)
-        trust_digests, trust = trust_for(
+        trust_digests, trust = trust_der_for(
             [self.records.trust_store_certs[name] for name in profile.trust_store_certs], self._cache)
         try:
             return self._cache.context(None, None, trust_digests, trust, settings)

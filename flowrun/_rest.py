@@ -55,6 +55,7 @@ from flowrun._transport._http import (
     ExecutorClosedError,
     TlsInfoReader,
     aiohttp_transport,
+    client_subject,
 )
 from flowrun._transport._log_redaction import install as install_log_redaction
 from flowrun._transport._request import Content, Multipart, RequestPlan, is_static, plan_request
@@ -140,8 +141,7 @@ class _RestCore(RegistryUser, Generic[C]):
 
             header = auth_header(credential)
         secret = frozenset({header.lower()} if header else set())
-        leaf = resolved.client_certificate
-        reader = TlsInfoReader(resolved.client_cert_sha256, leaf.subject.rfc4514_string() if leaf else None)
+        reader = TlsInfoReader(resolved.client_cert_sha256, client_subject(resolved))
         home = resolved.origin_key
         route = Route(resolved, client, auth, home, timeout, reader, header, secret,
                       native=self._native(client, auth))

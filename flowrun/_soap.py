@@ -64,7 +64,7 @@ from flowrun._models._steps import SoapStep
 from flowrun._registry import Registry, RegistryUser, ResolvedConnection
 from flowrun._runner import Received, charset, excerpt, failure, finish, internal_error
 from flowrun._transport._auth import auth_header, build_auth
-from flowrun._transport._http import ClientPool, ExecutorClosedError, TlsInfoReader
+from flowrun._transport._http import ClientPool, ExecutorClosedError, TlsInfoReader, client_subject
 from flowrun._transport._request import encode_path, join_url, render_path
 
 if TYPE_CHECKING:
@@ -214,8 +214,7 @@ class _SoapCore(RegistryUser):
         token_client = (client if credential is None or credential.token_url is None
                         or resolved.origin_rule.trusts_url(credential.token_url) else anonymous())
         auth = None if wsse else build_auth(credential, resolved=resolved, client=token_client, secrets=self.secrets)
-        leaf = resolved.client_certificate
-        reader = TlsInfoReader(resolved.client_cert_sha256, leaf.subject.rfc4514_string() if leaf else None)
+        reader = TlsInfoReader(resolved.client_cert_sha256, client_subject(resolved))
         return _Route(key, resolved, client, auth, None if wsse else auth_header(credential), reader, anonymous)
 
     # --- one run ----------------------------------------------------------------------------

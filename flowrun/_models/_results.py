@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import base64
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal
 
 import attrs
@@ -50,21 +50,75 @@ class Attempt(ValueRecord):
         return data
 
 
-@attrs.frozen(eq=False, repr=False)
-class TlsInfo(ValueRecord):
-    version: str | None
-    cipher: str | None
-    client_cert_sha256: str | None = None
-    client_cert_subject: str | None = None
-    server_cert_subject: str | None = None
-    # Subjects of the chain the partner's certificate was verified with, leaf first (the leaf
-    # alone when the chain cannot be read).
-    server_chain: tuple[str, ...] = ()
+Subjects = tuple[str | None, str | None, tuple[str, ...]]
+
+
+class TlsInfo:
+    """The TLS facts of the connection a response came on.
+
+    The three certificate subjects are given, or read when first asked for (``subjects=``, a
+    function returning them): writing a subject decodes the certificate with ``cryptography.x509``,
+    whose import is ~30 ms of a cold start, and a run that shows no TLS detail (a passed iteration
+    of many) never asks. Compared, hashed and pickled by its values.
+    """
+
+    __slots__ = ("_read", "_subjects", "cipher", "client_cert_sha256", "version")
+
+    def __init__(self, version: str | None, cipher: str | None, client_cert_sha256: str | None = None,
+                 client_cert_subject: str | None = None, server_cert_subject: str | None = None,
+                 server_chain: Sequence[str] = (), *, subjects: Callable[[], Subjects] | None = None) -> None:
+        self.version = version
+        self.cipher = cipher
+        self.client_cert_sha256 = client_cert_sha256
+        self._subjects: Subjects = (client_cert_subject, server_cert_subject, tuple(server_chain))
+        self._read = subjects
+
+    def _resolved(self) -> Subjects:
+        read = self._read
+        if read is not None:
+            self._subjects = read()
+            self._read = None
+        return self._subjects
+
+    @property
+    def client_cert_subject(self) -> str | None:
+        return self._resolved()[0]
+
+    @property
+    def server_cert_subject(self) -> str | None:
+        return self._resolved()[1]
+
+    @property
+    def server_chain(self) -> tuple[str, ...]:
+        """Subjects of the chain the partner's certificate was verified with, leaf first (the leaf
+        alone when the chain cannot be read)."""
+        return self._resolved()[2]
+
+    def _values(self) -> tuple[Any, ...]:
+        return (self.version, self.cipher, self.client_cert_sha256, *self._resolved())
 
     def to_dict(self) -> dict[str, Any]:
-        data = attrs.asdict(self)
-        data["server_chain"] = list(self.server_chain)
-        return data
+        return {"version": self.version, "cipher": self.cipher, "client_cert_sha256": self.client_cert_sha256,
+                "client_cert_subject": self.client_cert_subject, "server_cert_subject": self.server_cert_subject,
+                "server_chain": list(self.server_chain)}
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        assert isinstance(other, TlsInfo)
+        return self._values() == other._values()
+
+    def __hash__(self) -> int:
+        return hash(self._values())
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (TlsInfo, self._values())
+
+    def __repr__(self) -> str:
+        names = ("version", "cipher", "client_cert_sha256", "client_cert_subject", "server_cert_subject",
+                 "server_chain")
+        return "TlsInfo(" + ", ".join(f"{name}={value!r}" for name, value in zip(names, self._values(),
+                                                                                 strict=True)) + ")"
 
 
 @attrs.frozen(eq=False, repr=False)

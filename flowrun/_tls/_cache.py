@@ -15,15 +15,17 @@ import ssl
 import threading
 from collections.abc import Callable, Hashable, Sequence
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import attrs
-from cryptography import x509
 
 from flowrun._errors import KeystoreNotFoundError, TrustCertError
 from flowrun._models._record import ValueRecord
 from flowrun._tls._context import TlsSettings, build_ssl_context
 from flowrun._tls._model import ClientIdentity
+
+if TYPE_CHECKING:
+    from cryptography import x509
 
 T = TypeVar("T")
 _PROCESS_KEY = secrets.token_bytes(32)
@@ -125,7 +127,7 @@ class TlsCache:
         self.contexts = BuildCache()
 
     def context(self, identity_key: IdentityKey | None, identity: Callable[[], ClientIdentity] | None,
-                trust_digests: Sequence[str], trust: Callable[[], Sequence[x509.Certificate]],
+                trust_digests: Sequence[str], trust: Callable[[], Sequence[x509.Certificate | bytes]],
                 settings: TlsSettings) -> ssl.SSLContext:
         key = (identity_key, tuple(sorted(trust_digests)), settings)
 

@@ -29,15 +29,16 @@ import ssl
 import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import attrs
-from cryptography import x509
 
 from flowrun._errors import KeyAlgorithmError, KeyMismatchError, TrustCertError
 from flowrun._models._record import ValueRecord
-from flowrun._tls._chain import der_of
-from flowrun._tls._keycheck import algorithm_problem, refusal
 from flowrun._tls._model import ClientIdentity
+
+if TYPE_CHECKING:  # certificates arrive as DER on a run's path: cryptography is imported where fields are read
+    from cryptography import x509
 
 _VERSIONS = {"1.2": ssl.TLSVersion.TLSv1_2, "1.3": ssl.TLSVersion.TLSv1_3}
 # TLS 1.2 suites with forward secrecy and AEAD only; TLS 1.3 suites are all strong.
@@ -114,13 +115,15 @@ def _load_system_trust(context: ssl.SSLContext) -> None:
 
 def build_ssl_context(
     identity: ClientIdentity | None,
-    trust: Sequence[x509.Certificate],
+    trust: Sequence[x509.Certificate | bytes],
     settings: TlsSettings = TlsSettings(),
 ) -> ssl.SSLContext:
-    """The context for a client identity (or none) and trust. OpenSSL's refusals never escape as
-    ``ssl.SSLError``: a key it will not use is a ``KeyUnusableError``, a trust cert it will not
-    load a ``TrustCertError``."""
-    if identity is not None:
+    """The context for a client identity (or none) and trust (certificates, or their DER).
+    OpenSSL's refusals never escape as ``ssl.SSLError``: a key it will not use is a
+    ``KeyUnusableError``, a trust cert it will not load a ``TrustCertError``."""
+    if identity is not None and not identity.checked:
+        from flowrun._tls._keycheck import algorithm_problem
+
         problem = algorithm_problem(identity.leaf, settings.versions)
         if problem is not None:
             raise KeyAlgorithmError(f"the key of '{identity.alias}' {problem.reason}", hint=problem.fix)
@@ -132,7 +135,7 @@ def build_ssl_context(
         if settings.use_system_trust:
             _load_system_trust(context)
         if trust:
-            pem = "".join(ssl.DER_cert_to_PEM_cert(der_of(c)) for c in trust)
+            pem = "".join(ssl.DER_cert_to_PEM_cert(as_der(c)) for c in trust)
             try:
                 context.load_verify_locations(cadata=pem)
             except ssl.SSLError as exc:
@@ -146,8 +149,16 @@ def build_ssl_context(
     return context
 
 
+def as_der(cert: x509.Certificate | bytes) -> bytes:
+    if isinstance(cert, bytes):
+        return cert
+    from flowrun._tls._chain import der_of
+
+    return der_of(cert)
+
+
 def load_identity(context: ssl.SSLContext, identity: ClientIdentity) -> None:
-    chain_pem = "".join(ssl.DER_cert_to_PEM_cert(der_of(c)) for c in identity.chain).encode("ascii")
+    chain_pem = "".join(ssl.DER_cert_to_PEM_cert(der) for der in identity.ders).encode("ascii")
     if hasattr(os, "memfd_create"):
         with _memory_file(_key_pem(identity) + chain_pem) as path:
             _load_chain(context, path, None, identity)
@@ -184,7 +195,7 @@ def _pkcs8_pem(pkcs8: bytes) -> bytes:
     return b"-----BEGIN PRIVATE KEY-----\n" + b"\n".join(lines) + b"\n-----END PRIVATE KEY-----\n"
 
 
-def key_pairs_with(pkcs8: bytes, leaf: x509.Certificate) -> bool:
+def key_pairs_with(pkcs8: bytes, leaf: x509.Certificate | bytes) -> bool:
     """Whether OpenSSL loads the unencrypted PKCS#8 key ``pkcs8`` with ``leaf`` (it checks that
     the key is the certificate's) in a context of its own. False where no in-memory file exists:
     the caller then decodes the key itself."""
@@ -192,7 +203,7 @@ def key_pairs_with(pkcs8: bytes, leaf: x509.Certificate) -> bool:
         return False
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     try:
-        with _memory_file(_pkcs8_pem(pkcs8) + ssl.DER_cert_to_PEM_cert(der_of(leaf)).encode("ascii")) as path:
+        with _memory_file(_pkcs8_pem(pkcs8) + ssl.DER_cert_to_PEM_cert(as_der(leaf)).encode("ascii")) as path:
             context.load_cert_chain(path)
     except (ssl.SSLError, OSError, ValueError):
         return False
@@ -207,6 +218,8 @@ def _load_chain(context: ssl.SSLContext, path: str, password: str | None, identi
             raise KeyMismatchError(
                 f"the private key under alias '{identity.alias}' does not belong to its certificate"
             ) from None
+        from flowrun._tls._keycheck import refusal
+
         raise refusal(exc, alias=identity.alias, leaf=identity.leaf) from None
 
 

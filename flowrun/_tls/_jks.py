@@ -19,11 +19,7 @@ import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Literal
-
-from cryptography import x509
-from cryptography.exceptions import UnsupportedAlgorithm
-from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
+from typing import TYPE_CHECKING, Literal
 
 from flowrun._errors import (
     KeyAlgorithmError,
@@ -35,8 +31,11 @@ from flowrun._errors import (
     KeystorePasswordError,
 )
 from flowrun._tls import _der
-from flowrun._tls._chain import is_dsa_certificate, load_der_certificate, public_key_der
 from flowrun._tls._model import KeystoreContents, KeystoreEntry
+
+if TYPE_CHECKING:  # the lean path (``read_jks_raw``) reads a store without cryptography
+    from cryptography import x509
+    from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 
 JKS_MAGIC = b"\xfe\xed\xfe\xed"
 JCEKS_MAGIC = b"\xce\xce\xce\xce"
@@ -46,7 +45,7 @@ JKS_KEY_PROTECTION_OID = "1.3.6.1.4.1.42.2.17.1.1"
 JCEKS_KEY_PROTECTION_OID = "1.3.6.1.4.1.42.2.19.1"  # PBEWithMD5AndTripleDES
 # The JDK refuses JCEKS keys protected with more rounds than this (jdk.jceks.iterationCount).
 _JCEKS_MAX_ITERATIONS = 5_000_000
-_TAG_PRIVATE_KEY, _TAG_TRUSTED_CERT, _TAG_SECRET_KEY = 1, 2, 3
+TAG_PRIVATE_KEY, TAG_TRUSTED_CERT, TAG_SECRET_KEY = 1, 2, 3
 
 StoreKind = Literal["jks", "jceks"]
 
@@ -237,6 +236,7 @@ def _make_key_decryptors(
         plain, oid, cache_key = recover(key_password)
         if cache_key in decoded:
             return decoded[cache_key]
+        from cryptography.exceptions import UnsupportedAlgorithm
         from cryptography.hazmat.primitives import serialization
 
         try:
@@ -278,6 +278,9 @@ def read_jks(data: bytes, *, password: str | None, source: str = "<memory>") -> 
     label = kind.upper()
     reader = _Reader(data)
     certs_seen: dict[bytes, x509.Certificate] = {}
+    from cryptography.exceptions import UnsupportedAlgorithm
+
+    from flowrun._tls._chain import is_dsa_certificate, load_der_certificate
 
     def certificate(version: int) -> x509.Certificate:
         if version == 2:
@@ -311,16 +314,16 @@ def read_jks(data: bytes, *, password: str | None, source: str = "<memory>") -> 
             tag = reader.u4()
             alias = reader.utf()
             reader.take(8)  # creation time
-            if tag == _TAG_PRIVATE_KEY:
+            if tag == TAG_PRIVATE_KEY:
                 protected = reader.take(reader.u4())
                 chain = tuple(certificate(version) for _ in range(reader.u4()))
                 recover_key, decrypt_key = _make_key_decryptors(alias, protected, password, source)
                 entries.append(KeystoreEntry(alias=alias, kind="private_key", certificates=chain,
                                              decrypt_key=decrypt_key, recover_key=recover_key))
-            elif tag == _TAG_TRUSTED_CERT:
+            elif tag == TAG_TRUSTED_CERT:
                 entries.append(KeystoreEntry(alias=alias, kind="trusted_cert",
                                              certificates=(certificate(version),)))
-            elif tag == _TAG_SECRET_KEY and kind == "jceks":
+            elif tag == TAG_SECRET_KEY and kind == "jceks":
                 from flowrun._tls._java_serial import JavaSerialError, skip_serialized_object  # JCEKS only
 
                 try:
@@ -353,7 +356,70 @@ def read_jks(data: bytes, *, password: str | None, source: str = "<memory>") -> 
     return KeystoreContents(type=kind, entries=tuple(entries), source=source)
 
 
+RawEntry = tuple[int, str, bytes, tuple[bytes, ...]]
+
+
+def read_jks_raw(data: bytes, password: str) -> list[RawEntry] | None:
+    """For the lean path (``_lean``): (tag, alias, protected key, certificates as DER) of each entry
+    of a JKS store whose integrity check passes with ``password``. None for anything else (JCEKS,
+    a damaged or truncated store, a wrong password): ``read_jks`` then says what is wrong."""
+    if not data.startswith(JKS_MAGIC):
+        return None
+    reader = _Reader(data)
+    entries: list[RawEntry] = []
+    try:
+        reader.take(4)
+        version = reader.u4()
+        if version not in (1, 2):
+            return None
+
+        def certificate() -> bytes:
+            if version == 2 and reader.utf() != "X.509":
+                raise _Truncated
+            return reader.take(reader.u4())
+
+        for _ in range(reader.u4()):
+            tag = reader.u4()
+            alias = reader.utf()
+            reader.take(8)
+            if tag == TAG_PRIVATE_KEY:
+                protected = reader.take(reader.u4())
+                entries.append((tag, alias, protected, tuple(certificate() for _ in range(reader.u4()))))
+            elif tag == TAG_TRUSTED_CERT:
+                entries.append((tag, alias, b"", (certificate(),)))
+            else:
+                return None
+        body_end = reader.pos
+        trailer = reader.take(_DIGEST_LEN)
+    except (_Truncated, UnicodeDecodeError):
+        return None
+    if not hmac.compare_digest(store_digest(password, data[:body_end]), trailer):
+        return None
+    return entries
+
+
+def recover_jks_key(protected: bytes, password: str) -> bytes | None:
+    """The PKCS#8 key of a private key entry under JKS's own protection; None for another
+    protection, a wrong password or damage (``read_jks`` words those)."""
+    try:
+        info = _der.parse(protected).expect(_der.SEQUENCE).children()
+        if len(info) != 2:
+            return None
+        algorithm = info[0].expect(_der.SEQUENCE).children()
+        if _der.read_oid(algorithm[0]) != JKS_KEY_PROTECTION_OID:
+            return None
+        return _jks_recover(info[1].expect(_der.OCTET_STRING).value, password)
+    except (_der.DerError, IndexError):
+        return None
+
+
 # --- writing ----------------------------------------------------------------------------------
+
+
+def public_key_der(key: object) -> bytes:
+    from flowrun._tls._chain import public_key_der as spki  # cryptography: for writing stores only
+
+    return spki(key)
 
 
 def _cert_record(cert: x509.Certificate) -> bytes:
@@ -390,12 +456,12 @@ def encode_jks(
     protected = jks_protect(pkcs8, password if key_password is None else key_password)
     stamp = struct.pack(">Q", int(time.time() * 1000))
     body = bytearray(JKS_MAGIC + struct.pack(">II", 2, 1 + len(trusted)))
-    body += struct.pack(">I", _TAG_PRIVATE_KEY) + encode_modified_utf8(alias.lower()) + stamp
+    body += struct.pack(">I", TAG_PRIVATE_KEY) + encode_modified_utf8(alias.lower()) + stamp
     body += struct.pack(">I", len(protected)) + protected + struct.pack(">I", len(chain))
     for cert in chain:
         body += _cert_record(cert)
     for name, cert in trusted.items():
-        body += struct.pack(">I", _TAG_TRUSTED_CERT) + encode_modified_utf8(name.lower()) + stamp
+        body += struct.pack(">I", TAG_TRUSTED_CERT) + encode_modified_utf8(name.lower()) + stamp
         body += _cert_record(cert)
     return bytes(body) + store_digest(password, bytes(body))
 

@@ -11,14 +11,16 @@ import logging
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-
-from cryptography import x509
+from typing import TYPE_CHECKING
 
 from flowrun._errors import FlowrunError, KeystoreNotFoundError, TrustCertError
 from flowrun._models._aliases import Keystore, TrustStoreCert
 from flowrun._models._origin import Origin
 from flowrun._tls._cache import TLS_CACHE, IdentityKey, TlsCache, secret_fingerprint
 from flowrun._tls._model import ClientIdentity
+
+if TYPE_CHECKING:  # the lean path (``_lean``) builds a context without cryptography
+    from cryptography import x509
 
 
 def place(error: FlowrunError, origin: Origin, record: str) -> FlowrunError:
@@ -52,7 +54,7 @@ def warn_unprotected(path: Path, what: str = "keystore", *, plaintext: bool = Tr
     """Log (logger ``flowrun``, once per file and mode in a process) that a key file is open to
     group or others; the run goes on. A plaintext key is a warning; a password-encrypted store is
     logged at INFO, which the CLI shows only in ``validate``. Returns the messages logged."""
-    from flowrun._tls._read import permission_warnings
+    from flowrun._tls._files import permission_warnings
 
     logged: list[str] = []
     for finding in permission_warnings(path, what=what, plaintext=plaintext):
@@ -101,13 +103,8 @@ def identity_for(keystore: Keystore, cache: TlsCache = TLS_CACHE,
                  ) -> tuple[IdentityKey, Callable[[], ClientIdentity]]:
     """The cache key and loader of a keystore record's identity; ``trust_records`` are the
     trust_store_cert records its ``chain_certs`` may name."""
-    from flowrun._tls._read import (
-        check_key_material_file,
-        holds_plaintext_key,
-        read_keystore,
-        read_pem,
-        select_identity,
-    )
+    from flowrun._tls._files import check_key_material_file
+    from flowrun._tls._jks import JCEKS_MAGIC, JKS_MAGIC
 
     chain_digests, chain_certs = _chain_certs_for(keystore, trust_records or {}, cache)
     try:
@@ -117,8 +114,15 @@ def identity_for(keystore: Keystore, cache: TlsCache = TLS_CACHE,
             check_key_material_file(keystore.key_file, what="private key")
         key_content = (cache.files.read(keystore.key_file, error=KeystoreNotFoundError)
                        if keystore.key_file is not None else None)
+        material = (key_content or content).data
+        if material.startswith((JKS_MAGIC, JCEKS_MAGIC)):
+            plaintext = False  # Java stores encrypt every key
+        else:
+            from flowrun._tls._read import holds_plaintext_key
+
+            plaintext = holds_plaintext_key(material)
         warn_unprotected(keystore.key_file or keystore.file, "private key" if keystore.key_file else "keystore",
-                         plaintext=holds_plaintext_key((key_content or content).data))
+                         plaintext=plaintext)
         password = keystore.password.reveal() if keystore.password is not None else None
         key_password = keystore.key_password.reveal() if keystore.key_password is not None else None
     except FlowrunError as error:
@@ -130,6 +134,15 @@ def identity_for(keystore: Keystore, cache: TlsCache = TLS_CACHE,
     )
 
     def decode() -> ClientIdentity:
+        if key_content is None and not keystore.chain_certs and keystore.type in (None, "jks"):
+            from flowrun._tls._lean import lean_jks_identity
+
+            lean = lean_jks_identity(content.data, password=password, key_alias=keystore.key_alias,
+                                     key_password=key_password)
+            if lean is not None:
+                return lean  # its certificate is not about to expire: there is nothing to warn about
+        from flowrun._tls._read import read_keystore, read_pem, select_identity
+
         if key_content is not None:
             contents = read_pem(content.data, key_data=key_content.data, password=key_password or password,
                                 source=str(keystore.file))
@@ -156,7 +169,7 @@ def _chain_certs_for(keystore: Keystore, trust_records: Mapping[str, TrustStoreC
     """The digests and loader of a keystore record's ``chain_certs`` (files and trust_store_certs)."""
     if not keystore.chain_certs:
         return (), tuple
-    from flowrun._tls._read import check_key_material_file, read_trust_certs
+    from flowrun._tls._files import check_key_material_file
 
     named = [trust_records[item] for item in keystore.chain_certs if isinstance(item, str)]
     digests, load_named = trust_for(named, cache)
@@ -174,6 +187,8 @@ def _chain_certs_for(keystore: Keystore, trust_records: Mapping[str, TrustStoreC
         certificates: list[x509.Certificate] = list(load_named())
         for path, data, digest in files:
             def decode(data: bytes = data, path: Path = path) -> tuple[x509.Certificate, ...]:
+                from flowrun._tls._read import read_trust_certs
+
                 return read_trust_certs(data, format=None, source=str(path))
 
             try:
@@ -185,9 +200,8 @@ def _chain_certs_for(keystore: Keystore, trust_records: Mapping[str, TrustStoreC
     return (*digests, *(digest for _, _, digest in files)), load
 
 
-def trust_for(records: Sequence[TrustStoreCert], cache: TlsCache = TLS_CACHE,
-              ) -> tuple[tuple[str, ...], Callable[[], tuple[x509.Certificate, ...]]]:
-    from flowrun._tls._read import check_key_material_file, read_trust_certs
+def _trust_sources(records: Sequence[TrustStoreCert], cache: TlsCache) -> list[tuple[TrustStoreCert, bytes, str]]:
+    from flowrun._tls._files import check_key_material_file
 
     sources: list[tuple[TrustStoreCert, bytes, str]] = []
     for record in records:
@@ -203,15 +217,56 @@ def trust_for(records: Sequence[TrustStoreCert], cache: TlsCache = TLS_CACHE,
                 sources.append((record, data, hashlib.sha256(data).hexdigest()))
         except FlowrunError as error:
             raise place(error, record.origin, f"trust_store_cert '{record.name}'") from None
+    return sources
+
+
+def _decoded_trust(record: TrustStoreCert, data: bytes) -> tuple[x509.Certificate, ...]:
+    from flowrun._tls._read import read_trust_certs
+
+    return read_trust_certs(data, format=record.format, source=str(record.file or record.name))
+
+
+def trust_for(records: Sequence[TrustStoreCert], cache: TlsCache = TLS_CACHE,
+              ) -> tuple[tuple[str, ...], Callable[[], tuple[x509.Certificate, ...]]]:
+    """The digests and loader of trust store certs, decoded (for diagnoses)."""
+    sources = _trust_sources(records, cache)
 
     def load() -> tuple[x509.Certificate, ...]:
         certificates: list[x509.Certificate] = []
         for record, data, digest in sources:
             def decode(record: TrustStoreCert = record, data: bytes = data) -> tuple[x509.Certificate, ...]:
-                return read_trust_certs(data, format=record.format, source=str(record.file or record.name))
+                return _decoded_trust(record, data)
 
             try:
                 certificates.extend(cache.identities.get(("trust", digest, record.format), decode))
+            except FlowrunError as error:
+                raise place(error, record.origin, f"trust_store_cert '{record.name}'") from None
+        return tuple(certificates)
+
+    return tuple(digest for _, _, digest in sources), load
+
+
+def trust_der_for(records: Sequence[TrustStoreCert], cache: TlsCache = TLS_CACHE,
+                  ) -> tuple[tuple[str, ...], Callable[[], tuple[bytes, ...]]]:
+    """The digests and loader of trust store certs as DER, for SSL contexts: plain PEM or DER
+    certificates are not decoded (``_lean``); anything else is, with the full path's errors."""
+    sources = _trust_sources(records, cache)
+
+    def load() -> tuple[bytes, ...]:
+        certificates: list[bytes] = []
+        for record, data, digest in sources:
+            def decode(record: TrustStoreCert = record, data: bytes = data) -> tuple[bytes, ...]:
+                from flowrun._tls._lean import lean_trust_certificates
+
+                lean = lean_trust_certificates(data, record.format)
+                if lean is not None:
+                    return lean
+                from flowrun._tls._chain import der_of
+
+                return tuple(der_of(cert) for cert in _decoded_trust(record, data))
+
+            try:
+                certificates.extend(cache.identities.get(("trust-der", digest, record.format), decode))
             except FlowrunError as error:
                 raise place(error, record.origin, f"trust_store_cert '{record.name}'") from None
         return tuple(certificates)

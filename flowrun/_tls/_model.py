@@ -7,13 +7,15 @@ Readers (JKS, JCEKS, PKCS12, PEM) all produce a ``KeystoreContents``; everything
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import attrs
-from cryptography import x509
-from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 
 from flowrun._models._record import RecordRepr, ValueRecord
+
+if TYPE_CHECKING:  # a run from a JKS store never imports cryptography (~30 ms of a cold start)
+    from cryptography import x509
+    from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 
 KeystoreType = Literal["jks", "jceks", "pkcs12", "pem"]
 EntryKind = Literal["private_key", "trusted_cert", "secret_key"]
@@ -61,17 +63,46 @@ class ClientIdentity(RecordRepr):
     the leaf, as its unencrypted PKCS#8 DER (``pkcs8``): an SSL context takes that as it is, and
     decoding it imports cryptography's serialization package (~4 ms of a cold start). The decoded
     object (``private_key``) is made when something asks for it (signing, diagnostics).
+
+    The chain is given decoded (``chain=``) or as DER (``chain_der=``, the lean JKS path of
+    ``_lean``): an SSL context takes DER, and decoding imports ``cryptography.x509`` (~30 ms of a
+    cold start), so ``chain`` decodes only when something reads certificate fields.
+    ``checked``: the key's algorithm is known to be one OpenSSL signs handshakes with.
     """
 
     alias: str
-    chain: tuple[x509.Certificate, ...]
+    given_chain: tuple[x509.Certificate, ...] = attrs.field(default=(), alias="chain")
     key: PrivateKeyTypes | None = attrs.field(default=None, repr=False)
     pkcs8: bytes | None = attrs.field(default=None, repr=False)
+    chain_der: tuple[bytes, ...] = attrs.field(default=(), repr=False)
+    checked: bool = attrs.field(default=False, repr=False)
     _decoded: list[PrivateKeyTypes] = attrs.field(factory=list, init=False, repr=False)
+    _decoded_chain: list[tuple[x509.Certificate, ...]] = attrs.field(factory=list, init=False, repr=False)
 
     def __attrs_post_init__(self) -> None:
         if self.key is None and self.pkcs8 is None:
             raise ValueError("a client identity needs its key")
+        if not self.given_chain and not self.chain_der:
+            raise ValueError("a client identity needs its certificate")
+
+    @property
+    def chain(self) -> tuple[x509.Certificate, ...]:
+        if self.given_chain:
+            return self.given_chain
+        if not self._decoded_chain:
+            from flowrun._tls._chain import load_der_certificate
+
+            self._decoded_chain.append(tuple(load_der_certificate(der) for der in self.chain_der))
+        return self._decoded_chain[0]
+
+    @property
+    def ders(self) -> tuple[bytes, ...]:
+        """The chain as DER, leaf first."""
+        if self.chain_der:
+            return self.chain_der
+        from flowrun._tls._chain import der_of
+
+        return tuple(der_of(cert) for cert in self.given_chain)
 
     @property
     def leaf(self) -> x509.Certificate:

@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-import os
 import re
-import stat
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -28,7 +26,6 @@ from flowrun._errors import (
     PlaceholderCertError,
     TrustCertError,
 )
-from flowrun._models._files import special_kind
 from flowrun._tls import _der
 from flowrun._tls._chain import (
     check_certificate,
@@ -40,8 +37,13 @@ from flowrun._tls._chain import (
     signed_certificate_entry,
 )
 from flowrun._tls._context import key_pairs_with
+from flowrun._tls._files import (
+    MAX_KEY_MATERIAL_BYTES,
+    check_key_material_file,
+    permission_warnings,
+)
 from flowrun._tls._jks import JCEKS_MAGIC, JKS_MAGIC, read_jks
-from flowrun._tls._model import ClientIdentity, Finding, KeystoreContents, KeystoreEntry, KeystoreType
+from flowrun._tls._model import ClientIdentity, KeystoreContents, KeystoreEntry, KeystoreType
 from flowrun._tls._pem import load_pem_certificates, pem_blocks, read_pem
 
 __all__ = [
@@ -58,8 +60,6 @@ __all__ = [
 ]
 
 _TYPE_NAMES: dict[KeystoreType, str] = {"jks": "JKS", "jceks": "JCEKS", "pkcs12": "PKCS12", "pem": "PEM"}
-# Far above any keystore or certificate bundle; a bigger file is something else.
-MAX_KEY_MATERIAL_BYTES = 16 * 1024 * 1024
 _BOM = b"\xef\xbb\xbf"
 
 
@@ -202,43 +202,6 @@ def read_keystore(
     return read_pem(data, password=password, source=source)
 
 
-_NOT_FOUND_HINT = ("check the path (a path in an alias file is relative to that file); to try flowrun without "
-                   "key material of your own, `flowrun demo --keep DIR` writes a keystore, the partner's root "
-                   "certificate and the aliases and sample flows that use them into DIR: run the samples from there")
-
-
-def check_key_material_file(
-    path: Path, *, what: str = "keystore",
-    error: type[KeystoreNotFoundError] | type[TrustCertError] = KeystoreNotFoundError,
-) -> os.stat_result:
-    """Refuse, before reading, what is not a regular file of a sane size: a FIFO would block
-    forever and ``/dev/zero`` never ends. Symbolic links are followed (and named in messages)."""
-    path = Path(path)
-    try:
-        info = path.stat()
-    except FileNotFoundError:
-        if path.is_symlink():
-            raise error(f"the {what} file {path} is a symbolic link to {path.readlink()}, which does not exist",
-                        file=path) from None
-        missing = "" if path.parent.is_dir() else f" (its folder {path.parent} does not exist either)"
-        raise error(f"{what} file not found: {path}{missing}", file=path, hint=_NOT_FOUND_HINT) from None
-    except PermissionError:
-        raise error(f"the {what} file cannot be read (permission denied): {path}", file=path) from None
-    except (OSError, ValueError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        raise error(f"the {what} file cannot be read ({reason}): {path}", file=path) from None
-    kind = special_kind(info.st_mode)
-    if kind is not None:
-        raise error(f"the {what} path is {kind}, not a file: {path}", file=path)
-    if info.st_size > MAX_KEY_MATERIAL_BYTES:
-        raise error(f"the {what} file {path} is {info.st_size} bytes, more than any {what} "
-                    f"(the limit is {MAX_KEY_MATERIAL_BYTES} bytes): is it the right file?", file=path)
-    return info
-
-
-ALLOW_READABLE_KEYS_ENV = "FLOWRUN_ALLOW_READABLE_KEYS"
-
-
 def holds_plaintext_key(data: bytes) -> bool:
     """Whether key material holds a private key anyone who reads the file can use: a PEM key that
     is not encrypted. JKS, JCEKS and PKCS12 keys are password-encrypted."""
@@ -259,32 +222,6 @@ def detect_type_quietly(data: bytes) -> KeystoreType | None:
         return detect_type(data)
     except KeystoreFormatError:
         return None
-
-
-def permission_warnings(path: Path, *, what: str = "keystore", plaintext: bool = False) -> list[Finding]:
-    """A ``file.permissions`` finding when a file that holds a private key is open to group or
-    others, as ssh warns. The file still works. A plaintext key is a warning (anyone who can read
-    the file holds the key); a password-encrypted store is a note (anyone who can read it can try
-    passwords offline). ``FLOWRUN_ALLOW_READABLE_KEYS=1`` (secret mounts, shared CI runners)
-    silences both."""
-    if os.name != "posix" or os.environ.get(ALLOW_READABLE_KEYS_ENV, "") not in ("", "0"):
-        return []
-    try:
-        mode = Path(path).stat().st_mode
-    except (OSError, ValueError):
-        return []
-    if not mode & 0o077:
-        return []
-    who = " and ".join(w for w, bits in (("group", 0o070), ("others", 0o007)) if mode & bits)
-    where = f"the {what} file {path} is readable by {who} (mode {stat.S_IMODE(mode):04o})"
-    fix = f"chmod 600 {path}, or set {ALLOW_READABLE_KEYS_ENV}=1 where that is intended"
-    if plaintext:
-        return [Finding(code="file.permissions", severity="warning",
-                        message=f"{where} and holds an unencrypted private key, which anyone who reads the file "
-                        f"can use: {fix}")]
-    return [Finding(code="file.permissions", severity="info",
-                    message=f"{where}; its keys are password-encrypted, but anyone who reads the file can try "
-                    f"passwords offline: {fix}")]
 
 
 def describe_path(path: Path) -> str:

@@ -37,7 +37,6 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 import httpx
-from cryptography import x509
 
 from flowrun._errors import (
     ClientCertExpiredError,
@@ -66,6 +65,8 @@ from flowrun._transport._proxy import presented_chain, proxy_for_url
 from flowrun._transport._streams import ATTEMPT_DEADLINE_FACTOR, DeadlineExceeded, TlsReadError
 
 if TYPE_CHECKING:
+    from cryptography import x509
+
     from flowrun._registry import ResolvedConnection
     from flowrun._tls._hello import HelloAnswer
 
@@ -368,6 +369,8 @@ def _chains_to_our_trust(chain: list[x509.Certificate], resolved: ResolvedConnec
         from flowrun._tls._context import system_trust_certificates
 
         ders = [*ders, *system_trust_certificates()]
+    from cryptography import x509
+
     trusted = set()
     for der in ders:
         with contextlib.suppress(ValueError):

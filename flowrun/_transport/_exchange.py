@@ -264,7 +264,7 @@ def outcome(head: Head, content: bytes, saved: Saved | None, url: str, tls: TlsI
 
 def presented(route: Route[Any], current: Route[Any]) -> ResolvedConnection:
     """The connection as the partner of the failed hop met it: another origin never saw our certificate."""
-    return route.resolved if current is route else attrs.evolve(current.resolved, client_chain=())
+    return route.resolved if current is route else attrs.evolve(current.resolved, client_identity=None)
 
 
 def send_headers(headers: tuple[tuple[str, str], ...], body: OpenBody) -> tuple[tuple[str, str], ...]:

@@ -17,14 +17,13 @@ import http.cookiejar
 import importlib.util
 import ssl
 import threading
-from collections.abc import Hashable, Mapping
+from collections.abc import Callable, Hashable, Mapping
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import httpx
-from cryptography import x509
 
 from flowrun._models._proxy import DIRECT, ProxyEndpoint, ProxyRules
-from flowrun._models._results import TlsInfo
+from flowrun._models._results import Subjects, TlsInfo
 from flowrun._transport import _streams
 from flowrun._transport._connect_to import Address, apply_connect_to
 from flowrun._transport._decode import ACCEPT_ENCODING
@@ -32,6 +31,7 @@ from flowrun._transport._proxy import AsyncProxyRouter, ProxyRouter, httpx_proxy
 from flowrun._version import __version__
 
 if TYPE_CHECKING:
+    from flowrun._registry import ResolvedConnection
     from flowrun._transport._aiohttp import AiohttpTransport
 
 USER_AGENT = f"flowrun/{__version__}"
@@ -213,7 +213,8 @@ class TlsInfoReader:
     requests take turns on several connections.
     """
 
-    def __init__(self, client_cert_sha256: str | None, client_cert_subject: str | None) -> None:
+    def __init__(self, client_cert_sha256: str | None,
+                 client_cert_subject: Callable[[], str | None] | None) -> None:
         self._sha256 = client_cert_sha256
         self._subject = client_cert_subject
         # By id, holding the object (so the id stays its own); the sync SSL objects take no weak
@@ -232,39 +233,66 @@ class TlsInfoReader:
         if known is not None and known[0] is ssl_object:
             return known[1]
         cipher = ssl_object.cipher()
-        info = TlsInfo(
-            version=ssl_object.version(),
-            cipher=cipher[0] if cipher else None,
-            client_cert_sha256=self._sha256,
-            client_cert_subject=self._subject,
-            server_cert_subject=_server_subject(ssl_object),
-            server_chain=_server_chain(ssl_object),
-        )
+        # The certificates are taken now (the connection may be gone when a report asks), their
+        # subjects written only when asked for.
+        info = TlsInfo(ssl_object.version(), cipher[0] if cipher else None, self._sha256,
+                       subjects=functools.partial(_subjects, self._subject, _server_der(ssl_object),
+                                                  _server_chain_der(ssl_object)))
         if len(self._known) >= _KNOWN_CONNECTIONS:
             self._known.clear()
         self._known[id(ssl_object)] = (ssl_object, info)
         return info
 
 
-def _server_chain(ssl_object: Any) -> tuple[str, ...]:
+def client_subject(resolved: ResolvedConnection) -> Callable[[], str | None] | None:
+    """Our certificate's subject, written when a report asks for it (``TlsInfo``)."""
+    identity = resolved.client_identity
+    if identity is None:
+        return None
+
+    def subject() -> str | None:
+        from cryptography.exceptions import UnsupportedAlgorithm
+
+        try:
+            return identity.leaf.subject.rfc4514_string()
+        except (ValueError, UnsupportedAlgorithm):  # a certificate OpenSSL took and cryptography cannot decode
+            return None
+
+    return subject
+
+
+def _subjects(client: Callable[[], str | None] | None, server: bytes | None,
+              chain: tuple[bytes, ...] | None) -> Subjects:
+    from cryptography import x509
+
+    def subject(der: bytes) -> str:
+        return x509.load_der_x509_certificate(der).subject.rfc4514_string()
+
+    server_subject: str | None = None
+    if server:
+        with contextlib.suppress(ValueError):
+            server_subject = subject(server)
+    try:
+        server_chain = tuple(subject(der) for der in chain) if chain is not None else ()
+    except ValueError:
+        server_chain = ()
+    return (client() if client is not None else None), server_subject, server_chain
+
+
+def _server_chain_der(ssl_object: Any) -> tuple[bytes, ...] | None:
     try:
         chain, _ = chain_from_ssl_object(ssl_object)
-        return tuple(x509.load_der_x509_certificate(der).subject.rfc4514_string() for der in chain)
-    except (ValueError, ssl.SSLError):
-        return ()
-
-
-def _server_subject(ssl_object: Any) -> str | None:
-    try:
-        der = ssl_object.getpeercert(True)
     except (ValueError, ssl.SSLError):
         return None
-    if not der:
-        return None
+    return tuple(chain)
+
+
+def _server_der(ssl_object: Any) -> bytes | None:
     try:
-        return x509.load_der_x509_certificate(der).subject.rfc4514_string()
-    except ValueError:
+        der: bytes | None = ssl_object.getpeercert(True)
+    except (ValueError, ssl.SSLError):
         return None
+    return der or None
 
 
 ChainSource = Literal["handshake", "verified_chain", "leaf_only", "none"]

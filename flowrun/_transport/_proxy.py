@@ -21,11 +21,12 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import httpx
-from cryptography import x509
 
 from flowrun._models._proxy import ProxyEndpoint, ProxyRules
 
 if TYPE_CHECKING:
+    from cryptography import x509
+
     from flowrun._registry import ResolvedConnection
 
 __all__ = ["AsyncProxyRouter", "ProxyRouter", "httpx_proxy", "presented_chain", "proxy_for_url"]
@@ -118,6 +119,8 @@ def presented_chain(url: str, resolved: ResolvedConnection, *, timeout_s: float)
                     timeout=httpx.Timeout(timeout_s)) as client, \
             contextlib.suppress(httpx.HTTPError, _HandshakeDone, OSError, ssl.SSLError):
         client.get(url, extensions={"trace": trace})
+    from cryptography import x509
+
     chain: list[x509.Certificate] = []
     for der in seen:
         with contextlib.suppress(ValueError):

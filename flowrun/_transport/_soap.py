@@ -189,7 +189,7 @@ class Exchanger:
                 raise WsdlError(f"{url} is not on the alias's origin ({resolved.origin_rule.describe()}) and "
                                 "this transport has no client without credentials; refused",
                                 hint="list the origin in the alias's trusted_origins, or keep a local copy")
-            client, auth, resolved = self._anonymous(), None, attrs.evolve(resolved, client_chain=())
+            client, auth, resolved = self._anonymous(), None, attrs.evolve(resolved, client_identity=None)
         def fetch() -> Outcome[Reply]:
             return self._once("GET", url, None, {"Accept": "text/xml, application/xml, */*"}, max_bytes,
                               client=client, auth=auth, resolved=resolved)

@@ -12,6 +12,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+
 from flowrun._cli import _collector
 from flowrun.testing import PartnerServer, PkiFiles
 from tests.flows.conftest import PASSWORD, write_json
@@ -55,9 +58,8 @@ NOT_ON_THE_REST_RUN_PATH = (
 )
 
 
-def test_a_rest_only_run_imports_nothing_it_does_not_use(tmp_path: Path, pki_files: PkiFiles,
-                                                          partner: PartnerServer) -> None:
-    # A user's alias: JKS keystore, the partner's root, and the system's CAs too.
+def _user_aliases(tmp_path: Path, pki_files: PkiFiles, partner: PartnerServer) -> Path:
+    """A user's alias: JKS keystore, the partner's root, and the system's CAs too."""
     aliases = tmp_path / "aliases"
     write_json(aliases / "partner.json", [
         {"kind": "keystore", "name": "client", "type": "jks", "file": str(pki_files.client.jks),
@@ -70,6 +72,12 @@ def test_a_rest_only_run_imports_nothing_it_does_not_use(tmp_path: Path, pki_fil
                         "protocol_profile": "partnerMTLS", "timeout_s": 10},
          "retry_policy": {"strategy": "exponential", "count": 3, "interval_s": 0.5, "on_status": [503]}},
     ])
+    return aliases
+
+
+def test_a_rest_only_run_imports_nothing_it_does_not_use(tmp_path: Path, pki_files: PkiFiles,
+                                                          partner: PartnerServer) -> None:
+    aliases = _user_aliases(tmp_path, pki_files, partner)
     flow = write_json(tmp_path / "flow.json", {"name": "balance", "steps": [
         {"id": "balance", "type": "rest", "alias": "bank", "path": "/accounts/7",
          "assert": [{"that": "status", "equals": 200}]}]})
@@ -90,3 +98,35 @@ def test_a_rest_only_run_imports_nothing_it_does_not_use(tmp_path: Path, pki_fil
     # The collector, held during start-up, collects again after the first result; what start-up
     # built is frozen (flowrun/_cli/_collector.py).
     assert facts["threshold"] < _collector.HELD_THRESHOLD and facts["frozen"] > 0
+
+
+def test_iterations_from_a_jks_store_never_import_cryptography(tmp_path: Path, pki_files: PkiFiles,
+                                                               partner: PartnerServer) -> None:
+    """Passed iterations show no certificate, so nothing decodes one (flowrun/_tls/_lean.py); the
+    same run as JSON shows every subject, decoded then."""
+    aliases = _user_aliases(tmp_path, pki_files, partner)
+    flow = write_json(tmp_path / "flow.json", {"name": "balance", "steps": [
+        {"id": "balance", "type": "rest", "alias": "bank", "path": "/accounts/7",
+         "assert": [{"that": "status", "equals": 200}]}]})
+    report = tmp_path / "modules.json"
+    env = {"PATH": "/usr/bin:/bin", "FLOWRUN_TEST_KEYSTORE_PASSWORD": PASSWORD}
+
+    def run(*options: str) -> tuple[str, set[str]]:
+        proc = subprocess.run([sys.executable, "-c", _WRAPPER, str(report), "run", str(flow), "--aliases",
+                               str(aliases), *options], capture_output=True, text=True, env=env, timeout=120,
+                              check=False)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        return proc.stdout, set(json.loads(report.read_text())["modules"])
+
+    text, imported = run("--iterations", "3")
+    json_out, imported_for_json = run("--json")
+
+    assert text.count("ok   iteration") == 3
+    assert "flowrun._rest" in imported and "flowrun._tls._lean" in imported
+    assert sorted(name for name in imported if name.startswith("cryptography")) == []
+    tls = json.loads(json_out)["steps"][0]["tls"]
+    assert tls["client_cert_subject"] and tls["server_cert_subject"] and tls["server_chain"]
+    leaf = x509.load_pem_x509_certificate(pki_files.client.cert_pem.read_bytes())
+    assert tls["client_cert_sha256"] == leaf.fingerprint(hashes.SHA256()).hex()
+    assert tls["client_cert_subject"] == leaf.subject.rfc4514_string()
+    assert "cryptography.x509" in imported_for_json

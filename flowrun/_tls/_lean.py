@@ -1,0 +1,180 @@
+"""The lean path: a client identity from a JKS store, and trust store certs, as DER for OpenSSL,
+without importing ``cryptography`` (its x509 package is ~30 ms of every cold start).
+
+Most runs use a store keytool wrote: one key entry whose chain ends in a self-signed root, an RSA
+or P-256/384/521 key, a certificate that is not about to expire; and a PEM root as trust. For those
+the few certificate fields the checks need (issuer and subject as encoded, validity end, key
+algorithm) are read from the DER here, and OpenSSL checks the rest (it pairs the key with the
+leaf, parses every certificate and refuses weak keys when the context loads them).
+
+Anything else returns None and the caller takes the full path (``_read``), which decodes every
+certificate with ``cryptography`` and words every problem: a wrong password, a damaged entry, a
+placeholder certificate, a chain to complete from trusted entries, an expiring certificate (its
+warning names the subject), a key type OpenSSL will not sign with. So the lean path never raises
+and never decides anything the full path would word differently; tests compare the two on every
+keystore of the corpus.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime
+import re
+
+import attrs
+
+from flowrun._models._record import RecordRepr
+from flowrun._tls import _der
+from flowrun._tls._context import key_pairs_with
+from flowrun._tls._jks import TAG_PRIVATE_KEY, read_jks_raw, recover_jks_key
+from flowrun._tls._model import ClientIdentity
+
+_RSA = "1.2.840.113549.1.1.1"
+_EC = "1.2.840.10045.2.1"
+# The curves OpenSSL signs TLS handshakes with (``_keycheck.TLS_CURVES``): P-256, P-384, P-521.
+_TLS_CURVES = frozenset({"1.2.840.10045.3.1.7", "1.3.132.0.34", "1.3.132.0.35"})
+_UTC_TIME, _GENERALIZED_TIME = 0x17, 0x18
+# As ``_material.EXPIRY_WARNING_DAYS``: a certificate this close to its end takes the full path,
+# whose warning names it.
+_EXPIRY_MARGIN = datetime.timedelta(days=15)
+
+
+@attrs.frozen(eq=False, repr=False)
+class CertificateFields(RecordRepr):
+    """What the lean checks read from a certificate. Names are compared as encoded: two encodings
+    of the same name (PrintableString and UTF8String) differ here, and the full path decides."""
+
+    issuer: bytes
+    subject: bytes
+    not_after: datetime.datetime
+    key_algorithm: str
+    key_parameter: str | None  # an EC key's named curve
+    public_key: bytes  # the SubjectPublicKeyInfo as encoded
+
+    @property
+    def self_issued(self) -> bool:
+        return self.issuer == self.subject
+
+    @property
+    def usable_key(self) -> bool:
+        """RSA, or EC on a curve OpenSSL signs TLS handshakes with (``_keycheck.algorithm_problem``
+        finds nothing wrong with these; OpenSSL refuses a too small RSA key when loading it)."""
+        return self.key_algorithm == _RSA or (self.key_algorithm == _EC and self.key_parameter in _TLS_CURVES)
+
+
+def certificate_fields(der: bytes) -> CertificateFields | None:
+    """The fields of a DER certificate, or None when it is not the plain X.509 v1-v3 structure."""
+    try:
+        certificate = _der.parse(der).expect(_der.SEQUENCE).children()
+        if len(certificate) != 3:
+            return None
+        tbs = certificate[0].expect(_der.SEQUENCE).children()
+        fields = tbs[1:] if tbs[0].tag == _der.CONTEXT_0 else tbs
+        if len(fields) < 6:
+            return None
+        issuer, validity, subject, spki = fields[2], fields[3], fields[4], fields[5]
+        times = validity.expect(_der.SEQUENCE).children()
+        algorithm = spki.expect(_der.SEQUENCE).children()[0].expect(_der.SEQUENCE).children()
+        not_after = _time(times[1]) if len(times) == 2 else None
+        if not_after is None:
+            return None
+        key_algorithm = _der.read_oid(algorithm[0])
+        parameter = _der.read_oid(algorithm[1]) if len(algorithm) > 1 and algorithm[1].tag == _der.OID else None
+        return CertificateFields(
+            issuer=_der.encode(issuer.expect(_der.SEQUENCE).tag, issuer.value),
+            subject=_der.encode(subject.expect(_der.SEQUENCE).tag, subject.value),
+            not_after=not_after, key_algorithm=key_algorithm, key_parameter=parameter,
+            public_key=_der.encode(spki.tag, spki.value),
+        )
+    except (_der.DerError, IndexError):
+        return None
+
+
+_TIME_FORMATS = {_UTC_TIME: (re.compile(rb"\d{12}Z"), "%y%m%d%H%M%SZ"),
+                 _GENERALIZED_TIME: (re.compile(rb"\d{14}Z"), "%Y%m%d%H%M%SZ")}
+
+
+def _time(tlv: _der.Tlv) -> datetime.datetime | None:
+    known = _TIME_FORMATS.get(tlv.tag)
+    if known is None or not known[0].fullmatch(tlv.value):
+        return None
+    try:
+        # UTCTime's two-digit years: 50-99 are 1950-1999 (RFC 5280), as strptime's %y does not say.
+        parsed = datetime.datetime.strptime(tlv.value.decode("ascii"), known[1])
+    except ValueError:
+        return None
+    if tlv.tag == _UTC_TIME and parsed.year >= 2050:
+        parsed = parsed.replace(year=parsed.year - 100)
+    return parsed.replace(tzinfo=datetime.UTC)
+
+
+# --- the client identity from a JKS store ------------------------------------------------------
+
+
+def lean_jks_identity(data: bytes, *, password: str | None, key_alias: str | None, key_password: str | None,
+                      now: datetime.datetime | None = None) -> ClientIdentity | None:
+    """The identity a clean JKS store holds, or None (take the full path)."""
+    if password is None:
+        return None
+    entries = read_jks_raw(data, password)
+    if entries is None:
+        return None
+    keys = [entry for entry in entries if entry[0] == TAG_PRIVATE_KEY]
+    if key_alias is None:
+        chosen = keys[0] if len(keys) == 1 else None
+    else:
+        chosen = next((entry for entry in keys if entry[1].lower() == key_alias.lower()), None)
+    if chosen is None or not chosen[3]:
+        return None
+    _, alias, protected, chain = chosen
+    parsed = [certificate_fields(der) for der in chain]
+    # Every certificate of the store decodes on the full path, or the store is called damaged.
+    others = [certificate_fields(der) for entry in entries if entry is not chosen for der in entry[3]]
+    if any(fields is None for fields in (*parsed, *others)):
+        return None
+    leaf, last = parsed[0], parsed[-1]
+    assert leaf is not None and last is not None
+    if not last.self_issued or not leaf.usable_key:
+        return None  # a chain to complete from the store's trusted entries, or a key to word
+    if leaf.self_issued and any(fields is not None and fields.public_key == leaf.public_key for fields in others):
+        return None  # the keytool placeholder mistake (``_chain.signed_certificate_entry``)
+    if leaf.not_after - (now or datetime.datetime.now(datetime.UTC)) < _EXPIRY_MARGIN:
+        return None
+    pkcs8 = recover_jks_key(protected, key_password if key_password is not None else password)
+    if pkcs8 is None or not key_pairs_with(pkcs8, chain[0]):
+        return None
+    return ClientIdentity(alias=alias, chain_der=chain, pkcs8=pkcs8, checked=True)
+
+
+# --- trust store certs ------------------------------------------------------------------------
+
+_PEM_BLOCK = re.compile(rb"-----BEGIN ([A-Z0-9 ]+)-----\r?\n(.*?)-----END ([A-Z0-9 ]+)-----", re.DOTALL)
+_BEGIN = re.compile(rb"-----BEGIN ")
+
+
+def lean_trust_certificates(data: bytes, format: str | None) -> tuple[bytes, ...] | None:
+    """The DER of each certificate of a trust store cert that is plain PEM CERTIFICATE blocks or
+    one DER certificate; None for anything else (PKCS#7, other blocks, headers, damage)."""
+    is_pem = _BEGIN.search(data) is not None
+    if not is_pem:
+        if format == "pem" or certificate_fields(data) is None:
+            return None
+        return (data,)
+    if format == "der":
+        return None
+    blocks = _PEM_BLOCK.findall(data)
+    if not blocks or len(blocks) != len(_BEGIN.findall(data)):
+        return None
+    certificates: list[bytes] = []
+    for begin, body, end in blocks:
+        if begin != b"CERTIFICATE" or end != b"CERTIFICATE":
+            return None
+        try:
+            der = base64.b64decode(b"".join(body.split()), validate=True)
+        except (binascii.Error, ValueError):
+            return None
+        if certificate_fields(der) is None:
+            return None
+        certificates.append(der)
+    return tuple(certificates)
