@@ -29,7 +29,7 @@ from flowrun._models._steps import IDEMPOTENT_METHODS, RestStep
 from flowrun._registry import ResolvedConnection
 from flowrun._transport._decode import adecode, decoded
 from flowrun._transport._errors import classify, failed_before_sending, refusal_page
-from flowrun._transport._http import TlsInfoReader
+from flowrun._transport._http import TlsInfoReader, send_streamed
 from flowrun._transport._request import OpenBody, RequestPlan, open_body
 from flowrun._transport._retry import Outcome
 from flowrun._transport._streams import begin_attempt, end_attempt, opened_connection
@@ -306,11 +306,11 @@ def exchange(route: Route[httpx.Client], step: RestStep, plan: RequestPlan, time
                                         timeout=timeout, **body.kwargs)
 
         try:
-            response = client.send(build(), auth=route.auth, stream=True)
+            response = send_streamed(client, build(), route.auth)
         except httpx.RemoteProtocolError as exc:
             if opened_connection() or not resend_on_fresh_connection(exc, plan.method, body):
                 raise
-            response = client.send(build(), auth=route.auth, stream=True)
+            response = send_streamed(client, build(), route.auth)
         if step.follow_redirects:
             from flowrun._transport._redirect import is_redirect, next_hop  # redirects are opt-in
 
@@ -327,7 +327,7 @@ def exchange(route: Route[httpx.Client], step: RestStep, plan: RequestPlan, time
                 client, tls, current = target.client, target.tls, target
                 request = client.build_request(hop.method, hop.url, headers=send_headers(hop.headers, body),
                                                timeout=timeout, **body.kwargs)
-                response = client.send(request, auth=target.auth, stream=True)
+                response = send_streamed(client, request, target.auth)
         head = Head.of(response)
         sink = body_sink(step, head, url)
         try:

@@ -13,12 +13,15 @@ import pickle
 from pathlib import Path
 
 import pytest
-from cryptography.hazmat.primitives import serialization
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.name import _ASN1Type
+from cryptography.x509.oid import NameOID
 
 from flowrun._models._results import TlsInfo
 from flowrun._tls._chain import der_of
-from flowrun._tls._lean import certificate_fields, lean_jks_identity, lean_trust_certificates
+from flowrun._tls._lean import certificate_fields, lean_jks_identity, lean_trust_certificates, subject_text
 from flowrun._tls._read import read_keystore, read_trust_certs, select_identity
 from tests._keytool import CA, StoreFactory, pem, run_keytool
 
@@ -171,3 +174,51 @@ def test_tls_info_reads_its_subjects_when_asked_and_compares_by_value() -> None:
     assert TlsInfo(**eager.to_dict()) == eager
     assert repr(lazy).startswith("TlsInfo(version='TLSv1.3'")
     assert lazy != TlsInfo("TLSv1.2", "TLS_AES_256_GCM_SHA384", "ab" * 32, subjects=subjects)
+
+
+def _self_signed(name: x509.Name) -> bytes:
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = dt.datetime.now(dt.UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(7).not_valid_before(now).not_valid_after(now + dt.timedelta(days=30))
+            .sign(key, hashes.SHA256()))
+    return cert.public_bytes(serialization.Encoding.DER)
+
+
+_NAMES = {
+    "plain": [("CN", "partner.example"), ("O", "Bank AG"), ("C", "DE")],
+    "every short name": [("DC", "example"), ("DC", "com"), ("C", "NL"), ("ST", "Noord-Holland"),
+                         ("L", "Amsterdam"), ("STREET", "Damrak 1"), ("O", "Bank"), ("OU", "Payments"),
+                         ("UID", "u-42"), ("CN", "api")],
+    "escapes": [("CN", 'a,b+c"d\\e;f<g>h'), ("O", "#hash"), ("OU", " leading and trailing ")],
+    "single space": [("CN", " ")],
+    "nul": [("CN", "a\0b")],
+    "unicode": [("CN", "Zürich Bank ß 東京"), ("O", "Ünïcödé")],
+    "dotted": [("CN", "c"), ("emailAddress", "ops@bank.example"), ("serialNumber", "12345")],
+}
+_OIDS = {"CN": NameOID.COMMON_NAME, "O": NameOID.ORGANIZATION_NAME, "OU": NameOID.ORGANIZATIONAL_UNIT_NAME,
+         "C": NameOID.COUNTRY_NAME, "ST": NameOID.STATE_OR_PROVINCE_NAME, "L": NameOID.LOCALITY_NAME,
+         "STREET": NameOID.STREET_ADDRESS, "DC": NameOID.DOMAIN_COMPONENT, "UID": NameOID.USER_ID,
+         "emailAddress": NameOID.EMAIL_ADDRESS, "serialNumber": NameOID.SERIAL_NUMBER}
+
+
+@pytest.mark.parametrize("case", sorted(_NAMES))
+def test_subjects_are_written_as_cryptography_writes_them(case: str) -> None:
+    name = x509.Name([x509.NameAttribute(_OIDS[short], value) for short, value in _NAMES[case]])
+    der = _self_signed(name)
+
+    assert subject_text(der) == x509.load_der_x509_certificate(der).subject.rfc4514_string()
+
+
+def test_names_written_otherwise_are_left_to_cryptography(keytool_stores: StoreFactory) -> None:
+    multi = x509.Name([x509.RelativeDistinguishedName([x509.NameAttribute(NameOID.COMMON_NAME, "a"),
+                                                       x509.NameAttribute(NameOID.ORGANIZATION_NAME, "b")])])
+    bmp = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "wide", _ASN1Type.BMPString)])
+    der = _self_signed(multi)
+    assert subject_text(der) == x509.load_der_x509_certificate(der).subject.rfc4514_string()
+    assert subject_text(_self_signed(bmp)) is None
+    assert subject_text(b"\x30\x00") is None
+    # keytool's own encoding of a -dname with escapes
+    store = keytool_stores(storetype="JKS", key_type="EC", chain_mode="none")
+    leaf = read_keystore(store.path.read_bytes(), password=store.storepass).private_key_entries()[0].certificates[0]
+    assert subject_text(der_of(leaf)) == leaf.subject.rfc4514_string()
