@@ -559,10 +559,10 @@ class _RunnerBase:
     def registry_for(self, flow: Flow, *, only_this_flow: bool = False) -> Registry:
         """The registry the runner resolves ``flow``'s steps with. ``only_this_flow``: the runner
         will run no other flow, so only the aliases this flow names (and what they name) are read."""
+        if self._registry is not None:  # every step asks: before the import statement below
+            return self._registry
         from flowrun._registry import Registry
 
-        if self._registry is not None:
-            return self._registry
         if self._aliases is None and not _needs_records(flow):
             # Inline connections without named records: no alias directory is needed.
             if self._empty_registry is None:
