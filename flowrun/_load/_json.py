@@ -90,23 +90,34 @@ class JsonDocument(ValueRecord):
         return lines
 
 
+_SCAN_ITEM: Any = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
+_BLANK = re.compile(r"[ \t\n\r]*")
+
+
+def _after_blanks(text: str, position: int) -> int:
+    return _BLANK.match(text, position).end()  # type: ignore[union-attr]  # matches the empty string too
+
+
 def _item_spans(text: str, count: int) -> list[tuple[int, int]] | None:
-    """Where each item of a top-level array of objects or arrays starts and ends; None for other shapes."""
+    """Where each item of a top-level array of objects or arrays starts and ends; None for other
+    shapes. The text has parsed already: the C scanner skips each item whole (a walk over every
+    bracket and string in Python was ~20 ms of a run next to a file of 1,000 aliases)."""
+    position = _after_blanks(text, 0)
+    if not text.startswith("[", position):
+        return None
+    position = _after_blanks(text, position + 1)
     spans: list[tuple[int, int]] = []
-    depth = 0
-    start = 0
-    for match in _BRACKET.finditer(text):
-        bracket = match.group(1)
-        if bracket is None:
-            continue
-        if bracket in "[{":
-            depth += 1
-            if depth == 2:
-                start = match.start()
-        else:
-            depth -= 1
-            if depth == 1:
-                spans.append((start, match.end()))
+    while position < len(text) and text[position] != "]":
+        if text[position] not in "[{":
+            return None
+        try:
+            _, end = _SCAN_ITEM(text, position)
+        except (StopIteration, ValueError, RecursionError):
+            return None
+        spans.append((position, end))
+        position = _after_blanks(text, end)
+        if text.startswith(",", position):
+            position = _after_blanks(text, position + 1)
     return spans if len(spans) == count else None
 
 

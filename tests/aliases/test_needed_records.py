@@ -34,6 +34,16 @@ def test_lines_around_an_item_equal_the_whole_scan(indent: int | None) -> None:
     assert parse_json(text).line("/4/connection/nothing") == whole["/4/connection"]
 
 
+def test_items_are_found_past_blanks_commas_and_brackets_in_strings() -> None:
+    # Line breaks of every kind, a comma on its own line, strings holding brackets, quotes and commas.
+    text = ('\r\n[\r\n\t{"kind": "credential", "name": "a]}", "type": "none"}\r\n,\r\n'
+            '  [ "[", {"x": "\\"]"} ] ,{"kind": "alias", "name": "b,{", "connection": {"url": "https://b"}}\n]\n')
+    whole = parse_json(text).lines
+    for pointer in whole:
+        assert parse_json(text).line(pointer) == whole[pointer], pointer
+    assert parse_json(text).line("/2/connection/url") == 5
+
+
 def test_a_run_builds_only_the_records_its_aliases_lead_to(tmp_path: Path) -> None:
     broken = {"kind": "alias", "name": "broken", "connection": {"url": 42}}  # a schema error, unused
     (tmp_path / "a.json").write_text(json.dumps([*RECORDS, broken, *(_unused(i) for i in range(50))], indent=1))
