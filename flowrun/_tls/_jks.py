@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from flowrun._errors import (
+    FlowrunError,
     KeyAlgorithmError,
     KeyEncryptionUnsupportedError,
     KeyMismatchError,
@@ -282,7 +283,11 @@ def read_jks(data: bytes, *, password: str | None, source: str = "<memory>") -> 
 
     from flowrun._tls._chain import is_dsa_certificate, load_der_certificate
 
-    def certificate(version: int) -> x509.Certificate:
+    # An intact certificate that cannot be read or used (keytool's DSA certificates) is reported
+    # after the integrity check: with a wrong password the user hears about the password first.
+    undecodable: list[FlowrunError] = []
+
+    def certificate(version: int) -> x509.Certificate | None:
         if version == 2:
             cert_type = reader.utf()
             if cert_type != "X.509":
@@ -293,13 +298,13 @@ def read_jks(data: bytes, *, password: str | None, source: str = "<memory>") -> 
             try:
                 certs_seen[der] = load_der_certificate(der)
             except ValueError:
-                if is_dsa_certificate(der):
-                    raise dsa_key_error(label, where) from None
-                raise KeystoreCorruptError(f"a certificate in the {label} store cannot be decoded",
-                                           file=where) from None
+                undecodable.append(dsa_key_error(label, where) if is_dsa_certificate(der) else KeystoreCorruptError(
+                    f"a certificate in the {label} store cannot be decoded", file=where))
+                return None
             except UnsupportedAlgorithm as exc:
-                raise KeystoreFormatError(f"a certificate in the {label} store uses a key type that cannot "
-                                          f"be used ({exc})", file=where) from None
+                undecodable.append(KeystoreFormatError(f"a certificate in the {label} store uses a key type that "
+                                                       f"cannot be used ({exc})", file=where))
+                return None
         return certs_seen[der]
 
     entries: list[KeystoreEntry] = []
@@ -316,13 +321,15 @@ def read_jks(data: bytes, *, password: str | None, source: str = "<memory>") -> 
             reader.take(8)  # creation time
             if tag == TAG_PRIVATE_KEY:
                 protected = reader.take(reader.u4())
-                chain = tuple(certificate(version) for _ in range(reader.u4()))
+                chain = [certificate(version) for _ in range(reader.u4())]
+                decoded = tuple(cert for cert in chain if cert is not None)
                 recover_key, decrypt_key = _make_key_decryptors(alias, protected, password, source)
-                entries.append(KeystoreEntry(alias=alias, kind="private_key", certificates=chain,
+                entries.append(KeystoreEntry(alias=alias, kind="private_key", certificates=decoded,
                                              decrypt_key=decrypt_key, recover_key=recover_key))
             elif tag == TAG_TRUSTED_CERT:
+                trusted = certificate(version)
                 entries.append(KeystoreEntry(alias=alias, kind="trusted_cert",
-                                             certificates=(certificate(version),)))
+                                             certificates=(trusted,) if trusted is not None else ()))
             elif tag == TAG_SECRET_KEY and kind == "jceks":
                 from flowrun._tls._java_serial import JavaSerialError, skip_serialized_object  # JCEKS only
 
@@ -349,11 +356,17 @@ def read_jks(data: bytes, *, password: str | None, source: str = "<memory>") -> 
     # Bytes after the integrity check (a file padded by a copy or transfer tool) are ignored, as
     # Java's KeyStore.load ignores them: keytool lists such a store.
     if password is not None and not hmac.compare_digest(store_digest(password, data[:body_end]), trailer):
+        damaged = [error for error in undecodable if isinstance(error, KeystoreCorruptError)]
+        if damaged:
+            raise damaged[0]  # bytes that are no certificate: the file, not the password
         raise KeystorePasswordError(
             f"wrong store password for the {label} store (its integrity check failed; "
             "a modified file fails the same way)", file=where,
         )
+    if undecodable:
+        raise undecodable[0]
     return KeystoreContents(type=kind, entries=tuple(entries), source=source)
+
 
 
 RawEntry = tuple[int, str, bytes, tuple[bytes, ...]]

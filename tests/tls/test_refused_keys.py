@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from flowrun._cli import main
-from flowrun._errors import KeyAlgorithmError, KeyTooSmallError, KeyUnusableError
+from flowrun._errors import KeyAlgorithmError, KeystorePasswordError, KeyTooSmallError, KeyUnusableError
 from flowrun._tls._context import build_ssl_context
 from flowrun._tls._model import ClientIdentity
 from flowrun._tls._read import load_keystore_file, select_identity
@@ -185,3 +185,13 @@ def test_a_host_applications_own_dsa_use_still_warns(refused: dict[str, Path]) -
                                timeout=120, check=False)
     assert completed.returncode == 0, completed.stderr
     assert "DSA is deprecated" in completed.stderr
+
+
+def test_a_dsa_jks_with_a_wrong_password_is_told_about_the_password_first(refused: dict[str, Path]) -> None:
+    """keytool's DSA certificates cannot be decoded; the store's integrity check comes first all the same."""
+    with pytest.raises(KeystorePasswordError, match="wrong store password for the JKS store"):
+        load_keystore_file(refused["dsa-jks"], password="not-the-password")
+    with pytest.raises(KeyAlgorithmError, match="DSA key"):
+        load_keystore_file(refused["dsa-jks"], password=PASSWORD)
+    with pytest.raises(KeyAlgorithmError, match="DSA key"):
+        load_keystore_file(refused["dsa-jks"], password=None)  # no integrity check without a password
