@@ -11,8 +11,8 @@ Anything else returns None and the caller takes the full path (``_read``), which
 certificate with ``cryptography`` and words every problem: a wrong password, a damaged entry, a
 placeholder certificate, a chain to complete from trusted entries, an expiring certificate (its
 warning names the subject), a key type OpenSSL will not sign with. So the lean path never raises
-and never decides anything the full path would word differently; tests compare the two on every
-keystore of the corpus.
+and never decides anything the full path would word differently; tests compare the two on stores
+keytool writes (tests/tls/test_lean_path.py).
 """
 
 from __future__ import annotations
