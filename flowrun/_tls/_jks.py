@@ -190,6 +190,16 @@ def _jceks_recover(params: _der.Tlv, encrypted: bytes, password: str) -> bytes |
     return None
 
 
+def _protection(protected: bytes) -> tuple[str, list[_der.Tlv], bytes]:
+    """The protection algorithm (its OID and its parts) and the encrypted key of an
+    EncryptedPrivateKeyInfo; DerError or IndexError when it is not one."""
+    info = _der.parse(protected).expect(_der.SEQUENCE).children()
+    if len(info) != 2:
+        raise _der.DerError("bad EncryptedPrivateKeyInfo")
+    algorithm = info[0].expect(_der.SEQUENCE).children()
+    return _der.read_oid(algorithm[0]), algorithm, info[1].expect(_der.OCTET_STRING).value
+
+
 def _make_key_decryptors(
     alias: str, protected: bytes, store_password: str | None, source: str,
 ) -> tuple[Callable[[str | None], bytes], Callable[[str | None], PrivateKeyTypes]]:
@@ -208,12 +218,7 @@ def _make_key_decryptors(
         if cache_key in recovered:
             return (*recovered[cache_key], cache_key)
         try:
-            info = _der.parse(protected).expect(_der.SEQUENCE).children()
-            if len(info) != 2:
-                raise _der.DerError("bad EncryptedPrivateKeyInfo")
-            algorithm = info[0].expect(_der.SEQUENCE).children()
-            oid = _der.read_oid(algorithm[0])
-            encrypted = info[1].expect(_der.OCTET_STRING).value
+            oid, algorithm, encrypted = _protection(protected)
             if oid == JKS_KEY_PROTECTION_OID:
                 plain = _jks_recover(encrypted, password)
             elif oid == JCEKS_KEY_PROTECTION_OID and len(algorithm) == 2:
@@ -268,68 +273,39 @@ def dsa_key_error(label: str, where: str | None) -> KeyAlgorithmError:
         "cannot be read", hint=NEW_KEY, file=where)
 
 
-def read_jks(data: bytes, *, password: str | None, source: str = "<memory>") -> KeystoreContents:
-    """Read a JKS or JCEKS store (the magic tells which). ``password=None`` skips the integrity
-    check, as ``keytool -list`` does without a password; keys then need their own password."""
-    where = _where(source)
-    magic = data[:4]
-    if magic not in (JKS_MAGIC, JCEKS_MAGIC):
-        raise KeystoreFormatError("not a JKS or JCEKS keystore", file=where)
-    kind: StoreKind = "jks" if magic == JKS_MAGIC else "jceks"
+RawEntry = tuple[int, str, bytes, tuple[bytes, ...]]
+
+
+def _walk(data: bytes, kind: StoreKind, where: str | None) -> tuple[list[RawEntry], int]:
+    """(tag, alias, protected key, certificates as DER) of every entry as stored, and where the
+    body the integrity check covers ends. Raises what is wrong with the store's structure."""
     label = kind.upper()
     reader = _Reader(data)
-    certs_seen: dict[bytes, x509.Certificate] = {}
-    from cryptography.exceptions import UnsupportedAlgorithm
-
-    from flowrun._tls._chain import is_dsa_certificate, load_der_certificate
-
-    # An intact certificate that cannot be read or used (keytool's DSA certificates) is reported
-    # after the integrity check: with a wrong password the user hears about the password first.
-    undecodable: list[FlowrunError] = []
-
-    def certificate(version: int) -> x509.Certificate | None:
-        if version == 2:
-            cert_type = reader.utf()
-            if cert_type != "X.509":
-                raise KeystoreFormatError(f"the {label} store holds a '{cert_type}' certificate; only X.509 is read",
-                                          file=where)
-        der = reader.take(reader.u4())
-        if der not in certs_seen:
-            try:
-                certs_seen[der] = load_der_certificate(der)
-            except ValueError:
-                undecodable.append(dsa_key_error(label, where) if is_dsa_certificate(der) else KeystoreCorruptError(
-                    f"a certificate in the {label} store cannot be decoded", file=where))
-                return None
-            except UnsupportedAlgorithm as exc:
-                undecodable.append(KeystoreFormatError(f"a certificate in the {label} store uses a key type that "
-                                                       f"cannot be used ({exc})", file=where))
-                return None
-        return certs_seen[der]
-
-    entries: list[KeystoreEntry] = []
+    entries: list[RawEntry] = []
     try:
         reader.take(4)
         version = reader.u4()
         if version not in (1, 2):
             raise KeystoreCorruptError(f"the {label} store has version {version}; known versions are 1 and 2",
                                        file=where)
-        count = reader.u4()
-        for _ in range(count):
+
+        def certificate() -> bytes:
+            if version == 2:
+                cert_type = reader.utf()
+                if cert_type != "X.509":
+                    raise KeystoreFormatError(f"the {label} store holds a '{cert_type}' certificate; only X.509 "
+                                              "is read", file=where)
+            return reader.take(reader.u4())
+
+        for _ in range(reader.u4()):
             tag = reader.u4()
             alias = reader.utf()
             reader.take(8)  # creation time
             if tag == TAG_PRIVATE_KEY:
                 protected = reader.take(reader.u4())
-                chain = [certificate(version) for _ in range(reader.u4())]
-                decoded = tuple(cert for cert in chain if cert is not None)
-                recover_key, decrypt_key = _make_key_decryptors(alias, protected, password, source)
-                entries.append(KeystoreEntry(alias=alias, kind="private_key", certificates=decoded,
-                                             decrypt_key=decrypt_key, recover_key=recover_key))
+                entries.append((tag, alias, protected, tuple(certificate() for _ in range(reader.u4()))))
             elif tag == TAG_TRUSTED_CERT:
-                trusted = certificate(version)
-                entries.append(KeystoreEntry(alias=alias, kind="trusted_cert",
-                                             certificates=(trusted,) if trusted is not None else ()))
+                entries.append((tag, alias, b"", (certificate(),)))
             elif tag == TAG_SECRET_KEY and kind == "jceks":
                 from flowrun._tls._java_serial import JavaSerialError, skip_serialized_object  # JCEKS only
 
@@ -341,21 +317,75 @@ def read_jks(data: bytes, *, password: str | None, source: str = "<memory>") -> 
                     raise KeystoreCorruptError(f"the secret key entry '{alias}' is damaged ({exc})",
                                                file=where) from None
                 reader.pos = skipped.end
-                # The key's algorithm is inside the sealed (encrypted) content: not readable here.
-                entries.append(KeystoreEntry(alias=alias, kind="secret_key"))
+                entries.append((tag, alias, b"", ()))
             else:
                 raise KeystoreCorruptError(f"the {label} store has an entry of unknown type {tag}", file=where)
         body_end = reader.pos
-        trailer = reader.take(_DIGEST_LEN)
+        reader.take(_DIGEST_LEN)
     except _Truncated:
         raise KeystoreCorruptError(
             f"the {label} store ends early ({len(data)} bytes): the file is truncated", file=where,
         ) from None
     except UnicodeDecodeError:
         raise KeystoreCorruptError(f"an alias in the {label} store is not valid text", file=where) from None
+    return entries, body_end
+
+
+def _intact(data: bytes, body_end: int, password: str) -> bool:
     # Bytes after the integrity check (a file padded by a copy or transfer tool) are ignored, as
     # Java's KeyStore.load ignores them: keytool lists such a store.
-    if password is not None and not hmac.compare_digest(store_digest(password, data[:body_end]), trailer):
+    return hmac.compare_digest(store_digest(password, data[:body_end]), data[body_end:body_end + _DIGEST_LEN])
+
+
+def read_jks(data: bytes, *, password: str | None, source: str = "<memory>") -> KeystoreContents:
+    """Read a JKS or JCEKS store (the magic tells which). ``password=None`` skips the integrity
+    check, as ``keytool -list`` does without a password; keys then need their own password."""
+    where = _where(source)
+    magic = data[:4]
+    if magic not in (JKS_MAGIC, JCEKS_MAGIC):
+        raise KeystoreFormatError("not a JKS or JCEKS keystore", file=where)
+    kind: StoreKind = "jks" if magic == JKS_MAGIC else "jceks"
+    label = kind.upper()
+    raw_entries, body_end = _walk(data, kind, where)
+    from cryptography.exceptions import UnsupportedAlgorithm
+
+    from flowrun._tls._chain import is_dsa_certificate, load_der_certificate
+
+    certs_seen: dict[bytes, x509.Certificate] = {}
+    # An intact certificate that cannot be read or used (keytool's DSA certificates) is reported
+    # after the integrity check: with a wrong password the user hears about the password first.
+    undecodable: list[FlowrunError] = []
+
+    def certificates(ders: tuple[bytes, ...]) -> tuple[x509.Certificate, ...]:
+        decoded: list[x509.Certificate] = []
+        for der in ders:
+            if der not in certs_seen:
+                try:
+                    certs_seen[der] = load_der_certificate(der)
+                except ValueError:
+                    undecodable.append(dsa_key_error(label, where) if is_dsa_certificate(der) else
+                                       KeystoreCorruptError(f"a certificate in the {label} store cannot be decoded",
+                                                            file=where))
+                    continue
+                except UnsupportedAlgorithm as exc:
+                    undecodable.append(KeystoreFormatError(f"a certificate in the {label} store uses a key type "
+                                                           f"that cannot be used ({exc})", file=where))
+                    continue
+            decoded.append(certs_seen[der])
+        return tuple(decoded)
+
+    entries: list[KeystoreEntry] = []
+    for tag, alias, protected, ders in raw_entries:
+        if tag == TAG_PRIVATE_KEY:
+            recover_key, decrypt_key = _make_key_decryptors(alias, protected, password, source)
+            entries.append(KeystoreEntry(alias=alias, kind="private_key", certificates=certificates(ders),
+                                         decrypt_key=decrypt_key, recover_key=recover_key))
+        elif tag == TAG_TRUSTED_CERT:
+            entries.append(KeystoreEntry(alias=alias, kind="trusted_cert", certificates=certificates(ders)))
+        else:
+            # The key's algorithm is inside the sealed (encrypted) content: not readable here.
+            entries.append(KeystoreEntry(alias=alias, kind="secret_key"))
+    if password is not None and not _intact(data, body_end, password):
         damaged = [error for error in undecodable if isinstance(error, KeystoreCorruptError)]
         if damaged:
             raise damaged[0]  # bytes that are no certificate: the file, not the password
@@ -368,60 +398,25 @@ def read_jks(data: bytes, *, password: str | None, source: str = "<memory>") -> 
     return KeystoreContents(type=kind, entries=tuple(entries), source=source)
 
 
-
-RawEntry = tuple[int, str, bytes, tuple[bytes, ...]]
-
-
 def read_jks_raw(data: bytes, password: str) -> list[RawEntry] | None:
-    """For the lean path (``_lean``): (tag, alias, protected key, certificates as DER) of each entry
-    of a JKS store whose integrity check passes with ``password``. None for anything else (JCEKS,
-    a damaged or truncated store, a wrong password): ``read_jks`` then says what is wrong."""
+    """For the lean path (``_lean``): the entries of a JKS store whose integrity check passes with
+    ``password``, certificates as DER. None for anything else (JCEKS, a damaged or truncated
+    store, a wrong password): ``read_jks`` then says what is wrong."""
     if not data.startswith(JKS_MAGIC):
         return None
-    reader = _Reader(data)
-    entries: list[RawEntry] = []
     try:
-        reader.take(4)
-        version = reader.u4()
-        if version not in (1, 2):
-            return None
-
-        def certificate() -> bytes:
-            if version == 2 and reader.utf() != "X.509":
-                raise _Truncated
-            return reader.take(reader.u4())
-
-        for _ in range(reader.u4()):
-            tag = reader.u4()
-            alias = reader.utf()
-            reader.take(8)
-            if tag == TAG_PRIVATE_KEY:
-                protected = reader.take(reader.u4())
-                entries.append((tag, alias, protected, tuple(certificate() for _ in range(reader.u4()))))
-            elif tag == TAG_TRUSTED_CERT:
-                entries.append((tag, alias, b"", (certificate(),)))
-            else:
-                return None
-        body_end = reader.pos
-        trailer = reader.take(_DIGEST_LEN)
-    except (_Truncated, UnicodeDecodeError):
+        entries, body_end = _walk(data, "jks", None)
+    except (KeystoreCorruptError, KeystoreFormatError):
         return None
-    if not hmac.compare_digest(store_digest(password, data[:body_end]), trailer):
-        return None
-    return entries
+    return entries if _intact(data, body_end, password) else None
 
 
 def recover_jks_key(protected: bytes, password: str) -> bytes | None:
     """The PKCS#8 key of a private key entry under JKS's own protection; None for another
     protection, a wrong password or damage (``read_jks`` words those)."""
     try:
-        info = _der.parse(protected).expect(_der.SEQUENCE).children()
-        if len(info) != 2:
-            return None
-        algorithm = info[0].expect(_der.SEQUENCE).children()
-        if _der.read_oid(algorithm[0]) != JKS_KEY_PROTECTION_OID:
-            return None
-        return _jks_recover(info[1].expect(_der.OCTET_STRING).value, password)
+        oid, _, encrypted = _protection(protected)
+        return _jks_recover(encrypted, password) if oid == JKS_KEY_PROTECTION_OID else None
     except (_der.DerError, IndexError):
         return None
 
