@@ -7,11 +7,12 @@ context cache combines them, so nothing is decoded twice and a renewed file is n
 from __future__ import annotations
 
 import datetime
+import functools
 import logging
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from flowrun._errors import FlowrunError, KeystoreNotFoundError, TrustCertError
 from flowrun._models._aliases import Keystore, TrustStoreCert
@@ -21,6 +22,8 @@ from flowrun._tls._model import ClientIdentity
 
 if TYPE_CHECKING:  # the lean path (``_lean``) builds a context without cryptography
     from cryptography import x509
+
+_T = TypeVar("_T")
 
 
 def place(error: FlowrunError, origin: Origin, record: str) -> FlowrunError:
@@ -229,44 +232,40 @@ def _decoded_trust(record: TrustStoreCert, data: bytes) -> tuple[x509.Certificat
 def trust_for(records: Sequence[TrustStoreCert], cache: TlsCache = TLS_CACHE,
               ) -> tuple[tuple[str, ...], Callable[[], tuple[x509.Certificate, ...]]]:
     """The digests and loader of trust store certs, decoded (for diagnoses)."""
-    sources = _trust_sources(records, cache)
-
-    def load() -> tuple[x509.Certificate, ...]:
-        certificates: list[x509.Certificate] = []
-        for record, data, digest in sources:
-            def decode(record: TrustStoreCert = record, data: bytes = data) -> tuple[x509.Certificate, ...]:
-                return _decoded_trust(record, data)
-
-            try:
-                certificates.extend(cache.identities.get(("trust", digest, record.format), decode))
-            except FlowrunError as error:
-                raise place(error, record.origin, f"trust_store_cert '{record.name}'") from None
-        return tuple(certificates)
-
-    return tuple(digest for _, _, digest in sources), load
+    return _trust_loader(records, cache, "trust", _decoded_trust)
 
 
 def trust_der_for(records: Sequence[TrustStoreCert], cache: TlsCache = TLS_CACHE,
                   ) -> tuple[tuple[str, ...], Callable[[], tuple[bytes, ...]]]:
     """The digests and loader of trust store certs as DER, for SSL contexts: plain PEM or DER
     certificates are not decoded (``_lean``); anything else is, with the full path's errors."""
+    return _trust_loader(records, cache, "trust-der", _trust_der)
+
+
+def _trust_der(record: TrustStoreCert, data: bytes) -> tuple[bytes, ...]:
+    from flowrun._tls._lean import lean_trust_certificates
+
+    lean = lean_trust_certificates(data, record.format)
+    if lean is not None:
+        return lean
+    from flowrun._tls._chain import der_of
+
+    return tuple(der_of(cert) for cert in _decoded_trust(record, data))
+
+
+def _trust_loader(records: Sequence[TrustStoreCert], cache: TlsCache, kind: str,
+                  decode: Callable[[TrustStoreCert, bytes], tuple[_T, ...]],
+                  ) -> tuple[tuple[str, ...], Callable[[], tuple[_T, ...]]]:
+    """The digests of the records' contents, and a loader of their certificates as ``decode``
+    gives them, each content decoded once per process (``kind`` keeps decodings apart)."""
     sources = _trust_sources(records, cache)
 
-    def load() -> tuple[bytes, ...]:
-        certificates: list[bytes] = []
+    def load() -> tuple[_T, ...]:
+        certificates: list[_T] = []
         for record, data, digest in sources:
-            def decode(record: TrustStoreCert = record, data: bytes = data) -> tuple[bytes, ...]:
-                from flowrun._tls._lean import lean_trust_certificates
-
-                lean = lean_trust_certificates(data, record.format)
-                if lean is not None:
-                    return lean
-                from flowrun._tls._chain import der_of
-
-                return tuple(der_of(cert) for cert in _decoded_trust(record, data))
-
             try:
-                certificates.extend(cache.identities.get(("trust-der", digest, record.format), decode))
+                certificates.extend(cache.identities.get((kind, digest, record.format),
+                                                         functools.partial(decode, record, data)))
             except FlowrunError as error:
                 raise place(error, record.origin, f"trust_store_cert '{record.name}'") from None
         return tuple(certificates)
