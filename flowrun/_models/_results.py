@@ -53,7 +53,7 @@ class Attempt(ValueRecord):
 Subjects = tuple[str | None, str | None, tuple[str, ...]]
 
 
-class TlsInfo:
+class TlsInfo(ValueRecord):
     """The TLS facts of the connection a response came on.
 
     The three certificate subjects are given, or read when first asked for (``subjects=``, a
@@ -94,7 +94,7 @@ class TlsInfo:
         alone when the chain cannot be read)."""
         return self._resolved()[2]
 
-    def _values(self) -> tuple[Any, ...]:
+    def _compared(self) -> tuple[Any, ...]:  # what ``ValueRecord`` compares and hashes
         return (self.version, self.cipher, self.client_cert_sha256, *self._resolved())
 
     def to_dict(self) -> dict[str, Any]:
@@ -102,22 +102,13 @@ class TlsInfo:
                 "client_cert_subject": self.client_cert_subject, "server_cert_subject": self.server_cert_subject,
                 "server_chain": list(self.server_chain)}
 
-    def __eq__(self, other: object) -> bool:
-        if other.__class__ is not self.__class__:
-            return NotImplemented
-        assert isinstance(other, TlsInfo)
-        return self._values() == other._values()
-
-    def __hash__(self) -> int:
-        return hash(self._values())
-
     def __reduce__(self) -> tuple[Any, ...]:
-        return (TlsInfo, self._values())
+        return (TlsInfo, self._compared())
 
     def __repr__(self) -> str:
         names = ("version", "cipher", "client_cert_sha256", "client_cert_subject", "server_cert_subject",
                  "server_chain")
-        return "TlsInfo(" + ", ".join(f"{name}={value!r}" for name, value in zip(names, self._values(),
+        return "TlsInfo(" + ", ".join(f"{name}={value!r}" for name, value in zip(names, self._compared(),
                                                                                  strict=True)) + ")"
 
 
