@@ -10,7 +10,9 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
@@ -75,8 +77,10 @@ def _user_aliases(tmp_path: Path, pki_files: PkiFiles, partner: PartnerServer) -
     return aliases
 
 
-def test_a_rest_only_run_imports_nothing_it_does_not_use(tmp_path: Path, pki_files: PkiFiles,
-                                                          partner: PartnerServer) -> None:
+def _run_balance(tmp_path: Path, pki_files: PkiFiles, partner: PartnerServer,
+                 ) -> Callable[..., tuple[str, dict[str, Any]]]:
+    """Runs a one-step balance flow through the user's alias with ``run`` options; gives its
+    standard output and what the wrapper saw (exit code, modules, collector)."""
     aliases = _user_aliases(tmp_path, pki_files, partner)
     flow = write_json(tmp_path / "flow.json", {"name": "balance", "steps": [
         {"id": "balance", "type": "rest", "alias": "bank", "path": "/accounts/7",
@@ -84,12 +88,22 @@ def test_a_rest_only_run_imports_nothing_it_does_not_use(tmp_path: Path, pki_fil
     report = tmp_path / "modules.json"
     env = {"PATH": "/usr/bin:/bin", "FLOWRUN_TEST_KEYSTORE_PASSWORD": PASSWORD}
 
-    proc = subprocess.run([sys.executable, "-c", _WRAPPER, str(report), "run", str(flow), "--aliases", str(aliases),
-                           "--json"], capture_output=True, text=True, env=env, timeout=120, check=False)
+    def run(*options: str) -> tuple[str, dict[str, Any]]:
+        proc = subprocess.run([sys.executable, "-c", _WRAPPER, str(report), "run", str(flow), "--aliases",
+                               str(aliases), *options], capture_output=True, text=True, env=env, timeout=120,
+                              check=False)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        facts: dict[str, Any] = json.loads(report.read_text())
+        return proc.stdout, facts
 
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert json.loads(proc.stdout)["status"] == "passed"
-    facts = json.loads(report.read_text())
+    return run
+
+
+def test_a_rest_only_run_imports_nothing_it_does_not_use(tmp_path: Path, pki_files: PkiFiles,
+                                                          partner: PartnerServer) -> None:
+    out, facts = _run_balance(tmp_path, pki_files, partner)("--json")
+
+    assert json.loads(out)["status"] == "passed"
     assert facts["exit"] == 0
     imported = set(facts["modules"])
     assert "httpx" in imported and "flowrun._rest" in imported  # the check looks at a real run
@@ -104,23 +118,12 @@ def test_a_run_from_a_jks_store_never_imports_cryptography(tmp_path: Path, pki_f
                                                                partner: PartnerServer) -> None:
     """Neither passed iterations nor a JSON report decode a certificate with cryptography: the
     lean path (flowrun/_tls/_lean.py) reads what they need from the DER."""
-    aliases = _user_aliases(tmp_path, pki_files, partner)
-    flow = write_json(tmp_path / "flow.json", {"name": "balance", "steps": [
-        {"id": "balance", "type": "rest", "alias": "bank", "path": "/accounts/7",
-         "assert": [{"that": "status", "equals": 200}]}]})
-    report = tmp_path / "modules.json"
-    env = {"PATH": "/usr/bin:/bin", "FLOWRUN_TEST_KEYSTORE_PASSWORD": PASSWORD}
+    run = _run_balance(tmp_path, pki_files, partner)
 
-    def run(*options: str) -> tuple[str, set[str]]:
-        proc = subprocess.run([sys.executable, "-c", _WRAPPER, str(report), "run", str(flow), "--aliases",
-                               str(aliases), *options], capture_output=True, text=True, env=env, timeout=120,
-                              check=False)
-        assert proc.returncode == 0, proc.stdout + proc.stderr
-        return proc.stdout, set(json.loads(report.read_text())["modules"])
+    text, facts = run("--iterations", "3")
+    json_out, facts_for_json = run("--json")
 
-    text, imported = run("--iterations", "3")
-    json_out, imported_for_json = run("--json")
-
+    imported, imported_for_json = set(facts["modules"]), set(facts_for_json["modules"])
     assert text.count("ok   iteration") == 3
     assert "flowrun._rest" in imported and "flowrun._tls._lean" in imported
     assert sorted(name for name in imported if name.startswith("cryptography")) == []
