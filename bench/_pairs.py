@@ -361,12 +361,24 @@ class NewmanPair(Pair):
             "--ssl-extra-ca-certs", str(site.pki.root_pem),
             "--reporters", "json", "--reporter-json-export", str(self._report),
         ]
+        # Context, not a side: the floor under flowrun, a Python process with httpx making the same
+        # requests (the cold-start pair's script, looped), with its own ratio to Newman per round.
+        self._bare_command = [
+            sys.executable, "-c", _RAW_HTTPX_LOOP_SCRIPT.format(password_env=PASSWORD_ENV), url,
+            str(site.pki.client_cert_pem), str(site.pki.client_key_pem), str(site.pki.root_pem), n,
+        ]
+        self._flowrun_s: list[float] = []
+        self._bare_s: list[float] = []
+        self._newman_s: list[float] = []
 
     def meets_target(self, ratio: float) -> bool:
         return ratio <= 0.05
 
     def flowrun(self) -> float:
         elapsed, _ = _run_process(self._flowrun_command, cwd=self._directory, what="flowrun run")
+        bare, _ = _run_process(self._bare_command, cwd=self._directory, what="python + httpx loop")
+        self._flowrun_s.append(elapsed)
+        self._bare_s.append(bare)
         return elapsed
 
     def reference(self) -> float:
@@ -375,7 +387,19 @@ class NewmanPair(Pair):
         if stats["assertions"]["failed"] or stats["requests"]["failed"] or stats["iterations"]["total"] \
                 != self.operations:
             raise PairError(f"newman run did not pass: {stats}")
+        self._newman_s.append(elapsed)
         return elapsed
+
+    def checks(self) -> list[Check]:
+        rounds = list(zip(self._flowrun_s, self._bare_s, self._newman_s, strict=False))
+        if not rounds:
+            return []
+        bare = statistics.median(self._bare_s)
+        to_newman = statistics.median(b / r for _, b, r in rounds)
+        flowrun_to_bare = statistics.median(f / b for f, b, _ in rounds)
+        return [Check(f"python + httpx, the same {self.operations} GETs in one process (the floor under flowrun)",
+                      f"{bare:.3f} s: ratio to Newman {to_newman:.3f} ({1 / to_newman:.0f}x faster); "
+                      f"flowrun / this {flowrun_to_bare:.3f}", "context", None)]
 
 
 # --- 3. cold start --------------------------------------------------------------------------------
@@ -390,6 +414,18 @@ with httpx.Client(verify=context) as client:
     response = client.get(url)
     response.raise_for_status()
     assert response.status_code == 200 and response.json()["balance"] > 0
+"""
+
+_RAW_HTTPX_LOOP_SCRIPT = """
+import os, ssl, sys
+import httpx
+url, cert, key, root, n = sys.argv[1:6]
+context = ssl.create_default_context(cafile=root)
+context.load_cert_chain(cert, key, password=os.environ[{password_env!r}])
+with httpx.Client(verify=context) as client:
+    for _ in range(int(n)):
+        if client.get(url).status_code != 200:
+            sys.exit("status is not 200")
 """
 
 _MODULES_WRAPPER = """
