@@ -27,6 +27,19 @@ __all__ = ["Dispatch", "Outcome", "shown_url"]
 
 _POLL_S = 0.05
 _REVOKED_AT_MOST = 50_000
+# Redis serves one command at a time, and the workers' broker and ledger commands wait behind the
+# dispatcher's: one MGET of 100,000 result keys holds Redis for ~0.3 s. So a look at the result
+# store names at most this many keys per command...
+MGET_AT_MOST = 2_000
+# ...and the looks take at most this share of the time: with many rows pending, the dispatcher
+# looks less often instead of keeping Redis busy. Every look still reads every pending row, so a
+# broker lost mid-run leaves no finished row ungathered that an earlier look could have seen.
+_LOOK_SHARE = 0.1
+
+
+def wait_after_look(look_s: float) -> float:
+    """Seconds to wait after a look at the result store that took ``look_s``."""
+    return max(_POLL_S, look_s * (1 / _LOOK_SHARE - 1))
 
 
 def shown_url(url: str) -> str:
@@ -95,13 +108,15 @@ class Dispatch:
         shown = min(self.task_ids, default=1)
         try:
             while True:
+                looked = time.monotonic()
                 pending = self._collect()
+                look_s = time.monotonic() - looked
                 while shown in self.results:
                     on_result(shown, self.results[shown])
                     shown += 1
                 if not pending:
                     break
-                time.sleep(_POLL_S)
+                time.sleep(wait_after_look(look_s))
         except _broker_errors() as exc:
             raise self._lost(exc, "gathering results") from None
         return dict(sorted(self.results.items()))
@@ -113,7 +128,10 @@ class Dispatch:
         numbers = [number for number in self.task_ids if number not in self.results]
         if not numbers:
             return 0
-        metas = backend.client.mget([backend.get_key_for_task(self.task_ids[n]) for n in numbers])
+        metas: list[Any] = []
+        for start in range(0, len(numbers), MGET_AT_MOST):
+            chunk = numbers[start:start + MGET_AT_MOST]
+            metas += backend.client.mget([backend.get_key_for_task(self.task_ids[n]) for n in chunk])
         pending = 0
         for number, raw in zip(numbers, metas, strict=True):
             meta = backend.decode_result(raw) if raw is not None else None
