@@ -21,7 +21,7 @@ from flowrun._errors import BrokerError, FlowrunError, InternalError
 from flowrun._models._flow_results import FlowResult
 from flowrun._models._numbers import WrittenNumber, dumps
 from flowrun.celery._app import RUN_ROW_TASK
-from flowrun.celery._wire import error_from_dict, flow_result_from_dict
+from flowrun.celery._wire import error_from_dict, flow_result_from_dict, relocated
 
 __all__ = ["Dispatch", "Outcome", "shown_url"]
 
@@ -172,7 +172,7 @@ class Dispatch:
         if data.get("cancelled"):
             return None
         if isinstance(data.get("bundle_dir"), str):
-            data = _relocated(data, data.pop("bundle_dir"), self.roots[number])
+            data = relocated(data, data.pop("bundle_dir"), self.roots[number])
         if "error" in data:
             error = error_from_dict(data["error"])
             assert error is not None
@@ -195,16 +195,3 @@ class Dispatch:
             f"({len(self.results)} of {len(self.task_ids)} data rows gathered): {type(exc).__name__}: {detail}",
             hint="start the broker again and check the partner for the rows not gathered before running them "
                  "again: a new run has a new run id, so it sends every row again")
-
-
-def _relocated(value: Any, bundle_dir: str, root: Path) -> Any:
-    """``value`` with the worker's copy of the bundle (paths in error locations and messages)
-    named by this command's own paths, as a local run names them."""
-    prefix = "" if root == Path() else f"{root}/"
-    if isinstance(value, str):
-        return str(root) if value == bundle_dir else value.replace(f"{bundle_dir}/", prefix)
-    if isinstance(value, dict):
-        return {key: _relocated(item, bundle_dir, root) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_relocated(item, bundle_dir, root) for item in value]
-    return value

@@ -20,7 +20,7 @@ from flowrun._errors import FlowrunError, InternalError, SoapFaultError, Unexpec
 from flowrun._models._flow_results import FlowResult
 from flowrun._models._results import AssertionOutcome, Attempt, PageInfo, RequestInfo, StepResult, TlsInfo
 
-__all__ = ["error_from_dict", "flow_result_from_dict", "step_result_from_dict"]
+__all__ = ["error_from_dict", "flow_result_from_dict", "relocated", "step_result_from_dict"]
 
 
 def _error_classes() -> dict[str, type[FlowrunError]]:
@@ -107,3 +107,17 @@ def flow_result_from_dict(data: dict[str, Any], *, file: Path | None = None) -> 
         duration_ms=float(data.get("duration_ms", 0.0)), iteration=data.get("iteration"),
         inputs=dict(data.get("inputs") or {}), error=error or error_from_dict(data.get("error")), file=file,
     )
+
+
+def relocated(value: Any, bundle_dir: str, root: Path) -> Any:
+    """``value`` with the paths under ``bundle_dir`` (a worker's copy of the bundle, in error
+    locations and messages) named under ``root`` instead: the dispatcher's own paths, as a local
+    run names them, or another worker's copy of the same bundle."""
+    prefix = "" if root == Path() else f"{root}/"
+    if isinstance(value, str):
+        return str(root) if value == bundle_dir else value.replace(f"{bundle_dir}/", prefix)
+    if isinstance(value, dict):
+        return {key: relocated(item, bundle_dir, root) for key, item in value.items()}
+    if isinstance(value, list):
+        return [relocated(item, bundle_dir, root) for item in value]
+    return value

@@ -25,7 +25,7 @@ from flowrun._models._results import StepResult
 from flowrun._models._secret import SecretSource
 from flowrun.celery._bundle import BundleCache
 from flowrun.celery._ledger import DEFAULT_TTL_S, StepLedger, is_idempotent, start_row
-from flowrun.celery._wire import step_result_from_dict
+from flowrun.celery._wire import relocated, step_result_from_dict
 
 if TYPE_CHECKING:
     from flowrun._registry import Registry
@@ -34,9 +34,12 @@ __all__ = ["RecordingRunner", "WorkerSettings", "WorkerState", "run_row"]
 
 
 class RecordingRunner(FlowRunner):
-    """A flow runner that consults and writes the completed-step records of ``ledger``."""
+    """A flow runner that consults and writes the completed-step records of ``ledger``.
+    ``bundle_dir`` is where this worker wrote the row's bundle: a record names the paths of the
+    worker that wrote it, and a replay on another worker names its own instead."""
 
     ledger: StepLedger | None = None
+    bundle_dir: str | None = None
 
     def _execute(self, flow: Flow, call: _Call) -> StepResult:
         ledger = self.ledger
@@ -64,6 +67,8 @@ class RecordingRunner(FlowRunner):
         if result.items is not None:  # a paginated step: later steps read its items
             extra["items"] = result.items
         record.update(result.secrets.mask_data(extra) if result.secrets else extra)
+        if self.bundle_dir is not None:
+            record["bundle_dir"] = self.bundle_dir
         ledger.done(index, record)
         return result
 
@@ -71,7 +76,11 @@ class RecordingRunner(FlowRunner):
         record = ledger.get(index)
         if record is None or record.get("state") != "done":
             return None
-        return step_result_from_dict(record["result"])
+        data = record["result"]
+        written_in = data.pop("bundle_dir", None)
+        if isinstance(written_in, str) and self.bundle_dir is not None and written_in != self.bundle_dir:
+            data = relocated(data, written_in, Path(self.bundle_dir))
+        return step_result_from_dict(data)
 
 
 def _shown(index: int | str) -> str:
@@ -169,10 +178,11 @@ def run_row(state: WorkerState, *, bundle: dict[str, Any], inputs: str, run_id: 
             return dumps({"cancelled": True})  # the dispatcher cancelled the run: nothing is sent
         runner = state.runner(env)
         runner.ledger = StepLedger(state.redis(), run_id, row, ttl_s=state.settings.record_ttl_s)
+        runner.bundle_dir = reply.get("bundle_dir")
         try:
             result = runner.run(flow, json.loads(inputs, parse_float=WrittenNumber), iteration=iteration)
         finally:
-            runner.ledger = None
+            runner.ledger = runner.bundle_dir = None
         # Response headers and bodies (masked) only for a dispatcher that draws them (--html).
         data = result.to_dict(include_body=bodies)
         # What reports show beyond to_dict(): the inputs (JUnit properties), each request line and

@@ -209,6 +209,42 @@ def test_completed_steps_are_replayed_and_an_in_flight_post_is_never_sent_again(
         state.close()
 
 
+def test_a_step_replayed_on_another_worker_names_that_workers_copy_of_the_bundle(
+        tmp_path: Path, aliases: Path, partner: PartnerServer, redis_server: RedisServer,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A step's record holds paths in the bundle copy of the worker that ran it (here where
+    ``save_to`` wrote the body). The row redelivered to another worker reports them in that
+    worker's copy: the one its reply names (``bundle_dir``), which the dispatcher turns into its
+    own paths. Never the first worker's temporary folder."""
+    from flowrun._load._flows import load_flow
+
+    monkeypatch.setenv(PASSWORD_ENV, KEYSTORE_PASSWORD)
+    monkeypatch.setenv(API_KEY_ENV, API_KEY)
+    flow = {"name": "statement", "inputs": {"account": {"type": "string"}}, "steps": [
+        {"id": "balance", "type": "rest", "alias": "partner", "method": "GET", "path": "/accounts/{{ inputs.account }}",
+         "response": {"expect_status": [200], "save_to": "out/balance.json"}}]}
+    path = write_flow(tmp_path, flow)
+    bundle = make_bundle(path, load_flow(path))
+    first, second = (WorkerState(WorkerSettings(aliases=aliases), redis_server.url) for _ in range(2))
+
+    def run(state: WorkerState) -> dict[str, Any]:
+        text = run_row(state, bundle=bundle, inputs=json.dumps({"account": "601"}), run_id="r9", row=1,
+                       iteration=None, env=None, bodies=True)
+        return dict(json.loads(text))
+
+    try:
+        ran, replayed = run(first), run(second)
+        assert len([r for r in partner.requests if r.path == "/secure/accounts/601"]) == 1  # replayed, not sent
+        assert ran["bundle_dir"] != replayed["bundle_dir"]
+        for reply in (ran, replayed):
+            body = reply["result"]["steps"][0]["body"]
+            assert body["saved_to"] == f"{reply['bundle_dir']}/out/balance.json", body
+        assert ran["bundle_dir"] not in json.dumps(replayed)
+    finally:
+        first.close()
+        second.close()
+
+
 def test_each_item_of_a_for_each_step_has_its_own_record(
         tmp_path: Path, aliases: Path, partner: PartnerServer, redis_server: RedisServer,
         monkeypatch: pytest.MonkeyPatch) -> None:
