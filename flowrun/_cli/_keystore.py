@@ -33,13 +33,12 @@ from flowrun._errors import (
     UsageError,
 )
 from flowrun._tls._chain import serial_hex
+from flowrun._tls._detect import detect_type, holds_plaintext_key
 from flowrun._tls._diagnose import diagnose, is_usable
 from flowrun._tls._keycheck import describe_key, key_type_and_size
 from flowrun._tls._model import Finding, KeystoreContents, KeystoreEntry, KeystoreType
 from flowrun._tls._read import (
     describe_path,
-    detect_type,
-    holds_plaintext_key,
     permission_warnings,
     read_file_bytes,
     read_keystore,

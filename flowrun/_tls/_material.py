@@ -106,8 +106,8 @@ def identity_for(keystore: Keystore, cache: TlsCache = TLS_CACHE,
                  ) -> tuple[IdentityKey, Callable[[], ClientIdentity]]:
     """The cache key and loader of a keystore record's identity; ``trust_records`` are the
     trust_store_cert records its ``chain_certs`` may name."""
+    from flowrun._tls._detect import holds_plaintext_key
     from flowrun._tls._files import check_key_material_file
-    from flowrun._tls._jks import JCEKS_MAGIC, JKS_MAGIC
 
     chain_digests, chain_certs = _chain_certs_for(keystore, trust_records or {}, cache)
     try:
@@ -117,15 +117,8 @@ def identity_for(keystore: Keystore, cache: TlsCache = TLS_CACHE,
             check_key_material_file(keystore.key_file, what="private key")
         key_content = (cache.files.read(keystore.key_file, error=KeystoreNotFoundError)
                        if keystore.key_file is not None else None)
-        material = (key_content or content).data
-        if material.startswith((JKS_MAGIC, JCEKS_MAGIC)):
-            plaintext = False  # Java stores encrypt every key
-        else:
-            from flowrun._tls._read import holds_plaintext_key
-
-            plaintext = holds_plaintext_key(material)
         warn_unprotected(keystore.key_file or keystore.file, "private key" if keystore.key_file else "keystore",
-                         plaintext=plaintext)
+                         plaintext=holds_plaintext_key((key_content or content).data))
         password = keystore.password.reveal() if keystore.password is not None else None
         key_password = keystore.key_password.reveal() if keystore.key_password is not None else None
     except FlowrunError as error:

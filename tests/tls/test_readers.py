@@ -28,10 +28,10 @@ from flowrun._errors import (
     TrustCertError,
 )
 from flowrun._tls import _der
+from flowrun._tls._detect import detect_type
 from flowrun._tls._jks import _jceks_recover, encode_jks, write_jks
 from flowrun._tls._model import KeystoreContents
 from flowrun._tls._read import (
-    detect_type,
     load_keystore_file,
     read_keystore,
     read_pem,
