@@ -1,8 +1,9 @@
-"""The lean path: a client identity from a JKS store, and trust store certs, as DER for OpenSSL,
-without importing ``cryptography`` (its x509 package is ~30 ms of every cold start).
+"""The lean path: a client identity from a JKS store or PEM files, and trust store certs, as DER for
+OpenSSL, without importing ``cryptography`` (its x509 package is ~30 ms of every cold start).
 
-Most runs use a store keytool wrote: one key entry whose chain ends in a self-signed root, an RSA
-or P-256/384/521 key, a certificate that is not about to expire; and a PEM root as trust. For those
+Most runs use a store keytool wrote (one key entry whose chain ends in a self-signed root) or PEM
+files OpenSSL wrote (an unencrypted PKCS#8 key, the chain leaf first), with an RSA or
+P-256/384/521 key and a certificate that is not about to expire; and a PEM root as trust. For those
 the few certificate fields the checks need (issuer and subject as encoded, validity end, key
 algorithm) are read from the DER here, and OpenSSL checks the rest (it pairs the key with the
 leaf, parses every certificate and refuses weak keys when the context loads them).
@@ -28,7 +29,7 @@ from flowrun._models._record import RecordRepr
 from flowrun._tls import _der
 from flowrun._tls._context import key_pairs_with
 from flowrun._tls._jks import TAG_PRIVATE_KEY, read_jks_raw, recover_jks_key
-from flowrun._tls._model import ClientIdentity
+from flowrun._tls._model import PEM_KEY_ALIAS, ClientIdentity
 
 _RSA = "1.2.840.113549.1.1.1"
 _EC = "1.2.840.10045.2.1"
@@ -114,25 +115,47 @@ def subject_text(der: bytes) -> str | None:
     Tests compare the two on names with every escape."""
     try:
         fields = _tbs_fields(der)
-        if fields is None:
-            return None
-        rdns = fields[4].expect(_der.SEQUENCE).children()
-        written: list[str] = []
-        for rdn in rdns:
-            parts: list[str] = []
+    except (_der.DerError, IndexError, ValueError):
+        return None
+    rdns = _name_attributes(fields[4]) if fields is not None else None
+    if rdns is None:
+        return None
+    return ",".join("+".join(f"{_SHORT_NAMES.get(oid, oid)}={_escaped(value)}" for oid, value in rdn)
+                    for rdn in reversed(rdns))
+
+
+def _name_attributes(name: _der.Tlv) -> list[list[tuple[str, str]]] | None:
+    """Each RDN of a name as its (dotted OID, value) pairs, values decoded as cryptography decodes
+    them; None for an empty RDN or a value of another string type (left to cryptography)."""
+    try:
+        rdns: list[list[tuple[str, str]]] = []
+        for rdn in name.expect(_der.SEQUENCE).children():
+            attributes: list[tuple[str, str]] = []
             for attribute in rdn.expect(_der.SET).children():
                 oid, value = attribute.expect(_der.SEQUENCE).children()
                 encoding = _TEXT_TAGS.get(value.tag)
                 if encoding is None:
                     return None
-                dotted = _der.read_oid(oid)
-                parts.append(f"{_SHORT_NAMES.get(dotted, dotted)}={_escaped(value.value.decode(encoding))}")
-            if not parts:
+                attributes.append((_der.read_oid(oid), value.value.decode(encoding)))
+            if not attributes:
                 return None
-            written.append("+".join(parts))
-        return ",".join(reversed(written))
+            rdns.append(attributes)
+        return rdns
     except (_der.DerError, IndexError, ValueError):
         return None
+
+
+NameKey = tuple[frozenset[tuple[str, str]], ...]
+
+
+def name_key(name_der: bytes) -> NameKey | None:
+    """A name as cryptography's ``Name.__eq__`` compares it (RDNs in order, the attributes of each
+    as a set, values as text whatever their string type); None where that is not known here."""
+    try:
+        rdns = _name_attributes(_der.parse(name_der))
+    except (_der.DerError, IndexError, ValueError):
+        return None
+    return tuple(frozenset(rdn) for rdn in rdns) if rdns is not None else None
 
 
 def _escaped(value: str) -> str:
@@ -205,6 +228,49 @@ def lean_jks_identity(data: bytes, *, password: str | None, key_alias: str | Non
     return ClientIdentity(alias=alias, chain_der=chain, pkcs8=pkcs8, checked=True)
 
 
+# --- the client identity from PEM files --------------------------------------------------------
+
+
+def lean_pem_identity(data: bytes, key_data: bytes | None, *, now: datetime.datetime | None = None,
+                      ) -> ClientIdentity | None:
+    """The identity of PEM files (a certificate file and, or with, a key file) that hold one
+    unencrypted PKCS#8 key (``PRIVATE KEY``, as ``openssl genpkey`` and ``openssl pkcs12 -nodes``
+    write it) and its chain leaf first, each certificate followed by its issuer, as OpenSSL and
+    most CAs write them; or None (take the full path, which orders the certificates itself)."""
+    allowed = {_CERTIFICATE, _PRIVATE_KEY}
+    blocks = _plain_blocks(data, allowed)
+    key_blocks = _plain_blocks(key_data, allowed) if key_data is not None else []
+    if blocks is None or key_blocks is None:
+        return None
+    keys = [der for label, der in (*blocks, *key_blocks) if label == _PRIVATE_KEY]
+    # The key file's certificates come after the certificate file's, as on the full path.
+    chain = [der for label, der in (*blocks, *key_blocks) if label == _CERTIFICATE]
+    if len(keys) != 1 or not chain:
+        return None
+    parsed = [certificate_fields(der) for der in chain]
+    if any(fields is None for fields in parsed):
+        return None
+    names = [(name_key(fields.issuer), name_key(fields.subject)) for fields in parsed if fields is not None]
+    subjects = [subject for _, subject in names]
+    if any(issuer is None or subject is None for issuer, subject in names) or len(set(subjects)) != len(subjects):
+        return None  # a name this cannot compare, or two certificates for one name (renewed CAs)
+    # Leaf first, each certificate issued by the next; the last one self-issued or issued by none
+    # of them. The full path then picks the same leaf and builds the same chain, and none is left.
+    for (issuer, subject), next_subject in zip(names, subjects[1:], strict=False):
+        if issuer == subject or issuer != next_subject:
+            return None
+    last_issuer, last_subject = names[-1]
+    if last_issuer != last_subject and last_issuer in subjects:
+        return None
+    leaf = parsed[0]
+    assert leaf is not None
+    if not leaf.usable_key or leaf.not_after - (now or datetime.datetime.now(datetime.UTC)) < _EXPIRY_MARGIN:
+        return None
+    if not key_pairs_with(keys[0], chain[0]):
+        return None
+    return ClientIdentity(alias=PEM_KEY_ALIAS, chain_der=tuple(chain), pkcs8=keys[0], checked=True)
+
+
 # --- trust store certs ------------------------------------------------------------------------
 
 _PEM_BLOCK = re.compile(rb"-----BEGIN ([A-Z0-9 ]+)-----\r?\n(.*?)-----END ([A-Z0-9 ]+)-----", re.DOTALL)
@@ -221,18 +287,27 @@ def lean_trust_certificates(data: bytes, format: str | None) -> tuple[bytes, ...
         return (data,)
     if format == "der":
         return None
-    blocks = _PEM_BLOCK.findall(data)
-    if not blocks or len(blocks) != len(_BEGIN.findall(data)):
+    blocks = _plain_blocks(data, {_CERTIFICATE})
+    if not blocks or any(certificate_fields(der) is None for _, der in blocks):
         return None
-    certificates: list[bytes] = []
+    return tuple(der for _, der in blocks)
+
+
+_CERTIFICATE, _PRIVATE_KEY = b"CERTIFICATE", b"PRIVATE KEY"
+
+
+def _plain_blocks(data: bytes, labels: set[bytes]) -> list[tuple[bytes, bytes]] | None:
+    """(label, DER) of each PEM block, in file order, when every block has one of ``labels`` and
+    is plain base64 (no headers); None otherwise."""
+    blocks = _PEM_BLOCK.findall(data)
+    if len(blocks) != len(_BEGIN.findall(data)):
+        return None
+    found: list[tuple[bytes, bytes]] = []
     for begin, body, end in blocks:
-        if begin != b"CERTIFICATE" or end != b"CERTIFICATE":
+        if begin != end or begin not in labels:
             return None
         try:
-            der = base64.b64decode(b"".join(body.split()), validate=True)
+            found.append((begin, base64.b64decode(b"".join(body.split()), validate=True)))
         except (binascii.Error, ValueError):
             return None
-        if certificate_fields(der) is None:
-            return None
-        certificates.append(der)
-    return tuple(certificates)
+    return found

@@ -106,7 +106,7 @@ def identity_for(keystore: Keystore, cache: TlsCache = TLS_CACHE,
                  ) -> tuple[IdentityKey, Callable[[], ClientIdentity]]:
     """The cache key and loader of a keystore record's identity; ``trust_records`` are the
     trust_store_cert records its ``chain_certs`` may name."""
-    from flowrun._tls._detect import holds_plaintext_key
+    from flowrun._tls._detect import detect_type_quietly, holds_plaintext_key
     from flowrun._tls._files import check_key_material_file
 
     chain_digests, chain_certs = _chain_certs_for(keystore, trust_records or {}, cache)
@@ -137,6 +137,13 @@ def identity_for(keystore: Keystore, cache: TlsCache = TLS_CACHE,
                                      key_password=key_password)
             if lean is not None:
                 return lean  # its certificate is not about to expire: there is nothing to warn about
+        if not keystore.chain_certs and keystore.type in (None, "pem") and (
+                key_content is not None or detect_type_quietly(content.data) == "pem"):
+            from flowrun._tls._lean import lean_pem_identity
+
+            lean = lean_pem_identity(content.data, key_content.data if key_content is not None else None)
+            if lean is not None:
+                return lean
         from flowrun._tls._read import read_keystore, read_pem, select_identity
 
         if key_content is not None:

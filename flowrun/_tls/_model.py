@@ -18,6 +18,8 @@ if TYPE_CHECKING:  # a run from a JKS store never imports cryptography (~30 ms o
     from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 
 KeystoreType = Literal["jks", "jceks", "pkcs12", "pem"]
+# The entry name of the private key of a PEM identity (PEM files have no aliases).
+PEM_KEY_ALIAS = "key"
 EntryKind = Literal["private_key", "trusted_cert", "secret_key"]
 Severity = Literal["error", "warning", "info"]
 

@@ -29,9 +29,8 @@ from flowrun._errors import (
 from flowrun._models._record import ValueRecord
 from flowrun._tls import _der
 from flowrun._tls._chain import complete_chain, find_issuer, load_pem_certificate, unique
-from flowrun._tls._model import KeystoreContents, KeystoreEntry
+from flowrun._tls._model import PEM_KEY_ALIAS, KeystoreContents, KeystoreEntry
 
-PEM_KEY_ALIAS = "key"
 # Trailing spaces or tabs after the dashes are common in files pasted from e-mail or a web page;
 # OpenSSL accepts them.
 _BLOCK = re.compile(rb"-----BEGIN ([A-Z0-9 ]+)-----[ \t]*\r?\n(.*?)-----END \1-----[ \t]*", re.DOTALL)

@@ -14,11 +14,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 
 from flowrun._cli import _collector
 from flowrun.testing import PartnerServer, PkiFiles
+from tests._binaries import require_binary
 from tests.flows.conftest import PASSWORD, write_json
 
 _WRAPPER = """
@@ -60,12 +62,13 @@ NOT_ON_THE_REST_RUN_PATH = (
 )
 
 
-def _user_aliases(tmp_path: Path, pki_files: PkiFiles, partner: PartnerServer) -> Path:
-    """A user's alias: JKS keystore, the partner's root, and the system's CAs too."""
+def _user_aliases(tmp_path: Path, pki_files: PkiFiles, partner: PartnerServer,
+                  keystore: dict[str, Any] | None = None) -> Path:
+    """A user's alias: a JKS keystore (or ``keystore``), the partner's root, and the system's CAs too."""
     aliases = tmp_path / "aliases"
     write_json(aliases / "partner.json", [
-        {"kind": "keystore", "name": "client", "type": "jks", "file": str(pki_files.client.jks),
-         "password": {"env": "FLOWRUN_TEST_KEYSTORE_PASSWORD"}, "key_alias": "client"},
+        keystore or {"kind": "keystore", "name": "client", "type": "jks", "file": str(pki_files.client.jks),
+                     "password": {"env": "FLOWRUN_TEST_KEYSTORE_PASSWORD"}, "key_alias": "client"},
         {"kind": "trust_store_cert", "name": "partner_root", "file": str(pki_files.root_pem)},
         {"kind": "protocol_profile", "name": "partnerMTLS", "keystore": "client",
          "trust_store_certs": ["partner_root"], "use_system_trust": True},
@@ -77,11 +80,11 @@ def _user_aliases(tmp_path: Path, pki_files: PkiFiles, partner: PartnerServer) -
     return aliases
 
 
-def _run_balance(tmp_path: Path, pki_files: PkiFiles, partner: PartnerServer,
+def _run_balance(tmp_path: Path, pki_files: PkiFiles, partner: PartnerServer, keystore: dict[str, Any] | None = None,
                  ) -> Callable[..., tuple[str, dict[str, Any]]]:
     """Runs a one-step balance flow through the user's alias with ``run`` options; gives its
     standard output and what the wrapper saw (exit code, modules, collector)."""
-    aliases = _user_aliases(tmp_path, pki_files, partner)
+    aliases = _user_aliases(tmp_path, pki_files, partner, keystore)
     flow = write_json(tmp_path / "flow.json", {"name": "balance", "steps": [
         {"id": "balance", "type": "rest", "alias": "bank", "path": "/accounts/7",
          "assert": [{"that": "status", "equals": 200}]}]})
@@ -114,11 +117,24 @@ def test_a_rest_only_run_imports_nothing_it_does_not_use(tmp_path: Path, pki_fil
     assert facts["threshold"] < _collector.HELD_THRESHOLD and facts["frozen"] > 0
 
 
-def test_a_run_from_a_jks_store_never_imports_cryptography(tmp_path: Path, pki_files: PkiFiles,
-                                                               partner: PartnerServer) -> None:
+def _plain_pem_keystore(tmp_path: Path, pki_files: PkiFiles) -> dict[str, Any]:
+    """The client's certificate file and its key as unencrypted PKCS#8 (``openssl pkey`` output, 0600)."""
+    key = tmp_path / "client.key"
+    subprocess.run([require_binary("openssl", "openssl"), "pkey", "-in", str(pki_files.client.key_pem), "-passin",
+                    f"pass:{PASSWORD}", "-out", str(key)], check=True, capture_output=True, timeout=60)
+    key.chmod(0o600)
+    assert key.read_bytes().startswith(b"-----BEGIN PRIVATE KEY-----")
+    return {"kind": "keystore", "name": "client", "type": "pem", "file": str(pki_files.client.cert_pem),
+            "key_file": str(key)}
+
+
+@pytest.mark.parametrize("store", ["jks", "pem"])
+def test_a_run_from_a_jks_store_or_pem_files_never_imports_cryptography(
+        tmp_path: Path, pki_files: PkiFiles, partner: PartnerServer, store: str) -> None:
     """Neither passed iterations nor a JSON report decode a certificate with cryptography: the
     lean path (flowrun/_tls/_lean.py) reads what they need from the DER."""
-    run = _run_balance(tmp_path, pki_files, partner)
+    keystore = _plain_pem_keystore(tmp_path, pki_files) if store == "pem" else None
+    run = _run_balance(tmp_path, pki_files, partner, keystore)
 
     text, facts = run("--iterations", "3")
     json_out, facts_for_json = run("--json")
