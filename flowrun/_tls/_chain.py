@@ -216,6 +216,20 @@ def placeholder_message(alias: str, holder: KeystoreEntry, contents: KeystoreCon
             "accept the reply)")
 
 
+def key_mismatch_words(contents: KeystoreContents, entry: KeystoreEntry, subject: str) -> tuple[str, str]:
+    """What is wrong with a private key that does not belong to its certificate, and the fix, in
+    the terms of the store: files for PEM, an alias and keytool for the others."""
+    if contents.type == "pem":
+        key_file = entry.key_source or contents.source
+        return (f"the private key in {key_file} does not belong to the certificate {subject} in "
+                f"{contents.source}",
+                "give the key file this certificate was issued for, or the certificate issued for this key; "
+                "a key and certificate pair print the same public key with `openssl pkey -pubout -in KEY` "
+                "and `openssl x509 -noout -pubkey -in CERT`")
+    return (f"the private key of entry '{entry.alias}' does not belong to its certificate {subject}",
+            "import the certificate signed for this key's CSR under the key's alias")
+
+
 def public_key_der(key: object) -> bytes:
     """A public key as DER SubjectPublicKeyInfo: equal for a private key's public half and its certificate's key."""
     from cryptography.hazmat.primitives import serialization

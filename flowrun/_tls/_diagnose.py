@@ -64,7 +64,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from flowrun._errors import KeyMaterialError, KeyPasswordError
 from flowrun._models._record import RecordRepr
-from flowrun._tls._chain import complete_chain, placeholder_message, signed_certificate_entry
+from flowrun._tls._chain import complete_chain, key_mismatch_words, placeholder_message, signed_certificate_entry
 from flowrun._tls._dsa import is_dsa_public_key
 from flowrun._tls._keycheck import algorithm_problem, describe_key, security_level
 from flowrun._tls._model import Finding, KeystoreContents, KeystoreEntry, Severity
@@ -256,10 +256,8 @@ class _Diagnosis(RecordRepr):
                      f"the private key of '{entry.alias}' cannot be read: {error.message}", alias=entry.alias)
             return
         if not _key_matches(key, entry.certificates[0]):
-            self.add("key.mismatch",
-                     f"the private key of '{entry.alias}' does not belong to its certificate "
-                     f"{_subject(entry.certificates[0])}: import the certificate signed for this key's CSR "
-                     "under the key's alias", alias=entry.alias)
+            message, hint = key_mismatch_words(self.contents, entry, _subject(entry.certificates[0]))
+            self.add("key.mismatch", f"{message}: {hint}", alias=entry.alias)
 
     # --- the chain ----------------------------------------------------------------------
 

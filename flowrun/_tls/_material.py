@@ -148,7 +148,7 @@ def identity_for(keystore: Keystore, cache: TlsCache = TLS_CACHE,
 
         if key_content is not None:
             contents = read_pem(content.data, key_data=key_content.data, password=key_password or password,
-                                source=str(keystore.file))
+                                source=str(keystore.file), key_source=str(keystore.key_file))
         else:
             contents = read_keystore(content.data, password=password, type=keystore.type,
                                      source=str(keystore.file))

@@ -42,6 +42,8 @@ class KeystoreEntry(RecordRepr):
     # JKS and JCEKS: the key's unencrypted PKCS#8 DER, not decoded (the same errors as decrypt_key
     # but for a key that cannot be decoded).
     recover_key: Callable[[str | None], bytes] | None = attrs.field(default=None, repr=False)
+    # PEM: the file the private key was read from (a key file of its own, or the store's file).
+    key_source: str | None = None
 
 
 @attrs.frozen(eq=False, repr=False)

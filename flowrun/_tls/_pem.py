@@ -235,7 +235,7 @@ def read_pem(
         chain, rest = _order_chain(certs)
         entries.append(KeystoreEntry(
             alias=PEM_KEY_ALIAS, kind="private_key", certificates=chain,
-            decrypt_key=_make_key_decryptor(key_block, password, key_from),
+            decrypt_key=_make_key_decryptor(key_block, password, key_from), key_source=key_from,
         ))
     else:
         rest = certs

@@ -26,6 +26,7 @@ from flowrun._errors import (
 from flowrun._tls._chain import (
     check_certificate,
     complete_chain,
+    key_mismatch_words,
     lenient_decoding,
     load_der_certificate,
     placeholder_message,
@@ -210,10 +211,8 @@ def select_identity(
         # Not paired by OpenSSL: decoding the key below words what is wrong, as for other stores.
     key = entry.decrypt_key(password)
     if public_key_der(key.public_key()) != public_key_der(leaf.public_key()):
-        raise KeyMismatchError(
-            f"the private key of entry '{entry.alias}' does not belong to its certificate "
-            f"({leaf.subject.rfc4514_string()})", file=where,
-        )
+        message, hint = key_mismatch_words(contents, entry, f"({leaf.subject.rfc4514_string()})")
+        raise KeyMismatchError(message, hint=hint, file=where)
     return ClientIdentity(alias=entry.alias, chain=chain, key=key)
 
 

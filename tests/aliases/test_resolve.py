@@ -38,6 +38,7 @@ from tests.aliases._setup import (
     write_jks,
     write_pem,
 )
+from tests.tls.test_real_inputs import openssl
 
 pytestmark = pytest.mark.usefixtures("secrets_env")
 
@@ -347,6 +348,36 @@ def test_pkcs12_and_pem_keystores_resolve_to_the_same_identity(tmp_path: Path, p
     registry = load(write_aliases(tmp_path, records))
     assert registry.resolve("partner").client_cert_sha256 == pki.client.sha256
     assert registry.resolve("pem").client_cert_sha256 == pki.client.sha256
+
+
+def _pem_records(pki_files: PkiFiles, key_file: Path) -> list[dict[str, Any]]:
+    records = mtls_records(pki_files, port=8443)
+    records[0] = {"kind": "keystore", "name": "client_ks", "type": "pem", "file": str(pki_files.client.cert_pem),
+                  "key_file": str(key_file)}
+    return records
+
+
+def test_pem_key_file_of_another_certificate_names_both_files(tmp_path: Path, pki_files: PkiFiles) -> None:
+    other = tmp_path / "other.key"
+    openssl("genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", str(other))
+    other.chmod(0o600)
+    with pytest.raises(KeyMaterialError) as caught:
+        load(write_aliases(tmp_path / "aliases", _pem_records(pki_files, other))).resolve("partner")
+    error = caught.value
+    assert error.code == "keystore.key_mismatch"
+    assert f"the private key in {other} does not belong to the certificate" in error.message
+    assert str(pki_files.client.cert_pem) in error.message
+    assert "keytool" not in (error.hint or "") and "key file" in (error.hint or "")
+
+
+def test_damaged_pem_key_file_is_named_not_the_certificate_file(tmp_path: Path, pki_files: PkiFiles) -> None:
+    damaged = tmp_path / "damaged.key"
+    damaged.write_text("-----BEGIN PRIVATE KEY-----\nbm90IGEga2V5\n-----END PRIVATE KEY-----\n")
+    damaged.chmod(0o600)
+    with pytest.raises(KeyMaterialError) as caught:
+        load(write_aliases(tmp_path / "aliases", _pem_records(pki_files, damaged))).resolve("partner")
+    assert f"the private key in {damaged} cannot be decoded" in caught.value.message
+    assert str(pki_files.client.cert_pem) not in caught.value.message
 
 
 def test_trust_cert_inline_pem(tmp_path: Path, pki: Pki, pki_files: PkiFiles) -> None:

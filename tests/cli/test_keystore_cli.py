@@ -395,6 +395,24 @@ def test_pem_certificate_with_its_key_in_a_separate_file(capsys: pytest.CaptureF
     assert len(next(e for e in report["entries"] if e["kind"] == "private_key")["chain"]) == 3
 
 
+def test_pem_key_file_of_another_certificate_is_worded_in_files(capsys: pytest.CaptureFixture[str],
+                                                                tmp_path: Path) -> None:
+    from flowrun.testing import make_pki
+    from tests.tls.test_real_inputs import openssl
+
+    files = make_pki().write(tmp_path, keystore_password="changeit")
+    other = tmp_path / "other.key"
+    openssl("genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out", str(other))
+    other.chmod(0o600)
+    code = main(["keystore", "inspect", str(files.client.cert_pem), "--key-file", str(other), "--json"])
+    report = json.loads(capsys.readouterr().out)
+    assert code == 1
+    (mismatch,) = [f for f in report["findings"] if f["code"] == "key.mismatch"]
+    assert mismatch["message"].startswith(f"the private key in {other} does not belong to the certificate ")
+    assert f"in {files.client.cert_pem}: " in mismatch["message"]
+    assert "keytool" not in mismatch["message"] and "openssl pkey -pubout" in mismatch["message"]
+
+
 def test_key_file_with_a_java_keystore_is_a_usage_error(capsys: pytest.CaptureFixture[str], tmp_path: Path,
                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     from flowrun.testing import make_pki
