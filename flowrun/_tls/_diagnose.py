@@ -68,6 +68,7 @@ from flowrun._tls._chain import complete_chain, key_mismatch_words, placeholder_
 from flowrun._tls._dsa import is_dsa_public_key
 from flowrun._tls._keycheck import algorithm_problem, describe_key, security_level
 from flowrun._tls._model import Finding, KeystoreContents, KeystoreEntry, Severity
+from flowrun._tls._pem import PEM_PASSPHRASE_HINT
 
 __all__ = ["CHAIN_HINT", "FINDING_CODES", "diagnose", "is_usable"]
 
@@ -246,6 +247,11 @@ class _Diagnosis(RecordRepr):
             key = entry.decrypt_key(password)
         except KeyPasswordError:
             given = "no password was given" if password is None else "the key password is wrong"
+            if self.contents.type == "pem":
+                self.add("key.wrong_password",
+                         f"the private key in {entry.key_source or self.contents.source} cannot be decrypted: "
+                         f"{given}; {PEM_PASSPHRASE_HINT}", alias=entry.alias)
+                return
             self.add("key.wrong_password",
                      f"the private key of '{entry.alias}' cannot be decrypted: {given}. A key may have its "
                      "own password (keytool's -keypass): pass it as key_password (--key-password-env)",

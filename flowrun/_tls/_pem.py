@@ -155,6 +155,12 @@ def _key_structure_is_sound(block: PemBlock) -> bool:
         return False
 
 
+# A PEM key's passphrase is openssl's, not a keytool -keypass: where it goes, and how to check it.
+PEM_PASSPHRASE_HINT = ("the key's passphrase is the one openssl asked for when it wrote the key: give it as the "
+                       "keystore record's password (--password-env); `openssl pkey -in KEY -noout` asks for it "
+                       "and says whether it is right")
+
+
 def _make_key_decryptor(
     block: PemBlock, store_password: str | None, source: str,
 ) -> Callable[[str | None], PrivateKeyTypes]:
@@ -167,6 +173,7 @@ def _make_key_decryptor(
         if encrypted and password is None:
             raise KeyPasswordError(
                 f"the private key in {source} is encrypted: give its password", file=where,
+                hint=PEM_PASSPHRASE_HINT,
             )
         # A password given for an unencrypted key is not an error: the key is simply not protected.
         secret = password.encode("utf-8", "surrogatepass") if encrypted and password is not None else None
@@ -183,7 +190,8 @@ def _make_key_decryptor(
                 if unsupported is not None:
                     raise unsupported from None
                 if encrypted and _key_is_encrypted(block) and _key_structure_is_sound(block):
-                    raise KeyPasswordError(f"wrong password for the private key in {source}", file=where) from None
+                    raise KeyPasswordError(f"wrong password for the private key in {source}", file=where,
+                                           hint=PEM_PASSPHRASE_HINT) from None
                 raise KeystoreCorruptError(f"the private key in {source} cannot be decoded", file=where) from None
         return cache[cache_key]
 

@@ -380,6 +380,19 @@ def test_damaged_pem_key_file_is_named_not_the_certificate_file(tmp_path: Path, 
     assert str(pki_files.client.cert_pem) not in caught.value.message
 
 
+def test_wrong_passphrase_of_a_pem_key_file_points_at_openssl_not_keytool(
+        tmp_path: Path, pki_files: PkiFiles, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(KEYSTORE_ENV, "not-the-passphrase")
+    records = _pem_records(pki_files, pki_files.client.key_pem)
+    records[0]["password"] = {"env": KEYSTORE_ENV}
+    with pytest.raises(KeyMaterialError) as caught:
+        load(write_aliases(tmp_path / "aliases", records)).resolve("partner")
+    assert caught.value.code == "keystore.wrong_key_password"
+    assert f"wrong password for the private key in {pki_files.client.key_pem}" in caught.value.message
+    hint = caught.value.hint or ""
+    assert "keytool" not in hint and "openssl pkey -in KEY -noout" in hint
+
+
 def test_trust_cert_inline_pem(tmp_path: Path, pki: Pki, pki_files: PkiFiles) -> None:
     records = mtls_records(pki_files, port=8443)
     records[1] = {"kind": "trust_store_cert", "name": "partner_root",

@@ -9,6 +9,7 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives import hashes, serialization
@@ -381,15 +382,22 @@ def test_password_file_may_be_a_pipe(capsys: pytest.CaptureFixture[str], tmp_pat
     assert "password file" not in err
 
 
-def test_pem_certificate_with_its_key_in_a_separate_file(capsys: pytest.CaptureFixture[str], tmp_path: Path,
-                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+def _inspect_pem_key_file(capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                          password: str) -> tuple[int, dict[str, Any], Any]:
+    """``keystore inspect`` of the test PKI's client certificate with its encrypted key file
+    (passphrase "changeit") given ``password``: the exit code, the JSON report and the files."""
     from flowrun.testing import make_pki
 
     files = make_pki().write(tmp_path, keystore_password="changeit")
-    monkeypatch.setenv("PEM_KEY_PASSWORD", "changeit")
+    monkeypatch.setenv("PEM_KEY_PASSWORD", password)
     code = main(["keystore", "inspect", str(files.client.cert_pem), "--key-file", str(files.client.key_pem),
                  "--password-env", "PEM_KEY_PASSWORD", "--json"])
-    report = json.loads(capsys.readouterr().out)
+    return code, json.loads(capsys.readouterr().out), files
+
+
+def test_pem_certificate_with_its_key_in_a_separate_file(capsys: pytest.CaptureFixture[str], tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    code, report, _ = _inspect_pem_key_file(capsys, tmp_path, monkeypatch, "changeit")
     assert code == 0, report["findings"]
     assert [e["kind"] for e in report["entries"]].count("private_key") == 1
     assert len(next(e for e in report["entries"] if e["kind"] == "private_key")["chain"]) == 3
@@ -411,6 +419,17 @@ def test_pem_key_file_of_another_certificate_is_worded_in_files(capsys: pytest.C
     assert mismatch["message"].startswith(f"the private key in {other} does not belong to the certificate ")
     assert f"in {files.client.cert_pem}: " in mismatch["message"]
     assert "keytool" not in mismatch["message"] and "openssl pkey -pubout" in mismatch["message"]
+
+
+def test_wrong_passphrase_of_a_pem_key_file_is_named_with_the_file(capsys: pytest.CaptureFixture[str],
+                                                                   tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    code, report, files = _inspect_pem_key_file(capsys, tmp_path, monkeypatch, "not-it")
+    assert code == 1
+    (finding,) = [f for f in report["findings"] if f["code"] == "key.wrong_password"]
+    assert finding["message"].startswith(f"the private key in {files.client.key_pem} cannot be decrypted: "
+                                         "the key password is wrong; ")
+    assert "keytool" not in finding["message"] and "openssl pkey -in KEY -noout" in finding["message"]
 
 
 def test_key_file_with_a_java_keystore_is_a_usage_error(capsys: pytest.CaptureFixture[str], tmp_path: Path,
