@@ -162,6 +162,10 @@ def check_json(certificates: Sequence[CertExpiry], failures: Sequence[RecordFail
 _STATUS_STYLE = {"expired": ("red", "bold"), "expiring": ("yellow",), "ok": ("green",)}
 
 
+def _certificates(count: int) -> str:
+    return f"{count} certificate{'' if count == 1 else 's'}"
+
+
 def _print_check(console: Console, certificates: Sequence[CertExpiry], failures: Sequence[RecordFailure], *,
                  now: datetime, within_days: int, exit_code: int) -> None:
     for cert in certificates:
@@ -180,10 +184,11 @@ def _print_check(console: Console, certificates: Sequence[CertExpiry], failures:
         if failure.error.hint:
             console.print(f"          {console.style('hint', 'cyan')}: {failure.error.hint}")
     attention = sum(1 for c in certificates if c.status(now, within_days) != "ok")
+    unread = (f"; {len(failures)} record{'' if len(failures) == 1 else 's'} could not be read" if failures else "")
     summary = {
-        0: f"ok: {len(certificates)} certificates, none expires within {within_days} days",
-        1: f"attention: {attention} of {len(certificates)} certificates expire within {within_days} days or "
-           f"have expired; {len(failures)} records could not be read",
+        0: f"ok: {_certificates(len(certificates))}, none expires within {within_days} days",
+        1: f"attention: {attention} of {_certificates(len(certificates))} expire within {within_days} days or "
+           f"have expired{unread}",
         2: "nothing checked: no keystore or trust store cert could be read" if failures
            else "nothing checked: the alias records name no keystore and no trust store cert",
     }[exit_code]

@@ -137,7 +137,7 @@ def test_unreadable_record_text(capsys: pytest.CaptureFixture[str], fresh: Path,
     out = capsys.readouterr().out
     assert code == 1
     assert "keystore client_ks: [keystore.wrong_password]" in out
-    assert "1 records could not be read" in out
+    assert "; 1 record could not be read" in out
     assert "wrong-Pw-77" not in out
 
 
@@ -167,7 +167,7 @@ def test_text_lists_soonest_first(capsys: pytest.CaptureFixture[str], fresh: Pat
     assert code == 1
     assert lines[0].startswith("expiring") and "trust_store_cert short (trust)" in lines[0]
     assert all(line.startswith("ok") for line in lines[1:5])
-    assert lines[-1].startswith("attention: 1 of 5 certificates")
+    assert lines[-1] == "attention: 1 of 5 certificates expire within 30 days or have expired"
 
 
 def test_negative_within_is_a_usage_error(capsys: pytest.CaptureFixture[str], fresh: Path) -> None:
