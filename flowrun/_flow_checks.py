@@ -58,6 +58,8 @@ _EACH_ROOTS = ("failed_items",)
 class Problem(ValueRecord):
     severity: Severity
     error: FlowrunError
+    # A secret that is not available: what it kept from being checked ("alias 'x'") and why.
+    unchecked: tuple[str, str] | None = None
 
     @property
     def is_error(self) -> bool:
@@ -522,7 +524,7 @@ def _resolve_problem(registry: Any, name: str, env: str | None) -> list[Problem]
     try:
         registry.resolve(name, env)
     except SecretUnavailableError as error:
-        problems.append(Problem("warning", _explain_unchecked(error, name)))
+        problems.append(_unchecked(error, f"alias '{name}'", fully=True))
     except FlowrunError as error:  # keystores, trust certs, environments
         problems.append(Problem("error", error))
         return problems
@@ -531,14 +533,42 @@ def _resolve_problem(registry: Any, name: str, env: str | None) -> list[Problem]
         try:
             secret.reveal()
         except SecretUnavailableError as error:
-            problems.append(Problem("warning", _explain_unchecked(error, name)))
+            problems.append(_unchecked(error, f"alias '{name}'", fully=True))
     return problems
 
 
-def _explain_unchecked(error: SecretUnavailableError, alias: str) -> SecretUnavailableError:
-    error.message = f"alias '{alias}' not fully checked: {error.message}"
-    error.hint = "set it to let `flowrun validate` check everything the alias needs; a run needs it too"
-    return error
+def _unchecked(error: SecretUnavailableError, what: str, *, fully: bool) -> Problem:
+    """The warning of a secret that is not available (an unset variable): what was not checked."""
+    reason = error.message
+    error.message = f"{what} not {'fully ' if fully else ''}checked: {reason}"
+    error.hint = ("set it to let `flowrun validate` check everything the alias needs; a run needs it too" if fully
+                  else "set it to let `flowrun validate` open it; a run needs it too")
+    return Problem("warning", error, unchecked=(what, reason))
+
+
+def _merge_unchecked(problems: list[Problem]) -> list[Problem]:
+    """One warning per secret that is not available, naming everything it kept from being checked
+    (a keystore password read by every alias on its profile is one unset variable, not one per alias)."""
+    merged: list[Problem] = []
+    groups: dict[tuple[str | None, int | None, str | None, str], list[Problem]] = {}
+    for problem in problems:
+        if problem.unchecked is None:
+            merged.append(problem)
+            continue
+        error = problem.error
+        key = (error.file, error.line, error.pointer, problem.unchecked[1])
+        if key not in groups:
+            groups[key] = []
+            merged.append(problem)
+        groups[key].append(problem)
+    for group in groups.values():
+        if len(group) > 1:
+            first = group[0]
+            assert first.unchecked is not None
+            names = [problem.unchecked[0] for problem in group if problem.unchecked is not None]
+            first.error.message = f"{first.unchecked[1]}: not checked: {', '.join(dict.fromkeys(names))}"
+            first.error.hint = "set it to let `flowrun validate` check them; a run needs it too"
+    return merged
 
 
 def check_literal_secrets(registry: Any) -> list[Problem]:
@@ -579,12 +609,10 @@ def check_alias_records(registry: Any, env: str | None = None) -> list[Problem]:
         try:
             open_record(name)
         except SecretUnavailableError as error:
-            error.message = f"{kind.replace('_', ' ')} '{name}' not checked: {error.message}"
-            error.hint = "set it to let `flowrun validate` open it; a run needs it too"
-            problems.append(Problem("warning", error))
+            problems.append(_unchecked(error, f"{kind.replace('_', ' ')} '{name}'", fully=False))
         except FlowrunError as error:
             problems.append(Problem("error", error))
-    return problems
+    return _merge_unchecked(problems)
 
 
 def alias_problems(registry: Any, name: str, env: str | None = None) -> list[Problem]:
