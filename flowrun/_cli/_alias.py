@@ -388,7 +388,7 @@ def _print_show(console: Console, view: dict[str, Any]) -> None:
         for header, value in connection["headers"].items():
             _field(console, "header", f"{header}: {value}")
         # Who else gets the credential and client certificate (the origin rule).
-        _field(console, "credential goes to", ", ".join([f"{connection['scheme']}://{connection['host']}:"
+        _field(console, "credential for", ", ".join([f"{connection['scheme']}://{connection['host']}:"
                                                          f"{connection['port']}", *connection["trusted_origins"]]))
         _field(console, "proxy", _proxy_words(connection["proxy"]))
         if "password" in connection["proxy"]:

@@ -331,9 +331,11 @@ def test_alias_show_says_where_the_credential_goes(tmp_path: Path) -> None:
     done = subprocess.run([sys.executable, "-m", "flowrun", "alias", "show", "bank", "--aliases", str(aliases)],
                           capture_output=True, text=True, check=False, env={**os.environ, "NO_COLOR": "1"})
     assert done.returncode == 0, done.stderr
-    line = next(line for line in done.stdout.splitlines() if "credential goes to" in line)
-    assert line.split("credential goes to", 1)[1].strip(" :") == \
-        "https://api.bank.example:8443, https://login.bank.example"
+    # The label fits its column: the value starts where every other field's does.
+    column = "    url" + " " * 15
+    assert f"{column}https://api.bank.example:8443/v2" in done.stdout
+    assert f"{'    credential for':<{len(column)}}https://api.bank.example:8443, https://login.bank.example" \
+        in done.stdout
 
 
 @pytest.mark.parametrize("trusted", [False, True], ids=["other-origin", "trusted-origin"])
