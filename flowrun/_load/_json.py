@@ -143,6 +143,26 @@ def _refuse_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
+def _syntax_error(text: str, exc: json.JSONDecodeError, path: Path | None) -> JsonSyntaxError:
+    """The parser's complaint, in the words of the mistakes people make by hand where the parser
+    names something else: a comma after the last item, single quotes, a comment."""
+    found = text[exc.pos:exc.pos + 2]
+    before = text[:exc.pos].rstrip()
+    if found[:1] in ("}", "]") and before.endswith(","):
+        comma = len(before) - 1
+        line, column = _line_of(text, comma), comma - text.rfind("\n", 0, comma)
+        return JsonSyntaxError(f"invalid JSON: a comma after the last item, before '{found[0]}' (column {column})",
+                               hint="remove that comma: JSON allows none after the last item", file=path, line=line)
+    if found[:1] == "'":
+        return JsonSyntaxError(f"invalid JSON: a single quote (column {exc.colno})",
+                               hint="JSON strings and keys take double quotes", file=path, line=exc.lineno)
+    if found in ("//", "/*"):
+        return JsonSyntaxError(f"invalid JSON: a comment (column {exc.colno})",
+                               hint="JSON has no comments: remove it, or keep the note in a \"description\" field",
+                               file=path, line=exc.lineno)
+    return JsonSyntaxError(f"invalid JSON: {exc.msg} (column {exc.colno})", file=path, line=exc.lineno)
+
+
 def parse_json(text: str, path: Path | None = None) -> JsonDocument:
     try:
         data = json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_refuse_constant,
@@ -150,7 +170,7 @@ def parse_json(text: str, path: Path | None = None) -> JsonDocument:
     except RecursionError:
         raise _too_deep(text, path) from None
     except json.JSONDecodeError as exc:
-        raise JsonSyntaxError(f"invalid JSON: {exc.msg} (column {exc.colno})", file=path, line=exc.lineno) from None
+        raise _syntax_error(text, exc, path) from None
     except _DuplicateKey as dup:
         found: list[str] = []
         lines = _scan_lines(text, duplicates_of=dup.key, found=found)

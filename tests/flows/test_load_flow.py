@@ -83,6 +83,26 @@ def test_unknown_field_names_file_pointer_line_and_suggestion(tmp_path: Path) ->
     assert "flowrun schema flow" in (error.hint or "") or "method" in (error.hint or "")
 
 
+@pytest.mark.parametrize(("text", "line", "words", "hint"), [
+    ('{\n  "name": "f",\n  "steps": [],\n}\n', 3, "a comma after the last item, before '}' (column 14)",
+     "remove that comma"),
+    ('{"name": "f", "steps": [\n  {"id": "a"},\n  {"id": "b"},\n]}', 3, "a comma after the last item, before ']'",
+     "remove that comma"),
+    ("{\n  'name': 'f'\n}", 2, "a single quote (column 3)", "double quotes"),
+    ('{\n  // the balance flow\n  "name": "f"\n}', 2, "a comment (column 3)", "no comments"),
+    ('{\n  /* the balance flow */\n  "name": "f"\n}', 2, "a comment (column 3)", "no comments"),
+], ids=["trailing-comma-object", "trailing-comma-array", "single-quotes", "line-comment", "block-comment"])
+def test_json_mistakes_made_by_hand_are_named(tmp_path: Path, text: str, line: int, words: str, hint: str) -> None:
+    path = tmp_path / "flow.json"
+    path.write_text(text)
+    with pytest.raises(DefinitionError) as caught:
+        load_flow(path)
+    assert caught.value.code == "definition.json_syntax"
+    assert caught.value.message.startswith(f"invalid JSON: {words}")
+    assert caught.value.line == line
+    assert hint in (caught.value.hint or "")
+
+
 def test_json_syntax_error_has_line(tmp_path: Path) -> None:
     path = tmp_path / "flow.json"
     path.write_text('{\n  "name": "f",\n  "steps": [\n    {"id": "a" "type": "rest"}\n  ]\n}\n')
