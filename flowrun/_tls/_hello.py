@@ -11,6 +11,7 @@ of ``_context`` so that a run that does not fail does not import it.
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import ssl
 from collections.abc import Sequence
@@ -23,6 +24,7 @@ from flowrun._tls._context import apply_posture
 
 _HANDSHAKE = 22
 _SERVER_HELLO = 2
+_CERTIFICATE = 11
 _CERTIFICATE_REQUEST = 13
 
 
@@ -32,6 +34,8 @@ class HelloAnswer(ValueRecord):
 
     server_hello: bool
     certificate_requested: bool
+    # The partner's certificates as it sent them (leaf first), when it got that far.
+    server_chain: tuple[bytes, ...] = ()
 
 
 def hello_answered(address: tuple[str, int], server_hostname: str, versions: Sequence[str],
@@ -54,10 +58,14 @@ def diagnostic_hello(address: tuple[str, int], server_hostname: str, versions: S
     context.verify_mode = ssl.CERT_NONE
     apply_posture(context, versions)
     seen: set[int] = set()
+    chain: list[bytes] = []
 
     def watch(conn: Any, direction: str, version: Any, content_type: Any, msg_type: Any, data: bytes) -> None:
         if direction == "read" and content_type == _HANDSHAKE:
             seen.add(int(msg_type))
+            if int(msg_type) == _CERTIFICATE and not chain:
+                with contextlib.suppress(IndexError):  # a truncated message: no chain to show
+                    chain.extend(certificate_ders(bytes(data), version == ssl.TLSVersion.TLSv1_3))
 
     context._msg_callback = watch
     try:
@@ -69,7 +77,8 @@ def diagnostic_hello(address: tuple[str, int], server_hostname: str, versions: S
     except OSError:
         if not seen:
             return None
-    return HelloAnswer(server_hello=_SERVER_HELLO in seen, certificate_requested=_CERTIFICATE_REQUEST in seen)
+    return HelloAnswer(server_hello=_SERVER_HELLO in seen, certificate_requested=_CERTIFICATE_REQUEST in seen,
+                       server_chain=tuple(chain))
 
 
 AfterHandshake = Literal["handshake_failed", "closed", "waiting"]
@@ -98,3 +107,20 @@ def after_our_handshake(context: ssl.SSLContext, address: tuple[str, int], serve
                 return "waiting"
             except (ssl.SSLError, OSError):
                 return "closed"
+
+
+def certificate_ders(data: bytes, tls13: bool) -> list[bytes]:
+    """The DER certificates of a Certificate handshake message (RFC 5246 7.4.2, RFC 8446 4.4.2)."""
+    pos = 4  # message type and length
+    if tls13:
+        pos += 1 + data[pos]  # certificate_request_context
+    end = pos + 3 + int.from_bytes(data[pos:pos + 3], "big")
+    pos += 3
+    certificates: list[bytes] = []
+    while pos + 3 <= min(end, len(data)):
+        length = int.from_bytes(data[pos:pos + 3], "big")
+        certificates.append(data[pos + 3:pos + 3 + length])
+        pos += 3 + length
+        if tls13:
+            pos += 2 + int.from_bytes(data[pos:pos + 2], "big")  # per-certificate extensions
+    return certificates

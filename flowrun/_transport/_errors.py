@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import hashlib
 import re
 import socket
 import ssl
@@ -491,8 +492,7 @@ def _classify_tls(error: ssl.SSLError, where: str, resolved: ResolvedConnection 
             return ServerCertUntrustedError(
                 f"{where}: the partner's certificate is outside its validity period ({detail})",
                 hint="the partner must renew its certificate (or check this machine's clock)")
-        return ServerCertUntrustedError(f"{where}: the partner's certificate is not trusted ({detail})",
-                                        hint=_trust_hint(resolved))
+        return _untrusted(where, detail, resolved)
     if reason in _AMBIGUOUS_REFUSALS and resolved is not None and _hello_refused(resolved):
         # TLS 1.2 sends the same alert for "no client certificate": a second handshake tells.
         return _refused_hello(where, detail, resolved)
@@ -535,15 +535,53 @@ def _not_sent_hint(resolved: ResolvedConnection | None) -> str | None:
             "keystore to it (or name a profile that has one) and set \"mutual_authentication\": true")
 
 
-def _trust_hint(resolved: ResolvedConnection | None) -> str | None:
+def _untrusted(where: str, detail: str, resolved: ResolvedConnection | None) -> ServerCertUntrustedError:
+    """An untrusted partner, with the certificates it sends when a diagnostic handshake (no
+    verification, no client certificate) can read them: which root the trust would need."""
+    answer = _hello(resolved, _versions(resolved)) if resolved is not None and resolved.scheme == "https" else None
+    sent = _sent_chain(answer.server_chain) if answer is not None else None
+    if sent is None:
+        return ServerCertUntrustedError(f"{where}: the partner's certificate is not trusted ({detail})",
+                                        hint=_trust_hint(resolved))
+    said, needed = sent
+    hint = _trust_hint(resolved, needed)
+    return ServerCertUntrustedError(f"{where}: the partner's certificate is not trusted ({detail}); {said}", hint=hint)
+
+
+def _sent_chain(chain: tuple[bytes, ...]) -> tuple[str, str] | None:
+    """What the partner sent, in words, and the certificate the trust needs (its subject and
+    fingerprint); None when it sent nothing readable."""
+    from cryptography import x509
+
+    try:
+        certificates = [x509.load_der_x509_certificate(der) for der in chain]
+    except ValueError:
+        return None
+    if not certificates:
+        return None
+    last, count = certificates[-1], len(certificates)
+    sent = f"it sent {count} certificate{'' if count == 1 else 's'}"
+    if last.issuer == last.subject:
+        fingerprint = hashlib.sha256(chain[-1]).digest().hex(":").upper()  # as keystore inspect and keytool write it
+        return (f"{sent}, up to the self-signed root '{last.subject.rfc4514_string()}'",
+                f"the root '{last.subject.rfc4514_string()}' (SHA-256 {fingerprint}; get it from the partner and "
+                "compare the fingerprint, do not take it from this connection)")
+    return (f"{sent}, the last one issued by '{last.issuer.rfc4514_string()}', which it did not send",
+            f"'{last.issuer.rfc4514_string()}' (the issuer of the last certificate the partner sent; get it "
+            "from the partner)")
+
+
+def _trust_hint(resolved: ResolvedConnection | None, needed: str | None = None) -> str | None:
     """Where the partner's root goes: the connection's profile, else a trust-only profile."""
     profile = resolved.profile if resolved is not None else None
+    what = needed or "the partner's root (or its certificate)"
     if profile is not None:
-        return f"add the partner's root (or its certificate) as a trust_store_cert of protocol profile '{profile.name}'"
+        return f"add {what} as a trust_store_cert of protocol profile '{profile.name}'"
     if resolved is None:
         return None
-    return ("add the partner's root as a trust_store_cert on a protocol profile without a keystore (a trust-only "
-            "profile) and name it in the connection's protocol_profile; mutual_authentication stays off")
+    root = needed or "the partner's root"
+    return (f"add {root} as a trust_store_cert on a protocol profile without a keystore (a trust-only profile) and "
+            "name it in the connection's protocol_profile; mutual_authentication stays off")
 
 
 def _renegotiation(exc: BaseException, error: ssl.SSLError, where: str) -> RenegotiationRefusedError | None:

@@ -37,6 +37,7 @@ from flowrun._errors import (
 )
 from flowrun._models._record import RecordRepr, ValueRecord
 from flowrun._registry import ResolvedConnection
+from flowrun._tls._hello import certificate_ders
 from flowrun._transport._errors import classify, proxy_refusal, refusal_page
 from flowrun._transport._http import ChainSource, chain_from_ssl_object, new_client
 
@@ -242,7 +243,7 @@ class _Handshake:
             fields["client_cert_outcome"] = "not_connected"
         if messages:
             fields["handshake_observed"] = True
-            sent_by_server = [_certificates(data, tls13) for d, t, data, tls13 in messages
+            sent_by_server = [certificate_ders(data, tls13) for d, t, data, tls13 in messages
                               if d == "read" and t == _CERTIFICATE]
             if sent_by_server:
                 fields["server_chain"] = tuple(CertificateInfo.from_der(der) for der in sent_by_server[0])
@@ -251,7 +252,7 @@ class _Handshake:
             # "Not requested" is only certain once the server's whole flight has been read.
             if requested or handshake_done:
                 fields["client_cert_requested"] = requested
-            ours = [_certificates(data, tls13) for d, t, data, tls13 in messages
+            ours = [certificate_ders(data, tls13) for d, t, data, tls13 in messages
                     if d == "write" and t == _CERTIFICATE]
             if ours and ours[0]:
                 fields["client_cert_sent"] = CertificateInfo.from_der(ours[0][0])
@@ -261,20 +262,3 @@ class _Handshake:
             else:
                 fields["client_cert_outcome"] = "not_requested" if handshake_done else "not_reached"
         return ProbeResult(url=url, method=method, status=status, reason=reason, error=error, **fields)
-
-
-def _certificates(data: bytes, tls13: bool) -> list[bytes]:
-    """The DER certificates of a Certificate handshake message (RFC 5246 7.4.2, RFC 8446 4.4.2)."""
-    pos = 4  # message type and length
-    if tls13:
-        pos += 1 + data[pos]  # certificate_request_context
-    end = pos + 3 + int.from_bytes(data[pos:pos + 3], "big")
-    pos += 3
-    certificates: list[bytes] = []
-    while pos + 3 <= min(end, len(data)):
-        length = int.from_bytes(data[pos:pos + 3], "big")
-        certificates.append(data[pos + 3:pos + 3 + length])
-        pos += 3 + length
-        if tls13:
-            pos += 2 + int.from_bytes(data[pos:pos + 2], "big")  # per-certificate extensions
-    return certificates

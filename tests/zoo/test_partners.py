@@ -9,6 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
 
 from flowrun._cli import main
 from tests.zoo._servers import NGINX_CONFIGS, VERSIONS, Partner
@@ -106,6 +108,19 @@ def _check_details(partner: Partner, case: str, version: str, error: dict[str, A
         assert "CN=zoo-expired" in message and "expired" in message, context
     elif case == "no_client_cert":
         assert "none is configured" in message or "no client certificate is configured" in message, context
+    elif case == "server_untrusted":
+        # The diagnostic handshake read what the partner sends: leaf and intermediate (most), or the
+        # root too (Java's keystore chain). Either way the message names the root and the hint asks for it.
+        root = x509.load_pem_x509_certificate(stores.server_root.read_bytes())
+        subject, hint = root.subject.rfc4514_string(), error["hint"]
+        if partner.name == "jsse":
+            assert f"it sent 3 certificates, up to the self-signed root '{subject}'" in message, context
+            fingerprint = root.fingerprint(hashes.SHA256()).hex(":").upper()
+            assert hint.startswith(f"add the root '{subject}' (SHA-256 {fingerprint}; "), context
+        else:
+            assert f"it sent 2 certificates, the last one issued by '{subject}', which it did not send" in message, \
+                context
+            assert hint.startswith(f"add '{subject}' (the issuer of the last certificate the partner sent"), context
     elif case == "wrong_host":
         assert "partner.zoo.example" in message and "--connect-to" in message, context
     elif case == "version_mismatch":
