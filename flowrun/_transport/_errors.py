@@ -539,7 +539,7 @@ def _untrusted(where: str, detail: str, resolved: ResolvedConnection | None) -> 
     """An untrusted partner, with the certificates it sends when a diagnostic handshake (no
     verification, no client certificate) can read them: which root the trust would need."""
     answer = _hello(resolved, _versions(resolved)) if resolved is not None and resolved.scheme == "https" else None
-    sent = _sent_chain(answer.server_chain) if answer is not None else None
+    sent = _sent_chain(answer.server_chain, _trusted_here(resolved)) if answer is not None else None
     if sent is None:
         return ServerCertUntrustedError(f"{where}: the partner's certificate is not trusted ({detail})",
                                         hint=_trust_hint(resolved))
@@ -548,18 +548,29 @@ def _untrusted(where: str, detail: str, resolved: ResolvedConnection | None) -> 
     return ServerCertUntrustedError(f"{where}: the partner's certificate is not trusted ({detail}); {said}", hint=hint)
 
 
-def _sent_chain(chain: tuple[bytes, ...]) -> tuple[str, str] | None:
+def _trusted_here(resolved: ResolvedConnection | None) -> list[bytes]:
+    """The CA certificates the connection's context was given (files and PEM data; a hashed
+    directory's are loaded only when a handshake looks them up, and are not listed)."""
+    context = resolved.ssl_context if resolved is not None else None
+    return list(context.get_ca_certs(binary_form=True)) if context is not None else []
+
+
+def _sent_chain(chain: tuple[bytes, ...], trusted: list[bytes]) -> tuple[str, str] | None:
     """What the partner sent, in words, and the certificate the trust needs (its subject and
-    fingerprint); None when it sent nothing readable."""
+    fingerprint); None when it sent nothing readable, or when the trust already holds the
+    certificate the chain needs (the failure then has another cause, which OpenSSL's words name)."""
     from cryptography import x509
 
     try:
         certificates = [x509.load_der_x509_certificate(der) for der in chain]
+        trusted_subjects = {x509.load_der_x509_certificate(der).subject for der in trusted}
     except ValueError:
         return None
     if not certificates:
         return None
     last, count = certificates[-1], len(certificates)
+    if last.issuer in trusted_subjects:
+        return None
     sent = f"it sent {count} certificate{'' if count == 1 else 's'}"
     if last.issuer == last.subject:
         fingerprint = hashlib.sha256(chain[-1]).digest().hex(":").upper()  # as keystore inspect and keytool write it

@@ -54,6 +54,19 @@ def test_server_cert_untrusted(partner: PartnerServer, pki_files: PkiFiles) -> N
                                "CERTIFICATE_VERIFY_FAILED", "certificate")
     assert error.code == "tls.server_untrusted"
     assert partner.handshakes == 0
+    # A diagnostic handshake read what the partner sends; the message names the root to trust.
+    assert "it sent " in error.message and "CN=flowrun test root CA" in error.message
+    assert "as a trust_store_cert of protocol profile" in (error.hint or "")
+
+
+def test_server_cert_untrusted_with_its_root_trusted_is_left_to_openssl_words(pki: Pki, pki_files: PkiFiles) -> None:
+    # A certificate for clients only, under the root the profile trusts: naming the root would
+    # send the user to add what is already there.
+    with PartnerServer(pki, server_identity=issue_server(pki, eku=("clientAuth",))) as partner:
+        error = assert_tls_failure(run(make_registry(pki_files, partner.url, retry=RETRY)),
+                                   ServerCertUntrustedError, "unsuitable certificate purpose")
+    assert "it sent " not in error.message
+    assert "CN=flowrun test root CA" not in (error.hint or "")
 
 
 def test_hostname_mismatch(pki: Pki, pki_files: PkiFiles) -> None:
