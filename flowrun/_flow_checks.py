@@ -32,7 +32,6 @@ from flowrun._errors import (
     DefinitionError,
     FlowrunError,
     SecretUnavailableError,
-    SoapArgumentError,
     SoapOperationError,
     SoapPortError,
     SoapVersionError,
@@ -395,10 +394,10 @@ def _soap_problems(step: SoapStep, base: str, step_id: str) -> Iterator[FlowrunE
     except FlowrunError as error:
         yield _at(error, f"{base}/operation", step_id)
         return
-    yield from _argument_problems(step.args, parameters, f"{base}/args", step.operation, step_id)
+    yield from wsdl.argument_problems(step.args, parameters, f"{base}/args", step.operation, step_id)
     if step.soap_headers and not any(name.startswith("{") for name in step.soap_headers):
         # Plain names are header parts the WSDL declares ({namespace}Name keys are built as given).
-        yield from _argument_problems(step.soap_headers, headers, f"{base}/soap_headers", step.operation, step_id,
+        yield from wsdl.argument_problems(step.soap_headers, headers, f"{base}/soap_headers", step.operation, step_id,
                                       field="soap_headers", noun="SOAP header")
 
 
@@ -409,47 +408,6 @@ def _binding_field(error: FlowrunError) -> str | None:
     if isinstance(error, SoapPortError):
         return error.field
     return None
-
-
-def _argument_problems(args: Mapping[str, Any], parameter: Any, pointer: str, operation: str, step_id: str, *,
-                       field: str = "args", noun: str = "input element") -> Iterator[FlowrunError]:
-    """``args`` (or ``soap_headers``) against ``parameter``'s children, nested mappings too."""
-    from flowrun._eval._template import suggest
-
-    if parameter.children is None:
-        return
-    known = [child.name for child in parameter.children]
-    top = pointer.endswith(f"/{field}")
-    where = f"operation {operation}" if top else f"element '{parameter.name}' of {operation}"
-    meant: set[str] = set()  # a misspelt name is reported once, not again as missing
-    for name, value in args.items():
-        child = parameter.child(name)
-        if child is None:
-            guess = suggest(name, known)
-            if guess is not None:
-                meant.add(guess)
-            listed = "SOAP headers" if noun == "SOAP header" else "elements"
-            suggestion = f" (did you mean '{guess}'?)" if guess else ""
-            yield SoapArgumentError(f"{where} has no {noun} '{name}'{suggestion}",
-                                    hint=f"its {listed}: {', '.join(known) if known else 'none'}",
-                                    pointer=f"{pointer}/{_escape(name)}", step=step_id)
-            continue
-        values = value if isinstance(value, list) else [value]
-        for index, item in enumerate(values):
-            if isinstance(item, Mapping):
-                inner = f"{pointer}/{_escape(name)}" + (f"/{index}" if isinstance(value, list) else "")
-                yield from _argument_problems(item, child, inner, operation, step_id, field=field,
-                                              noun="element" if noun == "SOAP header" else noun)
-    missing = [child.name for child in parameter.children
-               if child.required and child.name not in args and child.name not in meant]
-    if missing:
-        yield SoapArgumentError(f"{where} needs {', '.join(repr(m) for m in missing)}, missing from the {field}",
-                                hint=f"add {'it' if len(missing) == 1 else 'them'} to the step's {field}",
-                                pointer=pointer, step=step_id)
-
-
-def _escape(name: str) -> str:
-    return name.replace("~", "~0").replace("/", "~1")
 
 
 def _at(error: FlowrunError, pointer: str, step_id: str) -> FlowrunError:

@@ -489,6 +489,9 @@ def call_operation(document: Any, chosen: ChosenBinding, transport: CallTranspor
     except FlowrunError:
         raise
     except (TypeError, zeep.exceptions.ValidationError) as exc:
+        named = _named_problem(chosen, operation, args, wsdl, step_id)
+        if named is not None:  # a misspelt or missing name, as ``flowrun validate`` words it
+            raise named from None
         raise SoapArgumentError(f"args do not fit {where}: {exc}", step=step_id,
                               hint=f"the operation's signature: {_signature(bound)}") from None
     except (zeep.exceptions.Error, LookupError, ValueError, AttributeError, ArithmeticError) as exc:
@@ -510,6 +513,24 @@ def call_operation(document: Any, chosen: ChosenBinding, transport: CallTranspor
         raise SoapReplyError(f"the reply to {where} cannot be read with its WSDL: {type(exc).__name__}: {exc}",
                              hint="a raw envelope step without wsdl reads the reply untyped") from None
     return SoapReply(reply, data.body, received.root, data.soap_headers)
+
+
+def _named_problem(chosen: Any, operation: str, args: Mapping[str, Any], wsdl: str,
+                   step_id: str) -> FlowrunError | None:
+    """The first name in ``args`` the operation does not have (or the first it needs and does not
+    get), with the closest known name; None when the names are right and the values are not."""
+    from flowrun._transport._wsdl import argument_problems, operation_parameters
+
+    try:
+        problem = next(argument_problems(args, operation_parameters(chosen, operation, wsdl=wsdl), "/args",
+                                         operation, step_id), None)
+    except FlowrunError:
+        return None
+    if problem is not None:
+        problem.pointer = None  # relative to the step, not to the flow file a run names
+        problem.message = f"{problem.message} (WSDL {wsdl})"
+        problem.args = (problem.message,)
+    return problem
 
 
 def _signature(bound: Any) -> str:

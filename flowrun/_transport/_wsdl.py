@@ -28,7 +28,7 @@ import time
 import urllib.parse
 import warnings
 from collections import OrderedDict
-from collections.abc import Callable, Hashable, Mapping
+from collections.abc import Callable, Hashable, Iterator, Mapping
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -45,6 +45,7 @@ from flowrun._errors import (
     FlowrunError,
     ResponseParseError,
     ResponseTooLargeError,
+    SoapArgumentError,
     SoapPortError,
     SoapVersionError,
     UnsafeXmlError,
@@ -542,3 +543,46 @@ _OFFLINE: Any = _Offline()
 
 def _not_fetched(location: str) -> WsdlNotFetchedError:
     return WsdlNotFetchedError(f"{location} is a remote document: not fetched offline, checked when the step runs")
+
+
+def argument_problems(args: Mapping[str, Any], parameter: Any, pointer: str, operation: str, step_id: str, *,
+                       field: str = "args", noun: str = "input element") -> Iterator[FlowrunError]:
+    """``args`` (or ``soap_headers``) against ``parameter``'s children, nested mappings too: an
+    unknown name (with the closest known one) at its pointer, and the required ones missing.
+    ``flowrun validate`` reports them all; a run raises the first when zeep refuses the args."""
+    from flowrun._eval._template import suggest
+
+    if parameter.children is None:
+        return
+    known = [child.name for child in parameter.children]
+    top = pointer.endswith(f"/{field}")
+    where = f"operation {operation}" if top else f"element '{parameter.name}' of {operation}"
+    meant: set[str] = set()  # a misspelt name is reported once, not again as missing
+    for name, value in args.items():
+        child = parameter.child(name)
+        if child is None:
+            guess = suggest(name, known)
+            if guess is not None:
+                meant.add(guess)
+            listed = "SOAP headers" if noun == "SOAP header" else "elements"
+            suggestion = f" (did you mean '{guess}'?)" if guess else ""
+            yield SoapArgumentError(f"{where} has no {noun} '{name}'{suggestion}",
+                                    hint=f"its {listed}: {', '.join(known) if known else 'none'}",
+                                    pointer=f"{pointer}/{_escape(name)}", step=step_id)
+            continue
+        values = value if isinstance(value, list) else [value]
+        for index, item in enumerate(values):
+            if isinstance(item, Mapping):
+                inner = f"{pointer}/{_escape(name)}" + (f"/{index}" if isinstance(value, list) else "")
+                yield from argument_problems(item, child, inner, operation, step_id, field=field,
+                                              noun="element" if noun == "SOAP header" else noun)
+    missing = [child.name for child in parameter.children
+               if child.required and child.name not in args and child.name not in meant]
+    if missing:
+        yield SoapArgumentError(f"{where} needs {', '.join(repr(m) for m in missing)}, missing from the {field}",
+                                hint=f"add {'it' if len(missing) == 1 else 'them'} to the step's {field}",
+                                pointer=pointer, step=step_id)
+
+
+def _escape(name: str) -> str:
+    return name.replace("~", "~0").replace("/", "~1")

@@ -155,8 +155,10 @@ def test_rpc_wsdls(soap: SoapExecutor, partner: PartnerServer, tmp_path: Path, u
 
 
 @pytest.mark.parametrize(("args", "expected"), [
-    ({"a": 1}, "Missing element b"),
-    ({"a": 1, "b": 2, "c": 3}, "unexpected keyword argument 'c'"),
+    # Names are worded as `flowrun validate` words them; values as zeep finds them.
+    ({"a": 1}, "operation Add needs 'b', missing from the args"),
+    ({"a": 1, "b": 2, "c": 3}, "operation Add has no input element 'c'"),
+    ({"a": 1, "bb": 2}, "operation Add has no input element 'bb' (did you mean 'b'?)"),
     ({"a": "1.5", "b": 2}, "Add/a: '1.5' is not a valid xs:int"),
     ({"a": True, "b": 2}, "Add/a: 'True' is not a valid xs:int"),
 ])
