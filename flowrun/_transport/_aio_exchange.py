@@ -47,7 +47,7 @@ from flowrun._transport._aiohttp import (
     wire_url,
 )
 from flowrun._transport._auth import ApiKeyAuth, BasicAuth, BearerAuth, OAuth2ClientCredentials, Token
-from flowrun._transport._errors import classify, failed_before_sending
+from flowrun._transport._errors import aclassify, failed_before_sending
 from flowrun._transport._exchange import (
     Head,
     Raw,
@@ -298,7 +298,7 @@ async def aio_exchange(route: AsyncRoute, step: RestStep, plan: RequestPlan, tim
             content, saved = await read_body(step, head, url, body_chunks(response, sent.dial, sent.deadline))
         return outcome(head, content, saved, url, current.tls.of(sent.dial.ssl_object), presented(route, current))
     except httpx.HTTPError as exc:
-        return Outcome(error=classify(exc, url=url, resolved=presented(route, current)),
+        return Outcome(error=await aclassify(exc, url=url, resolved=presented(route, current)),
                        sent=not failed_before_sending(exc))
     except FlowrunError as error:
         return Outcome(error=error)

@@ -33,7 +33,7 @@ from flowrun._models._record import ValueRecord
 from flowrun._models._redact import Secrets
 from flowrun._models._secret import SecretRef
 from flowrun._transport._decode import adecoded, decoded
-from flowrun._transport._errors import classify
+from flowrun._transport._errors import aclassify, classify
 
 if TYPE_CHECKING:
     import asyncio
@@ -375,7 +375,7 @@ class OAuth2ClientCredentials(httpx.Auth):
             finally:
                 await response.aclose()
         except httpx.HTTPError as exc:
-            raise classify(exc, url=self._token_url, resolved=self._resolved) from None
+            raise await aclassify(exc, url=self._token_url, resolved=self._resolved) from None
         return self._parse(response, content)
 
     def _where(self) -> str:

@@ -129,6 +129,15 @@ def find_ssl_error(exc: BaseException) -> ssl.SSLError | None:
     return None
 
 
+async def aclassify(exc: BaseException, *, url: str | httpx.URL | None = None,
+                    resolved: ResolvedConnection | None = None) -> TransportError:
+    """``classify`` for the async paths, off the event loop: after some TLS failures it makes a
+    diagnostic connection (blocking, up to 5 s), which must not stall every other request."""
+    import asyncio
+
+    return await asyncio.to_thread(classify, exc, url=url, resolved=resolved)
+
+
 def classify(
     exc: BaseException,
     *,

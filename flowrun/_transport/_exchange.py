@@ -28,7 +28,7 @@ from flowrun._models._results import TlsInfo
 from flowrun._models._steps import IDEMPOTENT_METHODS, RestStep
 from flowrun._registry import ResolvedConnection
 from flowrun._transport._decode import adecode, decoded
-from flowrun._transport._errors import classify, failed_before_sending, refusal_page
+from flowrun._transport._errors import aclassify, classify, failed_before_sending, refusal_page
 from flowrun._transport._http import TlsInfoReader, send_streamed
 from flowrun._transport._request import OpenBody, RequestPlan, open_body
 from flowrun._transport._retry import Outcome
@@ -395,7 +395,7 @@ async def aexchange(route: Route[httpx.AsyncClient], step: RestStep, plan: Reque
         content, saved = await read_body(step, head, url, response.aiter_raw())
         return outcome(head, content, saved, url, tls.read(response), presented(route, current))
     except httpx.HTTPError as exc:
-        return Outcome(error=classify(exc, url=url, resolved=presented(route, current)),
+        return Outcome(error=await aclassify(exc, url=url, resolved=presented(route, current)),
                        sent=not failed_before_sending(exc))
     except FlowrunError as error:
         return Outcome(error=error)
