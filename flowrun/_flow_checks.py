@@ -398,7 +398,7 @@ def _soap_problems(step: SoapStep, base: str, step_id: str) -> Iterator[FlowrunE
     if step.soap_headers and not any(name.startswith("{") for name in step.soap_headers):
         # Plain names are header parts the WSDL declares ({namespace}Name keys are built as given).
         yield from wsdl.argument_problems(step.soap_headers, headers, f"{base}/soap_headers", step.operation, step_id,
-                                      field="soap_headers", noun="SOAP header")
+                                          field="soap_headers", noun="SOAP header")
 
 
 def _binding_field(error: FlowrunError) -> str | None:

@@ -575,7 +575,7 @@ def argument_problems(args: Mapping[str, Any], parameter: Any, pointer: str, ope
             if isinstance(item, Mapping):
                 inner = f"{pointer}/{_escape(name)}" + (f"/{index}" if isinstance(value, list) else "")
                 yield from argument_problems(item, child, inner, operation, step_id, field=field,
-                                              noun="element" if noun == "SOAP header" else noun)
+                                             noun="element" if noun == "SOAP header" else noun)
     missing = [child.name for child in parameter.children
                if child.required and child.name not in args and child.name not in meant]
     if missing:
