@@ -161,7 +161,7 @@ def _step_cases(suite: ET.Element, flow_name: str, step: StepResult) -> list[str
         kinds.append(_problem(case, _kind_of(error), error))
     else:
         kinds.append(None)
-    details = [f"type: {step.kind}", f"http_status: {step.http_status}", f"attempts: {len(step.attempts)}"]
+    details = [f"type: {step.kind}", f"http_status: {_status(step.http_status)}", f"attempts: {len(step.attempts)}"]
     if step.insecure:
         details.append("insecure: the partner's certificate and host name were not verified")
     if step.request is not None:
@@ -176,7 +176,8 @@ def _step_cases(suite: ET.Element, flow_name: str, step: StepResult) -> list[str
     if tolerated is not None:
         details.append(tolerated)
     details.extend(collection_lines(step))
-    details.extend(f"item {index}: {item.status} http_status: {item.http_status} attempts: {len(item.attempts)}"
+    details.extend(f"item {index}: {item.status} http_status: {_status(item.http_status)} "
+                   f"attempts: {len(item.attempts)}"
                    + (f" idempotency key: {item.idempotency_key}" if item.idempotency_key else "")
                    for index, item in enumerate(step.iterations) if item.status != "failed")
     ET.SubElement(case, "system-out").text = _clean("\n".join(details))
@@ -225,6 +226,10 @@ def _text(value: Any) -> str:
         return dumps(value, ensure_ascii=False)
     except (TypeError, ValueError):
         return repr(value)
+
+
+def _status(status: int | None) -> str:
+    return "none (no response)" if status is None else str(status)
 
 
 def _clean(text: str) -> str:

@@ -67,6 +67,9 @@ def test_junit_structure_counts_and_escaping() -> None:
     assert fault.get("type") == "soap.fault"
     assert "<unknown account>" in (fault.get("message") or "")
     assert cases[4].find("skipped") is not None
+    # The facts of each step, in words: a step that got no response says so (not Python's None).
+    assert (cases[0].findtext("system-out") or "").startswith("type: rest\nhttp_status: 200\n")
+    assert "http_status: none (no response)\n" in (cases[4].findtext("system-out") or "")
     counts = (first.get("tests"), first.get("failures"), first.get("errors"), first.get("skipped"))
     assert counts == ("5", "2", "0", "1")
     assert (root.get("tests"), root.get("failures"), root.get("skipped")) == ("6", "2", "1")
