@@ -31,6 +31,7 @@ from flowrun._errors import FlowrunError, UsageError
 from flowrun._models._record import ValueRecord
 from flowrun._registry import Registry
 from flowrun._tls._read import describe_path
+from flowrun._wording import counted
 
 __all__ = ["CertExpiry", "RecordFailure", "check_json", "collect", "register", "run_check"]
 
@@ -162,10 +163,6 @@ def check_json(certificates: Sequence[CertExpiry], failures: Sequence[RecordFail
 _STATUS_STYLE = {"expired": ("red", "bold"), "expiring": ("yellow",), "ok": ("green",)}
 
 
-def _certificates(count: int) -> str:
-    return f"{count} certificate{'' if count == 1 else 's'}"
-
-
 def _print_check(console: Console, certificates: Sequence[CertExpiry], failures: Sequence[RecordFailure], *,
                  now: datetime, within_days: int, exit_code: int) -> None:
     for cert in certificates:
@@ -184,10 +181,10 @@ def _print_check(console: Console, certificates: Sequence[CertExpiry], failures:
         if failure.error.hint:
             console.print(f"          {console.style('hint', 'cyan')}: {failure.error.hint}")
     attention = sum(1 for c in certificates if c.status(now, within_days) != "ok")
-    unread = (f"; {len(failures)} record{'' if len(failures) == 1 else 's'} could not be read" if failures else "")
+    unread = f"; {counted(len(failures), 'record')} could not be read" if failures else ""
     summary = {
-        0: f"ok: {_certificates(len(certificates))}, none expires within {within_days} days",
-        1: f"attention: {attention} of {_certificates(len(certificates))} expire within {within_days} days or "
+        0: f"ok: {counted(len(certificates), 'certificate')}, none expires within {within_days} days",
+        1: f"attention: {attention} of {counted(len(certificates), 'certificate')} expire within {within_days} days or "
            f"have expired{unread}",
         2: "nothing checked: no keystore or trust store cert could be read" if failures
            else "nothing checked: the alias records name no keystore and no trust store cert",

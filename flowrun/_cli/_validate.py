@@ -32,6 +32,7 @@ from flowrun._flow_checks import (
     check_references,
 )
 from flowrun._models._flow import Flow
+from flowrun._wording import counted
 
 __all__ = ["register", "validate_command", "validate_paths"]
 
@@ -210,9 +211,9 @@ def validate_command(args: argparse.Namespace, console: Console) -> int:
             console.print(f"{console.style('fail', 'red')} {file}: {which} errors (above)")
         else:
             console.print(f"{console.style('ok', 'green')}  {file}")
-    checked = (_count(len(files), "flow file") if files
+    checked = (counted(len(files), "flow file") if files
                else f"alias records in {args.aliases}")
-    summary = f"{checked} checked: {_count(len(errors), 'error')}, {_count(len(warnings), 'warning')}"
+    summary = f"{checked} checked: {counted(len(errors), 'error')}, {counted(len(warnings), 'warning')}"
     console.print(console.style(summary, "red" if errors else "green", "bold"))
     return 2 if errors else 0
 
@@ -226,7 +227,3 @@ def _print_problem(console: Console, problem: Problem) -> None:
     console.print(f"{label}: {error}")
     if error.hint:
         console.print(f"  {console.style('hint', 'cyan')}: {error.hint}")
-
-
-def _count(number: int, word: str) -> str:
-    return f"{number} {word}" if number == 1 else f"{number} {word}s"

@@ -34,6 +34,7 @@ from flowrun._report._files import write_report
 from flowrun._report._interruption import Interruption
 from flowrun._report._text import body_text, collection_lines, fault_lines, tolerated_failures
 from flowrun._version import __version__
+from flowrun._wording import counted
 
 # A lone surrogate (from a partner's JSON escapes) cannot be written as UTF-8: shown replaced.
 _SURROGATE = re.compile("[\ud800-\udfff]")
@@ -157,15 +158,11 @@ def _ms(value: float) -> str:
     return f"{value:.1f} ms" if value < 10_000 else f"{value / 1000:.2f} s"
 
 
-def _count(number: int, noun: str) -> str:
-    return f"{number} {noun}{'' if number == 1 else 's'}"
-
-
 def _assertion_count(step: StepResult) -> str:
     if not step.assertions:
         return ""
     failed = sum(1 for outcome in step.assertions if not outcome.passed)
-    text = _count(len(step.assertions), "assertion") + (f", {failed} failed" if failed else "")
+    text = counted(len(step.assertions), "assertion") + (f", {failed} failed" if failed else "")
     return f'<span class="muted">{text}</span>'
 
 
@@ -237,7 +234,7 @@ def _flow(page: _Page, result: FlowResult, index: int) -> str:
     out = [f'<section class="flow" id="flow-{index}" data-flow="{page.text(result.name)}" '
            f'data-status="{result.status}">',
            f'<div class="head"><h2>{page.text(_flow_name(result))}</h2>{_badge(result.status)}'
-           f'{_INSECURE if result.insecure else ""}<span class="muted">{_count(len(result.steps), "step")} · '
+           f'{_INSECURE if result.insecure else ""}<span class="muted">{counted(len(result.steps), "step")} · '
            f"{_ms(result.duration_ms)}</span></div>"]
     if result.file is not None:
         out.append(f'<div class="muted mono">{page.text(str(result.file))}</div>')
@@ -292,7 +289,7 @@ def _step(page: _Page, step: StepResult) -> str:
     out = [f'<details class="step" data-step="{page.text(step.step_id)}" data-status="{step.status}"{opened}>',
            f'<summary>{_badge(step.status)}<b class="mono">{page.text(step.step_id)}</b>'
            f'<span class="muted">{page.text(step.kind)}</span>{http}'
-           f'<span class="muted">{_count(len(step.attempts), "attempt")} · {_ms(step.duration_ms)}</span>'
+           f'<span class="muted">{counted(len(step.attempts), "attempt")} · {_ms(step.duration_ms)}</span>'
            f'{_assertion_count(step)}{_tls_short(page, step.tls)}{_INSECURE if step.insecure else ""}</summary><div>']
     if step.status == "skipped":
         out.append('<div class="muted">not run: its "when" condition is false</div>')

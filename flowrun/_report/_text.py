@@ -26,6 +26,7 @@ from flowrun._models._flow_results import FlowResult, summarize
 from flowrun._models._numbers import dumps
 from flowrun._models._redact import redact_body
 from flowrun._models._results import AssertionOutcome, StepResult, TlsInfo
+from flowrun._wording import counted
 
 if TYPE_CHECKING:
     from flowrun._registry import InsecureUse
@@ -55,7 +56,7 @@ def render_flow(result: FlowResult, styler: Styler | None = None, *, title: str 
         name += f" [iteration {result.iteration}]"
     flag = f"  {s.style('INSECURE', 'red', 'bold')}" if result.insecure else ""
     lines = [f"{s.style('flow', 'dim')} {s.style(name, 'bold')}  {status}  "
-             f"{_count(len(result.steps), 'step')}  {_ms(result.duration_ms)}{flag}"]
+             f"{counted(len(result.steps), 'step')}  {_ms(result.duration_ms)}{flag}"]
     width = max((len(step.step_id) for step in result.steps), default=0)
     shown_tls: TlsInfo | None = None
     insecure_before = False
@@ -84,7 +85,7 @@ def render_step(step: StepResult, styler: Styler | None = None, *, width: int = 
     s = styler or _Plain()
     label, colour = _STATUS_LABELS.get(step.status, (step.status, "dim"))
     http = str(step.http_status) if step.http_status is not None else "-"
-    attempts = _count(len(step.attempts), "attempt") if step.attempts else ""
+    attempts = counted(len(step.attempts), "attempt") if step.attempts else ""
     columns = [s.style(label.ljust(4), colour, "bold"), step.step_id.ljust(width), step.kind.ljust(4), http.ljust(3)]
     if step.status != "skipped":
         columns += [attempts.ljust(10), _ms(step.duration_ms)]
@@ -117,13 +118,13 @@ def collection_lines(step: StepResult) -> list[str]:
         lines.append(f"idempotency key: {step.idempotency_key}")
     if step.pages:
         total = sum(page.items for page in step.pages)
-        lines.append(f"{_count(len(step.pages), 'page')}, {_count(total, 'item')}")
+        lines.append(f"{counted(len(step.pages), 'page')}, {counted(total, 'item')}")
         lines.extend(f"page {page.number}: {page.status if page.status is not None else '-'}  "
                      f"{page.items} items  {_ms(page.duration_ms)}" for page in step.pages)
     if step.iterations:
         counts = {status: sum(1 for item in step.iterations if item.status == status)
                   for status in ("passed", "failed", "skipped")}
-        lines.append(f"for_each: {_count(len(step.iterations), 'item')}: " + ", ".join(
+        lines.append(f"for_each: {counted(len(step.iterations), 'item')}: " + ", ".join(
             f"{number} {status}" for status, number in counts.items() if number))
         lines.extend(f"item {index}: {item.status}  {item.http_status if item.http_status is not None else '-'}"
                      f"  {_ms(item.duration_ms)}"
@@ -138,7 +139,7 @@ def tolerated_failures(step: StepResult) -> str | None:
     failed = step.failed_items
     if not failed or step.status != "passed":
         return None
-    return (f"warning: {failed} of {_count(len(step.iterations), 'item')} failed; the step passed because "
+    return (f"warning: {failed} of {counted(len(step.iterations), 'item')} failed; the step passed because "
             "its on_error is continue (bound it with an assertion on failed_items)")
 
 
@@ -261,7 +262,7 @@ def render_interrupted(reason: str, completed: int, interrupted: int, not_run: i
                        styler: Styler | None = None) -> str:
     """``interrupted by SIGTERM: 3 iterations completed, 1 interrupted, 996 not run``."""
     s = styler or _Plain()
-    return s.style(f"interrupted by {reason}: {_count(completed, unit)} completed, {interrupted} interrupted, "
+    return s.style(f"interrupted by {reason}: {counted(completed, unit)} completed, {interrupted} interrupted, "
                    f"{not_run} not run", "red", "bold")
 
 
@@ -273,14 +274,10 @@ def render_counts(counts: Mapping[str, int], styler: Styler | None = None) -> st
     """The summary line from ``summarize``'s counts (a long run keeps counts, not results)."""
     s = styler or _Plain()
     flows = f"{counts['flows_passed']} passed, {counts['flows_failed']} failed"
-    text = (f"{_count(counts['flows'], 'flow')}: {flows}; {_count(counts['steps'], 'step')} "
+    text = (f"{counted(counts['flows'], 'flow')}: {flows}; {counted(counts['steps'], 'step')} "
             f"({counts['steps_failed']} failed, {counts['steps_skipped']} skipped); "
-            f"{_count(counts['assertions'], 'assertion')} ({counts['assertions_failed']} failed)")
+            f"{counted(counts['assertions'], 'assertion')} ({counts['assertions_failed']} failed)")
     return s.style(text, "red" if counts["flows_failed"] else "green", "bold")
-
-
-def _count(number: int, word: str) -> str:
-    return f"{number} {word}" if number == 1 else f"{number} {word}s"
 
 
 def _ms(value: float) -> str:
