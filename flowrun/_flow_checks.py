@@ -508,23 +508,22 @@ def _merge_unchecked(problems: list[Problem]) -> list[Problem]:
     """One warning per secret that is not available, naming everything it kept from being checked
     (a keystore password read by every alias on its profile is one unset variable, not one per alias)."""
     merged: list[Problem] = []
-    groups: dict[tuple[str | None, int | None, str | None, str], list[Problem]] = {}
+    # By where the secret is and why it is missing: the first warning, and what each one names.
+    groups: dict[tuple[str | None, int | None, str | None, str], tuple[Problem, list[str]]] = {}
     for problem in problems:
         if problem.unchecked is None:
             merged.append(problem)
             continue
-        error = problem.error
-        key = (error.file, error.line, error.pointer, problem.unchecked[1])
-        if key not in groups:
-            groups[key] = []
+        what, reason = problem.unchecked
+        key = (problem.error.file, problem.error.line, problem.error.pointer, reason)
+        if key in groups:
+            groups[key][1].append(what)
+        else:
+            groups[key] = (problem, [what])
             merged.append(problem)
-        groups[key].append(problem)
-    for group in groups.values():
-        if len(group) > 1:
-            first = group[0]
-            assert first.unchecked is not None
-            names = [problem.unchecked[0] for problem in group if problem.unchecked is not None]
-            first.error.message = f"{first.unchecked[1]}: not checked: {', '.join(dict.fromkeys(names))}"
+    for (*_, reason), (first, names) in groups.items():
+        if len(names) > 1:
+            first.error.message = f"{reason}: not checked: {', '.join(dict.fromkeys(names))}"
             first.error.hint = "set it to let `flowrun validate` check them; a run needs it too"
     return merged
 

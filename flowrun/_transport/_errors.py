@@ -549,12 +549,9 @@ def _untrusted(where: str, detail: str, resolved: ResolvedConnection | None) -> 
     verification, no client certificate) can read them: which root the trust would need."""
     answer = _hello(resolved, _versions(resolved)) if resolved is not None and resolved.scheme == "https" else None
     sent = _sent_chain(answer.server_chain, _trusted_here(resolved)) if answer is not None else None
-    if sent is None:
-        return ServerCertUntrustedError(f"{where}: the partner's certificate is not trusted ({detail})",
-                                        hint=_trust_hint(resolved))
-    said, needed = sent
-    hint = _trust_hint(resolved, needed)
-    return ServerCertUntrustedError(f"{where}: the partner's certificate is not trusted ({detail}); {said}", hint=hint)
+    said, needed = (f"; {sent[0]}", sent[1]) if sent is not None else ("", None)
+    return ServerCertUntrustedError(f"{where}: the partner's certificate is not trusted ({detail}){said}",
+                                    hint=_trust_hint(resolved, needed))
 
 
 def _trusted_here(resolved: ResolvedConnection | None) -> list[bytes]:
@@ -568,19 +565,22 @@ def _sent_chain(chain: tuple[bytes, ...], trusted: list[bytes]) -> tuple[str, st
     """What the partner sent, in words, and the certificate the trust needs (its subject and
     fingerprint); None when it sent nothing readable, or when the trust already holds the
     certificate the chain needs (the failure then has another cause, which OpenSSL's words name)."""
-    from cryptography import x509
+    from cryptography.exceptions import UnsupportedAlgorithm
+
+    from flowrun._tls._chain import load_der_certificate
+    from flowrun._wording import counted
 
     try:
-        certificates = [x509.load_der_x509_certificate(der) for der in chain]
-        trusted_subjects = {x509.load_der_x509_certificate(der).subject for der in trusted}
-    except ValueError:
+        certificates = [load_der_certificate(der) for der in chain]
+        trusted_subjects = {load_der_certificate(der).subject for der in trusted}
+    except (ValueError, UnsupportedAlgorithm):
         return None
     if not certificates:
         return None
-    last, count = certificates[-1], len(certificates)
+    last = certificates[-1]
     if last.issuer in trusted_subjects:
         return None
-    sent = f"it sent {count} certificate{'' if count == 1 else 's'}"
+    sent = f"it sent {counted(len(certificates), 'certificate')}"
     if last.issuer == last.subject:
         fingerprint = hashlib.sha256(chain[-1]).digest().hex(":").upper()  # as keystore inspect and keytool write it
         return (f"{sent}, up to the self-signed root '{last.subject.rfc4514_string()}'",
