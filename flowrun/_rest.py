@@ -38,7 +38,7 @@ from flowrun._models._redact import REDACTED, Secrets, is_credential_header, wit
 from flowrun._models._results import Attempt, RequestInfo, StepResult
 from flowrun._models._steps import RestStep
 from flowrun._registry import Registry, RegistryUser, ResolvedConnection
-from flowrun._runner import Received, charset, excerpt, failure, finish, internal_error, parse_body
+from flowrun._runner import charset, excerpt, failure, finish, internal_error, parse_body
 from flowrun._transport._exchange import (
     Raw,
     Route,
@@ -226,16 +226,16 @@ class _RestCore(RegistryUser, Generic[C]):
                 return failure(step, StepFailure(f"cannot write the response to {raw.saved.target}: "
                                                  f"{exc.strerror or exc}"),
                                attempts=attempts, started=started, tls=raw.tls, request=request)
-            shown = "" if expected else excerpt(raw.content, charset(raw.content_type))
-            received = Received(raw.status, raw.headers, body, raw.content_type, shown, None, raw.url)
-            return finish(step, received, context=context, attempts=attempts, started=started, tls=raw.tls,
+            raw.body, raw.excerpt = body, "" if expected else excerpt(raw.content, charset(raw.content_type))
+            return finish(step, raw, context=context, attempts=attempts, started=started, tls=raw.tls,
                           request=request)
-        received, parse_error = self._parsed(step, raw)
-        return finish(step, received, context=context, attempts=attempts, started=started, tls=raw.tls,
+        parse_error = self._parse(step, raw)
+        return finish(step, raw, context=context, attempts=attempts, started=started, tls=raw.tls,
                       request=request, parse_error=parse_error)
 
-    def _parsed(self, step: RestStep, raw: Raw) -> tuple[Received, FlowrunError | None]:
-        """A response read into memory, parsed (the parse error, if any, with the excerpt as body)."""
+    def _parse(self, step: RestStep, raw: Raw) -> FlowrunError | None:
+        """Parse a response read into memory into its own record (the parse error, if any, with
+        the excerpt as body)."""
         spec = step.response
         parse_error: FlowrunError | None = None
         xml = None
@@ -244,9 +244,10 @@ class _RestCore(RegistryUser, Generic[C]):
         except FlowrunError as error:
             parse_error = error
             body = excerpt(raw.content, charset(raw.content_type))
-        expected = spec.status_expected(raw.status)
-        shown = "" if expected and parse_error is None else excerpt(raw.content, charset(raw.content_type))
-        return Received(raw.status, raw.headers, body, raw.content_type, shown, xml, raw.url), parse_error
+        if parse_error is not None or not spec.status_expected(raw.status):
+            raw.excerpt = excerpt(raw.content, charset(raw.content_type))
+        raw.body, raw.xml = body, xml
+        return parse_error
 
     # --- idempotency keys, rate limits, pages ---------------------------------------------------
 
@@ -274,22 +275,22 @@ class _RestCore(RegistryUser, Generic[C]):
                              request=request)
             return self._paged(result, pager, key)
         raw = outcome.value
-        received, parse_error = self._parsed(step, raw)
+        parse_error = self._parse(step, raw)
         if parse_error is not None or not step.response.status_expected(raw.status):
             pager.failed(raw.url, raw.status, began, tried, key)
-            result = finish(step, received, context=context, attempts=every, started=started, tls=raw.tls,
+            result = finish(step, raw, context=context, attempts=every, started=started, tls=raw.tls,
                             request=request, parse_error=parse_error)
             return self._paged(result, pager, key)
         try:
-            following = pager.add(sent, received, url=raw.url, began=began, attempts=tried, key=key)
+            following = pager.add(sent, raw, url=raw.url, began=began, attempts=tried, key=key)
         except FlowrunError as error:
             result = failure(step, error, attempts=every, started=started, tls=raw.tls, request=request,
-                             received=received)
+                             received=raw)
             return self._paged(result, pager, key)
         if following is not None:
             return following
-        received = attrs.evolve(received, items=pager.items)
-        result = finish(step, received, context=context, attempts=every, started=started, tls=raw.tls,
+        raw.items = pager.items
+        result = finish(step, raw, context=context, attempts=every, started=started, tls=raw.tls,
                         request=request)
         return self._paged(result, pager, key)
 

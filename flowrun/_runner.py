@@ -42,7 +42,7 @@ from flowrun._eval import capture_json, raise_for, reads_failed_items
 from flowrun._eval._assertions import judge_assertion, pass_plainly, reads_plainly
 from flowrun._eval._template import InvalidExpressionError, compile_expression
 from flowrun._models._numbers import WrittenNumber
-from flowrun._models._record import ValueRecord
+from flowrun._models._record import RecordRepr
 from flowrun._models._results import AssertionOutcome, Attempt, RequestInfo, StepResult, TlsInfo
 from flowrun._models._steps import ResponseSpec, StepCommon
 
@@ -58,10 +58,13 @@ XPATH_PREFIX = "xpath:"
 _SPACES = re.compile(r"\s+")
 
 
-@attrs.frozen(eq=False, repr=False)
-class Received(ValueRecord):
+@attrs.define(eq=False, repr=False)
+class Received(RecordRepr):
     """A response as the runner sees it. ``headers`` keep the partner's names, order and
-    duplicates; ``xml`` is the parsed tree for ``xpath:`` outputs."""
+    duplicates; ``xml`` is the parsed tree for ``xpath:`` outputs.
+
+    Not frozen: a REST response is one record from the wire to the result (``_exchange.Raw``
+    extends it), its head read in, then its body, then what parsing made of the body."""
 
     status: int
     headers: tuple[tuple[str, str], ...]

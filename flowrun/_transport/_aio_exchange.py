@@ -49,7 +49,6 @@ from flowrun._transport._aiohttp import (
 from flowrun._transport._auth import ApiKeyAuth, BasicAuth, BearerAuth, OAuth2ClientCredentials, Token
 from flowrun._transport._errors import aclassify, failed_before_sending
 from flowrun._transport._exchange import (
-    Head,
     Raw,
     Route,
     Saved,
@@ -124,14 +123,9 @@ def _keep_cookies(client: httpx.AsyncClient, method: str, url: httpx.URL, respon
                                                   request=httpx.Request(method, url)))
 
 
-class _Sent:
-    """A response whose head is in, with the URL it was sent to and its connection's facts."""
-
-    __slots__ = ("deadline", "dial", "response", "url")
-
-    def __init__(self, response: aiohttp.ClientResponse, dial: _Dial, deadline: Deadline | None,
-                 url: httpx.URL) -> None:
-        self.response, self.dial, self.deadline, self.url = response, dial, deadline, url
+# A response whose head is in, with its connection's facts, the attempt's deadline and the URL it
+# was sent to.
+_Sent = tuple[aiohttp.ClientResponse, _Dial, Deadline | None, httpx.URL]
 
 
 def _send(route: AsyncRoute, method: str, url: httpx.URL, headers: Sequence[tuple[str, str]], body: OpenBody,
@@ -188,15 +182,13 @@ def _written(route: AsyncRoute, transport: AiohttpTransport, method: str, url: h
     return url, target, wire, skip
 
 
-def _arrived(route: AsyncRoute, method: str, url: httpx.URL, response: aiohttp.ClientResponse, dial: _Dial,
-             deadline: Deadline | None) -> _Sent:
+def _arrived(route: AsyncRoute, method: str, url: httpx.URL, response: aiohttp.ClientResponse) -> None:
     """What httpx's client does once a response head is in: log the request line, keep cookies."""
     if _HTTPX_LOG.isEnabledFor(logging.INFO):
         reason = response.reason or httpx.codes.get_reason_phrase(response.status)
         _HTTPX_LOG.info('HTTP Request: %s %s "%s %d %s"', method, url, "HTTP/1.1", response.status, reason)
     if "Set-Cookie" in response.headers or "Set-Cookie2" in response.headers:
         _keep_cookies(route.client, method, url, response)
-    return _Sent(response, dial, deadline, url)
 
 
 def _waits(route: AsyncRoute, timeout: Timeout) -> httpx.Timeout:
@@ -211,7 +203,8 @@ async def _send_once(route: AsyncRoute, method: str, url: httpx.URL, headers: Se
     waits = _waits(route, timeout)
     response, dial, deadline = await transport.open(method, target, wire, body.kwargs.get("content"),
                                                     connect=waits.connect, read=waits.read, skip=skip)
-    return _arrived(route, method, url, response, dial, deadline)
+    _arrived(route, method, url, response)
+    return response, dial, deadline, url
 
 
 async def _send_with_token(route: AsyncRoute, method: str, url: httpx.URL, headers: Sequence[tuple[str, str]],
@@ -222,12 +215,12 @@ async def _send_with_token(route: AsyncRoute, method: str, url: httpx.URL, heade
     assert isinstance(auth, OAuth2ClientCredentials)
     token = await auth.atoken()
     sent = await _send_once(route, method, url, headers, body, timeout, token)
-    if sent.response.status != 401:
+    if sent[0].status != 401:
         return sent
     if not body.replayable:
         auth.forget(token)
         return sent
-    sent.response.release()
+    sent[0].release()
     token = await auth.atoken(stale=token)
     return await _send_once(route, method, url, headers, body, timeout, token)
 
@@ -236,7 +229,7 @@ async def aio_exchange(route: AsyncRoute, step: RestStep, plan: RequestPlan, tim
                        stranger: Callable[[AsyncRoute], AsyncRoute]) -> Outcome[Raw]:
     """``aexchange`` on aiohttp: the same outcome for the same partner."""
     opened: list[OpenBody] = []
-    sent: _Sent | None = None
+    response: aiohttp.ClientResponse | None = None
     url = plan.url
     current = route  # the route of the hop being sent
     attempt = begin_attempt(wait_seconds(route, step))
@@ -252,59 +245,62 @@ async def aio_exchange(route: AsyncRoute, step: RestStep, plan: RequestPlan, tim
             if transport is not None and not isinstance(route.auth, OAuth2ClientCredentials):
                 # ``_send_once`` written out: the first request is awaited here, one frame less
                 # to resume at each of its events.
-                target_url, target, wire, skip = _written(route, transport, plan.method, parsed_url(url), headers,
-                                                          body, None)
+                sent_url, target, wire, skip = _written(route, transport, plan.method, parsed_url(url), headers,
+                                                        body, None)
                 waits = _waits(route, timeout)
                 response, dial, deadline = await transport.open(plan.method, target, wire, body.kwargs.get("content"),
                                                                 connect=waits.connect, read=waits.read, skip=skip)
-                sent = _arrived(route, plan.method, target_url, response, dial, deadline)
+                _arrived(route, plan.method, sent_url, response)
             else:
-                sent = await _send(route, plan.method, parsed_url(url), headers, body, timeout)
+                response, dial, deadline, sent_url = await _send(route, plan.method, parsed_url(url), headers, body,
+                                                                 timeout)
         except httpx.RemoteProtocolError as exc:
             if opened_connection() or not resend_on_fresh_connection(exc, plan.method, body):
                 raise
-            sent = await _send(route, plan.method, parsed_url(url), headers, body, timeout)
+            response, dial, deadline, sent_url = await _send(route, plan.method, parsed_url(url), headers, body,
+                                                             timeout)
         if step.follow_redirects:
             hops, method = 0, plan.method
-            while sent.response.status in REDIRECT_STATUSES and "Location" in sent.response.headers:
-                response = sent.response
+            while response.status in REDIRECT_STATUSES and "Location" in response.headers:
                 location = ", ".join(response.headers.getall("Location"))  # httpx joins repeated headers
-                hop = redirect_hop(sent.url, response.status, location, method=method,
+                hop = redirect_hop(sent_url, response.status, location, method=method,
                                    headers=plan.headers, home=route.home, hops=hops,
                                    max_redirects=step.max_redirects, secret_headers=route.secret_headers,
                                    trusted=route.resolved.trusted_origins)
                 response.release()
+                response = None
                 hops, method, url = hops + 1, hop.method, str(hop.url)
                 current = route if hop.same_origin else stranger(route)
                 body = open_body(plan.body if hop.keep_body else None, step.id, asynchronous=True)
                 opened.append(body)
-                sent = await _send(current, hop.method, hop.url, send_headers(hop.headers, body), body, timeout)
-        response = sent.response
-        head = Head.of_raw(response.status, response.raw_headers)
-        length = head.content_length
+                response, dial, deadline, sent_url = await _send(current, hop.method, hop.url,
+                                                                 send_headers(hop.headers, body), body, timeout)
+        raw = Raw.of_raw(response.status, response.raw_headers)
+        length = raw.content_length
         saved: Saved | None = None
-        if (head.content_encoding is None and step.response.save_to is None and length is not None
+        if (raw.content_encoding is None and step.response.save_to is None and length is not None
                 and length.isdigit()):
             # The body as ``read_body`` reads it, at once: it is not encoded and announces a length
             # (under the cap), to which aiohttp's parser holds it. Awaited here, not in a helper:
             # one coroutine less per request.
-            check_announced(head, step.response.max_bytes, url)
+            check_announced(raw, step.response.max_bytes, url)
             try:
                 content = await response.content.read()
             except Exception as exc:
-                error = mapped(exc, sent.dial, sent.deadline)
+                error = mapped(exc, dial, deadline)
                 raise error from error.__cause__
         else:
-            content, saved = await read_body(step, head, url, body_chunks(response, sent.dial, sent.deadline))
-        return outcome(head, content, saved, url, current.tls.of(sent.dial.ssl_object), presented(route, current))
+            content, saved = await read_body(step, raw, url, body_chunks(response, dial, deadline))
+        return outcome(raw, content, saved, url, current.tls.of(dial.ssl_object),
+                       route.resolved if current is route else presented(route, current))
     except httpx.HTTPError as exc:
         return Outcome(error=await aclassify(exc, url=url, resolved=presented(route, current)),
                        sent=not failed_before_sending(exc))
     except FlowrunError as error:
         return Outcome(error=error)
     finally:
-        if sent is not None:
-            sent.response.release()
+        if response is not None:
+            response.release()
         for item in opened:
             item.close()
         end_attempt(attempt)

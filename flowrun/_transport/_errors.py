@@ -226,7 +226,7 @@ def classify(
 _NGINX_PAGE = re.compile(rb"<title>\s*400 (The SSL certificate error|No required SSL certificate was sent)\s*</title>")
 _NGINX_NOT_SENT = "No required SSL certificate was sent"
 # Statuses nothing but nginx uses; an ``error_page 495 =495 ...`` shows them to clients.
-_NGINX_STATUSES = {495: "SSL Certificate Error", 496: "SSL Certificate Required"}
+NGINX_STATUSES = {495: "SSL Certificate Error", 496: "SSL Certificate Required"}
 _PAGE_PREFIX = 4096
 
 
@@ -235,8 +235,8 @@ def refusal_page(status: int, body: bytes, *, url: str | httpx.URL | None = None
     """The client-certificate error an HTTP answer stands for, if it is nginx's refusal of our
     certificate (its 400 page, or status 495/496); else None."""
     reason: str | None = None
-    if status in _NGINX_STATUSES:
-        reason = _NGINX_STATUSES[status]
+    if status in NGINX_STATUSES:
+        reason = NGINX_STATUSES[status]
         not_sent = status == 496
         said = f"HTTP {status} ({reason}, nginx's status for a client certificate that "
         said += "was not sent)" if not_sent else "did not verify)"

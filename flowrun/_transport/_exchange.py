@@ -27,8 +27,9 @@ from flowrun._models._record import RecordRepr
 from flowrun._models._results import TlsInfo
 from flowrun._models._steps import IDEMPOTENT_METHODS, RestStep
 from flowrun._registry import ResolvedConnection
+from flowrun._runner import Received
 from flowrun._transport._decode import adecode, decoded
-from flowrun._transport._errors import aclassify, classify, failed_before_sending, refusal_page
+from flowrun._transport._errors import NGINX_STATUSES, aclassify, classify, failed_before_sending, refusal_page
 from flowrun._transport._http import TlsInfoReader, send_streamed
 from flowrun._transport._request import OpenBody, RequestPlan, open_body
 from flowrun._transport._retry import Outcome
@@ -83,19 +84,6 @@ class Saved(RecordRepr):
         self.temporary.unlink(missing_ok=True)
 
 
-@attrs.define(eq=False, repr=False)
-class Raw(RecordRepr):
-    """What one exchange brought back, before parsing."""
-
-    status: int
-    headers: tuple[tuple[str, str], ...]
-    content: bytes  # the whole body, or its first bytes when saved to a file
-    content_type: str | None
-    url: str
-    tls: TlsInfo | None
-    saved: Saved | None = None
-
-
 def make_timeout(resolved: ResolvedConnection, step_timeout: float | None) -> httpx.Timeout:
     if step_timeout is None:
         read = resolved.read_timeout_s
@@ -115,22 +103,25 @@ def timeout_argument(route: Route[Any], step: RestStep) -> Timeout:
 
 
 @attrs.define(eq=False, repr=False)
-class Head(RecordRepr):
-    """The status line and headers of a response, decoded once."""
+class Raw(Received):
+    """A response of one exchange: its head, decoded once, then its body (``content``, where it
+    came from, its TLS info), then what the runner parsed (``Received``'s fields). One record
+    from the wire to the step's result."""
 
-    status: int
-    headers: tuple[tuple[str, str], ...]
-    content_type: str | None
-    content_length: str | None
-    retry_after: str | None
+    content_length: str | None = None
+    retry_after: str | None = None
     content_encoding: str | None = None  # every Content-Encoding header, joined as httpx joins them
+    content: bytes = b""  # the whole body, or its first bytes when saved to a file
+    url: str = ""  # the URL the body came from (after redirects)
+    tls: TlsInfo | None = None
+    saved: Saved | None = None
 
     @classmethod
-    def of(cls, response: httpx.Response) -> Head:
+    def of(cls, response: httpx.Response) -> Raw:
         return cls.of_raw(response.status_code, response.headers.raw)
 
     @classmethod
-    def of_raw(cls, status: int, raw_headers: Iterable[tuple[bytes, bytes]]) -> Head:
+    def of_raw(cls, status: int, raw_headers: Iterable[tuple[bytes, bytes]]) -> Raw:
         """The head of a response from any client, by its status and raw header pairs."""
         headers: list[tuple[str, str]] = []
         content_type = content_length = retry_after = None
@@ -147,8 +138,8 @@ class Head(RecordRepr):
                 retry_after = value
             elif lower == b"content-encoding":
                 encodings.append(value)
-        return cls(status, tuple(headers), content_type, content_length, retry_after,
-                   ", ".join(encodings) if encodings else None)
+        return cls(status, tuple(headers), content_type=content_type, content_length=content_length,
+                   retry_after=retry_after, content_encoding=", ".join(encodings) if encodings else None)
 
 
 def too_large(url: str, limit: int, detail: str) -> ResponseTooLargeError:
@@ -156,7 +147,7 @@ def too_large(url: str, limit: int, detail: str) -> ResponseTooLargeError:
                                  "(response.max_bytes)")
 
 
-def check_announced(head: Head, limit: int, url: str) -> None:
+def check_announced(head: Raw, limit: int, url: str) -> None:
     """Refuse a body whose Content-Length is over the cap before reading any of it."""
     declared = head.content_length
     if declared is not None and declared.isdigit() and int(declared) > limit:
@@ -229,7 +220,7 @@ class Collector:
         self._chunks.clear()
 
 
-def body_sink(step: RestStep, head: Head, url: str) -> Saver | Collector:
+def body_sink(step: RestStep, head: Raw, url: str) -> Saver | Collector:
     """Where the body goes: a file (``save_to``, streamed, no cap) or memory (capped)."""
     spec = step.response
     if spec.save_to is not None:
@@ -238,7 +229,7 @@ def body_sink(step: RestStep, head: Head, url: str) -> Saver | Collector:
     return Collector(spec.max_bytes, url)
 
 
-async def read_body(step: RestStep, head: Head, url: str, raw: AsyncIterator[bytes]) -> tuple[bytes, Saved | None]:
+async def read_body(step: RestStep, head: Raw, url: str, raw: AsyncIterator[bytes]) -> tuple[bytes, Saved | None]:
     """The body of an async response (``raw``: its chunks as they arrive), decoded in bounded
     slices into its sink: memory under the cap, or the ``save_to`` file."""
     sink = body_sink(step, head, url)
@@ -251,15 +242,18 @@ async def read_body(step: RestStep, head: Head, url: str, raw: AsyncIterator[byt
         raise
 
 
-def outcome(head: Head, content: bytes, saved: Saved | None, url: str, tls: TlsInfo | None,
-             presented: ResolvedConnection) -> Outcome[Raw]:
-    refused = refusal_page(head.status, content, url=url, resolved=presented)
-    if refused is not None:  # nginx refused our certificate with an HTTP answer
-        if saved is not None:
-            saved.abort()
-        return Outcome(error=refused, status=head.status)
-    return Outcome(Raw(head.status, head.headers, content, head.content_type, url, tls, saved), head.status,
-                   head.retry_after, cleanup=saved.abort if saved is not None else None)
+def outcome(raw: Raw, content: bytes, saved: Saved | None, url: str, tls: TlsInfo | None,
+            presented: ResolvedConnection) -> Outcome[Raw]:
+    """The attempt's outcome once the body of ``raw`` is in."""
+    status = raw.status
+    if status == 400 or status in NGINX_STATUSES:
+        refused = refusal_page(status, content, url=url, resolved=presented)
+        if refused is not None:  # nginx refused our certificate with an HTTP answer
+            if saved is not None:
+                saved.abort()
+            return Outcome(error=refused, status=status)
+    raw.content, raw.url, raw.tls, raw.saved = content, url, tls, saved
+    return Outcome(raw, status, raw.retry_after, cleanup=saved.abort if saved is not None else None)
 
 
 def presented(route: Route[Any], current: Route[Any]) -> ResolvedConnection:
@@ -328,7 +322,7 @@ def exchange(route: Route[httpx.Client], step: RestStep, plan: RequestPlan, time
                 request = client.build_request(hop.method, hop.url, headers=send_headers(hop.headers, body),
                                                timeout=timeout, **body.kwargs)
                 response = send_streamed(client, request, target.auth)
-        head = Head.of(response)
+        head = Raw.of(response)
         sink = body_sink(step, head, url)
         try:
             for chunk in decoded(response):
@@ -391,7 +385,7 @@ async def aexchange(route: Route[httpx.AsyncClient], step: RestStep, plan: Reque
                 request = client.build_request(hop.method, hop.url, headers=send_headers(hop.headers, body),
                                                timeout=timeout, **body.kwargs)
                 response = await client.send(request, auth=target.auth, stream=True)
-        head = Head.of(response)
+        head = Raw.of(response)
         content, saved = await read_body(step, head, url, response.aiter_raw())
         return outcome(head, content, saved, url, tls.read(response), presented(route, current))
     except httpx.HTTPError as exc:
