@@ -396,9 +396,10 @@ def finish(
             outputs = extract_outputs(spec, received)
         except FlowrunError as capture_error:
             error = capture_error
-    unexpected = status_error(spec, received)
-    if unexpected is not None:
-        error = unexpected
+    if not spec.status_expected(received.status):
+        unexpected = status_error(spec, received)
+        if unexpected is not None:
+            error = unexpected
     assertions: tuple[AssertionOutcome, ...] = ()
     if error is None and step.assertions:
         plain = reads_plainly(step.assertions)
@@ -465,7 +466,7 @@ def _result(step: StepCommon, status: Literal["passed", "failed"], *, error: Flo
     if error is not None and error.step is None:
         error.step = step.id
     return StepResult(
-        step_id=step.id, kind=getattr(step, "kind", "step"), status=status,
+        step_id=step.id, kind=step.kind, status=status,
         http_status=received.status if received is not None else None,
         headers=received.headers if received is not None else (),
         body=received.body if received is not None else None,

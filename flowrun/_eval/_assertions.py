@@ -302,6 +302,8 @@ def _not_equals(actual: Any, expected: Any) -> _Verdict:
 
 def _ordering(test: Callable[[Any, Any], bool]) -> Callable[[Any, Any], _Verdict]:
     def check(actual: Any, expected: Any) -> _Verdict:
+        if type(actual) in _BINARY_NUMBERS and type(expected) in _BINARY_NUMBERS:
+            return test(actual, expected), None  # no Decimal on either side: nothing to make comparable
         if _is_number(actual) and _is_number(expected):
             return test(*_comparable(actual, expected)), None
         if isinstance(actual, str) and isinstance(expected, str):
@@ -412,6 +414,7 @@ def _compile_regex(pattern: str) -> re.Pattern[str]:
 
 
 _NUMBER_TYPES = frozenset({int, float, WrittenNumber, decimal.Decimal})
+_BINARY_NUMBERS = frozenset({int, float, WrittenNumber})
 
 
 def _is_number(value: Any) -> bool:

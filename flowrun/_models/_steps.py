@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Literal, cast
+from typing import Any, ClassVar, Literal, cast
 
 import attrs
 
@@ -145,6 +145,7 @@ def _concurrency(value: int) -> int:
 
 @attrs.frozen(kw_only=True, eq=False, repr=False)
 class StepCommon(ValueRecord):
+    kind: ClassVar[str] = "step"  # a class constant, not a field (``StepResult.kind``)
     id: str
     alias: str | None = None
     connection: Connection | None = None
@@ -195,9 +196,7 @@ class RestStep(StepCommon):
             raise SchemaError("expect_fault applies to SOAP steps; a REST step expects a "
                               "status with expect_status", step=self.id, **self.origin.location())
 
-    @property
-    def kind(self) -> str:
-        return "rest"
+    kind: ClassVar[str] = "rest"
 
     @property
     def idempotency_header(self) -> str | None:
@@ -237,9 +236,7 @@ class SoapStep(StepCommon):
             raise SchemaError(f"SOAP step '{self.id}' has both an envelope and an operation: choose one",
                               step=self.id, **self.origin.location())
 
-    @property
-    def kind(self) -> str:
-        return "soap"
+    kind: ClassVar[str] = "soap"
 
 
 Step = RestStep | SoapStep
