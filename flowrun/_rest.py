@@ -89,6 +89,22 @@ def _lease_seconds(route: Route[Any], step: RestStep) -> float:
     return lease_seconds(wait_seconds(route, step))
 
 
+class _Prepared(Generic[C]):
+    """A step's request on its route, worked out once: kept for steps without data pills, which
+    send the same request every time (``plan`` None in the kept entry of a step with pills)."""
+
+    __slots__ = ("plan", "policy", "request", "retries", "route", "step", "timeout")
+
+    def __init__(self, step: RestStep, route: Route[C], plan: RequestPlan | None, request: RequestInfo | None) -> None:
+        self.step = step
+        self.route: Route[C] = route
+        self.plan = plan
+        self.request = request
+        self.policy: RetryPolicy = step.retry_policy or route.resolved.retry_policy
+        self.retries = self.policy.attempts > 1
+        self.timeout = timeout_argument(route, step)
+
+
 def _inline_key(connection: Connection) -> Hashable:
     return ("inline", connection.url, connection.url_builder, connection.protocol, connection.host,
             connection.port, connection.base_path, connection.mutual_authentication, connection.protocol_profile,
@@ -104,7 +120,7 @@ class _RestCore(RegistryUser, Generic[C]):
         super().__init__(registry, env=env, secrets=secrets)
         install_log_redaction()
         self._routes: dict[Hashable, Route[C]] = {}
-        self._plans: dict[int, tuple[RestStep, Route[C], RequestPlan | None, RequestInfo | None]] = {}
+        self._plans: dict[int, _Prepared[C]] = {}
         self._resolve_lock = threading.Lock()
 
     def _route_key(self, step: RestStep) -> Hashable:
@@ -178,23 +194,20 @@ class _RestCore(RegistryUser, Generic[C]):
                                     None, route.secret_headers, native=self._native(client, None))
         return route.stranger
 
-    def _prepare(self, step: RestStep, route: Route[C],
-                 context: Mapping[str, Any] | None) -> tuple[RequestPlan, RequestInfo]:
-        """The request plan and its (redacted) description; kept for steps without data pills,
-        which send the same request every time."""
+    def _prepare(self, step: RestStep, route: Route[C], context: Mapping[str, Any] | None) -> _Prepared[C]:
+        """The step's request plan, its (redacted) description, its retry policy and timeout."""
         cached = self._plans.get(id(step))
-        known = cached is not None and cached[0] is step and cached[1] is route
-        if known and cached is not None and cached[2] is not None and cached[3] is not None:
-            return cached[2], cached[3]
+        known = cached is not None and cached.step is step and cached.route is route
+        if known and cached is not None and cached.plan is not None:
+            return cached
         plan = plan_request(step, route.resolved, context)
-        info = self._request_info(route, plan)
+        prepared = _Prepared(step, route, plan, self._request_info(route, plan))
         if not known:
             if len(self._plans) >= _PLAN_CACHE_SIZE:
                 self._plans.clear()
-            static = is_static(step)
             # The entry holds the step, so its id cannot be reused while the entry exists.
-            self._plans[id(step)] = (step, route, plan if static else None, info if static else None)
-        return plan, info
+            self._plans[id(step)] = prepared if is_static(step) else _Prepared(step, route, None, None)
+        return prepared
 
     def _request_info(self, route: Route[C], plan: RequestPlan) -> RequestInfo:
         secret = route.secret_headers
@@ -300,10 +313,6 @@ class _RestCore(RegistryUser, Generic[C]):
         return attrs.evolve(result, pages=tuple(pager.pages), idempotency_key=first_key)
 
 
-def _with_key(result: StepResult, key: str | None) -> StepResult:
-    return result if key is None else attrs.evolve(result, idempotency_key=key)
-
-
 class RestExecutor(_RestCore["httpx.Client"]):
     """Runs REST steps synchronously; thread-safe. Close it (or use ``with``) to end connections."""
 
@@ -357,22 +366,23 @@ class RestExecutor(_RestCore["httpx.Client"]):
     def _run(self, step: RestStep, context: Mapping[str, Any] | None, started: float) -> StepResult:
         try:
             route = self._route(step)
-            plan, request = self._prepare(step, route, context)
+            prepared = self._prepare(step, route, context)
         except FlowrunError as error:
             return self.masked(failure(step, error, started=started))
-        policy = step.retry_policy or route.resolved.retry_policy
-        timeout = timeout_argument(route, step)
+        plan, request, policy, timeout = prepared.plan, prepared.request, prepared.policy, prepared.timeout
+        assert plan is not None and request is not None  # (a kept entry without one is never returned)
         if step.paginate is not None:
             return self.masked(self._pages(step, route, plan, request, policy, timeout, context, started))
         plan, key = self._keyed(step, plan)
         outcome, attempts = run_with_retry(policy, plan.method, functools.partial(self._send, route, step, plan,
                                                                                   timeout))
         if outcome.error is not None or outcome.value is None:
-            problem = outcome.error or StepFailure("no response")
-            return self.masked(_with_key(failure(step, problem, attempts=attempts, started=started,
-                                                 request=request), key))
-        return self.masked(_with_key(self._complete(step, outcome.value, context=context, attempts=attempts,
-                                                    started=started, request=request), key))
+            result = failure(step, outcome.error or StepFailure("no response"), attempts=attempts, started=started,
+                             request=request)
+        else:
+            result = self._complete(step, outcome.value, context=context, attempts=attempts, started=started,
+                                    request=request)
+        return self.masked(result if key is None else attrs.evolve(result, idempotency_key=key))
 
     def _send(self, route: Route[httpx.Client], step: RestStep, plan: RequestPlan, timeout: Timeout) -> Outcome[Raw]:
         limiter = route.limiter
@@ -484,20 +494,19 @@ class AsyncRestExecutor(_RestCore["httpx.AsyncClient"]):
         started = time.perf_counter()
         try:
             try:
-                cached = self._plans.get(id(step))
-                if cached is not None and cached[0] is step and cached[2] is not None and cached[3] is not None:
-                    route, plan, request = cached[1], cached[2], cached[3]  # a step without pills, seen before
-                else:
+                prepared = self._plans.get(id(step))
+                if prepared is None or prepared.step is not step or prepared.plan is None:
                     route = self._routes.get(self._route_key(step)) or await self._route(step)
-                    plan, request = self._prepare(step, route, context)
+                    prepared = self._prepare(step, route, context)
             except FlowrunError as error:
                 return self.masked(failure(step, error, started=started))
-            policy = step.retry_policy or route.resolved.retry_policy
-            timeout = timeout_argument(route, step)
+            route, plan, request, policy, timeout = (prepared.route, prepared.plan, prepared.request, prepared.policy,
+                                                     prepared.timeout)
+            assert plan is not None and request is not None  # (a kept entry without one is never returned)
             if step.paginate is not None:
                 return self.masked(await self._pages(step, route, plan, request, policy, timeout, context,
                                                      started))
-            plan, key = self._keyed(step, plan) if step.idempotency_header is not None else (plan, None)
+            plan, key = self._keyed(step, plan) if step.idempotency_key else (plan, None)
             # ``arun_with_retry``'s first attempt made here: one frame less in the await chain, and
             # no callable built for the retries most calls never make.
             wall, began = time.time(), time.perf_counter()
@@ -505,17 +514,18 @@ class AsyncRestExecutor(_RestCore["httpx.AsyncClient"]):
             spent = time.perf_counter() - began
             attempts: tuple[Attempt, ...] = (Attempt(1, wall, spent * 1000.0, outcome.status, outcome.error),)
             # (an answer whose status the policy does not name is never retried: no call for it)
-            if (policy.attempts > 1 and (outcome.error is not None or outcome.status in policy.on_status)
+            if (prepared.retries and (outcome.error is not None or outcome.status in policy.on_status)
                     and should_retry(policy, plan.method, outcome)):
                 outcome, attempts = await aretry_after_first(
                     policy, plan.method, functools.partial(self._send, route, step, plan, timeout), outcome,
                     attempts[0], spent)
             if outcome.error is not None or outcome.value is None:
-                problem = outcome.error or StepFailure("no response")
-                return self.masked(_with_key(failure(step, problem, attempts=attempts, started=started,
-                                                     request=request), key))
-            return self.masked(_with_key(self._complete(step, outcome.value, context=context, attempts=attempts,
-                                                        started=started, request=request), key))
+                result = failure(step, outcome.error or StepFailure("no response"), attempts=attempts,
+                                 started=started, request=request)
+            else:
+                result = self._complete(step, outcome.value, context=context, attempts=attempts, started=started,
+                                        request=request)
+            return self.masked(result if key is None else attrs.evolve(result, idempotency_key=key))
         except ExecutorClosedError:
             raise
         except Exception as exc:  # documented never to raise (the closed executor aside)

@@ -90,14 +90,9 @@ _CURRENT: contextvars.ContextVar[Deadline | None] = contextvars.ContextVar("flow
                                                                             default=None)
 
 
-def attempt_seconds(timeout_s: float) -> float:
-    """The total deadline of one attempt for a per-wait ``timeout_s``."""
-    return timeout_s * ATTEMPT_DEADLINE_FACTOR
-
-
 def begin_attempt(timeout_s: float) -> contextvars.Token[Deadline | None]:
     """Start the deadline of one attempt for a per-wait ``timeout_s``; ``end_attempt`` ends it."""
-    return _CURRENT.set(Deadline(attempt_seconds(timeout_s)))
+    return _CURRENT.set(Deadline(timeout_s * ATTEMPT_DEADLINE_FACTOR))
 
 
 def end_attempt(token: contextvars.Token[Deadline | None]) -> None:
