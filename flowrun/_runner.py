@@ -39,7 +39,7 @@ from flowrun._errors import (
     UnexpectedStatusError,
 )
 from flowrun._eval import capture_json, raise_for, reads_failed_items
-from flowrun._eval._assertions import judge_assertion, pass_plainly, reads_plainly
+from flowrun._eval._assertions import judge_assertion, pass_plainly, plain_checks
 from flowrun._eval._template import InvalidExpressionError, compile_expression
 from flowrun._models._numbers import WrittenNumber
 from flowrun._models._record import RecordRepr
@@ -402,12 +402,12 @@ def finish(
             error = unexpected
     assertions: tuple[AssertionOutcome, ...] = ()
     if error is None and step.assertions:
-        plain = reads_plainly(step.assertions)
+        plain = plain_checks(step.assertions)
         passed = None
-        if plain:
+        if plain is not None:
             # Nothing they read needs the headers lower-cased, the clock or the flow's context.
             own = {"status": received.status, "body": received.body, "outputs": outputs}
-            passed = pass_plainly(step.assertions, own)
+            passed = pass_plainly(plain, own)
             if passed is not None:
                 assertions = passed
             else:

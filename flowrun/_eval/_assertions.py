@@ -186,58 +186,59 @@ def judge_assertion(spec: Mapping[str, Any], context: Mapping[str, Any], *, step
 _PLAIN_ROOTS = frozenset({"status", "body", "outputs"})
 
 
-_PLAINLY: dict[int, tuple[Sequence[Mapping[str, Any]], tuple[Any, ...], bool]] = {}
+# One plain assertion taken apart: its expression text, operator, path, fixed expected value,
+# the start of its message, and its check (None for ``matches``, which is checked the full way).
+PlainCheck = tuple[str, str, tuple[str | int, ...], Any, str, "Callable[[Any, Any], _Verdict] | None"]
+_PLAINLY: dict[int, tuple[Sequence[Mapping[str, Any]], tuple[Any, ...], tuple[PlainCheck, ...] | None]] = {}
 
 
-def reads_plainly(assertions: Sequence[Mapping[str, Any]]) -> bool:
-    """Whether every assertion is a plain path under ``status``, ``body`` or ``outputs`` with a
-    fixed expected value: then none can read the step's headers or ``duration_ms``, and the runner
-    need not make them. False as well for an assertion that is itself wrong (its error is
-    reported where it is checked). Kept per step's list, as ``_validate_once`` keeps each spec."""
+def plain_checks(assertions: Sequence[Mapping[str, Any]]) -> tuple[PlainCheck, ...] | None:
+    """The assertions taken apart for ``pass_plainly``, when every one is a plain path under
+    ``status``, ``body`` or ``outputs`` with a fixed expected value: then none can read the step's
+    headers or ``duration_ms``, and the runner need not make them. None otherwise, and for an
+    assertion that is itself wrong (its error is reported where it is checked). Kept per step's
+    list (with a copy that tells when a mutable spec changed since), as ``_validate_once`` keeps
+    each spec."""
     known = _PLAINLY.get(id(assertions))
     if known is not None and known[0] is assertions and known[1] == assertions:
         return known[2]
-    plain = _reads_plainly(assertions)
+    checks = _plain_checks(assertions)
     if len(_PLAINLY) >= _VALIDATED_SIZE:
         _PLAINLY.clear()
     copies = tuple(dict(spec) if isinstance(spec, Mapping) else spec for spec in assertions)
-    _PLAINLY[id(assertions)] = (assertions, copies, plain)
-    return plain
+    _PLAINLY[id(assertions)] = (assertions, copies, checks)
+    return checks
 
 
-def _reads_plainly(assertions: Sequence[Mapping[str, Any]]) -> bool:
+def _plain_checks(assertions: Sequence[Mapping[str, Any]]) -> tuple[PlainCheck, ...] | None:
+    checks: list[PlainCheck] = []
     try:
         for index, spec in enumerate(assertions):
-            _, _, expression, expected, _ = _validate_once(spec, f"/assert/{index}")
+            op, that, expression, expected, head = _validate_once(spec, f"/assert/{index}")
             path = expression.path
-            if path is None or path[0] not in _PLAIN_ROOTS or expected is _RENDERED:
-                return False
+            if path is None or path[0] not in _PLAIN_ROOTS or expected is _RENDERED or head is None:
+                return None
+            checks.append((that, op, path, expected, head, _CHECKS.get(op)))
     except (SchemaError, DataPillError):
-        return False
-    return True
+        return None
+    return tuple(checks)
 
 
-def pass_plainly(assertions: Sequence[Mapping[str, Any]], own: Mapping[str, Any],
-                 ) -> tuple[AssertionOutcome, ...] | None:
-    """The outcomes of assertions that ``reads_plainly`` (asked just before), when each one's value is there (in
-    dicts and lists) and passes; None otherwise: the caller then checks them the full way, which
-    makes a failure's message, error and pointer. The same outcomes as ``check_assertions``,
-    without its per-assertion scaffolding (a step's assertions almost always pass)."""
+def pass_plainly(checks: tuple[PlainCheck, ...], own: Mapping[str, Any]) -> tuple[AssertionOutcome, ...] | None:
+    """The outcomes of ``plain_checks``, when each one's value is there (in dicts and lists) and
+    passes; None otherwise: the caller then checks them the full way, which makes a failure's
+    message, error and pointer. The same outcomes as ``check_assertions``, without its
+    per-assertion scaffolding (a step's assertions almost always pass)."""
     outcomes: list[AssertionOutcome] = []
-    for spec in assertions:
-        # ``reads_plainly`` just compared the specs with what was validated: no second look.
-        known = _VALIDATED.get(id(spec))
-        if known is None or known[0] is not spec:
-            return None
-        op, that, expression, expected, head = known[2]
+    for that, op, path, expected, head, check in checks:
         value: Any = own
-        for part in expression.path:
+        for part in path:
             found = (type(value) is dict and type(part) is str and part in value) or (
                 type(value) is list and type(part) is int and -len(value) <= part < len(value))
             if not found:
                 return None
             value = value[part]
-        if op == "matches" or not _CHECKS[op](value, expected)[0]:
+        if check is None or not check(value, expected)[0]:
             return None
         outcomes.append(AssertionOutcome(True, that, op, expected, value, f"{head}: actual {_show(value)}"))
     return tuple(outcomes)
