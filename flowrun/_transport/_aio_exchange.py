@@ -244,17 +244,14 @@ async def aio_exchange(route: AsyncRoute, step: RestStep, plan: RequestPlan, tim
         try:
             transport = route.native
             if transport is not None and not isinstance(route.auth, OAuth2ClientCredentials):
-                # ``_send_once`` written out (``_waits`` and ``_arrived`` too, but for the rare
-                # parts): the first request is awaited here, one frame less to resume at each of
-                # its events, and three calls less.
+                # ``_send_once`` written out: the first request is awaited here, one frame less
+                # to resume at each of its events.
                 sent_url, target, wire, skip = _written(route, transport, plan.method, parsed_url(url), headers,
                                                         body, None)
-                waits = timeout if type(timeout) is httpx.Timeout else route.timeout
+                waits = _waits(route, timeout)
                 response, dial, deadline = await transport.open(plan.method, target, wire, body.kwargs.get("content"),
                                                                 connect=waits.connect, read=waits.read, skip=skip)
-                if _HTTPX_LOG.isEnabledFor(logging.INFO) or "Set-Cookie" in response.headers or (
-                        "Set-Cookie2" in response.headers):
-                    _arrived(route, plan.method, sent_url, response)
+                _arrived(route, plan.method, sent_url, response)
             else:
                 response, dial, deadline, sent_url = await _send(route, plan.method, parsed_url(url), headers, body,
                                                                  timeout)
@@ -287,8 +284,7 @@ async def aio_exchange(route: AsyncRoute, step: RestStep, plan: RequestPlan, tim
             # The body as ``read_body`` reads it, at once: it is not encoded and announces a length
             # (under the cap), to which aiohttp's parser holds it. Awaited here, not in a helper:
             # one coroutine less per request.
-            if int(length) > step.response.max_bytes:
-                check_announced(raw, step.response.max_bytes, url)  # raises
+            check_announced(raw, step.response.max_bytes, url)
             try:
                 content = await response.content.read()
             except Exception as exc:
