@@ -93,7 +93,7 @@ class _Prepared(Generic[C]):
     """A step's request on its route, worked out once: kept for steps without data pills, which
     send the same request every time (``plan`` None in the kept entry of a step with pills)."""
 
-    __slots__ = ("plan", "policy", "request", "retries", "route", "step", "timeout")
+    __slots__ = ("plan", "policy", "request", "route", "step", "timeout")
 
     def __init__(self, step: RestStep, route: Route[C], plan: RequestPlan | None, request: RequestInfo | None) -> None:
         self.step = step
@@ -101,7 +101,6 @@ class _Prepared(Generic[C]):
         self.plan = plan
         self.request = request
         self.policy: RetryPolicy = step.retry_policy or route.resolved.retry_policy
-        self.retries = self.policy.attempts > 1
         self.timeout = timeout_argument(route, step)
 
 
@@ -506,7 +505,7 @@ class AsyncRestExecutor(_RestCore["httpx.AsyncClient"]):
             if step.paginate is not None:
                 return self.masked(await self._pages(step, route, plan, request, policy, timeout, context,
                                                      started))
-            plan, key = self._keyed(step, plan) if step.idempotency_key else (plan, None)
+            plan, key = self._keyed(step, plan) if step.idempotency_header is not None else (plan, None)
             # ``arun_with_retry``'s first attempt made here: one frame less in the await chain, and
             # no callable built for the retries most calls never make.
             wall, began = time.time(), time.perf_counter()
@@ -514,7 +513,7 @@ class AsyncRestExecutor(_RestCore["httpx.AsyncClient"]):
             spent = time.perf_counter() - began
             attempts: tuple[Attempt, ...] = (Attempt(1, wall, spent * 1000.0, outcome.status, outcome.error),)
             # (an answer whose status the policy does not name is never retried: no call for it)
-            if (prepared.retries and (outcome.error is not None or outcome.status in policy.on_status)
+            if (policy.attempts > 1 and (outcome.error is not None or outcome.status in policy.on_status)
                     and should_retry(policy, plan.method, outcome)):
                 outcome, attempts = await aretry_after_first(
                     policy, plan.method, functools.partial(self._send, route, step, plan, timeout), outcome,

@@ -396,10 +396,9 @@ def finish(
             outputs = extract_outputs(spec, received)
         except FlowrunError as capture_error:
             error = capture_error
-    if not spec.status_expected(received.status):
-        unexpected = status_error(spec, received)
-        if unexpected is not None:
-            error = unexpected
+    unexpected = status_error(spec, received)
+    if unexpected is not None:
+        error = unexpected
     assertions: tuple[AssertionOutcome, ...] = ()
     if error is None and step.assertions:
         plain = plain_checks(step.assertions)

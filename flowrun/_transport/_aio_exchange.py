@@ -192,8 +192,7 @@ def _arrived(route: AsyncRoute, method: str, url: httpx.URL, response: aiohttp.C
 
 
 def _waits(route: AsyncRoute, timeout: Timeout) -> httpx.Timeout:
-    # The client's default is passed on only where it is the route's own (``timeout_argument``).
-    return timeout if type(timeout) is httpx.Timeout else route.timeout
+    return timeout if isinstance(timeout, httpx.Timeout) else route.client.timeout
 
 
 async def _send_once(route: AsyncRoute, method: str, url: httpx.URL, headers: Sequence[tuple[str, str]],
@@ -292,8 +291,7 @@ async def aio_exchange(route: AsyncRoute, step: RestStep, plan: RequestPlan, tim
                 raise error from error.__cause__
         else:
             content, saved = await read_body(step, raw, url, body_chunks(response, dial, deadline))
-        return outcome(raw, content, saved, url, current.tls.of(dial.ssl_object),
-                       route.resolved if current is route else presented(route, current))
+        return outcome(raw, content, saved, url, current.tls.of(dial.ssl_object), presented(route, current))
     except httpx.HTTPError as exc:
         return Outcome(error=await aclassify(exc, url=url, resolved=presented(route, current)),
                        sent=not failed_before_sending(exc))

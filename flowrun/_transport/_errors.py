@@ -226,7 +226,9 @@ def classify(
 _NGINX_PAGE = re.compile(rb"<title>\s*400 (The SSL certificate error|No required SSL certificate was sent)\s*</title>")
 _NGINX_NOT_SENT = "No required SSL certificate was sent"
 # Statuses nothing but nginx uses; an ``error_page 495 =495 ...`` shows them to clients.
-NGINX_STATUSES = {495: "SSL Certificate Error", 496: "SSL Certificate Required"}
+_NGINX_STATUSES = {495: "SSL Certificate Error", 496: "SSL Certificate Required"}
+# Every status ``refusal_page`` can name: an answer with another one is not looked at.
+REFUSAL_STATUSES = frozenset({400, *_NGINX_STATUSES})
 _PAGE_PREFIX = 4096
 
 
@@ -234,21 +236,21 @@ def refusal_page(status: int, body: bytes, *, url: str | httpx.URL | None = None
                  resolved: ResolvedConnection | None = None) -> TlsError | None:
     """The client-certificate error an HTTP answer stands for, if it is nginx's refusal of our
     certificate (its 400 page, or status 495/496); else None."""
+    if status not in REFUSAL_STATUSES:
+        return None
     reason: str | None = None
-    if status in NGINX_STATUSES:
-        reason = NGINX_STATUSES[status]
+    if status in _NGINX_STATUSES:
+        reason = _NGINX_STATUSES[status]
         not_sent = status == 496
         said = f"HTTP {status} ({reason}, nginx's status for a client certificate that "
         said += "was not sent)" if not_sent else "did not verify)"
-    elif status == 400:
+    else:  # 400
         found = _NGINX_PAGE.search(body[:_PAGE_PREFIX])
         if found is None:
             return None
         reason = found.group(1).decode("ascii")
         not_sent = reason == _NGINX_NOT_SENT
         said = f'HTTP 400 with nginx\'s page "{reason}"'
-    else:
-        return None
     where = _where(url, resolved)
     mutual = resolved is not None and resolved.client_certificate is not None
     if not mutual:

@@ -29,7 +29,7 @@ from flowrun._models._steps import IDEMPOTENT_METHODS, RestStep
 from flowrun._registry import ResolvedConnection
 from flowrun._runner import Received
 from flowrun._transport._decode import adecode, decoded
-from flowrun._transport._errors import NGINX_STATUSES, aclassify, classify, failed_before_sending, refusal_page
+from flowrun._transport._errors import REFUSAL_STATUSES, aclassify, classify, failed_before_sending, refusal_page
 from flowrun._transport._http import TlsInfoReader, send_streamed
 from flowrun._transport._request import OpenBody, RequestPlan, open_body
 from flowrun._transport._retry import Outcome
@@ -245,15 +245,14 @@ async def read_body(step: RestStep, head: Raw, url: str, raw: AsyncIterator[byte
 def outcome(raw: Raw, content: bytes, saved: Saved | None, url: str, tls: TlsInfo | None,
             presented: ResolvedConnection) -> Outcome[Raw]:
     """The attempt's outcome once the body of ``raw`` is in."""
-    status = raw.status
-    if status == 400 or status in NGINX_STATUSES:
-        refused = refusal_page(status, content, url=url, resolved=presented)
-        if refused is not None:  # nginx refused our certificate with an HTTP answer
-            if saved is not None:
-                saved.abort()
-            return Outcome(error=refused, status=status)
+    # (``refusal_page`` is not called for the statuses it cannot name: almost every answer)
+    refused = refusal_page(raw.status, content, url=url, resolved=presented) if raw.status in REFUSAL_STATUSES else None
+    if refused is not None:  # nginx refused our certificate with an HTTP answer
+        if saved is not None:
+            saved.abort()
+        return Outcome(error=refused, status=raw.status)
     raw.content, raw.url, raw.tls, raw.saved = content, url, tls, saved
-    return Outcome(raw, status, raw.retry_after, cleanup=saved.abort if saved is not None else None)
+    return Outcome(raw, raw.status, raw.retry_after, cleanup=saved.abort if saved is not None else None)
 
 
 def presented(route: Route[Any], current: Route[Any]) -> ResolvedConnection:
